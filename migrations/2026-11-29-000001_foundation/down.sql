@@ -1,0 +1,4 @@
+DROP FUNCTION IF EXISTS rampart_login_lookup(text);
+DROP TABLE IF EXISTS orders;
+DROP TABLE IF EXISTS users;
+DROP TABLE IF EXISTS tenants;

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what Rampart needs on a Debian/Ubuntu machine when it is missing:
+#   postgres    the PostgreSQL server binaries (embedded mode and the test harness)
+#   redis       redis-server (the test harness; optional for running the server)
+# Usage: scripts/deps.sh postgres [redis]
+set -euo pipefail
+
+need=()
+have_pg() {
+    command -v postgres >/dev/null 2>&1 && command -v initdb >/dev/null 2>&1 && return 0
+    if command -v pg_config >/dev/null 2>&1 && [ -x "$(pg_config --bindir)/initdb" ]; then return 0; fi
+    compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null
+}
+for what in "$@"; do
+    case "$what" in
+        postgres) have_pg || need+=(postgresql) ;;
+        redis) command -v redis-server >/dev/null 2>&1 || need+=(redis-server) ;;
+        *) echo "deps.sh: unknown dependency $what" >&2; exit 2 ;;
+    esac
+done
+[ ${#need[@]} -eq 0 ] && exit 0
+
+echo "installing: ${need[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "please install as root: apt-get install ${need[*]}" >&2; exit 1; }
+    sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs the whole test suite. Installs the PostgreSQL server and redis-server when missing; the
+# tests start their own private PostgreSQL cluster and redis-server and stop them at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh postgres redis
+cargo test --all-targets "$@"

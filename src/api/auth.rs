@@ -1,0 +1,50 @@
+//! `/api/v1/auth/*`.
+
+use actix_web::cookie::{time, Cookie, SameSite};
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::auth::login::{self, Credentials};
+use crate::auth::principal::SESSION_COOKIE;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::users;
+
+/// The session cookie: HttpOnly, SameSite=Strict, Secure when the request came over TLS.
+fn session_cookie(req: &HttpRequest, value: String, max_age_secs: i64) -> Cookie<'static> {
+    Cookie::build(SESSION_COOKIE, value)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(req.connection_info().scheme() == "https")
+        .max_age(time::Duration::seconds(max_age_secs))
+        .finish()
+}
+
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<Credentials>,
+) -> Result<HttpResponse, ApiError> {
+    let out = login::login(&state, body.into_inner()).await?;
+    let ttl = state.sessions.ttl().as_secs() as i64;
+    Ok(HttpResponse::Ok()
+        .cookie(session_cookie(&req, out.token.clone(), ttl))
+        .json(out))
+}
+
+pub async fn logout(
+    req: HttpRequest,
+    p: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    state.sessions.revoke(&p.token).await;
+    Ok(HttpResponse::NoContent()
+        .cookie(session_cookie(&req, String::new(), 0))
+        .finish())
+}
+
+pub async fn me(p: Principal, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let me = users::me(&state.db, &p.own_scope(), p.user_id()).await?;
+    Ok(HttpResponse::Ok().json(me))
+}

@@ -1,0 +1,66 @@
+//! HTTP routes: thin handlers that extract, authorise, call one capability and shape the reply.
+
+mod auth;
+mod health;
+mod observe;
+mod orders;
+mod platform;
+
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+
+use crate::config::MAX_BODY_BYTES;
+use crate::error::{json_error_handler, path_error_handler, query_error_handler, ApiError};
+
+pub use observe::observe;
+
+/// A list response: `{"items": [...]}`.
+#[derive(Serialize)]
+pub struct Items<T> {
+    pub items: Vec<T>,
+}
+
+/// Registers every route and the extractor settings that turn bad input into contract errors.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(MAX_BODY_BYTES)
+            .error_handler(json_error_handler),
+    )
+    .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
+    .app_data(web::QueryConfig::default().error_handler(query_error_handler))
+    .app_data(web::PathConfig::default().error_handler(path_error_handler))
+    .route("/healthz", web::get().to(health::healthz))
+    .route("/readyz", web::get().to(health::readyz))
+    .route("/metrics", web::get().to(health::metrics))
+    .service(
+        web::scope("/api/v1")
+            .service(
+                web::scope("/auth")
+                    .route("/login", web::post().to(auth::login))
+                    .route("/logout", web::post().to(auth::logout))
+                    .route("/me", web::get().to(auth::me)),
+            )
+            .service(
+                web::scope("/tenants/{tenant_id}/orders")
+                    .route("", web::get().to(orders::list))
+                    .route("", web::post().to(orders::create))
+                    .route("/{order_id}", web::get().to(orders::get))
+                    .route("/{order_id}", web::patch().to(orders::change_status)),
+            )
+            .service(
+                web::scope("/platform")
+                    .route("/tenants", web::get().to(platform::list_tenants))
+                    .route("/tenants", web::post().to(platform::create_tenant))
+                    .route(
+                        "/tenants/{tenant_id}/users",
+                        web::post().to(platform::create_user),
+                    ),
+            ),
+    )
+    .default_service(web::to(not_found));
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}

@@ -1,0 +1,96 @@
+//! `/api/v1/tenants/{tenant_id}/orders`.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use super::Items;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::ids::{OrderId, TenantId};
+use crate::orders::{
+    self, ChangeError, NewOrder, NewOrderBody, Status, StatusChange, DEFAULT_LIST_LIMIT,
+    MAX_LIST_LIMIT,
+};
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+impl ListQuery {
+    fn parse(&self) -> Result<(Option<Status>, i64), ApiError> {
+        let status = match self.status.as_deref() {
+            None | Some("") => None,
+            Some(s) => Some(
+                Status::parse(s)
+                    .ok_or_else(|| ApiError::BadRequest(format!("unknown status {s:?}")))?,
+            ),
+        };
+        let limit = self.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+        if !(1..=MAX_LIST_LIMIT).contains(&limit) {
+            return Err(ApiError::BadRequest(format!(
+                "limit must be between 1 and {MAX_LIST_LIMIT}"
+            )));
+        }
+        Ok((status, limit))
+    }
+}
+
+pub async fn list(
+    p: Principal,
+    path: web::Path<TenantId>,
+    query: web::Query<ListQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = path.into_inner();
+    let scope = p.scope_for(tenant)?;
+    let (status, limit) = query.parse()?;
+    let items = orders::list(&state.db, &scope, tenant, status, limit).await?;
+    Ok(HttpResponse::Ok().json(Items { items }))
+}
+
+pub async fn create(
+    p: Principal,
+    path: web::Path<TenantId>,
+    body: web::Json<NewOrderBody>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = path.into_inner();
+    let scope = p.scope_for(tenant)?;
+    let new = NewOrder::try_from(body.into_inner())?;
+    let order = orders::create(&state.db, &scope, tenant, p.user_id(), new).await?;
+    Ok(HttpResponse::Created().json(order))
+}
+
+pub async fn get(
+    p: Principal,
+    path: web::Path<(TenantId, OrderId)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, id) = path.into_inner();
+    let scope = p.scope_for(tenant)?;
+    let order = orders::get(&state.db, &scope, tenant, id).await?;
+    Ok(HttpResponse::Ok().json(order))
+}
+
+pub async fn change_status(
+    p: Principal,
+    path: web::Path<(TenantId, OrderId)>,
+    body: web::Json<StatusChange>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, id) = path.into_inner();
+    let scope = p.scope_for(tenant)?;
+    let to = body.target()?;
+    match orders::change_status(&state.db, &scope, tenant, id, to).await {
+        Ok(order) => Ok(HttpResponse::Ok().json(order)),
+        Err(ChangeError::Illegal { from, to }) => Err(ApiError::InvalidTransition {
+            from: from.to_string(),
+            to: to.to_string(),
+        }),
+        Err(ChangeError::Db(e)) => Err(e.into()),
+    }
+}

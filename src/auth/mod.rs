@@ -1,0 +1,9 @@
+//! Authentication: argon2id passwords, opaque session tokens, and the request [`Principal`].
+
+pub mod login;
+pub mod password;
+pub mod principal;
+pub mod session;
+
+pub use principal::{Access, Principal};
+pub use session::{Role, Session, SessionStore};

@@ -1,0 +1,123 @@
+//! Sessions: opaque 256-bit tokens handed to the client once, stored only as SHA-256 hashes
+//! with their expiry in the [`SharedStore`] (Redis, or this instance's map).
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::ids::{TenantId, UserId};
+use crate::store::SharedStore;
+
+/// What a user may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    PlatformOwner,
+    TenantAdmin,
+    TenantStaff,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::PlatformOwner => "platform_owner",
+            Role::TenantAdmin => "tenant_admin",
+            Role::TenantStaff => "tenant_staff",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "platform_owner" => Some(Role::PlatformOwner),
+            "tenant_admin" => Some(Role::TenantAdmin),
+            "tenant_staff" => Some(Role::TenantStaff),
+            _ => None,
+        }
+    }
+}
+
+/// What the server remembers about a signed-in client. It never holds the token itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub user_id: UserId,
+    pub tenant_id: Option<TenantId>,
+    pub email: String,
+    pub role: Role,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A freshly issued token: the only time its clear text exists on the server.
+pub struct IssuedToken {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Issues, resolves and revokes session tokens.
+#[derive(Clone)]
+pub struct SessionStore {
+    store: SharedStore,
+    ttl: Duration,
+}
+
+/// The store key of a token: its SHA-256, so a leak of the store does not leak usable tokens.
+fn token_key(token: &str) -> String {
+    format!("session:{}", hex::encode(Sha256::digest(token.as_bytes())))
+}
+
+impl SessionStore {
+    pub fn new(store: SharedStore, ttl: Duration) -> Self {
+        SessionStore { store, ttl }
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Creates a session for the user and returns its token.
+    pub async fn issue(
+        &self,
+        user_id: UserId,
+        tenant_id: Option<TenantId>,
+        email: &str,
+        role: Role,
+    ) -> IssuedToken {
+        let mut raw = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut raw);
+        let token = URL_SAFE_NO_PAD.encode(raw);
+        let expires_at = Utc::now() + self.ttl;
+        let session = Session {
+            user_id,
+            tenant_id,
+            email: email.to_string(),
+            role,
+            expires_at,
+        };
+        let value = serde_json::to_string(&session).expect("session serializes");
+        self.store.put(&token_key(&token), &value, self.ttl).await;
+        IssuedToken { token, expires_at }
+    }
+
+    /// The live session of `token`, if any. Malformed tokens are not looked up at all.
+    pub async fn resolve(&self, token: &str) -> Option<Session> {
+        if token.len() != 43
+            || !token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return None;
+        }
+        let value = self.store.get(&token_key(token)).await?;
+        let session: Session = serde_json::from_str(&value).ok()?;
+        (session.expires_at > Utc::now()).then_some(session)
+    }
+
+    /// Revokes `token` at once, on every instance.
+    pub async fn revoke(&self, token: &str) {
+        self.store.delete(&token_key(token), self.ttl).await;
+    }
+}

@@ -1,0 +1,263 @@
+//! One typed configuration, read once from the environment at start-up.
+//!
+//! Every variable is listed in the README's configuration table. A bad value is a start-up
+//! error that names the variable. Nothing here is global: `main` builds a [`Config`] and passes
+//! it down, so tests can run several servers with different settings in one process.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./.rampart";
+pub const DEFAULT_AUDIT_LOG: &str = "./security_audit.log";
+pub const DEFAULT_REDIS_PREFIX: &str = "rampart";
+pub const DEFAULT_DB_POOL_SIZE: usize = 16;
+pub const DEFAULT_SESSION_TTL_SECS: u64 = 43_200;
+/// Request bodies above this size are refused with 413 before they are parsed.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A configuration error: the variable it concerns and why its value was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+/// Numeric limits of the contract (README "Limits"). Windows and lifetimes are in seconds.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub ws_connect_limit: u32,
+    pub ws_connect_window_secs: u64,
+    pub ws_max_connections_per_user: u32,
+    pub ws_lease_secs: u64,
+    pub ws_message_limit: u32,
+    pub ws_message_window_secs: u64,
+    pub ws_max_message_bytes: usize,
+    pub ban_after_violations: u32,
+    pub violation_window_secs: u64,
+    pub ban_secs: u64,
+    pub login_account_limit: u32,
+    pub login_ip_limit: u32,
+    pub login_window_secs: u64,
+    pub ws_ticket_secs: u64,
+    pub session_ttl_secs: u64,
+    pub ws_heartbeat_secs: u64,
+    pub ws_client_timeout_secs: u64,
+    pub alert_brute_force_threshold: u32,
+    pub alert_cross_tenant_threshold: u32,
+    pub alert_window_secs: u64,
+}
+
+impl Limits {
+    pub fn session_ttl(&self) -> Duration {
+        Duration::from_secs(self.session_ttl_secs)
+    }
+}
+
+/// The whole server configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    /// `None`: embedded PostgreSQL under `data_dir/pg`.
+    pub database_url: Option<String>,
+    /// `None`: in-process fallback for everything Redis does.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key, so several deployments (or test runs) can share one Redis.
+    pub redis_prefix: String,
+    pub data_dir: PathBuf,
+    pub audit_log: PathBuf,
+    /// Base64 of 32 bytes, when given; otherwise generated into `data_dir/master.key`.
+    pub master_key: Option<String>,
+    /// Extra origins allowed besides the server's own (scheme://host[:port]).
+    pub allowed_origins: Vec<String>,
+    pub trust_forwarded: bool,
+    pub log_level: slog::Level,
+    pub db_pool_size: usize,
+    pub limits: Limits,
+}
+
+/// Reads variables from a map, so tests can build a configuration without touching the process
+/// environment.
+struct Env(HashMap<String, String>);
+
+impl Env {
+    fn raw(&self, var: &'static str) -> Option<&str> {
+        self.0.get(var).map(|s| s.trim()).filter(|s| !s.is_empty())
+    }
+
+    fn string(&self, var: &'static str, default: &str) -> String {
+        self.raw(var).unwrap_or(default).to_string()
+    }
+
+    fn parse<T: FromStr>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.raw(var) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|e: T::Err| ConfigError {
+                var,
+                reason: format!("cannot parse {v:?}: {e}"),
+            }),
+        }
+    }
+
+    /// A positive number: zero would make a limit refuse everything or a window meaningless.
+    fn positive<T>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + Default + Copy,
+        T::Err: std::fmt::Display,
+    {
+        let v = self.parse(var, default)?;
+        if v <= T::default() {
+            return Err(ConfigError {
+                var,
+                reason: "must be greater than zero".into(),
+            });
+        }
+        Ok(v)
+    }
+
+    fn flag(&self, var: &'static str) -> Result<bool, ConfigError> {
+        match self.raw(var).map(str::to_ascii_lowercase).as_deref() {
+            None | Some("false" | "0" | "no" | "off") => Ok(false),
+            Some("true" | "1" | "yes" | "on") => Ok(true),
+            Some(other) => Err(ConfigError {
+                var,
+                reason: format!("expected true or false, got {other:?}"),
+            }),
+        }
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_map(std::env::vars().collect())
+    }
+
+    /// Reads the given variables (the rest take their defaults).
+    pub fn from_map(vars: HashMap<String, String>) -> Result<Self, ConfigError> {
+        let env = Env(vars);
+        let log_level = match env.raw("RAMPART_LOG") {
+            None => slog::Level::Info,
+            Some(v) => slog::Level::from_str(v).map_err(|()| ConfigError {
+                var: "RAMPART_LOG",
+                reason: format!(
+                    "unknown level {v:?} (use critical, error, warning, info, debug, trace)"
+                ),
+            })?,
+        };
+        let master_key = env.raw("RAMPART_MASTER_KEY").map(str::to_string);
+        if let Some(key) = &master_key {
+            crate::secret::decode_master_key(key).map_err(|reason| ConfigError {
+                var: "RAMPART_MASTER_KEY",
+                reason,
+            })?;
+        }
+        let allowed_origins = env
+            .raw("RAMPART_ALLOWED_ORIGINS")
+            .map(|v| {
+                v.split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_string())
+                    .filter(|o| !o.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Config {
+            bind: env.parse("RAMPART_BIND", DEFAULT_BIND.parse().expect("valid default"))?,
+            database_url: env.raw("DATABASE_URL").map(str::to_string),
+            redis_url: env.raw("REDIS_URL").map(str::to_string),
+            redis_prefix: env.string("RAMPART_REDIS_PREFIX", DEFAULT_REDIS_PREFIX),
+            data_dir: env.string("RAMPART_DATA_DIR", DEFAULT_DATA_DIR).into(),
+            audit_log: env.string("RAMPART_AUDIT_LOG", DEFAULT_AUDIT_LOG).into(),
+            master_key,
+            allowed_origins,
+            trust_forwarded: env.flag("RAMPART_TRUST_FORWARDED")?,
+            log_level,
+            db_pool_size: env.positive("RAMPART_DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE)?,
+            limits: Limits::from_env(&env)?,
+        })
+    }
+}
+
+impl Limits {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Limits {
+            ws_connect_limit: env.positive("RAMPART_WS_CONNECT_LIMIT", 10)?,
+            ws_connect_window_secs: env.positive("RAMPART_WS_CONNECT_WINDOW_SECS", 60)?,
+            ws_max_connections_per_user: env.positive("RAMPART_WS_MAX_CONNECTIONS_PER_USER", 5)?,
+            ws_lease_secs: env.positive("RAMPART_WS_LEASE_SECS", 60)?,
+            ws_message_limit: env.positive("RAMPART_WS_MESSAGE_LIMIT", 60)?,
+            ws_message_window_secs: env.positive("RAMPART_WS_MESSAGE_WINDOW_SECS", 60)?,
+            ws_max_message_bytes: env.positive("RAMPART_WS_MAX_MESSAGE_BYTES", 10_240)?,
+            ban_after_violations: env.positive("RAMPART_BAN_AFTER_VIOLATIONS", 3)?,
+            violation_window_secs: env.positive("RAMPART_VIOLATION_WINDOW_SECS", 300)?,
+            ban_secs: env.positive("RAMPART_BAN_SECS", 900)?,
+            login_account_limit: env.positive("RAMPART_LOGIN_ACCOUNT_LIMIT", 5)?,
+            login_ip_limit: env.positive("RAMPART_LOGIN_IP_LIMIT", 20)?,
+            login_window_secs: env.positive("RAMPART_LOGIN_WINDOW_SECS", 900)?,
+            ws_ticket_secs: env.positive("RAMPART_WS_TICKET_SECS", 30)?,
+            session_ttl_secs: env.positive("RAMPART_SESSION_TTL_SECS", DEFAULT_SESSION_TTL_SECS)?,
+            ws_heartbeat_secs: env.positive("RAMPART_WS_HEARTBEAT_SECS", 15)?,
+            ws_client_timeout_secs: env.positive("RAMPART_WS_CLIENT_TIMEOUT_SECS", 45)?,
+            alert_brute_force_threshold: env.positive("RAMPART_ALERT_BRUTE_FORCE_THRESHOLD", 10)?,
+            alert_cross_tenant_threshold: env
+                .positive("RAMPART_ALERT_CROSS_TENANT_THRESHOLD", 5)?,
+            alert_window_secs: env.positive("RAMPART_ALERT_WINDOW_SECS", 300)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let c = Config::from_map(HashMap::new()).unwrap();
+        assert_eq!(c.bind.to_string(), DEFAULT_BIND);
+        assert!(c.database_url.is_none() && c.redis_url.is_none());
+        assert_eq!(c.limits.ws_max_message_bytes, 10_240);
+        assert_eq!(c.limits.session_ttl_secs, 43_200);
+        assert_eq!(c.limits.login_account_limit, 5);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let err = Config::from_map(vars(&[("RAMPART_WS_MESSAGE_LIMIT", "lots")])).unwrap_err();
+        assert_eq!(err.var, "RAMPART_WS_MESSAGE_LIMIT");
+        let err = Config::from_map(vars(&[("RAMPART_BAN_SECS", "0")])).unwrap_err();
+        assert_eq!(err.var, "RAMPART_BAN_SECS");
+        let err = Config::from_map(vars(&[("RAMPART_TRUST_FORWARDED", "maybe")])).unwrap_err();
+        assert_eq!(err.var, "RAMPART_TRUST_FORWARDED");
+        let err = Config::from_map(vars(&[("RAMPART_MASTER_KEY", "c2hvcnQ=")])).unwrap_err();
+        assert_eq!(err.var, "RAMPART_MASTER_KEY");
+        let err = Config::from_map(vars(&[("RAMPART_BIND", "nowhere")])).unwrap_err();
+        assert_eq!(err.var, "RAMPART_BIND");
+    }
+
+    #[test]
+    fn origins_are_split_and_trimmed() {
+        let c = Config::from_map(vars(&[(
+            "RAMPART_ALLOWED_ORIGINS",
+            "https://a.example/, https://b.example",
+        )]))
+        .unwrap();
+        assert_eq!(
+            c.allowed_origins,
+            ["https://a.example", "https://b.example"]
+        );
+    }
+}

@@ -1,0 +1,40 @@
+//! Diesel table definitions, matching `migrations/`.
+
+diesel::table! {
+    tenants (id) {
+        id -> Uuid,
+        slug -> Text,
+        name -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        tenant_id -> Nullable<Uuid>,
+        email -> Text,
+        password_hash -> Text,
+        role -> Text,
+        two_factor_enabled -> Bool,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    orders (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        items -> Jsonb,
+        total_cents -> Int8,
+        status -> Text,
+        note -> Nullable<Text>,
+        created_by -> Uuid,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(users -> tenants (tenant_id));
+diesel::joinable!(orders -> tenants (tenant_id));
+diesel::allow_tables_to_appear_in_same_query!(tenants, users, orders);

@@ -1,0 +1,81 @@
+//! `serve --demo`: two tenants, their users and a platform owner, seeded into an empty
+//! database. Generated passwords are printed once, one line per user.
+
+use slog::{info, Logger};
+
+use crate::auth::Role;
+use crate::db::{DbPool, PlatformScope};
+use crate::tenants::{self, NewTenant};
+use crate::users::{self, NewUser};
+
+const TENANTS: [(&str, &str); 2] = [
+    ("aurora-bistro", "Aurora Bistro"),
+    ("borealis-cafe", "Borealis Café"),
+];
+
+/// Seeds the demo data when no user exists yet; otherwise does nothing.
+pub async fn seed(db: &DbPool, log: &Logger) -> anyhow::Result<()> {
+    if !users::none_exist(db).await? {
+        info!(log, "demo data not seeded: the database already has users");
+        return Ok(());
+    }
+    let system = PlatformScope {
+        user: None,
+        target: None,
+    };
+    let mut lines = Vec::new();
+    for (slug, name) in TENANTS {
+        let tenant = tenants::create(
+            db,
+            &system,
+            &NewTenant {
+                slug: slug.into(),
+                name: name.into(),
+            },
+        )
+        .await?;
+        for (local, role) in [("admin", Role::TenantAdmin), ("staff", Role::TenantStaff)] {
+            let email = format!("{local}@{slug}.example");
+            let created = create(db, &system, &email, role, Some(tenant.id)).await?;
+            lines.push(format!(
+                "demo user: {} {} ({}, {})",
+                email,
+                created,
+                role.as_str(),
+                slug
+            ));
+        }
+    }
+    let owner = "owner@platform.example";
+    let created = create(db, &system, owner, Role::PlatformOwner, None).await?;
+    lines.push(format!(
+        "demo user: {owner} {created} (platform_owner, platform)"
+    ));
+    for line in lines {
+        println!("{line}");
+    }
+    info!(log, "demo data seeded"; "tenants" => TENANTS.len());
+    Ok(())
+}
+
+async fn create(
+    db: &DbPool,
+    scope: &PlatformScope,
+    email: &str,
+    role: Role,
+    tenant_id: Option<crate::ids::TenantId>,
+) -> anyhow::Result<String> {
+    let created = users::create(
+        db,
+        scope,
+        NewUser {
+            email: email.into(),
+            role,
+            tenant_id,
+            password: None,
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("seeding {email}: {e}"))?;
+    Ok(created.password.expect("generated"))
+}

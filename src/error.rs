@@ -1,0 +1,150 @@
+//! The one error type of the HTTP API. Each variant knows its status and its contract `code`;
+//! internal causes go to the log, never into a response body.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::db::DbError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("wrong email or password")]
+    InvalidCredentials,
+    #[error("not allowed")]
+    Forbidden,
+    #[error("this tenant's data belongs to another tenant")]
+    CrossTenantDenied,
+    #[error("two-factor enrollment is required before using this route")]
+    TwoFactorEnrollmentRequired,
+    #[error("the request origin is not allowed")]
+    OriginNotAllowed,
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{message}")]
+    Validation { field: String, message: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("cannot change status from {from} to {to}")]
+    InvalidTransition { from: String, to: String },
+    #[error("request body is larger than 64 KiB")]
+    PayloadTooLarge,
+    #[error("too many attempts, retry later")]
+    TooManyAttempts { retry_after_secs: u64 },
+    #[error("a dependency is unavailable")]
+    Unavailable,
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    /// The contract's snake_case code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::Forbidden => "forbidden",
+            ApiError::CrossTenantDenied => "cross_tenant_denied",
+            ApiError::TwoFactorEnrollmentRequired => "two_factor_enrollment_required",
+            ApiError::OriginNotAllowed => "origin_not_allowed",
+            ApiError::NotFound => "not_found",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Validation { .. } => "validation_failed",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::InvalidTransition { .. } => "invalid_transition",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::TooManyAttempts { .. } => "too_many_attempts",
+            ApiError::Unavailable => "service_unavailable",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::Validation {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        ApiError::Internal(e.into())
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthenticated | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden
+            | ApiError::CrossTenantDenied
+            | ApiError::TwoFactorEnrollmentRequired
+            | ApiError::OriginNotAllowed => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Conflict(_) | ApiError::InvalidTransition { .. } => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut body = json!({ "code": self.code(), "message": self.to_string() });
+        if let ApiError::Validation { field, .. } = self {
+            body["field"] = json!(field);
+        }
+        let mut res = HttpResponse::build(self.status_code());
+        if let ApiError::TooManyAttempts { retry_after_secs } = self {
+            res.insert_header((header::RETRY_AFTER, (*retry_after_secs).max(1).to_string()));
+        }
+        res.json(json!({ "error": body }))
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::NotFound => ApiError::NotFound,
+            DbError::Conflict(what) => ApiError::Conflict(what),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+/// Builds the contract's error body for extractor failures (bad JSON, oversized body, bad query).
+pub fn json_error_handler(
+    err: actix_web::error::JsonPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as E;
+    match err {
+        E::OverflowKnownLength { .. } | E::Overflow { .. } => ApiError::PayloadTooLarge.into(),
+        E::ContentType => {
+            ApiError::BadRequest("expected Content-Type: application/json".into()).into()
+        }
+        E::Deserialize(e) => ApiError::BadRequest(format!("invalid JSON body: {e}")).into(),
+        E::Payload(actix_web::error::PayloadError::Overflow) => ApiError::PayloadTooLarge.into(),
+        other => ApiError::BadRequest(format!("cannot read body: {other}")).into(),
+    }
+}
+
+pub fn query_error_handler(
+    err: actix_web::error::QueryPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    ApiError::BadRequest(format!("invalid query parameters: {err}")).into()
+}
+
+/// A malformed id in the path names nothing that exists.
+pub fn path_error_handler(
+    _err: actix_web::error::PathError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    ApiError::NotFound.into()
+}

@@ -1,0 +1,167 @@
+//! Orders of a tenant: validation, status transitions, and the queries (always inside a
+//! tenant-scoped transaction).
+
+mod model;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use crate::db::schema::orders;
+use crate::db::{DbError, DbPool, Scope};
+use crate::ids::{OrderId, TenantId, UserId};
+
+pub use model::{NewOrder, NewOrderBody, Order, OrderItem, Status, StatusChange};
+
+/// Default and maximum page size of the list.
+pub const DEFAULT_LIST_LIMIT: i64 = 50;
+pub const MAX_LIST_LIMIT: i64 = 200;
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = orders)]
+struct OrderRow {
+    id: uuid::Uuid,
+    tenant_id: uuid::Uuid,
+    items: serde_json::Value,
+    total_cents: i64,
+    status: String,
+    note: Option<String>,
+    created_by: uuid::Uuid,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<OrderRow> for Order {
+    type Error = DbError;
+    fn try_from(r: OrderRow) -> Result<Self, DbError> {
+        let bad = |what: &str| {
+            DbError::Query(diesel::result::Error::DeserializationError(
+                format!("order {}: bad {what}", r.id).into(),
+            ))
+        };
+        Ok(Order {
+            id: r.id.into(),
+            tenant_id: r.tenant_id.into(),
+            items: serde_json::from_value(r.items.clone()).map_err(|_| bad("items"))?,
+            total_cents: r.total_cents,
+            status: Status::parse(&r.status).ok_or_else(|| bad("status"))?,
+            note: r.note,
+            created_by: r.created_by.into(),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// Newest first, optionally one status. The tenant filter is explicit (it matches the index and
+/// keeps the platform door's view to the named tenant); RLS enforces it again underneath.
+pub async fn list(
+    db: &DbPool,
+    scope: &Scope,
+    tenant: TenantId,
+    status: Option<Status>,
+    limit: i64,
+) -> Result<Vec<Order>, DbError> {
+    db.in_scope(scope, async |c| {
+        let mut q = orders::table
+            .filter(orders::tenant_id.eq(tenant.as_uuid()))
+            .order((orders::created_at.desc(), orders::id.desc()))
+            .limit(limit)
+            .select(OrderRow::as_select())
+            .into_boxed();
+        if let Some(s) = status {
+            q = q.filter(orders::status.eq(s.as_str()));
+        }
+        let rows: Vec<OrderRow> = q.load(c.pg()).await?;
+        rows.into_iter().map(Order::try_from).collect()
+    })
+    .await
+}
+
+pub async fn get(
+    db: &DbPool,
+    scope: &Scope,
+    tenant: TenantId,
+    id: OrderId,
+) -> Result<Order, DbError> {
+    db.in_scope(scope, async |c| {
+        let row: OrderRow = orders::table
+            .filter(orders::tenant_id.eq(tenant.as_uuid()))
+            .find(id.as_uuid())
+            .select(OrderRow::as_select())
+            .first(c.pg())
+            .await?;
+        Order::try_from(row)
+    })
+    .await
+}
+
+pub async fn create(
+    db: &DbPool,
+    scope: &Scope,
+    tenant: TenantId,
+    author: UserId,
+    new: NewOrder,
+) -> Result<Order, DbError> {
+    let items = serde_json::to_value(&new.items).expect("items serialize");
+    db.in_scope(scope, async |c| {
+        let row: OrderRow = diesel::insert_into(orders::table)
+            .values((
+                orders::tenant_id.eq(tenant.as_uuid()),
+                orders::items.eq(items),
+                orders::total_cents.eq(new.total_cents),
+                orders::note.eq(new.note),
+                orders::created_by.eq(author.as_uuid()),
+            ))
+            .returning(OrderRow::as_returning())
+            .get_result(c.pg())
+            .await?;
+        Order::try_from(row)
+    })
+    .await
+}
+
+/// Why a status change did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("cannot change status from {from} to {to}")]
+    Illegal { from: Status, to: Status },
+}
+
+/// Changes the status when the transition is legal. The row is locked while it is checked, so
+/// two concurrent changes cannot both pass from the same status.
+pub async fn change_status(
+    db: &DbPool,
+    scope: &Scope,
+    tenant: TenantId,
+    id: OrderId,
+    to: Status,
+) -> Result<Order, ChangeError> {
+    let outcome = db
+        .in_scope(scope, async |c| {
+            let current: String = orders::table
+                .filter(orders::tenant_id.eq(tenant.as_uuid()))
+                .find(id.as_uuid())
+                .select(orders::status)
+                .for_update()
+                .first(c.pg())
+                .await?;
+            let from = Status::parse(&current).ok_or(DbError::NotFound)?;
+            if !from.can_become(to) {
+                return Ok(Err(ChangeError::Illegal { from, to }));
+            }
+            let row: OrderRow = diesel::update(orders::table.find(id.as_uuid()))
+                .set((
+                    orders::status.eq(to.as_str()),
+                    orders::updated_at.eq(diesel::dsl::now),
+                ))
+                .returning(OrderRow::as_returning())
+                .get_result(c.pg())
+                .await?;
+            Ok(Ok(Order::try_from(row)?))
+        })
+        .await?;
+    outcome
+}

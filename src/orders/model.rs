@@ -1,0 +1,264 @@
+//! Order values and the rules they obey, independent of storage.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::ids::{OrderId, TenantId, UserId};
+
+pub const MAX_ITEMS: usize = 100;
+pub const MAX_ITEM_NAME_CHARS: usize = 200;
+pub const MAX_NOTE_CHARS: usize = 1000;
+
+/// The life of an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Open,
+    Preparing,
+    Ready,
+    Completed,
+    Cancelled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Open => "open",
+            Status::Preparing => "preparing",
+            Status::Ready => "ready",
+            Status::Completed => "completed",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        [
+            Status::Open,
+            Status::Preparing,
+            Status::Ready,
+            Status::Completed,
+            Status::Cancelled,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+
+    /// The legal transitions: open → preparing | cancelled; preparing → ready | cancelled;
+    /// ready → completed. Nothing else, not even to the same status.
+    pub fn can_become(self, to: Status) -> bool {
+        use Status::*;
+        matches!(
+            (self, to),
+            (Open, Preparing)
+                | (Open, Cancelled)
+                | (Preparing, Ready)
+                | (Preparing, Cancelled)
+                | (Ready, Completed)
+        )
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One line of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderItem {
+    pub name: String,
+    pub quantity: i64,
+    pub unit_price_cents: i64,
+}
+
+/// An order as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    pub id: OrderId,
+    pub tenant_id: TenantId,
+    pub items: Vec<OrderItem>,
+    pub total_cents: i64,
+    pub status: Status,
+    pub note: Option<String>,
+    pub created_by: UserId,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The body of `POST …/orders`, as sent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrderBody {
+    pub items: Vec<OrderItem>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// A validated new order with its total computed by the server.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    pub items: Vec<OrderItem>,
+    pub note: Option<String>,
+    pub total_cents: i64,
+}
+
+impl TryFrom<NewOrderBody> for NewOrder {
+    type Error = ApiError;
+
+    fn try_from(body: NewOrderBody) -> Result<Self, ApiError> {
+        if body.items.is_empty() {
+            return Err(ApiError::validation(
+                "items",
+                "an order needs at least one item",
+            ));
+        }
+        if body.items.len() > MAX_ITEMS {
+            return Err(ApiError::validation(
+                "items",
+                format!("an order holds at most {MAX_ITEMS} items"),
+            ));
+        }
+        let mut total: i64 = 0;
+        for (i, item) in body.items.iter().enumerate() {
+            let chars = item.name.trim().chars().count();
+            if chars == 0 || item.name.chars().count() > MAX_ITEM_NAME_CHARS {
+                return Err(ApiError::validation(
+                    format!("items[{i}].name"),
+                    format!("name must be 1 to {MAX_ITEM_NAME_CHARS} characters"),
+                ));
+            }
+            if item.quantity < 1 {
+                return Err(ApiError::validation(
+                    format!("items[{i}].quantity"),
+                    "quantity must be at least 1",
+                ));
+            }
+            if item.unit_price_cents < 0 {
+                return Err(ApiError::validation(
+                    format!("items[{i}].unit_price_cents"),
+                    "unit price must not be negative",
+                ));
+            }
+            total = item
+                .quantity
+                .checked_mul(item.unit_price_cents)
+                .and_then(|line| total.checked_add(line))
+                .ok_or_else(|| {
+                    ApiError::validation(format!("items[{i}].quantity"), "order total is too large")
+                })?;
+        }
+        if body
+            .note
+            .as_ref()
+            .is_some_and(|n| n.chars().count() > MAX_NOTE_CHARS)
+        {
+            return Err(ApiError::validation(
+                "note",
+                format!("note must be at most {MAX_NOTE_CHARS} characters"),
+            ));
+        }
+        Ok(NewOrder {
+            items: body.items,
+            note: body.note,
+            total_cents: total,
+        })
+    }
+}
+
+/// The body of `PATCH …/orders/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusChange {
+    pub status: String,
+}
+
+impl StatusChange {
+    pub fn target(&self) -> Result<Status, ApiError> {
+        Status::parse(&self.status).ok_or_else(|| {
+            ApiError::validation(
+                "status",
+                "status must be one of open, preparing, ready, completed, cancelled",
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(name: &str, quantity: i64, unit_price_cents: i64) -> OrderItem {
+        OrderItem {
+            name: name.into(),
+            quantity,
+            unit_price_cents,
+        }
+    }
+
+    fn field_of(body: NewOrderBody) -> String {
+        match NewOrder::try_from(body) {
+            Err(ApiError::Validation { field, .. }) => field,
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn total_is_computed_by_the_server() {
+        let o = NewOrder::try_from(NewOrderBody {
+            items: vec![item("tea", 2, 250), item("cake", 1, 400)],
+            note: None,
+        })
+        .unwrap();
+        assert_eq!(o.total_cents, 900);
+    }
+
+    #[test]
+    fn invalid_items_name_the_field() {
+        let body = |items| NewOrderBody { items, note: None };
+        assert_eq!(field_of(body(vec![])), "items");
+        assert_eq!(field_of(body(vec![item("tea", 1, 1); 101])), "items");
+        assert_eq!(
+            field_of(body(vec![item("tea", 1, 1), item("x", 0, 1)])),
+            "items[1].quantity"
+        );
+        assert_eq!(
+            field_of(body(vec![item("tea", 1, -1)])),
+            "items[0].unit_price_cents"
+        );
+        assert_eq!(field_of(body(vec![item("  ", 1, 1)])), "items[0].name");
+        assert_eq!(
+            field_of(body(vec![item(&"n".repeat(201), 1, 1)])),
+            "items[0].name"
+        );
+        assert_eq!(
+            field_of(body(vec![item("tea", i64::MAX, 2)])),
+            "items[0].quantity"
+        );
+        assert!(NewOrder::try_from(body(vec![item(&"n".repeat(200), 1, 0)])).is_ok());
+    }
+
+    #[test]
+    fn transitions_follow_the_contract() {
+        use Status::*;
+        let all = [Open, Preparing, Ready, Completed, Cancelled];
+        let legal = [
+            (Open, Preparing),
+            (Open, Cancelled),
+            (Preparing, Ready),
+            (Preparing, Cancelled),
+            (Ready, Completed),
+        ];
+        for from in all {
+            for to in all {
+                assert_eq!(
+                    from.can_become(to),
+                    legal.contains(&(from, to)),
+                    "{from} -> {to}"
+                );
+            }
+        }
+    }
+}

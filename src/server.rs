@@ -1,0 +1,193 @@
+//! Start-up: database (embedded or external), migrations, the posture check, shared state,
+//! and the HTTP server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{middleware, web, App, HttpServer};
+use anyhow::Context;
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use slog::{info, warn, Logger};
+
+use crate::auth::SessionStore;
+use crate::config::Config;
+use crate::db::{self, DbPool};
+use crate::embedded_pg::{self, Cluster, ClusterOptions};
+use crate::secret::{self, KeySource};
+use crate::state::AppState;
+use crate::store::SharedStore;
+use crate::telemetry::metrics::Metrics;
+
+/// Name of the database the embedded cluster serves.
+pub const EMBEDDED_DB: &str = "rampart";
+
+/// The database the process talks to; in embedded mode it owns the cluster, which stops when
+/// this is dropped (also on every start-up error path).
+pub struct Database {
+    pub url: String,
+    cluster: Option<Cluster>,
+}
+
+impl Database {
+    /// True when this process started (and will stop) its own PostgreSQL.
+    pub fn is_embedded_owner(&self) -> bool {
+        self.cluster.is_some()
+    }
+
+    /// Stops the embedded cluster now, if this process owns one.
+    pub fn shutdown(&mut self) {
+        if let Some(mut c) = self.cluster.take() {
+            c.stop();
+        }
+    }
+}
+
+/// Opens the configured database. With no `DATABASE_URL`, uses the embedded cluster under
+/// `RAMPART_DATA_DIR/pg`: the one already running there (another Rampart process), or a new
+/// one started for the life of this process.
+pub async fn open_database(config: &Config, log: &Logger) -> anyhow::Result<Database> {
+    if let Some(url) = &config.database_url {
+        return Ok(Database {
+            url: url.clone(),
+            cluster: None,
+        });
+    }
+    let dir = std::path::absolute(config.data_dir.join("pg"))
+        .context("cannot resolve RAMPART_DATA_DIR")?;
+    if let Some(url) = Cluster::running_url(&dir, EMBEDDED_DB) {
+        info!(log, "using the embedded PostgreSQL already running"; "dir" => %dir.display());
+        return Ok(Database { url, cluster: None });
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let start_dir = dir.clone();
+    std::thread::spawn(move || {
+        let started = embedded_pg::find_binaries()
+            .map_err(anyhow::Error::from)
+            .and_then(|bins| {
+                Cluster::start(&start_dir, &bins, &ClusterOptions::default())
+                    .map_err(anyhow::Error::from)
+            });
+        let _ = tx.send(started);
+    });
+    let cluster = rx
+        .await
+        .context("embedded PostgreSQL start-up thread died")??;
+    info!(log, "embedded PostgreSQL started"; "dir" => %dir.display());
+    let db = Database {
+        url: cluster.url(EMBEDDED_DB),
+        cluster: Some(cluster),
+    };
+    let admin_url = db.cluster.as_ref().expect("just set").url("postgres");
+    create_database_if_missing(&admin_url, EMBEDDED_DB).await?;
+    Ok(db)
+}
+
+async fn create_database_if_missing(admin_url: &str, name: &str) -> anyhow::Result<()> {
+    use diesel::sql_types::Text;
+    use diesel_async::RunQueryDsl;
+
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = AsyncPgConnection::establish(admin_url)
+        .await
+        .context("cannot connect to the embedded PostgreSQL")?;
+    let found: Count =
+        diesel::sql_query("SELECT count(*) AS n FROM pg_database WHERE datname = $1")
+            .bind::<Text, _>(name)
+            .get_result(&mut conn)
+            .await?;
+    if found.n == 0 {
+        // The name is a constant of ours, never client input.
+        conn.batch_execute(&format!("CREATE DATABASE {name}"))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Migrates, checks the RLS posture and builds the shared application state.
+pub async fn prepare(config: Config, db_url: &str, log: Logger) -> anyhow::Result<AppState> {
+    let applied = db::migrate::run(db_url).await?;
+    if !applied.is_empty() {
+        info!(log, "applied {} migration(s)", applied.len(); "versions" => applied.join(","));
+    }
+    let pool = DbPool::new(db_url, config.db_pool_size)?;
+    let problems = db::posture::check(&pool).await?;
+    if !problems.is_empty() {
+        let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
+        anyhow::bail!(
+            "refusing to start: the database's row-level security posture is unsafe:\n{}",
+            list.join("\n")
+        );
+    }
+    let (_key, source) = secret::load_or_create(config.master_key.as_deref(), &config.data_dir)?;
+    if source == KeySource::Generated {
+        warn!(log, "RAMPART_MASTER_KEY is unset; generated a master key in the data directory";
+              "file" => %config.data_dir.join(secret::MASTER_KEY_FILE).display());
+    }
+    let store = SharedStore::connect(
+        config.redis_url.as_deref(),
+        &config.redis_prefix,
+        log.clone(),
+    )
+    .await?;
+    let sessions = SessionStore::new(store.clone(), config.limits.session_ttl());
+    Ok(AppState {
+        config: Arc::new(config),
+        db: pool,
+        store,
+        sessions,
+        metrics: Metrics::new(),
+        log,
+    })
+}
+
+/// A server listening on its socket.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub handle: ServerHandle,
+    pub server: Server,
+}
+
+/// Binds and starts serving `state` (the caller awaits `server`).
+pub fn start(state: AppState, workers: usize) -> anyhow::Result<Running> {
+    let bind = state.config.bind;
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .wrap(middleware::from_fn(crate::api::observe))
+            .configure(crate::api::configure)
+    })
+    .workers(workers)
+    .bind(bind)
+    .with_context(|| format!("cannot listen on {bind} (RAMPART_BIND)"))?;
+    let addr = *server.addrs().first().context("no listening address")?;
+    let server = server.run();
+    let handle = server.handle();
+    Ok(Running {
+        addr,
+        handle,
+        server,
+    })
+}
+
+/// `rampart serve`: everything above, then serve until SIGINT or SIGTERM.
+pub async fn serve(config: Config, log: Logger, demo: bool) -> anyhow::Result<()> {
+    let mut database = open_database(&config, &log).await?;
+    let state = prepare(config, &database.url, log.clone()).await?;
+    if demo {
+        crate::demo::seed(&state.db, &log).await?;
+    }
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let running = start(state, workers)?;
+    info!(log, "listening on http://{}", running.addr; "addr" => %running.addr);
+    // actix-web stops gracefully on SIGINT and SIGTERM and then returns here.
+    let result = running.server.await.context("server error");
+    database.shutdown();
+    info!(log, "stopped");
+    result
+}

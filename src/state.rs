@@ -1,0 +1,21 @@
+//! What every handler can reach.
+
+use std::sync::Arc;
+
+use slog::Logger;
+
+use crate::auth::SessionStore;
+use crate::config::Config;
+use crate::db::DbPool;
+use crate::store::SharedStore;
+use crate::telemetry::metrics::Metrics;
+
+/// Shared by all workers (wrapped in `web::Data`).
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: DbPool,
+    pub store: SharedStore,
+    pub sessions: SessionStore,
+    pub metrics: Metrics,
+    pub log: Logger,
+}

@@ -1,0 +1,240 @@
+//! Short-lived shared state (sessions now; WebSocket tickets and 2FA challenges reuse it):
+//! in Redis when `REDIS_URL` is set, so every instance sees the same entries, and in an
+//! in-process map otherwise or while Redis is away.
+//!
+//! Degraded behaviour, as the README documents it: while Redis is unreachable, reads and
+//! writes go to this instance's map (entries held in Redis cannot be checked, so clients log in
+//! again); a delete that cannot reach Redis is remembered as a tombstone and replayed when Redis
+//! returns, so a logout is never undone. A background probe switches back to Redis once it
+//! answers. Both transitions are logged and reported to whoever watches [`RedisStatus`].
+
+mod memory;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use slog::{info, warn, Logger};
+use tokio::sync::watch;
+
+use memory::MemoryMap;
+
+/// How long one Redis call may take before this instance treats Redis as gone.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(750);
+/// How often the background probe retries an unreachable Redis.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Which backend serves shared state right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisStatus {
+    /// Redis answers; state is shared by every instance.
+    Connected,
+    /// `REDIS_URL` is set but Redis is unreachable; state is per instance until it returns.
+    Fallback,
+    /// No `REDIS_URL`: in-process state only.
+    Disabled,
+}
+
+impl RedisStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedisStatus::Connected => "connected",
+            RedisStatus::Fallback => "fallback",
+            RedisStatus::Disabled => "disabled",
+        }
+    }
+}
+
+/// Shared state with a Redis backend and an in-process fallback. Cheap to clone.
+#[derive(Clone)]
+pub struct SharedStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    prefix: String,
+    client: Option<redis::Client>,
+    conn: Mutex<Option<ConnectionManager>>,
+    probing: AtomicBool,
+    status: watch::Sender<RedisStatus>,
+    memory: MemoryMap,
+    log: Logger,
+}
+
+impl SharedStore {
+    /// Connects to Redis when a URL is given; an unreachable Redis starts in fallback and is
+    /// retried in the background. A malformed URL is an error.
+    pub async fn connect(url: Option<&str>, prefix: &str, log: Logger) -> anyhow::Result<Self> {
+        let client = url
+            .map(redis::Client::open)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
+        let initial = if client.is_some() {
+            RedisStatus::Fallback
+        } else {
+            RedisStatus::Disabled
+        };
+        let store = SharedStore {
+            inner: Arc::new(Inner {
+                prefix: prefix.to_string(),
+                client,
+                conn: Mutex::new(None),
+                probing: AtomicBool::new(false),
+                status: watch::channel(initial).0,
+                memory: MemoryMap::default(),
+                log,
+            }),
+        };
+        if store.inner.client.is_some() && !store.try_reconnect().await {
+            warn!(store.inner.log, "Redis is unreachable at start; using in-process state";
+                  "redis" => "fallback");
+            store.start_probe();
+        }
+        Ok(store)
+    }
+
+    /// The full Redis key for `key` (also used by callers that build their own scripts).
+    pub fn key(&self, key: &str) -> String {
+        format!("{}:{key}", self.inner.prefix)
+    }
+
+    pub fn status(&self) -> RedisStatus {
+        *self.inner.status.borrow()
+    }
+
+    /// Watches status transitions (the auditor records them).
+    pub fn watch_status(&self) -> watch::Receiver<RedisStatus> {
+        self.inner.status.subscribe()
+    }
+
+    /// Stores `value` under `key` for `ttl`.
+    pub async fn put(&self, key: &str, value: &str, ttl: Duration) {
+        if let Some(mut conn) = self.redis() {
+            let secs = ttl.as_secs().max(1);
+            let cmd = redis::cmd("SET")
+                .arg(self.key(key))
+                .arg(value)
+                .arg("EX")
+                .arg(secs)
+                .to_owned();
+            if self.run::<()>(&mut conn, cmd).await.is_some() {
+                return;
+            }
+        }
+        self.inner.memory.put(key, value, ttl);
+    }
+
+    /// The value under `key`, unless it expired, was deleted, or lives in an unreachable Redis.
+    /// Entries this instance wrote to its own map while Redis was away stay readable here.
+    pub async fn get(&self, key: &str) -> Option<String> {
+        if self.inner.memory.is_tombstoned(key) {
+            return None;
+        }
+        if let Some(mut conn) = self.redis() {
+            let cmd = redis::cmd("GET").arg(self.key(key)).to_owned();
+            if let Some(Some(found)) = self.run::<Option<String>>(&mut conn, cmd).await {
+                return Some(found);
+            }
+        }
+        self.inner.memory.get(key)
+    }
+
+    /// Removes `key` everywhere. When Redis cannot be reached the delete is remembered and
+    /// replayed on recovery (until `ttl`, after which the entry has expired anyway).
+    pub async fn delete(&self, key: &str, ttl: Duration) {
+        self.inner.memory.remove(key);
+        if let Some(mut conn) = self.redis() {
+            let cmd = redis::cmd("DEL").arg(self.key(key)).to_owned();
+            if self.run::<()>(&mut conn, cmd).await.is_some() {
+                return;
+            }
+        }
+        if self.inner.client.is_some() {
+            self.inner.memory.tombstone(key, ttl);
+        }
+    }
+
+    fn redis(&self) -> Option<ConnectionManager> {
+        if self.status() != RedisStatus::Connected {
+            return None;
+        }
+        self.inner.conn.lock().expect("store lock").clone()
+    }
+
+    /// Runs one command with a timeout; `None` (and a switch to fallback) on any failure.
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        conn: &mut ConnectionManager,
+        cmd: redis::Cmd,
+    ) -> Option<T> {
+        match tokio::time::timeout(REDIS_TIMEOUT, cmd.query_async::<T>(conn)).await {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
+                self.mark_down(&e.to_string());
+                None
+            }
+            Err(_) => {
+                self.mark_down("timed out");
+                None
+            }
+        }
+    }
+
+    fn mark_down(&self, reason: &str) {
+        let changed = self.inner.status.send_if_modified(|s| {
+            let was_up = *s == RedisStatus::Connected;
+            *s = RedisStatus::Fallback;
+            was_up
+        });
+        if changed {
+            warn!(self.inner.log, "Redis became unreachable; switching to in-process state";
+                  "reason" => reason, "redis" => "fallback");
+        }
+        self.start_probe();
+    }
+
+    fn start_probe(&self) {
+        if self.inner.probing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let store = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(PROBE_INTERVAL).await;
+                if store.try_reconnect().await {
+                    break;
+                }
+            }
+            store.inner.probing.store(false, Ordering::SeqCst);
+        });
+    }
+
+    /// Connects and pings; on success replays remembered deletes and switches to Redis.
+    async fn try_reconnect(&self) -> bool {
+        let Some(client) = self.inner.client.clone() else {
+            return false;
+        };
+        let connected = tokio::time::timeout(REDIS_TIMEOUT * 4, async {
+            let mut conn = ConnectionManager::new(client).await?;
+            redis::cmd("PING").query_async::<()>(&mut conn).await?;
+            for key in self.inner.memory.tombstones() {
+                redis::cmd("DEL")
+                    .arg(self.key(&key))
+                    .query_async::<()>(&mut conn)
+                    .await?;
+            }
+            Ok::<_, redis::RedisError>(conn)
+        })
+        .await;
+        let Ok(Ok(conn)) = connected else {
+            return false;
+        };
+        *self.inner.conn.lock().expect("store lock") = Some(conn);
+        self.inner.memory.clear_tombstones();
+        self.inner.status.send_replace(RedisStatus::Connected);
+        info!(self.inner.log, "Redis is reachable; shared state is back in Redis";
+              "redis" => "connected");
+        true
+    }
+}

@@ -1,0 +1,84 @@
+//! Prometheus metrics: requests by route and status, a latency histogram, and pool usage.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::db::PoolStatus;
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    pool: IntGaugeVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("rampart".into()), None).expect("valid prefix");
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by route and status"),
+            &["method", "route", "status"],
+        )
+        .expect("valid metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency").buckets(
+                vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ],
+            ),
+            &["method", "route"],
+        )
+        .expect("valid metric");
+        let pool = IntGaugeVec::new(
+            Opts::new("db_pool_connections", "Database pool connections by state"),
+            &["state"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(requests.clone()))
+            .expect("unique");
+        registry
+            .register(Box::new(latency.clone()))
+            .expect("unique");
+        registry.register(Box::new(pool.clone())).expect("unique");
+        Metrics {
+            registry,
+            requests,
+            latency,
+            pool,
+        }
+    }
+
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        self.requests
+            .with_label_values(&[method, route, &status.to_string()])
+            .inc();
+        self.latency
+            .with_label_values(&[method, route])
+            .observe(seconds);
+    }
+
+    /// The text exposition, with pool gauges read at scrape time.
+    pub fn render(&self, pool: PoolStatus) -> String {
+        self.pool
+            .with_label_values(&["max"])
+            .set(pool.max_size as i64);
+        self.pool.with_label_values(&["open"]).set(pool.size as i64);
+        self.pool
+            .with_label_values(&["idle"])
+            .set(pool.available as i64);
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding cannot fail");
+        String::from_utf8(out).expect("prometheus text is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,4 @@
+//! Operational logging (slog) and Prometheus metrics.
+
+pub mod logging;
+pub mod metrics;

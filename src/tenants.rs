@@ -1,0 +1,110 @@
+//! Tenants: created and listed by platform owners (and the operator's CLI) through the
+//! platform door.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use serde::{Deserialize, Serialize};
+
+use crate::db::schema::tenants;
+use crate::db::{DbError, DbPool, PlatformScope};
+use crate::error::ApiError;
+use crate::ids::TenantId;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Queryable, Selectable)]
+#[diesel(table_name = tenants)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub slug: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The body of `POST /api/v1/platform/tenants`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenant {
+    pub slug: String,
+    pub name: String,
+}
+
+impl NewTenant {
+    /// Slugs are lower-case letters, digits and dashes, 1–63 characters, starting with a letter
+    /// or digit; names are 1–200 characters.
+    pub fn validate(&self) -> Result<(), ApiError> {
+        let s = self.slug.as_bytes();
+        let slug_ok = !s.is_empty()
+            && s.len() <= 63
+            && s[0].is_ascii_alphanumeric()
+            && s.iter()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
+        if !slug_ok || self.slug.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(ApiError::validation(
+                "slug",
+                "slug must be 1 to 63 lower-case letters, digits or dashes",
+            ));
+        }
+        let name_chars = self.name.trim().chars().count();
+        if name_chars == 0 || self.name.chars().count() > 200 {
+            return Err(ApiError::validation(
+                "name",
+                "name must be 1 to 200 characters",
+            ));
+        }
+        Ok(())
+    }
+}
+
+pub async fn create(
+    db: &DbPool,
+    scope: &PlatformScope,
+    new: &NewTenant,
+) -> Result<Tenant, DbError> {
+    db.in_platform(scope, async |c| {
+        Ok(diesel::insert_into(tenants::table)
+            .values((tenants::slug.eq(&new.slug), tenants::name.eq(&new.name)))
+            .returning(Tenant::as_returning())
+            .get_result(c.pg())
+            .await?)
+    })
+    .await
+}
+
+pub async fn list(db: &DbPool, scope: &PlatformScope) -> Result<Vec<Tenant>, DbError> {
+    db.in_platform(scope, async |c| {
+        Ok(tenants::table
+            .order(tenants::created_at.asc())
+            .select(Tenant::as_select())
+            .load(c.pg())
+            .await?)
+    })
+    .await
+}
+
+pub async fn find_by_slug(
+    db: &DbPool,
+    scope: &PlatformScope,
+    slug: &str,
+) -> Result<Tenant, DbError> {
+    db.in_platform(scope, async |c| {
+        Ok(tenants::table
+            .filter(tenants::slug.eq(slug))
+            .select(Tenant::as_select())
+            .first(c.pg())
+            .await?)
+    })
+    .await
+}
+
+/// True when a tenant with this id exists (platform view).
+pub async fn exists(db: &DbPool, scope: &PlatformScope, id: TenantId) -> Result<bool, DbError> {
+    db.in_platform(scope, async |c| {
+        let n: i64 = tenants::table
+            .filter(tenants::id.eq(id))
+            .count()
+            .get_result(c.pg())
+            .await?;
+        Ok(n > 0)
+    })
+    .await
+}

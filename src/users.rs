@@ -1,0 +1,180 @@
+//! Users: created by platform owners (API) and operators (CLI), read by their owner (`me`).
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{password, Role};
+use crate::db::schema::users;
+use crate::db::{DbError, DbPool, PlatformScope, Scope};
+use crate::error::ApiError;
+use crate::ids::{TenantId, UserId};
+
+/// A user as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: UserId,
+    pub email: String,
+    pub role: Role,
+    pub tenant_id: Option<TenantId>,
+}
+
+/// `GET /api/v1/auth/me`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Me {
+    #[serde(flatten)]
+    pub user: User,
+    pub two_factor_enabled: bool,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = users)]
+struct UserRow {
+    id: uuid::Uuid,
+    email: String,
+    role: String,
+    tenant_id: Option<uuid::Uuid>,
+    two_factor_enabled: bool,
+    #[allow(dead_code)]
+    created_at: DateTime<Utc>,
+}
+
+impl UserRow {
+    fn into_me(self) -> Result<Me, DbError> {
+        let role = Role::parse(&self.role).ok_or_else(|| {
+            DbError::Query(diesel::result::Error::DeserializationError(
+                format!("user {}: unknown role", self.id).into(),
+            ))
+        })?;
+        Ok(Me {
+            user: User {
+                id: self.id.into(),
+                email: self.email,
+                role,
+                tenant_id: self.tenant_id.map(Into::into),
+            },
+            two_factor_enabled: self.two_factor_enabled,
+        })
+    }
+}
+
+/// A validated request to create a user.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: String,
+    pub role: Role,
+    pub tenant_id: Option<TenantId>,
+    /// `None`: a password is generated and returned once.
+    pub password: Option<String>,
+}
+
+/// A created user, with the generated password when there was one.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreatedUser {
+    #[serde(flatten)]
+    pub user: User,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// A light check (one `@`, something on each side, no spaces, at most 254 bytes); the real
+/// proof of an address is that its owner can sign in.
+pub fn check_email(email: &str) -> Result<String, ApiError> {
+    let email = email.trim();
+    let ok = email.len() <= 254
+        && !email.chars().any(char::is_whitespace)
+        && matches!(email.split_once('@'), Some((l, d)) if !l.is_empty() && d.contains('.') && !d.contains('@') && !d.starts_with('.') && !d.ends_with('.'));
+    if !ok {
+        return Err(ApiError::validation(
+            "email",
+            "email must be a valid address",
+        ));
+    }
+    Ok(email.to_string())
+}
+
+impl NewUser {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        check_email(&self.email)?;
+        match (self.role, self.tenant_id) {
+            (Role::PlatformOwner, Some(_)) => Err(ApiError::validation(
+                "role",
+                "platform owners belong to no tenant",
+            )),
+            (Role::TenantAdmin | Role::TenantStaff, None) => {
+                Err(ApiError::validation("tenant", "tenant users need a tenant"))
+            }
+            _ => Ok(()),
+        }?;
+        if let Some(p) = &self.password {
+            password::check_policy(p).map_err(|m| ApiError::validation("password", m))?;
+        }
+        Ok(())
+    }
+}
+
+/// Creates a user through the platform door. Hashing runs on the blocking pool.
+pub async fn create(
+    db: &DbPool,
+    scope: &PlatformScope,
+    new: NewUser,
+) -> Result<CreatedUser, ApiError> {
+    new.validate()?;
+    let generated = new.password.is_none().then(password::generate);
+    let clear = new
+        .password
+        .clone()
+        .or_else(|| generated.clone())
+        .expect("one is set");
+    let hash = actix_web::web::block(move || password::hash(&clear))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::Internal)?;
+    let email = check_email(&new.email)?;
+    let row: UserRow = db
+        .in_platform(scope, async |c| {
+            Ok(diesel::insert_into(users::table)
+                .values((
+                    users::email.eq(&email),
+                    users::password_hash.eq(&hash),
+                    users::role.eq(new.role.as_str()),
+                    users::tenant_id.eq(new.tenant_id.map(|t| t.as_uuid())),
+                ))
+                .returning(UserRow::as_returning())
+                .get_result(c.pg())
+                .await?)
+        })
+        .await?;
+    Ok(CreatedUser {
+        user: row.into_me()?.user,
+        password: generated,
+    })
+}
+
+/// The caller's own record.
+pub async fn me(db: &DbPool, scope: &Scope, id: UserId) -> Result<Me, DbError> {
+    let row: UserRow = db
+        .in_scope(scope, async |c| {
+            Ok(users::table
+                .find(id.as_uuid())
+                .select(UserRow::as_select())
+                .first(c.pg())
+                .await?)
+        })
+        .await?;
+    row.into_me()
+}
+
+/// True when no user exists at all (the demo seeds only an empty database).
+pub async fn none_exist(db: &DbPool) -> Result<bool, DbError> {
+    let scope = PlatformScope {
+        user: None,
+        target: None,
+    };
+    db.in_platform(&scope, async |c| {
+        let n: i64 = users::table.count().get_result(c.pg()).await?;
+        Ok(n == 0)
+    })
+    .await
+}

@@ -1,0 +1,326 @@
+//! The integration-test harness: real PostgreSQL and Redis started once per run (see
+//! `processes.rs`), a fresh database per test cloned from a migrated template, and the real
+//! server started in-process on a free port and driven over HTTP.
+
+#![allow(dead_code)]
+
+pub mod client;
+pub mod processes;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use actix_web::dev::ServerHandle;
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use rampart::auth::Role;
+use rampart::config::Config;
+use rampart::db::{DbPool, PlatformScope};
+use rampart::ids::TenantId;
+use rampart::tenants::{self, NewTenant};
+use rampart::users::{self, NewUser};
+
+pub use client::Client;
+pub use processes::shared;
+
+pub const TEMPLATE_DB: &str = "rampart_template";
+/// A login role that is neither superuser nor owner, for tests that must not connect as one.
+pub const PLAIN_LOGIN: &str = "rampart_test_login";
+
+/// Runs `fut` to completion on a private runtime on its own thread (for set-up and `Drop`
+/// code that cannot await).
+pub fn block_on_thread<F, T>(fut: F) -> T
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(fut)
+    })
+    .join()
+    .expect("harness thread panicked")
+}
+
+async fn superuser(db: &str) -> AsyncPgConnection {
+    AsyncPgConnection::establish(&shared().superuser_url(db))
+        .await
+        .expect("connect as superuser")
+}
+
+/// Creates and migrates the template database once per run, and drops databases that crashed
+/// runs left behind.
+fn template() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        block_on_thread(async {
+            let mut admin = superuser("postgres").await;
+            for sql in [
+                format!("DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)"),
+                format!("CREATE DATABASE {TEMPLATE_DB}"),
+            ] {
+                admin.batch_execute(&sql).await.expect("create template");
+            }
+            let url = shared().superuser_url(TEMPLATE_DB);
+            rampart::db::migrate::run(&url)
+                .await
+                .expect("migrate template");
+            admin
+                .batch_execute(&format!(
+                    "DO $$ BEGIN
+                       IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{PLAIN_LOGIN}') THEN
+                         CREATE ROLE {PLAIN_LOGIN} LOGIN NOSUPERUSER NOBYPASSRLS;
+                       END IF;
+                     END $$;
+                     GRANT rampart_app, rampart_platform TO {PLAIN_LOGIN};"
+                ))
+                .await
+                .expect("create plain login role");
+        })
+    });
+}
+
+/// A database of its own for one test, cloned from the template; dropped with the value.
+pub struct TestDb {
+    pub name: String,
+}
+
+impl TestDb {
+    pub fn create() -> TestDb {
+        template();
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let create = format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}");
+        block_on_thread(async move {
+            superuser("postgres")
+                .await
+                .batch_execute(&create)
+                .await
+                .expect("clone template")
+        });
+        TestDb { name }
+    }
+
+    /// Connects as the superuser (as embedded mode does).
+    pub fn superuser_url(&self) -> String {
+        shared().superuser_url(&self.name)
+    }
+
+    /// Connects as a plain login role that may only switch to the request roles.
+    pub fn plain_url(&self) -> String {
+        shared()
+            .superuser_url(&self.name)
+            .replacen("postgres@", &format!("{PLAIN_LOGIN}@"), 1)
+    }
+
+    /// Runs SQL as the superuser (test set-up only; isolation checks never query this way).
+    pub async fn exec_as_superuser(&self, sql: &str) {
+        superuser(&self.name)
+            .await
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        block_on_thread(async move {
+            let _ = superuser("postgres").await.batch_execute(&sql).await;
+        });
+    }
+}
+
+/// A user the test can sign in as.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub email: String,
+    pub password: String,
+}
+
+/// A tenant seeded for a test, with one admin and one staff account.
+#[derive(Debug, Clone)]
+pub struct TenantFixture {
+    pub id: TenantId,
+    pub slug: String,
+    pub admin: Account,
+    pub staff: Account,
+}
+
+/// A running server on its own database.
+pub struct TestApp {
+    pub base: String,
+    pub db: TestDb,
+    pub pool: DbPool,
+    pub config: Config,
+    pub dir: PathBuf,
+    handle: ServerHandle,
+}
+
+const OPERATOR: PlatformScope = PlatformScope {
+    user: None,
+    target: None,
+};
+
+/// Variables every test server gets; tests override or add with `spawn_with`.
+fn base_vars(db: &TestDb, dir: &std::path::Path) -> HashMap<String, String> {
+    let mut v = HashMap::new();
+    v.insert("DATABASE_URL".into(), db.superuser_url());
+    v.insert("RAMPART_BIND".into(), "127.0.0.1:0".into());
+    v.insert("RAMPART_DATA_DIR".into(), dir.display().to_string());
+    v.insert(
+        "RAMPART_AUDIT_LOG".into(),
+        dir.join("audit.log").display().to_string(),
+    );
+    v.insert("REDIS_URL".into(), shared().redis_url());
+    v.insert(
+        "RAMPART_REDIS_PREFIX".into(),
+        format!("test-{}", uuid::Uuid::new_v4().simple()),
+    );
+    v
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts a server whose variables `tweak` may change (e.g. a smaller pool).
+    pub async fn spawn_with(tweak: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
+        let db = TestDb::create();
+        Self::try_spawn_on(db, tweak)
+            .await
+            .unwrap_or_else(|(e, _)| panic!("server failed to start: {e:#}"))
+    }
+
+    /// Starts a server on `db`; on failure returns the error (and the database, still alive).
+    pub async fn try_spawn_on(
+        db: TestDb,
+        tweak: impl FnOnce(&mut HashMap<String, String>),
+    ) -> Result<TestApp, (anyhow::Error, TestDb)> {
+        let dir = std::env::temp_dir().join(format!("rampart-app-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("app dir");
+        let mut vars = base_vars(&db, &dir);
+        tweak(&mut vars);
+        let config = Config::from_map(vars).expect("test config");
+        let log = rampart::telemetry::logging::discard();
+        let url = config.database_url.clone().expect("tests use DATABASE_URL");
+        let state = match rampart::server::prepare(config.clone(), &url, log).await {
+            Ok(s) => s,
+            Err(e) => return Err((e, db)),
+        };
+        let pool = DbPool::new(&db.superuser_url(), 2).expect("pool");
+        let running = rampart::server::start(state, 1).expect("start server");
+        actix_web::rt::spawn(running.server);
+        Ok(TestApp {
+            base: format!("http://{}", running.addr),
+            db,
+            pool,
+            config,
+            dir,
+            handle: running.handle,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// An anonymous client.
+    pub fn client(&self) -> Client {
+        Client::new(&self.base, None)
+    }
+
+    /// Signs in and returns a client carrying the Bearer token.
+    pub async fn login(&self, account: &Account) -> Client {
+        let reply = self
+            .client()
+            .post(
+                "/api/v1/auth/login",
+                &serde_json::json!({"email": account.email, "password": account.password}),
+            )
+            .await;
+        assert_eq!(
+            reply.status, 200,
+            "login of {}: {:?}",
+            account.email, reply.body
+        );
+        let token = reply.body["token"].as_str().expect("token").to_string();
+        Client::new(&self.base, Some(token))
+    }
+
+    /// Seeds a tenant with an admin and a staff account (through the operator's door).
+    pub async fn tenant(&self, slug: &str) -> TenantFixture {
+        let tenant = tenants::create(
+            &self.pool,
+            &OPERATOR,
+            &NewTenant {
+                slug: slug.into(),
+                name: format!("Tenant {slug}"),
+            },
+        )
+        .await
+        .expect("create tenant");
+        let admin = self
+            .user(
+                &format!("admin@{slug}.example"),
+                Role::TenantAdmin,
+                Some(tenant.id),
+            )
+            .await;
+        let staff = self
+            .user(
+                &format!("staff@{slug}.example"),
+                Role::TenantStaff,
+                Some(tenant.id),
+            )
+            .await;
+        TenantFixture {
+            id: tenant.id,
+            slug: slug.into(),
+            admin,
+            staff,
+        }
+    }
+
+    /// Creates a user with a generated password.
+    pub async fn user(&self, email: &str, role: Role, tenant_id: Option<TenantId>) -> Account {
+        let created = users::create(
+            &self.pool,
+            &OPERATOR,
+            NewUser {
+                email: email.into(),
+                role,
+                tenant_id,
+                password: None,
+            },
+        )
+        .await
+        .expect("create user");
+        Account {
+            email: email.into(),
+            password: created.password.expect("generated"),
+        }
+    }
+
+    pub async fn platform_owner(&self) -> Account {
+        let email = format!(
+            "owner-{}@platform.example",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        self.user(&email, Role::PlatformOwner, None).await
+    }
+
+    pub async fn stop(self) {
+        self.handle.stop(false).await;
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,29 @@
+//! One integration-test binary: every test drives the real server (or the real binary) against
+//! the run's private PostgreSQL and Redis.
+
+#[path = "../harness/mod.rs"]
+mod harness;
+
+mod auth;
+mod cli;
+mod errors;
+mod health;
+mod isolation;
+mod orders;
+mod platform;
+mod posture;
+
+use serde_json::{json, Value};
+
+/// A one-item order body.
+pub fn order_body(name: &str, quantity: i64, unit_price_cents: i64) -> Value {
+    json!({"items": [{"name": name, "quantity": quantity, "unit_price_cents": unit_price_cents}]})
+}
+
+pub fn orders_path(tenant: impl std::fmt::Display) -> String {
+    format!("/api/v1/tenants/{tenant}/orders")
+}
+
+pub fn order_path(tenant: impl std::fmt::Display, order: &str) -> String {
+    format!("/api/v1/tenants/{tenant}/orders/{order}")
+}

@@ -1,0 +1,183 @@
+//! Orders: creation, validation, listing and status transitions through the API.
+
+use serde_json::json;
+
+use crate::harness::TestApp;
+use crate::{order_body, order_path, orders_path};
+
+#[actix_web::test]
+async fn create_computes_the_total_and_get_returns_it() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let staff = app.login(&a.staff).await;
+    let created = staff
+        .post(
+            &orders_path(a.id),
+            &json!({"items": [
+                {"name": "flat white", "quantity": 2, "unit_price_cents": 350},
+                {"name": "croissant", "quantity": 3, "unit_price_cents": 275}
+            ], "note": "table 4", "total_cents": 1}),
+        )
+        .await;
+    // Unknown field (a client-chosen total) is refused outright.
+    assert_eq!((created.status, created.code()), (400, "bad_request"));
+
+    let created = staff
+        .post(
+            &orders_path(a.id),
+            &json!({"items": [
+                {"name": "flat white", "quantity": 2, "unit_price_cents": 350},
+                {"name": "croissant", "quantity": 3, "unit_price_cents": 275}
+            ], "note": "table 4"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    assert_eq!(created.body["total_cents"], 1525);
+    assert_eq!(created.body["status"], "open");
+    assert_eq!(created.body["note"], "table 4");
+    assert_eq!(created.body["tenant_id"], a.id.to_string());
+    let id = created.body["id"].as_str().unwrap();
+    let fetched = staff.get(&order_path(a.id, id)).await;
+    assert_eq!(fetched.status, 200);
+    assert_eq!(fetched.body, created.body);
+    let ts = fetched.body["created_at"].as_str().unwrap();
+    assert!(ts.ends_with('Z'), "RFC 3339 UTC: {ts}");
+}
+
+#[actix_web::test]
+async fn invalid_items_are_422_with_the_field_named() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let staff = app.login(&a.staff).await;
+    let item =
+        |name: &str, q: i64, p: i64| json!({"name": name, "quantity": q, "unit_price_cents": p});
+    let long = "n".repeat(201);
+    let cases = [
+        (json!({"items": []}), "items"),
+        (json!({"items": vec![item("tea", 1, 1); 101]}), "items"),
+        (
+            json!({"items": [item("tea", 1, 1), item("cake", 0, 1)]}),
+            "items[1].quantity",
+        ),
+        (
+            json!({"items": [item("tea", 1, -5)]}),
+            "items[0].unit_price_cents",
+        ),
+        (json!({"items": [item("", 1, 1)]}), "items[0].name"),
+        (json!({"items": [item(&long, 1, 1)]}), "items[0].name"),
+    ];
+    for (body, field) in cases {
+        let reply = staff.post(&orders_path(a.id), &body).await;
+        assert_eq!(reply.status, 422, "{body}: {:?}", reply.body);
+        assert_eq!(reply.code(), "validation_failed");
+        assert_eq!(reply.body["error"]["field"], field);
+    }
+    assert!(staff.get(&orders_path(a.id)).await.body["items"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+}
+
+#[actix_web::test]
+async fn status_transitions_follow_the_rules() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let staff = app.login(&a.staff).await;
+    let new_order = || async {
+        let r = staff
+            .post(&orders_path(a.id), &order_body("tea", 1, 100))
+            .await;
+        r.body["id"].as_str().unwrap().to_string()
+    };
+    let patch = |id: String, status: &'static str| {
+        let staff = staff.clone();
+        let path = order_path(a.id, &id);
+        async move { staff.patch(&path, &json!({"status": status})).await }
+    };
+
+    let id = new_order().await;
+    for step in ["preparing", "ready", "completed"] {
+        let r = patch(id.clone(), step).await;
+        assert_eq!(
+            (r.status, r.body["status"].as_str()),
+            (200, Some(step)),
+            "{:?}",
+            r.body
+        );
+    }
+    // Completed is final; same-status and backwards moves are refused.
+    for step in ["cancelled", "completed", "open"] {
+        let r = patch(id.clone(), step).await;
+        assert_eq!((r.status, r.code()), (409, "invalid_transition"), "{step}");
+    }
+
+    let id = new_order().await;
+    let r = patch(id.clone(), "ready").await;
+    assert_eq!((r.status, r.code()), (409, "invalid_transition"));
+    let r = patch(id.clone(), "open").await;
+    assert_eq!((r.status, r.code()), (409, "invalid_transition"));
+    assert_eq!(patch(id.clone(), "cancelled").await.status, 200);
+    let r = patch(id.clone(), "preparing").await;
+    assert_eq!((r.status, r.code()), (409, "invalid_transition"));
+
+    let id = new_order().await;
+    assert_eq!(patch(id.clone(), "preparing").await.status, 200);
+    assert_eq!(patch(id.clone(), "cancelled").await.status, 200);
+
+    let r = patch(id.clone(), "eaten").await;
+    assert_eq!((r.status, r.code()), (422, "validation_failed"));
+    assert_eq!(r.body["error"]["field"], "status");
+
+    let missing = uuid::Uuid::new_v4().to_string();
+    let r = patch(missing, "preparing").await;
+    assert_eq!((r.status, r.code()), (404, "not_found"));
+}
+
+#[actix_web::test]
+async fn list_is_newest_first_filters_by_status_and_checks_its_parameters() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let staff = app.login(&a.staff).await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let r = staff
+            .post(&orders_path(a.id), &order_body(&format!("item {i}"), 1, 10))
+            .await;
+        ids.push(r.body["id"].as_str().unwrap().to_string());
+    }
+    staff
+        .patch(&order_path(a.id, &ids[1]), &json!({"status": "preparing"}))
+        .await;
+
+    let all = staff.get(&orders_path(a.id)).await;
+    let got: Vec<&str> = all.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .collect();
+    let newest_first: Vec<&str> = ids.iter().rev().map(String::as_str).collect();
+    assert_eq!(got, newest_first);
+
+    let two = staff.get(&format!("{}?limit=2", orders_path(a.id))).await;
+    assert_eq!(two.body["items"].as_array().unwrap().len(), 2);
+    let preparing = staff
+        .get(&format!("{}?status=preparing", orders_path(a.id)))
+        .await;
+    let items = preparing.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["id"], ids[1].as_str());
+
+    for bad in [
+        "limit=0",
+        "limit=201",
+        "limit=ten",
+        "status=eaten",
+        "colour=red",
+    ] {
+        let r = staff.get(&format!("{}?{bad}", orders_path(a.id))).await;
+        assert_eq!((r.status, r.code()), (400, "bad_request"), "{bad}");
+    }
+    let r = staff.get(&format!("{}?limit=200", orders_path(a.id))).await;
+    assert_eq!(r.status, 200);
+}
