@@ -35,6 +35,8 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("too many attempts, retry later")]
     TooManyAttempts { retry_after_secs: u64 },
+    #[error("the audit log cannot be written; platform access is suspended")]
+    AuditUnavailable,
     #[error("a dependency is unavailable")]
     Unavailable,
     #[error("internal error")]
@@ -58,6 +60,7 @@ impl ApiError {
             ApiError::InvalidTransition { .. } => "invalid_transition",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::TooManyAttempts { .. } => "too_many_attempts",
+            ApiError::AuditUnavailable => "audit_unavailable",
             ApiError::Unavailable => "service_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -89,7 +92,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) | ApiError::InvalidTransition { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -104,6 +107,12 @@ impl ResponseError for ApiError {
             res.insert_header((header::RETRY_AFTER, (*retry_after_secs).max(1).to_string()));
         }
         res.json(json!({ "error": body }))
+    }
+}
+
+impl From<crate::audit::AuditError> for ApiError {
+    fn from(_: crate::audit::AuditError) -> Self {
+        ApiError::AuditUnavailable
     }
 }
 

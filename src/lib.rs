@@ -7,6 +7,7 @@
 //! (logs, metrics), `server` (start-up), `commands` (the operator CLI).
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod commands;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod demo;
 pub mod embedded_pg;
 pub mod error;
 pub mod ids;
+pub mod net;
 pub mod orders;
 pub mod secret;
 pub mod server;

@@ -10,13 +10,15 @@ use anyhow::Context;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use slog::{info, warn, Logger};
 
+use crate::audit::monitor::Thresholds;
+use crate::audit::{Audit, AuditConfig, Event, Kind};
 use crate::auth::SessionStore;
 use crate::config::Config;
 use crate::db::{self, DbPool};
 use crate::embedded_pg::{self, Cluster, ClusterOptions};
 use crate::secret::{self, KeySource};
 use crate::state::AppState;
-use crate::store::SharedStore;
+use crate::store::{RedisStatus, SharedStore};
 use crate::telemetry::metrics::Metrics;
 
 /// Name of the database the embedded cluster serves.
@@ -135,7 +137,14 @@ pub async fn prepare(config: Config, db_url: &str, log: Logger) -> anyhow::Resul
     )
     .await?;
     let sessions = SessionStore::new(store.clone(), config.limits.session_ttl());
+    let audit = start_audit(&config, &log);
+    watch_redis(&store, &audit);
+    audit.record_nowait(
+        Event::new(Kind::SystemStarted)
+            .details(serde_json::json!({"version": env!("CARGO_PKG_VERSION")})),
+    );
     Ok(AppState {
+        audit,
         config: Arc::new(config),
         db: pool,
         store,
@@ -143,6 +152,53 @@ pub async fn prepare(config: Config, db_url: &str, log: Logger) -> anyhow::Resul
         metrics: Metrics::new(),
         log,
     })
+}
+
+/// This process's name in audit lines: host name plus a random suffix per start.
+fn instance_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "rampart".into());
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    format!("{host}-{suffix}")
+}
+
+fn start_audit(config: &Config, log: &Logger) -> Audit {
+    let l = &config.limits;
+    Audit::start(
+        &config.audit_log,
+        AuditConfig {
+            instance: instance_id(),
+            thresholds: Thresholds {
+                brute_force: l.alert_brute_force_threshold,
+                cross_tenant: l.alert_cross_tenant_threshold,
+                window: std::time::Duration::from_secs(l.alert_window_secs),
+            },
+        },
+        log.new(slog::o!("component" => "audit")),
+    )
+}
+
+/// Records Redis losing and regaining contact (`system.redis_unavailable` / `_recovered`).
+fn watch_redis(store: &SharedStore, audit: &Audit) {
+    let mut rx = store.watch_status();
+    let audit = audit.clone();
+    actix_web::rt::spawn(async move {
+        let mut last = *rx.borrow_and_update();
+        if last == RedisStatus::Fallback {
+            let _ = audit.record(Event::new(Kind::SystemRedisUnavailable)).await;
+        }
+        while rx.changed().await.is_ok() {
+            let now = *rx.borrow_and_update();
+            let kind = match (last, now) {
+                (RedisStatus::Connected, RedisStatus::Fallback) => Kind::SystemRedisUnavailable,
+                (RedisStatus::Fallback, RedisStatus::Connected) => Kind::SystemRedisRecovered,
+                _ => continue,
+            };
+            last = now;
+            let _ = audit.record(Event::new(kind)).await;
+        }
+    });
 }
 
 /// A server listening on its socket.

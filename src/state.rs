@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use slog::Logger;
 
+use crate::audit::Audit;
 use crate::auth::SessionStore;
 use crate::config::Config;
 use crate::db::DbPool;
@@ -17,5 +18,6 @@ pub struct AppState {
     pub store: SharedStore,
     pub sessions: SessionStore,
     pub metrics: Metrics,
+    pub audit: Audit,
     pub log: Logger,
 }

@@ -3,10 +3,12 @@
 use actix_web::cookie::{time, Cookie, SameSite};
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use crate::audit::{Event, Kind};
 use crate::auth::login::{self, Credentials};
 use crate::auth::principal::SESSION_COOKIE;
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::net::client_ip;
 use crate::state::AppState;
 use crate::users;
 
@@ -26,7 +28,8 @@ pub async fn login(
     state: web::Data<AppState>,
     body: web::Json<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
-    let out = login::login(&state, body.into_inner()).await?;
+    let ip = client_ip(&req, state.config.trust_forwarded);
+    let out = login::login(&state, body.into_inner(), ip).await?;
     let ttl = state.sessions.ttl().as_secs() as i64;
     Ok(HttpResponse::Ok()
         .cookie(session_cookie(&req, out.token.clone(), ttl))
@@ -39,6 +42,15 @@ pub async fn logout(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     state.sessions.revoke(&p.token).await;
+    let event = Event::new(Kind::AuthLogout)
+        .actor(
+            Some(p.user_id()),
+            Some(&p.session.email),
+            Some(p.session.role),
+        )
+        .ip(client_ip(&req, state.config.trust_forwarded))
+        .tenant(p.session.tenant_id);
+    state.audit.record(event).await?;
     Ok(HttpResponse::NoContent()
         .cookie(session_cookie(&req, String::new(), 0))
         .finish())

@@ -1,9 +1,10 @@
 //! `/api/v1/tenants/{tenant_id}/orders`.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::Items;
+use crate::auth::guard::tenant_access;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::ids::{OrderId, TenantId};
@@ -40,50 +41,54 @@ impl ListQuery {
 }
 
 pub async fn list(
+    req: HttpRequest,
     p: Principal,
     path: web::Path<TenantId>,
     query: web::Query<ListQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = path.into_inner();
-    let scope = p.scope_for(tenant)?;
+    let scope = tenant_access(&state, &p, &req, tenant).await?;
     let (status, limit) = query.parse()?;
     let items = orders::list(&state.db, &scope, tenant, status, limit).await?;
     Ok(HttpResponse::Ok().json(Items { items }))
 }
 
 pub async fn create(
+    req: HttpRequest,
     p: Principal,
     path: web::Path<TenantId>,
     body: web::Json<NewOrderBody>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = path.into_inner();
-    let scope = p.scope_for(tenant)?;
+    let scope = tenant_access(&state, &p, &req, tenant).await?;
     let new = NewOrder::try_from(body.into_inner())?;
     let order = orders::create(&state.db, &scope, tenant, p.user_id(), new).await?;
     Ok(HttpResponse::Created().json(order))
 }
 
 pub async fn get(
+    req: HttpRequest,
     p: Principal,
     path: web::Path<(TenantId, OrderId)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = path.into_inner();
-    let scope = p.scope_for(tenant)?;
+    let scope = tenant_access(&state, &p, &req, tenant).await?;
     let order = orders::get(&state.db, &scope, tenant, id).await?;
     Ok(HttpResponse::Ok().json(order))
 }
 
 pub async fn change_status(
+    req: HttpRequest,
     p: Principal,
     path: web::Path<(TenantId, OrderId)>,
     body: web::Json<StatusChange>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = path.into_inner();
-    let scope = p.scope_for(tenant)?;
+    let scope = tenant_access(&state, &p, &req, tenant).await?;
     let to = body.target()?;
     match orders::change_status(&state.db, &scope, tenant, id, to).await {
         Ok(order) => Ok(HttpResponse::Ok().json(order)),

@@ -1,9 +1,10 @@
 //! `/api/v1/platform/*`: platform owners only.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::Items;
+use crate::auth::guard::platform_access;
 use crate::auth::{Principal, Role};
 use crate::error::ApiError;
 use crate::ids::TenantId;
@@ -12,20 +13,22 @@ use crate::tenants::{self, NewTenant};
 use crate::users::{self, NewUser};
 
 pub async fn list_tenants(
+    req: HttpRequest,
     p: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let scope = p.require_platform()?;
+    let scope = platform_access(&state, &p, &req, None).await?;
     let items = tenants::list(&state.db, &scope).await?;
     Ok(HttpResponse::Ok().json(Items { items }))
 }
 
 pub async fn create_tenant(
+    req: HttpRequest,
     p: Principal,
     body: web::Json<NewTenant>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let scope = p.require_platform()?;
+    let scope = platform_access(&state, &p, &req, None).await?;
     body.validate()?;
     let tenant = tenants::create(&state.db, &scope, &body).await?;
     Ok(HttpResponse::Created().json(tenant))
@@ -41,14 +44,14 @@ pub struct NewTenantUserBody {
 }
 
 pub async fn create_user(
+    req: HttpRequest,
     p: Principal,
     path: web::Path<TenantId>,
     body: web::Json<NewTenantUserBody>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut scope = p.require_platform()?;
     let tenant = path.into_inner();
-    scope.target = Some(tenant);
+    let scope = platform_access(&state, &p, &req, Some(tenant)).await?;
     let body = body.into_inner();
     let role = match Role::parse(&body.role) {
         Some(r @ (Role::TenantAdmin | Role::TenantStaff)) => r,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::password;
 use super::session::Role;
+use crate::audit::{Event, Kind};
 use crate::error::ApiError;
 use crate::ids::{TenantId, UserId};
 use crate::state::AppState;
@@ -35,8 +36,13 @@ pub struct LoggedIn {
 }
 
 /// Checks the credentials and opens a session. A wrong password and an unknown email give the
-/// same error after the same work (an argon2 verification either way).
-pub async fn login(state: &AppState, creds: Credentials) -> Result<LoggedIn, ApiError> {
+/// same error after the same work (an argon2 verification either way). Both outcomes are
+/// audited; the password never is.
+pub async fn login(
+    state: &AppState,
+    creds: Credentials,
+    ip: std::net::IpAddr,
+) -> Result<LoggedIn, ApiError> {
     let record = if creds.email.len() <= 254 {
         state.db.login_lookup(creds.email.trim()).await?
     } else {
@@ -49,7 +55,23 @@ pub async fn login(state: &AppState, creds: Credentials) -> Result<LoggedIn, Api
         .map_err(ApiError::internal)?;
     let record = match (ok, record) {
         (true, Some(r)) => r,
-        _ => return Err(ApiError::InvalidCredentials),
+        (_, known) => {
+            let reason = if known.is_some() {
+                "wrong_password"
+            } else {
+                "unknown_email"
+            };
+            let event = Event::new(Kind::AuthLoginFailed)
+                .actor(
+                    known.as_ref().map(|r| UserId::from(r.id)),
+                    Some(creds.email.trim()),
+                    None,
+                )
+                .ip(ip)
+                .details(serde_json::json!({ "reason": reason }));
+            state.audit.record(event).await?;
+            return Err(ApiError::InvalidCredentials);
+        }
     };
     let role = Role::parse(&record.role)
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unknown role {}", record.role)))?;
@@ -59,6 +81,11 @@ pub async fn login(state: &AppState, creds: Credentials) -> Result<LoggedIn, Api
         role,
         tenant_id: record.tenant_id.map(TenantId::from),
     };
+    let event = Event::new(Kind::AuthLoginSucceeded)
+        .actor(Some(user.id), Some(&user.email), Some(role))
+        .ip(ip)
+        .tenant(user.tenant_id);
+    state.audit.record(event).await?;
     let issued = state
         .sessions
         .issue(user.id, user.tenant_id, &user.email, role)

@@ -1,5 +1,6 @@
 //! Authentication: argon2id passwords, opaque session tokens, and the request [`Principal`].
 
+pub mod guard;
 pub mod login;
 pub mod password;
 pub mod principal;

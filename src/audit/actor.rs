@@ -1,0 +1,68 @@
+//! The Auditor actor: the single place that orders events, gives each its `seq` and seals it
+//! into the chain. It runs on an arbiter (thread) of its own and hands sealed lines to the
+//! writer thread, so neither hashing nor disk I/O ever runs on an HTTP worker.
+
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::{Actor, Context, Handler, Message};
+use tokio::sync::oneshot;
+
+use super::chain::{self, Head};
+use super::event::Event;
+use super::file_sink::Pending;
+use super::{AuditError, Shared};
+
+/// Record one event; `ack` (when given) is answered once the line is durable.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Record {
+    pub event: Event,
+    pub ack: Option<oneshot::Sender<Result<(), AuditError>>>,
+}
+
+pub struct Auditor {
+    pub(super) head: Head,
+    pub(super) instance: Arc<str>,
+    pub(super) writer: Sender<Pending>,
+    pub(super) shared: Arc<Shared>,
+}
+
+impl Actor for Auditor {
+    type Context = Context<Self>;
+}
+
+impl Auditor {
+    fn seal_and_send(
+        &mut self,
+        event: &Event,
+        ack: Option<oneshot::Sender<Result<(), AuditError>>>,
+    ) {
+        let (line, head) = chain::seal(event, &self.instance, &self.head);
+        if event.kind.severity() == super::Severity::Critical {
+            let text = String::from_utf8_lossy(&line);
+            self.shared.monitor().remember_alert(text.trim_end());
+        }
+        self.head = head.clone();
+        if let Err(lost) = self.writer.send(Pending { line, head, ack }) {
+            // The writer only goes away at shutdown; tell a waiting caller rather than hang.
+            if let Some(ack) = lost.0.ack {
+                let _ = ack.send(Err(AuditError::Unavailable));
+            }
+        }
+    }
+}
+
+impl Handler<Record> for Auditor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Record, _: &mut Context<Self>) {
+        let alert = self.shared.monitor().observe(&msg.event, Instant::now());
+        self.seal_and_send(&msg.event, msg.ack);
+        if let Some(alert) = alert {
+            self.shared.monitor().observe(&alert, Instant::now());
+            self.seal_and_send(&alert, None);
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! The audit file: appends with group commit on a dedicated writer thread.
+//!
+//! The writer takes every line queued since its last fsync, writes them with one `write` and
+//! makes them durable with one `fdatasync`, then acknowledges the callers waiting for them. Under
+//! load the batch grows instead of the fsync rate. When the file cannot be written the writer
+//! marks the audit trail unavailable, answers waiting callers with an error at once, keeps the
+//! lines, and retries until the file is writable again (nothing is dropped).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use super::chain::Head;
+use super::{AuditError, Shared};
+
+/// Where lines go. The file implementation is [`FileSink`]; tests inject faults through it.
+pub trait Sink: Send + 'static {
+    /// Appends bytes after the last durable byte.
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// Makes everything appended so far durable.
+    fn sync(&mut self) -> io::Result<()>;
+    /// After a failure: forget partial writes, so a retry does not leave a torn line.
+    fn reset(&mut self);
+}
+
+/// The audit log file.
+pub struct FileSink {
+    path: PathBuf,
+    file: Option<File>,
+    durable_len: u64,
+}
+
+impl FileSink {
+    /// Opens (creating) `path`; the file must already be repaired (see [`recover_tail`]).
+    pub fn open(path: &Path) -> io::Result<FileSink> {
+        let file = open_append(path)?;
+        let durable_len = file.metadata()?.len();
+        Ok(FileSink {
+            path: path.to_path_buf(),
+            file: Some(file),
+            durable_len,
+        })
+    }
+
+    /// A sink that will create the file on first write (used when the file cannot be opened at
+    /// start: the server still starts, fails closed, and recovers when the path is writable).
+    pub fn deferred(path: &Path) -> FileSink {
+        FileSink {
+            path: path.to_path_buf(),
+            file: None,
+            durable_len: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+        }
+    }
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+impl Sink for FileSink {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.file.is_none() {
+            let f = open_append(&self.path)?;
+            // Drop any partial line a failed write left behind.
+            if f.metadata()?.len() > self.durable_len {
+                f.set_len(self.durable_len)?;
+            }
+            self.file = Some(f);
+        }
+        let f = self.file.as_mut().expect("opened above");
+        f.write_all(bytes)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        let f = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("audit file not open"))?;
+        f.sync_data()?;
+        self.durable_len = f.metadata()?.len();
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.file = None;
+    }
+}
+
+/// One sealed line on its way to disk.
+pub struct Pending {
+    pub line: Vec<u8>,
+    pub head: Head,
+    pub ack: Option<oneshot::Sender<Result<(), AuditError>>>,
+}
+
+/// Most bytes written by one `write` (the rest waits for the next round).
+const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+const RETRY_EVERY: Duration = Duration::from_millis(200);
+
+/// The writer thread's loop; returns when every sender is gone.
+pub fn run_writer(mut sink: Box<dyn Sink>, rx: Receiver<Pending>, shared: Arc<Shared>) {
+    let mut carry: Option<Pending> = None;
+    loop {
+        let first = match carry.take() {
+            Some(p) => p,
+            None => match rx.recv() {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let mut batch = vec![first];
+        let mut bytes = batch[0].line.len();
+        while bytes < MAX_BATCH_BYTES {
+            match rx.try_recv() {
+                Ok(p) => {
+                    bytes += p.line.len();
+                    batch.push(p);
+                }
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        let mut buf = Vec::with_capacity(bytes);
+        for p in &batch {
+            buf.extend_from_slice(&p.line);
+        }
+        write_durably(sink.as_mut(), &buf, &mut batch, &shared);
+        let head = batch
+            .last()
+            .map(|p| p.head.clone())
+            .expect("non-empty batch");
+        shared.durable(&head, batch.len() as u64);
+        let lines: Vec<Arc<str>> = batch
+            .iter_mut()
+            .map(|p| {
+                if let Some(ack) = p.ack.take() {
+                    let _ = ack.send(Ok(()));
+                }
+                let text = String::from_utf8_lossy(&p.line);
+                Arc::from(text.trim_end())
+            })
+            .collect();
+        shared.publish(lines);
+    }
+}
+
+/// Writes and syncs `buf`, retrying until it succeeds. Callers waiting on a failed attempt are
+/// told at once; their lines are still written once the file works again.
+fn write_durably(sink: &mut dyn Sink, buf: &[u8], batch: &mut [Pending], shared: &Shared) {
+    loop {
+        shared.fsyncs.fetch_add(1, Ordering::Relaxed);
+        match sink.append(buf).and_then(|()| sink.sync()) {
+            Ok(()) => {
+                shared.set_available(true, None);
+                return;
+            }
+            Err(e) => {
+                shared.set_available(false, Some(&e.to_string()));
+                for p in batch.iter_mut() {
+                    if let Some(ack) = p.ack.take() {
+                        let _ = ack.send(Err(AuditError::Unavailable));
+                    }
+                }
+                sink.reset();
+                std::thread::sleep(RETRY_EVERY);
+            }
+        }
+    }
+}
+
+/// What start-up found at the end of the file.
+#[derive(Debug, Default)]
+pub struct TailReport {
+    /// The last complete line, if any.
+    pub last_line: Option<String>,
+    /// Bytes after the last newline (a write cut short by a crash), moved aside.
+    pub torn: Option<(u64, PathBuf)>,
+}
+
+/// Reads the last complete line of `path` and moves a torn tail (bytes after the last `\n`)
+/// aside into `<path>.torn-<unix time>`, truncating the file to its last complete line.
+pub fn recover_tail(path: &Path) -> io::Result<TailReport> {
+    let mut file = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(TailReport::default()),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    let mut report = TailReport::default();
+    let mut end = len;
+    if len > 0 {
+        let last_nl = find_last_newline(&mut file, len)?;
+        let complete_end = last_nl.map_or(0, |p| p + 1);
+        if complete_end < len {
+            let mut torn = vec![0u8; (len - complete_end) as usize];
+            file.seek(SeekFrom::Start(complete_end))?;
+            file.read_exact(&mut torn)?;
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let aside = path.with_extension(format!("torn-{stamp}"));
+            std::fs::write(&aside, &torn)?;
+            file.set_len(complete_end)?;
+            file.sync_all()?;
+            report.torn = Some((torn.len() as u64, aside));
+        }
+        end = complete_end;
+    }
+    if end > 0 {
+        let start = match find_last_newline(&mut file, end - 1)? {
+            Some(p) => p + 1,
+            None => 0,
+        };
+        let mut line = vec![0u8; (end - 1 - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut line)?;
+        report.last_line = Some(String::from_utf8_lossy(&line).into_owned());
+    }
+    Ok(report)
+}
+
+/// Offset of the last `\n` before `end`, reading backwards in chunks.
+fn find_last_newline(file: &mut File, end: u64) -> io::Result<Option<u64>> {
+    const CHUNK: u64 = 64 * 1024;
+    let mut pos = end;
+    let mut buf = vec![0u8; CHUNK as usize];
+    while pos > 0 {
+        let start = pos.saturating_sub(CHUNK);
+        let n = (pos - start) as usize;
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut buf[..n])?;
+        if let Some(i) = buf[..n].iter().rposition(|b| *b == b'\n') {
+            return Ok(Some(start + i as u64));
+        }
+        pos = start;
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_torn_tail_is_moved_aside_and_the_last_line_kept() {
+        let dir = std::env::temp_dir().join(format!("rampart-tail-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("audit.log");
+        std::fs::write(&path, b"{\"a\":1}\n{\"b\":2}\n{\"c\":").unwrap();
+        let report = recover_tail(&path).unwrap();
+        assert_eq!(report.last_line.as_deref(), Some("{\"b\":2}"));
+        let (bytes, aside) = report.torn.unwrap();
+        assert_eq!(bytes, 5);
+        assert_eq!(std::fs::read(&aside).unwrap(), b"{\"c\":");
+        assert_eq!(std::fs::read(&path).unwrap(), b"{\"a\":1}\n{\"b\":2}\n");
+        let again = recover_tail(&path).unwrap();
+        assert!(again.torn.is_none());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
