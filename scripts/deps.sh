@@ -2,6 +2,7 @@
 # Installs what Rampart needs on a Debian/Ubuntu machine when it is missing:
 #   postgres    the PostgreSQL server binaries (embedded mode and the test harness)
 #   redis       redis-server (the test harness; optional for running the server)
+#   browser     chromium and chromium-driver (browser tests of the pages)
 # Usage: scripts/deps.sh postgres [redis]
 set -euo pipefail
 
@@ -15,6 +16,10 @@ for what in "$@"; do
     case "$what" in
         postgres) have_pg || need+=(postgresql) ;;
         redis) command -v redis-server >/dev/null 2>&1 || need+=(redis-server) ;;
+        browser)
+            command -v chromium >/dev/null 2>&1 || need+=(chromium)
+            command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+            ;;
         *) echo "deps.sh: unknown dependency $what" >&2; exit 2 ;;
     esac
 done

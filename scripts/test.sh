@@ -3,5 +3,5 @@
 # tests start their own private PostgreSQL cluster and redis-server and stop them at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh postgres redis
+scripts/deps.sh postgres redis browser
 cargo test --all-targets "$@"

@@ -4,6 +4,7 @@ mod auth;
 mod health;
 mod observe;
 mod orders;
+mod pages;
 mod platform;
 
 use actix_web::{web, HttpResponse};
@@ -58,6 +59,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     ),
             ),
     )
+    .route("/{file:[A-Za-z0-9_.-]*}", web::get().to(pages::page))
     .default_service(web::to(not_found));
 }
 

@@ -10,6 +10,7 @@ mod errors;
 mod health;
 mod isolation;
 mod orders;
+mod pages;
 mod platform;
 mod posture;
 
