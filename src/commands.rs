@@ -97,3 +97,73 @@ pub async fn user_create(
     println!("{}", serde_json::to_string(&result?)?);
     Ok(())
 }
+
+/// `audit verify` found damage (its verdict is already printed).
+#[derive(Debug, thiserror::Error)]
+#[error("the audit log is damaged")]
+pub struct Damaged;
+
+/// `rampart audit verify [--file F]`: prints the verdict; `Ok(true)` when the file is intact.
+/// Checkpoints are checked when the database can be reached; otherwise only the chain is, and
+/// a warning says so.
+pub async fn audit_verify(
+    config: &Config,
+    log: &Logger,
+    file: Option<std::path::PathBuf>,
+) -> anyhow::Result<bool> {
+    use crate::audit::checkpoint::CheckpointKey;
+    use crate::audit::verify::{verify, Anchors};
+
+    let path = file.unwrap_or_else(|| config.audit_log.clone());
+    if !path.exists() {
+        anyhow::bail!("no audit log at {}", path.display());
+    }
+    let key = match &config.master_key {
+        Some(text) => crate::secret::decode_master_key(text).ok(),
+        None => std::fs::read_to_string(config.data_dir.join(crate::secret::MASTER_KEY_FILE))
+            .ok()
+            .and_then(|t| crate::secret::decode_master_key(&t).ok()),
+    }
+    .map(|k| CheckpointKey::derive(&k));
+    let checkpoints = match &key {
+        Some(_) => load_checkpoints(config, log, &path).await,
+        None => Err(anyhow::anyhow!("no master key")),
+    };
+    let verdict = match (&key, &checkpoints) {
+        (Some(key), Ok(cps)) => {
+            let (path, cps, key) = (path.clone(), cps.clone(), key.clone());
+            tokio::task::spawn_blocking(move || {
+                verify(
+                    &path,
+                    Some(Anchors {
+                        checkpoints: &cps,
+                        key: &key,
+                    }),
+                )
+            })
+            .await??
+        }
+        (_, Err(e)) => {
+            eprintln!("warning: checkpoints not checked ({e}); checking the hash chain only");
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || verify(&path, None)).await??
+        }
+        (None, Ok(_)) => unreachable!("checkpoints load only with a key"),
+    };
+    println!("{verdict}");
+    Ok(matches!(verdict, crate::audit::verify::Verdict::Ok { .. }))
+}
+
+async fn load_checkpoints(
+    config: &Config,
+    log: &Logger,
+    path: &std::path::Path,
+) -> anyhow::Result<Vec<crate::db::checkpoints::CheckpointRow>> {
+    let (mut database, pool) = open(config, log).await?;
+    let rows = pool
+        .checkpoints_of(&crate::server::audit_log_key(path))
+        .await
+        .map_err(anyhow::Error::from);
+    database.shutdown();
+    rows
+}

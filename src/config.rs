@@ -77,6 +77,10 @@ pub struct Config {
     pub trust_forwarded: bool,
     pub log_level: slog::Level,
     pub db_pool_size: usize,
+    /// Sign the audit chain head after this many events…
+    pub audit_checkpoint_events: u64,
+    /// …or after this many seconds with new events.
+    pub audit_checkpoint_secs: u64,
     pub limits: Limits,
 }
 
@@ -180,6 +184,8 @@ impl Config {
             trust_forwarded: env.flag("RAMPART_TRUST_FORWARDED")?,
             log_level,
             db_pool_size: env.positive("RAMPART_DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE)?,
+            audit_checkpoint_events: env.positive("RAMPART_AUDIT_CHECKPOINT_EVENTS", 1000)?,
+            audit_checkpoint_secs: env.positive("RAMPART_AUDIT_CHECKPOINT_SECS", 5)?,
             limits: Limits::from_env(&env)?,
         })
     }

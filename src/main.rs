@@ -37,6 +37,21 @@ enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
+    /// Work with the audit log.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Verify the hash chain and the signed checkpoints; exit 1 on damage.
+    Verify {
+        /// The audit log (default: RAMPART_AUDIT_LOG).
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -80,6 +95,13 @@ fn main() -> ExitCode {
     let log = telemetry::logging::build(config.log_level);
     let outcome = actix_web::rt::System::new().block_on(async move {
         match cli.command.unwrap_or(Command::Serve { demo: false }) {
+            Command::Audit {
+                action: AuditAction::Verify { file },
+            } => match commands::audit_verify(&config, &log, file).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(anyhow::Error::new(commands::Damaged)),
+                Err(e) => Err(e),
+            },
             Command::Serve { demo } => server::serve(config, log, demo).await,
             Command::Migrate => commands::migrate(&config, &log).await,
             Command::Tenant {
@@ -98,6 +120,8 @@ fn main() -> ExitCode {
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        // The verdict is already printed.
+        Err(e) if e.is::<commands::Damaged>() => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -10,6 +10,7 @@ use anyhow::Context;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use slog::{info, warn, Logger};
 
+use crate::audit::checkpoint::{Cadence, CheckpointKey, Checkpointer};
 use crate::audit::monitor::Thresholds;
 use crate::audit::{Audit, AuditConfig, Event, Kind};
 use crate::auth::SessionStore;
@@ -125,7 +126,8 @@ pub async fn prepare(config: Config, db_url: &str, log: Logger) -> anyhow::Resul
             list.join("\n")
         );
     }
-    let (_key, source) = secret::load_or_create(config.master_key.as_deref(), &config.data_dir)?;
+    let (master_key, source) =
+        secret::load_or_create(config.master_key.as_deref(), &config.data_dir)?;
     if source == KeySource::Generated {
         warn!(log, "RAMPART_MASTER_KEY is unset; generated a master key in the data directory";
               "file" => %config.data_dir.join(secret::MASTER_KEY_FILE).display());
@@ -137,12 +139,28 @@ pub async fn prepare(config: Config, db_url: &str, log: Logger) -> anyhow::Resul
     )
     .await?;
     let sessions = SessionStore::new(store.clone(), config.limits.session_ttl());
-    let audit = start_audit(&config, &log);
+    let instance = instance_id();
+    let audit = start_audit(&config, &instance, &log);
+    audit.attach_redis(&store, &config.audit_log);
     watch_redis(&store, &audit);
     audit.record_nowait(
         Event::new(Kind::SystemStarted)
             .details(serde_json::json!({"version": env!("CARGO_PKG_VERSION")})),
     );
+    Checkpointer {
+        audit: audit.clone(),
+        db: pool.clone(),
+        store: store.clone(),
+        key: CheckpointKey::derive(&master_key),
+        log_path: audit_log_key(&config.audit_log),
+        instance,
+        cadence: Cadence {
+            every_events: config.audit_checkpoint_events,
+            every: std::time::Duration::from_secs(config.audit_checkpoint_secs),
+        },
+        log: log.new(slog::o!("component" => "audit")),
+    }
+    .spawn();
     Ok(AppState {
         audit,
         config: Arc::new(config),
@@ -163,12 +181,21 @@ fn instance_id() -> String {
     format!("{host}-{suffix}")
 }
 
-fn start_audit(config: &Config, log: &Logger) -> Audit {
+/// The name checkpoints of an audit file are stored under: its absolute path.
+pub fn audit_log_key(path: &std::path::Path) -> String {
+    std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+fn start_audit(config: &Config, instance: &str, log: &Logger) -> Audit {
     let l = &config.limits;
     Audit::start(
         &config.audit_log,
         AuditConfig {
-            instance: instance_id(),
+            instance: instance.to_string(),
             thresholds: Thresholds {
                 brute_force: l.alert_brute_force_threshold,
                 cross_tenant: l.alert_cross_tenant_threshold,

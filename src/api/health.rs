@@ -9,7 +9,8 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// Ready when the database answers and the audit log can be appended to.
+/// Ready when the database answers and the audit log can be appended to (the path opens and
+/// the writer's last write succeeded).
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let database = state.db.ping().await;
     let path = state.config.audit_log.clone();
@@ -21,7 +22,8 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             .is_ok()
     })
     .await
-    .unwrap_or(false);
+    .unwrap_or(false)
+        && state.audit.is_available();
     let ready = database && audit;
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
@@ -39,5 +41,5 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render(state.db.status()))
+        .body(state.metrics.render(state.db.status(), &state.audit))
 }

@@ -2,6 +2,7 @@
 
 mod auth;
 mod health;
+mod monitoring;
 mod observe;
 mod orders;
 mod pages;
@@ -56,7 +57,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(
                         "/tenants/{tenant_id}/users",
                         web::post().to(platform::create_user),
-                    ),
+                    )
+                    .route("/audit", web::get().to(monitoring::audit))
+                    .route("/security/summary", web::get().to(monitoring::summary)),
             ),
     )
     .route("/{file:[A-Za-z0-9_.-]*}", web::get().to(pages::page))

@@ -120,11 +120,16 @@ pub fn check_line(line: &str) -> Result<LineFacts, String> {
     })
 }
 
-/// The `seq` a line holds, if it can be read at all (for error messages).
+/// The `seq` a line holds, if it can be read at all (for error messages): from the whole
+/// object, or from the `{"seq":N,` every line starts with when the rest is damaged.
 pub fn claimed_seq(line: &str) -> Option<u64> {
     serde_json::from_str::<serde_json::Value>(line)
         .ok()
         .and_then(|v| v["seq"].as_u64())
+        .or_else(|| {
+            let rest = line.strip_prefix("{\"seq\":")?;
+            rest[..rest.find(',')?].parse().ok()
+        })
 }
 
 #[cfg(test)]

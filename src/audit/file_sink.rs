@@ -63,8 +63,27 @@ fn open_append(path: &Path) -> io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
 
+impl FileSink {
+    /// True when the open file is still the one at `path`. A removed or replaced file would
+    /// otherwise swallow writes through the old descriptor.
+    fn still_at_path(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Some(f) = &self.file else {
+            return false;
+        };
+        match (f.metadata(), std::fs::metadata(&self.path)) {
+            (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+            _ => false,
+        }
+    }
+}
+
 impl Sink for FileSink {
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.file.is_some() && !self.still_at_path() {
+            self.file = None;
+            self.durable_len = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        }
         if self.file.is_none() {
             let f = open_append(&self.path)?;
             // Drop any partial line a failed write left behind.

@@ -7,13 +7,17 @@
 
 mod actor;
 pub mod chain;
+pub mod checkpoint;
 pub mod event;
 pub mod file_sink;
 pub mod monitor;
+pub mod query;
+pub mod redis_sink;
+pub mod verify;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use actix::{Actor, Addr, Arbiter};
 use slog::{error, info, warn, Logger};
@@ -42,6 +46,8 @@ pub struct Shared {
     written: AtomicU64,
     durable_head: Mutex<Head>,
     live: broadcast::Sender<Arc<str>>,
+    redis: OnceLock<tokio::sync::mpsc::Sender<Arc<str>>>,
+    redis_stats: Arc<redis_sink::SinkStats>,
     monitor: Mutex<Monitor>,
     log: Logger,
 }
@@ -64,6 +70,15 @@ impl Shared {
 
     fn publish(&self, lines: Vec<Arc<str>>) {
         for line in lines {
+            if let Some(redis) = self.redis.get() {
+                if redis.try_send(line.clone()).is_err() {
+                    // Queue full (Redis far behind): counted, and still in the file.
+                    self.redis_stats.gap.fetch_add(1, Ordering::Relaxed);
+                    self.redis_stats
+                        .missed_total
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
             // No subscriber is fine: the file is the record.
             let _ = self.live.send(line);
         }
@@ -144,6 +159,8 @@ impl Audit {
             written: AtomicU64::new(0),
             durable_head: Mutex::new(head.clone()),
             live: broadcast::channel(LIVE_FEED_CAPACITY).0,
+            redis: OnceLock::new(),
+            redis_stats: Arc::default(),
             monitor: Mutex::new(Monitor::new(config.thresholds)),
             log,
         });
@@ -166,6 +183,24 @@ impl Audit {
             audit.record_nowait(event);
         }
         audit
+    }
+
+    /// Mirrors every line written from now on to Redis (stream and live channel), when
+    /// `REDIS_URL` is configured.
+    pub fn attach_redis(&self, store: &crate::store::SharedStore, file: &Path) {
+        if store.redis_configured() {
+            let tx = redis_sink::RedisSink::spawn(
+                store.clone(),
+                file.to_path_buf(),
+                self.shared.redis_stats.clone(),
+            );
+            let _ = self.shared.redis.set(tx);
+        }
+    }
+
+    /// Events that could not reach Redis and were not backfilled yet.
+    pub fn redis_gap(&self) -> u64 {
+        self.shared.redis_stats.gap.load(Ordering::Relaxed)
     }
 
     /// Records `event`. Returns when it is queued, or for `high`/`critical` events when it is
@@ -232,3 +267,6 @@ impl Audit {
         self.shared.monitor().alerts()
     }
 }
+
+#[cfg(test)]
+mod tests;

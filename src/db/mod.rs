@@ -5,6 +5,7 @@
 //! [`DbPool::in_tenant`], [`DbPool::in_platform`] or the narrow login lookup, each of which pins
 //! the request role and tenant settings for one transaction.
 
+pub mod checkpoints;
 pub mod migrate;
 pub mod posture;
 pub mod schema;

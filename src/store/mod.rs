@@ -155,6 +155,17 @@ impl SharedStore {
         }
     }
 
+    /// A Redis connection while Redis is the active backend (for callers with their own
+    /// commands, such as the audit stream). Report failures with [`SharedStore::mark_down`].
+    pub fn connection(&self) -> Option<ConnectionManager> {
+        self.redis()
+    }
+
+    /// Whether a `REDIS_URL` was configured at all.
+    pub fn redis_configured(&self) -> bool {
+        self.inner.client.is_some()
+    }
+
     fn redis(&self) -> Option<ConnectionManager> {
         if self.status() != RedisStatus::Connected {
             return None;
@@ -181,7 +192,8 @@ impl SharedStore {
         }
     }
 
-    fn mark_down(&self, reason: &str) {
+    /// Switches this instance to the in-process fallback and starts the recovery probe.
+    pub fn mark_down(&self, reason: &str) {
         let changed = self.inner.status.send_if_modified(|s| {
             let was_up = *s == RedisStatus::Connected;
             *s = RedisStatus::Fallback;

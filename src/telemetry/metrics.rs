@@ -4,6 +4,7 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use crate::audit::Audit;
 use crate::db::PoolStatus;
 
 #[derive(Clone)]
@@ -12,6 +13,7 @@ pub struct Metrics {
     requests: IntCounterVec,
     latency: HistogramVec,
     pool: IntGaugeVec,
+    audit: IntGaugeVec,
 }
 
 impl Metrics {
@@ -42,12 +44,22 @@ impl Metrics {
         registry
             .register(Box::new(latency.clone()))
             .expect("unique");
+        let audit = IntGaugeVec::new(
+            Opts::new(
+                "audit",
+                "Audit trail: events written, fsyncs, events missing from Redis, availability",
+            ),
+            &["figure"],
+        )
+        .expect("valid metric");
         registry.register(Box::new(pool.clone())).expect("unique");
+        registry.register(Box::new(audit.clone())).expect("unique");
         Metrics {
             registry,
             requests,
             latency,
             pool,
+            audit,
         }
     }
 
@@ -60,15 +72,20 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// The text exposition, with pool gauges read at scrape time.
-    pub fn render(&self, pool: PoolStatus) -> String {
-        self.pool
-            .with_label_values(&["max"])
-            .set(pool.max_size as i64);
-        self.pool.with_label_values(&["open"]).set(pool.size as i64);
-        self.pool
-            .with_label_values(&["idle"])
-            .set(pool.available as i64);
+    /// The text exposition, with pool and audit gauges read at scrape time.
+    pub fn render(&self, pool: PoolStatus, audit: &Audit) -> String {
+        let gauges = [
+            (&self.pool, "max", pool.max_size as i64),
+            (&self.pool, "open", pool.size as i64),
+            (&self.pool, "idle", pool.available as i64),
+            (&self.audit, "events_written", audit.written() as i64),
+            (&self.audit, "fsyncs", audit.fsyncs() as i64),
+            (&self.audit, "redis_gap", audit.redis_gap() as i64),
+            (&self.audit, "available", i64::from(audit.is_available())),
+        ];
+        for (vec, label, value) in gauges {
+            vec.with_label_values(&[label]).set(value);
+        }
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)

@@ -22,7 +22,7 @@ use rampart::tenants::{self, NewTenant};
 use rampart::users::{self, NewUser};
 
 pub use client::Client;
-pub use processes::shared;
+pub use processes::{shared, RedisServer};
 
 pub const TEMPLATE_DB: &str = "rampart_template";
 /// A login role that is neither superuser nor owner, for tests that must not connect as one.
@@ -154,10 +154,11 @@ pub struct TenantFixture {
 /// A running server on its own database.
 pub struct TestApp {
     pub base: String,
-    pub db: TestDb,
+    pub db: std::sync::Arc<TestDb>,
     pub pool: DbPool,
     pub config: Config,
     pub dir: PathBuf,
+    vars: HashMap<String, String>,
     handle: ServerHandle,
 }
 
@@ -206,6 +207,29 @@ impl TestApp {
         std::fs::create_dir_all(&dir).expect("app dir");
         let mut vars = base_vars(&db, &dir);
         tweak(&mut vars);
+        let db = std::sync::Arc::new(db);
+        Self::start(db, dir, vars).await.map_err(|(e, db)| {
+            let db = std::sync::Arc::try_unwrap(db).unwrap_or_else(|_| panic!("db shared"));
+            (e, db)
+        })
+    }
+
+    /// Another server on the same database and data directory (a restart, or a second
+    /// instance), with the same variables as this one plus `tweak`.
+    pub async fn respawn_with(&self, tweak: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
+        let mut vars = self.vars.clone();
+        tweak(&mut vars);
+        Self::start(self.db.clone(), self.dir.clone(), vars)
+            .await
+            .unwrap_or_else(|(e, _)| panic!("second server failed to start: {e:#}"))
+    }
+
+    async fn start(
+        db: std::sync::Arc<TestDb>,
+        dir: PathBuf,
+        vars: HashMap<String, String>,
+    ) -> Result<TestApp, (anyhow::Error, std::sync::Arc<TestDb>)> {
+        let kept_vars = vars.clone();
         let config = Config::from_map(vars).expect("test config");
         let log = rampart::telemetry::logging::discard();
         let url = config.database_url.clone().expect("tests use DATABASE_URL");
@@ -222,6 +246,7 @@ impl TestApp {
             pool,
             config,
             dir,
+            vars: kept_vars,
             handle: running.handle,
         })
     }
@@ -315,7 +340,8 @@ impl TestApp {
         self.user(&email, Role::PlatformOwner, None).await
     }
 
-    pub async fn stop(self) {
+    /// Stops the server (its database and files stay until the value is dropped).
+    pub async fn handle_stop(&self) {
         self.handle.stop(false).await;
     }
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::harness::{Account, Client, TestApp};
 
-fn rampart() -> Command {
+pub fn rampart() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rampart"));
     for var in [
         "DATABASE_URL",

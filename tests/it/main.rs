@@ -4,6 +4,7 @@
 #[path = "../harness/mod.rs"]
 mod harness;
 
+mod audit;
 mod auth;
 mod cli;
 mod errors;

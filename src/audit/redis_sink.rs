@@ -1,0 +1,228 @@
+//! Mirrors durable audit lines to Redis: the capped stream `<prefix>:audit` (shared by every
+//! instance, read by the audit API) and the pub/sub channel `<prefix>:audit:live` (the
+//! `security` WebSocket channel of other instances).
+//!
+//! Nothing waits on Redis: the writer hands lines over through a bounded queue. Lines that
+//! cannot reach Redis (Redis away, or the queue full) are counted in the gap; when Redis is
+//! back the missed lines are backfilled from the file, in order, up to a bound, and the gap
+//! shrinks by what was backfilled.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use tokio::sync::mpsc;
+
+use crate::store::{RedisStatus, SharedStore};
+
+/// Stream length kept in Redis (approximate trimming).
+pub const STREAM_MAX_LEN: usize = 100_000;
+/// Most lines a backfill re-sends; older missed lines stay only in the file (and in the gap).
+pub const BACKFILL_MAX_LINES: usize = 50_000;
+/// Queue between the writer and the sink.
+pub const QUEUE_LINES: usize = 65_536;
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Counters shared with the summary and `/metrics`.
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    /// Events not (yet) in Redis.
+    pub gap: AtomicU64,
+    /// Events that could not be sent when they happened (a counter that only rises).
+    pub missed_total: AtomicU64,
+    /// Events re-sent from the file after Redis came back.
+    pub backfilled_total: AtomicU64,
+}
+
+/// Reads the `seq` at the start of a line without parsing the whole object.
+pub fn line_seq(line: &str) -> Option<u64> {
+    let rest = line.strip_prefix("{\"seq\":")?;
+    let end = rest.find(',')?;
+    rest[..end].parse().ok()
+}
+
+pub struct RedisSink {
+    store: SharedStore,
+    stream: String,
+    channel: String,
+    file: PathBuf,
+    stats: Arc<SinkStats>,
+    /// Highest seq known to be in the stream.
+    sent_upto: u64,
+    /// First seq that did not reach Redis, while a gap is open.
+    missed_from: Option<u64>,
+}
+
+impl RedisSink {
+    /// Starts the sink task; returns the sender the writer feeds.
+    pub fn spawn(
+        store: SharedStore,
+        file: PathBuf,
+        stats: Arc<SinkStats>,
+    ) -> mpsc::Sender<Arc<str>> {
+        let (tx, rx) = mpsc::channel(QUEUE_LINES);
+        let sink = RedisSink {
+            stream: store.key("audit"),
+            channel: store.key("audit:live"),
+            store,
+            file,
+            stats,
+            sent_upto: 0,
+            missed_from: None,
+        };
+        actix_web::rt::spawn(sink.run(rx));
+        tx
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Arc<str>>) {
+        let mut batch = Vec::new();
+        loop {
+            if rx.recv_many(&mut batch, 1024).await == 0 {
+                return;
+            }
+            self.deliver(std::mem::take(&mut batch)).await;
+        }
+    }
+
+    async fn deliver(&mut self, lines: Vec<Arc<str>>) {
+        let Some(mut conn) = self.ready_connection() else {
+            self.miss(&lines);
+            return;
+        };
+        if self.missed_from.is_some() && !self.backfill(&mut conn).await {
+            self.miss(&lines);
+            return;
+        }
+        let fresh: Vec<&Arc<str>> = lines
+            .iter()
+            .filter(|l| line_seq(l).is_none_or(|s| s > self.sent_upto))
+            .collect();
+        if fresh.is_empty() {
+            return;
+        }
+        if self
+            .send(&mut conn, fresh.iter().map(|l| l.as_ref()), true)
+            .await
+        {
+            if let Some(seq) = fresh.last().and_then(|l| line_seq(l)) {
+                self.sent_upto = seq;
+            }
+        } else {
+            self.miss(&lines);
+        }
+    }
+
+    fn ready_connection(&self) -> Option<ConnectionManager> {
+        (self.store.status() == RedisStatus::Connected)
+            .then(|| self.store.connection())
+            .flatten()
+    }
+
+    fn miss(&mut self, lines: &[Arc<str>]) {
+        let n = lines.len() as u64;
+        self.stats.gap.fetch_add(n, Ordering::Relaxed);
+        self.stats.missed_total.fetch_add(n, Ordering::Relaxed);
+        if self.missed_from.is_none() {
+            self.missed_from = lines.first().and_then(|l| line_seq(l));
+        }
+    }
+
+    /// XADD (and optionally PUBLISH) every line in one pipelined round trip.
+    async fn send<'a>(
+        &self,
+        conn: &mut ConnectionManager,
+        lines: impl Iterator<Item = &'a str>,
+        live: bool,
+    ) -> bool {
+        let mut pipe = redis::pipe();
+        for line in lines {
+            pipe.cmd("XADD")
+                .arg(&self.stream)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(STREAM_MAX_LEN)
+                .arg("*")
+                .arg("line")
+                .arg(line)
+                .ignore();
+            if live {
+                pipe.cmd("PUBLISH").arg(&self.channel).arg(line).ignore();
+            }
+        }
+        match tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async::<()>(conn)).await {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                self.store.mark_down(&e.to_string());
+                false
+            }
+            Err(_) => {
+                self.store.mark_down("audit stream write timed out");
+                false
+            }
+        }
+    }
+
+    /// Re-sends the lines Redis missed, from the file, in order. Live subscribers are not
+    /// replayed old events; only the stream is completed.
+    async fn backfill(&mut self, conn: &mut ConnectionManager) -> bool {
+        let Some(from) = self.missed_from else {
+            return true;
+        };
+        let file = self.file.clone();
+        let lines = match tokio::task::spawn_blocking(move || read_from_seq(&file, from)).await {
+            Ok(Ok(lines)) => lines,
+            _ => Vec::new(),
+        };
+        for chunk in lines.chunks(1000) {
+            if !self
+                .send(conn, chunk.iter().map(String::as_str), false)
+                .await
+            {
+                return false;
+            }
+            if let Some(seq) = chunk.last().and_then(|l| line_seq(l)) {
+                self.sent_upto = seq;
+            }
+            let n = chunk.len() as u64;
+            self.stats.backfilled_total.fetch_add(n, Ordering::Relaxed);
+        }
+        // What is still missing: the missed lines older than the oldest one re-sent (the
+        // backfill is bounded), or nothing.
+        let first_sent = lines.first().and_then(|l| line_seq(l)).unwrap_or(from);
+        self.stats
+            .gap
+            .store(first_sent.saturating_sub(from), Ordering::Relaxed);
+        self.missed_from = None;
+        true
+    }
+}
+
+/// The last lines of `path` whose seq is at least `from` (at most [`BACKFILL_MAX_LINES`]).
+fn read_from_seq(path: &std::path::Path, from: u64) -> std::io::Result<Vec<String>> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path)?;
+    let mut kept = std::collections::VecDeque::new();
+    for line in std::io::BufReader::new(file).lines() {
+        let line = line?;
+        if line_seq(&line).is_some_and(|s| s >= from) {
+            if kept.len() == BACKFILL_MAX_LINES {
+                kept.pop_front();
+            }
+            kept.push_back(line);
+        }
+    }
+    Ok(kept.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seq_is_read_from_the_line_prefix() {
+        assert_eq!(line_seq("{\"seq\":42,\"ts\":\"x\"}"), Some(42));
+        assert_eq!(line_seq("{\"ts\":1}"), None);
+    }
+}

@@ -1,0 +1,136 @@
+//! The Auditor with injected sinks: durability ordering and fail-closed behaviour, proven by
+//! the order of operations rather than by timing.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::chain::Head;
+use super::file_sink::Sink;
+use super::monitor::Thresholds;
+use super::{Audit, AuditConfig, AuditError, Event, Kind};
+
+type Journal = Arc<Mutex<Vec<String>>>;
+
+/// A sink that journals what happens to it and can hold `sync` until released, or fail.
+struct ScriptedSink {
+    journal: Journal,
+    gate: Option<mpsc::Receiver<()>>,
+    failing: Arc<AtomicBool>,
+    written: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Sink for ScriptedSink {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(io::Error::other("disk full"));
+        }
+        self.journal.lock().unwrap().push("append".into());
+        self.written.lock().unwrap().extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.journal.lock().unwrap().push("sync-start".into());
+        if let Some(gate) = &self.gate {
+            let _ = gate.recv();
+        }
+        self.journal.lock().unwrap().push("sync-end".into());
+        Ok(())
+    }
+
+    fn reset(&mut self) {}
+}
+
+fn start(sink: ScriptedSink) -> Audit {
+    let config = AuditConfig {
+        instance: "test".into(),
+        thresholds: Thresholds {
+            brute_force: 1000,
+            cross_tenant: 1000,
+            window: Duration::from_secs(60),
+        },
+    };
+    let log = crate::telemetry::logging::discard();
+    Audit::start_with_sink(Box::new(sink), Head::genesis(), config, log, None)
+}
+
+async fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_high_event_is_acknowledged_only_after_its_fsync() {
+    let journal: Journal = Arc::default();
+    let (release, gate) = mpsc::channel();
+    let sink = ScriptedSink {
+        journal: journal.clone(),
+        gate: Some(gate),
+        failing: Arc::default(),
+        written: Arc::default(),
+    };
+    let audit = start(sink);
+    let waiter = {
+        let (audit, journal) = (audit.clone(), journal.clone());
+        actix_web::rt::spawn(async move {
+            let result = audit
+                .record(Event::new(Kind::TenantCrossAccessDenied))
+                .await;
+            journal.lock().unwrap().push("acked".into());
+            result
+        })
+    };
+    let j = journal.clone();
+    wait_until("the fsync to start", move || {
+        j.lock().unwrap().iter().any(|e| e == "sync-start")
+    })
+    .await;
+    // The writer is now inside fsync: the caller must still be waiting.
+    assert!(!journal.lock().unwrap().iter().any(|e| e == "acked"));
+    release.send(()).unwrap();
+    assert_eq!(waiter.await.unwrap(), Ok(()));
+    assert_eq!(
+        *journal.lock().unwrap(),
+        ["append", "sync-start", "sync-end", "acked"]
+    );
+}
+
+#[actix_web::test]
+async fn an_unwritable_log_fails_closed_and_loses_nothing() {
+    let failing = Arc::new(AtomicBool::new(true));
+    let written: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let sink = ScriptedSink {
+        journal: Arc::default(),
+        gate: None,
+        failing: failing.clone(),
+        written: written.clone(),
+    };
+    let audit = start(sink);
+    let first = audit.record(Event::new(Kind::PlatformOwnerAccess)).await;
+    assert_eq!(first, Err(AuditError::Unavailable));
+    assert!(!audit.is_available());
+    // While unavailable, high events are refused at once (and still queued).
+    let second = audit.record(Event::new(Kind::PlatformOwnerAccess)).await;
+    assert_eq!(second, Err(AuditError::Unavailable));
+    failing.store(false, Ordering::SeqCst);
+    let a = audit.clone();
+    wait_until("the writer to recover", move || a.is_available()).await;
+    let a = audit.clone();
+    wait_until("both events to be written", move || a.written() == 2).await;
+    let text = String::from_utf8(written.lock().unwrap().clone()).unwrap();
+    let seqs: Vec<u64> = text
+        .lines()
+        .map(|l| super::chain::check_line(l).unwrap().seq)
+        .collect();
+    assert_eq!(seqs, [1, 2]);
+    assert_eq!(
+        audit.record(Event::new(Kind::PlatformOwnerAccess)).await,
+        Ok(())
+    );
+}
