@@ -154,17 +154,18 @@ pub fn run_writer(mut sink: Box<dyn Sink>, rx: Receiver<Pending>, shared: Arc<Sh
             .map(|p| p.head.clone())
             .expect("non-empty batch");
         shared.durable(&head, batch.len() as u64);
-        let lines: Vec<Arc<str>> = batch
-            .iter_mut()
-            .map(|p| {
-                if let Some(ack) = p.ack.take() {
-                    let _ = ack.send(Ok(()));
-                }
-                let text = String::from_utf8_lossy(&p.line);
-                Arc::from(text.trim_end())
-            })
-            .collect();
-        shared.publish(lines);
+        for p in batch.iter_mut() {
+            if let Some(ack) = p.ack.take() {
+                let _ = ack.send(Ok(()));
+            }
+        }
+        if shared.has_listeners() {
+            let lines = batch
+                .iter()
+                .map(|p| Arc::from(String::from_utf8_lossy(&p.line).trim_end()))
+                .collect();
+            shared.publish(lines);
+        }
     }
 }
 

@@ -68,6 +68,12 @@ impl Shared {
         *self.durable_head.lock().expect("audit head lock") = head.clone();
     }
 
+    /// Whether anyone reads lines besides the file (live subscribers or the Redis sink); when
+    /// not, the writer skips building them.
+    fn has_listeners(&self) -> bool {
+        self.redis.get().is_some() || self.live.receiver_count() > 0
+    }
+
     fn publish(&self, lines: Vec<Arc<str>>) {
         for line in lines {
             if let Some(redis) = self.redis.get() {

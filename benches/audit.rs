@@ -1,0 +1,139 @@
+//! Audit trail throughput and latency, next to the raw append+fdatasync baseline.
+//!
+//! `cargo bench --bench audit`. Figures and the reading of them are in docs/benchmarks.md.
+//!
+//! - `audit/sustained`: events recorded through the Auditor (actor hop, serialization, SHA-256
+//!   chaining, group commit) until all are durable. Throughput is events per second.
+//! - `audit/high_event_latency`: one `high` event awaited until it is on disk.
+//! - `raw/append_fdatasync`: the same number of 300-byte lines written and fdatasynced with the
+//!   batching the Auditor achieved (events per fsync measured in the sustained run).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use rampart::audit::monitor::Thresholds;
+use rampart::audit::{Audit, AuditConfig, Event, Kind};
+
+const BATCH: u64 = 100_000;
+
+fn temp_log(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rampart-bench-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("audit.log");
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+fn start(path: &std::path::Path) -> Audit {
+    Audit::start(
+        path,
+        AuditConfig {
+            instance: "bench".into(),
+            thresholds: Thresholds {
+                brute_force: u32::MAX,
+                cross_tenant: u32::MAX,
+                window: Duration::from_secs(60),
+            },
+        },
+        rampart::telemetry::logging::discard(),
+    )
+}
+
+fn event(i: u64) -> Event {
+    Event::new(Kind::AuthLoginFailed)
+        .ip(std::net::IpAddr::from([203, 0, 113, (i % 250) as u8]))
+        .actor(None, Some("someone@tenant.example"), None)
+        .details(serde_json::json!({"reason": "wrong_password", "n": i}))
+}
+
+/// Events per fsync seen in the sustained run, for the baseline's batching.
+static LINES_PER_FSYNC: AtomicU64 = AtomicU64::new(1);
+
+fn sustained(c: &mut Criterion) {
+    let mut group = c.benchmark_group("audit");
+    group.throughput(Throughput::Elements(BATCH));
+    group.sample_size(10);
+    group.bench_function("sustained", |b| {
+        b.iter_custom(|iters| {
+            actix_rt::System::new().block_on(async move {
+                let path = temp_log("sustained");
+                let audit = start(&path);
+                let mut total = Duration::ZERO;
+                for round in 0..iters {
+                    let base = audit.written();
+                    let started = Instant::now();
+                    for i in 0..BATCH {
+                        audit.record_nowait(event(round * BATCH + i));
+                    }
+                    while audit.written() < base + BATCH {
+                        actix_rt::time::sleep(Duration::from_micros(200)).await;
+                    }
+                    total += started.elapsed();
+                }
+                let per_fsync = audit.written() / audit.fsyncs().max(1);
+                LINES_PER_FSYNC.store(per_fsync.max(1), Ordering::Relaxed);
+                total
+            })
+        })
+    });
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("high_event_latency", |b| {
+        b.iter_custom(|iters| {
+            actix_rt::System::new().block_on(async move {
+                let audit = start(&temp_log("latency"));
+                let started = Instant::now();
+                for _ in 0..iters {
+                    audit
+                        .record(Event::new(Kind::TenantCrossAccessDenied))
+                        .await
+                        .unwrap();
+                }
+                started.elapsed()
+            })
+        })
+    });
+    group.finish();
+}
+
+fn raw_baseline(c: &mut Criterion) {
+    let line = {
+        let mut l = vec![b'x'; 299];
+        l.push(b'\n');
+        l
+    };
+    let mut group = c.benchmark_group("raw");
+    group.throughput(Throughput::Elements(BATCH));
+    group.sample_size(10);
+    group.bench_function("append_fdatasync", |b| {
+        let per_fsync = LINES_PER_FSYNC.load(Ordering::Relaxed) as usize;
+        b.iter_custom(|iters| {
+            let path = temp_log("raw");
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .unwrap();
+            let chunk: Vec<u8> = line.repeat(per_fsync);
+            let started = Instant::now();
+            for _ in 0..iters {
+                let mut left = BATCH as usize;
+                while left > 0 {
+                    let n = left.min(per_fsync);
+                    f.write_all(&chunk[..n * line.len()]).unwrap();
+                    f.sync_data().unwrap();
+                    left -= n;
+                }
+            }
+            started.elapsed()
+        })
+    });
+    group.finish();
+    println!("baseline batching: {} lines per fdatasync", LINES_PER_FSYNC.load(Ordering::Relaxed));
+}
+
+criterion_group!(benches, sustained, raw_baseline);
+criterion_main!(benches);
