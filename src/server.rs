@@ -125,7 +125,8 @@ pub async fn prepare(config: Config, db_url: &str, log: Logger) -> anyhow::Resul
             list.join("\n")
         );
     }
-    let (_key, source) = secret::load_or_create(config.master_key.as_deref(), &config.data_dir)?;
+    let (master_key, source) =
+        secret::load_or_create(config.master_key.as_deref(), &config.data_dir)?;
     if source == KeySource::Generated {
         warn!(log, "RAMPART_MASTER_KEY is unset; generated a master key in the data directory";
               "file" => %config.data_dir.join(secret::MASTER_KEY_FILE).display());
@@ -150,6 +151,7 @@ pub async fn prepare(config: Config, db_url: &str, log: Logger) -> anyhow::Resul
         store,
         sessions,
         metrics: Metrics::new(),
+        master_key,
         log,
     })
 }

@@ -7,6 +7,7 @@
 pub mod browser;
 pub mod client;
 pub mod processes;
+pub mod totp;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -116,6 +117,31 @@ impl TestDb {
             .replacen("postgres@", &format!("{PLAIN_LOGIN}@"), 1)
     }
 
+    /// The whole database (schema and data) as `pg_dump` writes it, read as the superuser.
+    /// `pg_dump` is taken beside the server binaries, or else from `PATH`.
+    pub fn dump(&self) -> String {
+        let beside = rampart::embedded_pg::find_binaries()
+            .expect("PostgreSQL binaries")
+            .bindir
+            .join("pg_dump");
+        let program = if beside.exists() {
+            beside
+        } else {
+            "pg_dump".into()
+        };
+        let out = std::process::Command::new(program)
+            .arg("--no-owner")
+            .arg(format!("--dbname={}", self.superuser_url()))
+            .output()
+            .expect("run pg_dump");
+        assert!(
+            out.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("UTF-8 dump")
+    }
+
     /// Runs SQL as the superuser (test set-up only; isolation checks never query this way).
     pub async fn exec_as_superuser(&self, sql: &str) {
         superuser(&self.name)
@@ -149,6 +175,31 @@ pub struct TenantFixture {
     pub slug: String,
     pub admin: Account,
     pub staff: Account,
+}
+
+/// A signed-in user with two-factor authentication on.
+pub struct Enrolled {
+    /// Carries a fully verified session.
+    pub client: Client,
+    /// The TOTP secret in base32, as the setup response gave it.
+    pub secret: String,
+    pub backup_codes: Vec<String>,
+}
+
+/// Another server instance on the same database, Redis and master key.
+pub struct Peer {
+    pub base: String,
+    handle: ServerHandle,
+}
+
+impl Peer {
+    pub fn client(&self, token: Option<String>) -> Client {
+        Client::new(&self.base, token)
+    }
+
+    pub async fn stop(self) {
+        self.handle.stop(false).await;
+    }
 }
 
 /// A running server on its own database.
@@ -202,12 +253,35 @@ impl TestApp {
         db: TestDb,
         tweak: impl FnOnce(&mut HashMap<String, String>),
     ) -> Result<TestApp, (anyhow::Error, TestDb)> {
+        Self::launch(db, tweak, false).await
+    }
+
+    /// Like `spawn`, with every log record (all levels) written as JSON lines to
+    /// `dir/server.log`, for tests that look at what the server logs.
+    pub async fn spawn_logged() -> TestApp {
+        Self::launch(TestDb::create(), |_| {}, true)
+            .await
+            .unwrap_or_else(|(e, _)| panic!("server failed to start: {e:#}"))
+    }
+
+    async fn launch(
+        db: TestDb,
+        tweak: impl FnOnce(&mut HashMap<String, String>),
+        log_to_file: bool,
+    ) -> Result<TestApp, (anyhow::Error, TestDb)> {
         let dir = std::env::temp_dir().join(format!("rampart-app-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("app dir");
         let mut vars = base_vars(&db, &dir);
         tweak(&mut vars);
         let config = Config::from_map(vars).expect("test config");
-        let log = rampart::telemetry::logging::discard();
+        let log = if log_to_file {
+            use slog::Drain;
+            let file = std::fs::File::create(dir.join("server.log")).expect("log file");
+            let json = slog_json::Json::default(file);
+            slog::Logger::root(std::sync::Mutex::new(json).fuse(), slog::o!())
+        } else {
+            rampart::telemetry::logging::discard()
+        };
         let url = config.database_url.clone().expect("tests use DATABASE_URL");
         let state = match rampart::server::prepare(config.clone(), &url, log).await {
             Ok(s) => s,
@@ -304,6 +378,60 @@ impl TestApp {
         Account {
             email: email.into(),
             password: created.password.expect("generated"),
+        }
+    }
+
+    /// Signs `account` in, enrolls a TOTP factor with a code for the current step, and returns
+    /// the session (now fully verified), the secret and the backup codes.
+    pub async fn enroll(&self, account: &Account) -> Enrolled {
+        let client = self.login(account).await;
+        let setup = client
+            .post("/api/v1/auth/2fa/setup", &serde_json::json!({}))
+            .await;
+        assert_eq!(setup.status, 200, "setup: {:?}", setup.body);
+        let secret = setup.body["secret"].as_str().expect("secret").to_string();
+        let code = totp::code(&secret, totp::now());
+        let enabled = client
+            .post(
+                "/api/v1/auth/2fa/enable",
+                &serde_json::json!({"code": code}),
+            )
+            .await;
+        assert_eq!(enabled.status, 200, "enable: {:?}", enabled.body);
+        let backup_codes = enabled.body["backup_codes"]
+            .as_array()
+            .expect("backup codes")
+            .iter()
+            .map(|c| c.as_str().expect("string").to_string())
+            .collect();
+        Enrolled {
+            client,
+            secret,
+            backup_codes,
+        }
+    }
+
+    /// A new platform owner, enrolled, with a verified session (what platform routes need).
+    pub async fn verified_owner(&self) -> Client {
+        let owner = self.platform_owner().await;
+        self.enroll(&owner).await.client
+    }
+
+    /// Starts a second instance on this app's database, Redis prefix and data directory (so
+    /// the same master key), with an audit log of its own.
+    pub async fn spawn_peer(&self) -> Peer {
+        let mut config = self.config.clone();
+        config.audit_log = self.dir.join("audit-peer.log");
+        let url = config.database_url.clone().expect("tests use DATABASE_URL");
+        let log = rampart::telemetry::logging::discard();
+        let state = rampart::server::prepare(config, &url, log)
+            .await
+            .expect("peer starts");
+        let running = rampart::server::start(state, 1).expect("start peer");
+        actix_web::rt::spawn(running.server);
+        Peer {
+            base: format!("http://{}", running.addr),
+            handle: running.handle,
         }
     }
 

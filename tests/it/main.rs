@@ -13,6 +13,7 @@ mod orders;
 mod pages;
 mod platform;
 mod posture;
+mod two_factor;
 
 use serde_json::{json, Value};
 
