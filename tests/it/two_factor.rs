@@ -616,3 +616,59 @@ async fn secrets_and_codes_never_reach_the_database_logs_or_audit_in_clear() {
         }
     }
 }
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+#[actix_web::test]
+async fn second_factor_rows_are_visible_only_to_their_own_user() {
+    use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let owner = app.platform_owner().await;
+    let mut ids = Vec::new();
+    for account in [&a.staff, &a.admin, &owner] {
+        let enrolled = app.enroll(account).await;
+        let me = enrolled.client.get("/api/v1/auth/me").await;
+        ids.push(me.body["id"].as_str().unwrap().to_string());
+    }
+    let (staff, owner_id) = (&ids[0], &ids[2]);
+    let stranger = uuid::Uuid::new_v4().to_string();
+    // (request role, app.tenant_id, app.user_id) → rows of second_factors, backup_codes seen.
+    let cases = [
+        ("rampart_app", a.id.to_string(), staff.clone(), (1, 10)),
+        ("rampart_app", a.id.to_string(), String::new(), (0, 0)),
+        ("rampart_app", String::new(), staff.clone(), (0, 0)),
+        ("rampart_platform", String::new(), owner_id.clone(), (1, 10)),
+        ("rampart_platform", a.id.to_string(), stranger, (0, 0)),
+    ];
+    let mut conn = diesel_async::AsyncPgConnection::establish(&app.db.plain_url())
+        .await
+        .unwrap();
+    for (role, tenant, user, expected) in cases {
+        conn.batch_execute(&format!(
+            "BEGIN; SET LOCAL ROLE {role}; \
+             SELECT set_config('app.tenant_id', '{tenant}', true), \
+                    set_config('app.user_id', '{user}', true)"
+        ))
+        .await
+        .unwrap();
+        let mut seen = [0i64; 2];
+        for (i, table) in ["second_factors", "backup_codes"].iter().enumerate() {
+            let c: Count = diesel::sql_query(format!("SELECT count(*) AS n FROM {table}"))
+                .get_result(&mut conn)
+                .await
+                .unwrap();
+            seen[i] = c.n;
+        }
+        conn.batch_execute("ROLLBACK").await.unwrap();
+        assert_eq!(
+            (seen[0], seen[1]),
+            expected,
+            "{role} tenant={tenant:?} user={user:?}"
+        );
+    }
+}
