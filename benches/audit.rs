@@ -132,7 +132,10 @@ fn raw_baseline(c: &mut Criterion) {
         })
     });
     group.finish();
-    println!("baseline batching: {} lines per fdatasync", LINES_PER_FSYNC.load(Ordering::Relaxed));
+    println!(
+        "baseline batching: {} lines per fdatasync",
+        LINES_PER_FSYNC.load(Ordering::Relaxed)
+    );
 }
 
 criterion_group!(benches, sustained, raw_baseline);

@@ -16,6 +16,8 @@ pub const DEFAULT_AUDIT_LOG: &str = "./security_audit.log";
 pub const DEFAULT_REDIS_PREFIX: &str = "rampart";
 pub const DEFAULT_DB_POOL_SIZE: usize = 16;
 pub const DEFAULT_SESSION_TTL_SECS: u64 = 43_200;
+/// Five minutes to type the second factor after the password.
+pub const DEFAULT_MFA_CHALLENGE_SECS: u64 = 300;
 /// Request bodies above this size are refused with 413 before they are parsed.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -44,6 +46,8 @@ pub struct Limits {
     pub login_ip_limit: u32,
     pub login_window_secs: u64,
     pub ws_ticket_secs: u64,
+    /// Lifetime of the second step of a login (`RAMPART_MFA_CHALLENGE_SECS`).
+    pub mfa_challenge_secs: u64,
     pub session_ttl_secs: u64,
     pub ws_heartbeat_secs: u64,
     pub ws_client_timeout_secs: u64,
@@ -55,6 +59,10 @@ pub struct Limits {
 impl Limits {
     pub fn session_ttl(&self) -> Duration {
         Duration::from_secs(self.session_ttl_secs)
+    }
+
+    pub fn mfa_challenge_ttl(&self) -> Duration {
+        Duration::from_secs(self.mfa_challenge_secs)
     }
 }
 
@@ -208,6 +216,8 @@ impl Limits {
             login_ip_limit: env.positive("RAMPART_LOGIN_IP_LIMIT", 20)?,
             login_window_secs: env.positive("RAMPART_LOGIN_WINDOW_SECS", 900)?,
             ws_ticket_secs: env.positive("RAMPART_WS_TICKET_SECS", 30)?,
+            mfa_challenge_secs: env
+                .positive("RAMPART_MFA_CHALLENGE_SECS", DEFAULT_MFA_CHALLENGE_SECS)?,
             session_ttl_secs: env.positive("RAMPART_SESSION_TTL_SECS", DEFAULT_SESSION_TTL_SECS)?,
             ws_heartbeat_secs: env.positive("RAMPART_WS_HEARTBEAT_SECS", 15)?,
             ws_client_timeout_secs: env.positive("RAMPART_WS_CLIENT_TIMEOUT_SECS", 45)?,
@@ -238,6 +248,7 @@ mod tests {
         assert_eq!(c.limits.ws_max_message_bytes, 10_240);
         assert_eq!(c.limits.session_ttl_secs, 43_200);
         assert_eq!(c.limits.login_account_limit, 5);
+        assert_eq!(c.limits.mfa_challenge_secs, 300);
     }
 
     #[test]

@@ -7,6 +7,14 @@ use serde_json::json;
 
 use crate::db::DbError;
 
+/// Where a second-factor code was refused: at the second step of a login (401, the caller is
+/// not signed in yet) or to confirm a change by a signed-in user (400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeContext {
+    Login,
+    Confirmation,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("authentication required")]
@@ -19,6 +27,12 @@ pub enum ApiError {
     CrossTenantDenied,
     #[error("two-factor enrollment is required before using this route")]
     TwoFactorEnrollmentRequired,
+    #[error("platform owners must keep two-factor authentication turned on")]
+    TwoFactorRequired,
+    #[error("that code is not correct")]
+    InvalidCode(CodeContext),
+    #[error("this sign-in has expired or had too many wrong codes; sign in again")]
+    ChallengeExpired,
     #[error("the request origin is not allowed")]
     OriginNotAllowed,
     #[error("not found")]
@@ -52,6 +66,9 @@ impl ApiError {
             ApiError::Forbidden => "forbidden",
             ApiError::CrossTenantDenied => "cross_tenant_denied",
             ApiError::TwoFactorEnrollmentRequired => "two_factor_enrollment_required",
+            ApiError::TwoFactorRequired => "two_factor_required",
+            ApiError::InvalidCode(_) => "invalid_code",
+            ApiError::ChallengeExpired => "challenge_expired",
             ApiError::OriginNotAllowed => "origin_not_allowed",
             ApiError::NotFound => "not_found",
             ApiError::BadRequest(_) => "bad_request",
@@ -81,10 +98,15 @@ impl ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::Unauthenticated | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthenticated
+            | ApiError::InvalidCredentials
+            | ApiError::InvalidCode(CodeContext::Login)
+            | ApiError::ChallengeExpired => StatusCode::UNAUTHORIZED,
+            ApiError::InvalidCode(CodeContext::Confirmation) => StatusCode::BAD_REQUEST,
             ApiError::Forbidden
             | ApiError::CrossTenantDenied
             | ApiError::TwoFactorEnrollmentRequired
+            | ApiError::TwoFactorRequired
             | ApiError::OriginNotAllowed => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,

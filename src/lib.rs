@@ -3,7 +3,8 @@
 //! Module map: `config` (environment), `db` (pool, migrations, posture check, the tenant
 //! transaction), `embedded_pg` (the private PostgreSQL of embedded mode), `store` (Redis-backed
 //! shared state with an in-process fallback), `auth` (passwords, sessions, the principal),
-//! `orders`, `tenants`, `users` (capabilities), `api` (thin HTTP handlers), `telemetry`
+//! `two_factor` (TOTP, backup codes, login challenges), `orders`, `tenants`, `users`
+//! (capabilities), `api` (thin HTTP handlers), `telemetry`
 //! (logs, metrics), `server` (start-up), `commands` (the operator CLI).
 
 pub mod api;
@@ -24,4 +25,5 @@ pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod tenants;
+pub mod two_factor;
 pub mod users;

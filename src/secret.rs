@@ -26,6 +26,16 @@ impl MasterKey {
     pub fn bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// A 32-byte key for one purpose, `HMAC-SHA256(master, label)`. Each use of the master key
+    /// takes its own label, so no two purposes ever share a key.
+    pub fn derive(&self, label: &str) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let mut mac =
+            Hmac::<sha2::Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(label.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
 }
 
 /// Decodes base64 of exactly 32 bytes.
@@ -107,6 +117,16 @@ mod tests {
         assert_eq!(source, KeySource::File);
         assert_eq!(first.bytes(), again.bytes());
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn derived_keys_differ_by_label_and_master() {
+        let a = decode_master_key(&STANDARD.encode([1u8; 32])).unwrap();
+        let b = decode_master_key(&STANDARD.encode([2u8; 32])).unwrap();
+        assert_eq!(a.derive("x"), a.derive("x"));
+        assert_ne!(a.derive("x"), a.derive("y"));
+        assert_ne!(a.derive("x"), b.derive("x"));
+        assert_ne!(&a.derive("x"), a.bytes());
     }
 
     #[test]

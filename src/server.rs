@@ -168,6 +168,7 @@ pub async fn prepare(config: Config, db_url: &str, log: Logger) -> anyhow::Resul
         store,
         sessions,
         metrics: Metrics::new(),
+        master_key,
         log,
     })
 }

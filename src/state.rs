@@ -8,6 +8,7 @@ use crate::audit::Audit;
 use crate::auth::SessionStore;
 use crate::config::Config;
 use crate::db::DbPool;
+use crate::secret::MasterKey;
 use crate::store::SharedStore;
 use crate::telemetry::metrics::Metrics;
 
@@ -19,5 +20,7 @@ pub struct AppState {
     pub sessions: SessionStore,
     pub metrics: Metrics,
     pub audit: Audit,
+    /// Encrypts second-factor secrets (and keys anything else derived from it).
+    pub master_key: MasterKey,
     pub log: Logger,
 }

@@ -4,7 +4,7 @@ use actix_web::cookie::{time, Cookie, SameSite};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::audit::{Event, Kind};
-use crate::auth::login::{self, Credentials};
+use crate::auth::login::{self, Credentials, LoginOutcome};
 use crate::auth::principal::SESSION_COOKIE;
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -13,7 +13,11 @@ use crate::state::AppState;
 use crate::users;
 
 /// The session cookie: HttpOnly, SameSite=Strict, Secure when the request came over TLS.
-fn session_cookie(req: &HttpRequest, value: String, max_age_secs: i64) -> Cookie<'static> {
+pub(super) fn session_cookie(
+    req: &HttpRequest,
+    value: String,
+    max_age_secs: i64,
+) -> Cookie<'static> {
     Cookie::build(SESSION_COOKIE, value)
         .path("/")
         .http_only(true)
@@ -29,11 +33,16 @@ pub async fn login(
     body: web::Json<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
     let ip = client_ip(&req, state.config.trust_forwarded);
-    let out = login::login(&state, body.into_inner(), ip).await?;
-    let ttl = state.sessions.ttl().as_secs() as i64;
-    Ok(HttpResponse::Ok()
-        .cookie(session_cookie(&req, out.token.clone(), ttl))
-        .json(out))
+    match login::login(&state, body.into_inner(), ip).await? {
+        LoginOutcome::Session(out) => {
+            let ttl = state.sessions.ttl().as_secs() as i64;
+            Ok(HttpResponse::Ok()
+                .cookie(session_cookie(&req, out.token.clone(), ttl))
+                .json(out))
+        }
+        // No cookie yet: the session exists only after the second step.
+        challenge @ LoginOutcome::MfaRequired(_) => Ok(HttpResponse::Ok().json(challenge)),
+    }
 }
 
 pub async fn logout(

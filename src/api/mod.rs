@@ -7,6 +7,7 @@ mod observe;
 mod orders;
 mod pages;
 mod platform;
+mod two_factor;
 
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
@@ -41,7 +42,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::scope("/auth")
                     .route("/login", web::post().to(auth::login))
                     .route("/logout", web::post().to(auth::logout))
-                    .route("/me", web::get().to(auth::me)),
+                    .route("/me", web::get().to(auth::me))
+                    .route("/2fa", web::delete().to(two_factor::disable))
+                    .route("/2fa/setup", web::post().to(two_factor::setup))
+                    .route("/2fa/enable", web::post().to(two_factor::enable))
+                    .route("/2fa/verify", web::post().to(two_factor::verify))
+                    .route(
+                        "/2fa/backup-codes",
+                        web::post().to(two_factor::regenerate_backup_codes),
+                    ),
             )
             .service(
                 web::scope("/tenants/{tenant_id}/orders")

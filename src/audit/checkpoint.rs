@@ -22,7 +22,7 @@ use crate::store::SharedStore;
 type HmacSha256 = Hmac<Sha256>;
 
 /// Domain separation: this key signs checkpoints and nothing else.
-const KEY_CONTEXT: &[u8] = b"rampart audit checkpoint v1";
+const KEY_LABEL: &str = "rampart audit checkpoint v1";
 
 /// The checkpoint signing key, derived from the master key.
 #[derive(Clone)]
@@ -30,9 +30,7 @@ pub struct CheckpointKey([u8; 32]);
 
 impl CheckpointKey {
     pub fn derive(master: &MasterKey) -> Self {
-        let mut mac = HmacSha256::new_from_slice(master.bytes()).expect("any key length");
-        mac.update(KEY_CONTEXT);
-        CheckpointKey(mac.finalize().into_bytes().into())
+        CheckpointKey(master.derive(KEY_LABEL))
     }
 
     fn mac(&self) -> HmacSha256 {

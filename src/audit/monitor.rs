@@ -74,7 +74,7 @@ impl Monitor {
         let bucket = &mut self.buckets.back_mut().expect("just pushed").1;
         *bucket.entry(event.kind).or_default() += 1;
         self.observed += 1;
-        if self.observed % SWEEP_EVERY == 0 {
+        if self.observed.is_multiple_of(SWEEP_EVERY) {
             self.sweep(now);
         }
         let window = self.thresholds.window;

@@ -1,14 +1,16 @@
-//! Password login.
+//! Password login: the first step, and for users with a second factor the challenge that
+//! leads to the second (`two_factor::verify_login`).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::password;
-use super::session::Role;
+use super::session::{Role, SecondFactor};
 use crate::audit::{Event, Kind};
 use crate::error::ApiError;
 use crate::ids::{TenantId, UserId};
 use crate::state::AppState;
+use crate::two_factor::challenge::Challenges;
 use crate::users::User;
 
 /// The body of `POST /api/v1/auth/login`.
@@ -33,16 +35,38 @@ pub struct LoggedIn {
     pub token: String,
     pub expires_at: DateTime<Utc>,
     pub user: User,
+    /// A platform owner without a second factor: the token reaches only `/api/v1/auth/*`
+    /// until one is enrolled. Sent only when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub enrollment_required: bool,
 }
 
-/// Checks the credentials and opens a session. A wrong password and an unknown email give the
-/// same error after the same work (an argon2 verification either way). Both outcomes are
-/// audited; the password never is.
+/// The password was right and the user has a second factor: the login continues at
+/// `POST /api/v1/auth/2fa/verify` with this challenge.
+#[derive(Debug, Serialize)]
+pub struct MfaRequired {
+    pub mfa_required: bool,
+    pub challenge: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What the password step answers.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum LoginOutcome {
+    Session(LoggedIn),
+    MfaRequired(MfaRequired),
+}
+
+/// Checks the credentials and opens a session, or for a user with a second factor issues the
+/// challenge of the second step. A wrong password and an unknown email give the same error
+/// after the same work (an argon2 verification either way). Both outcomes are audited; the
+/// password never is.
 pub async fn login(
     state: &AppState,
     creds: Credentials,
     ip: std::net::IpAddr,
-) -> Result<LoggedIn, ApiError> {
+) -> Result<LoginOutcome, ApiError> {
     let record = if creds.email.len() <= 254 {
         state.db.login_lookup(creds.email.trim()).await?
     } else {
@@ -84,15 +108,40 @@ pub async fn login(
     let event = Event::new(Kind::AuthLoginSucceeded)
         .actor(Some(user.id), Some(&user.email), Some(role))
         .ip(ip)
-        .tenant(user.tenant_id);
+        .tenant(user.tenant_id)
+        .details(serde_json::json!({ "mfa_required": record.two_factor_enabled }));
     state.audit.record(event).await?;
+    if record.two_factor_enabled {
+        let account = crate::two_factor::Account {
+            user_id: user.id,
+            tenant_id: user.tenant_id,
+            email: user.email,
+            role,
+        };
+        let ttl = state.config.limits.mfa_challenge_ttl();
+        let issued = Challenges::new(&state.store, ttl)
+            .issue(&account, Utc::now())
+            .await;
+        return Ok(LoginOutcome::MfaRequired(MfaRequired {
+            mfa_required: true,
+            challenge: issued.token,
+            expires_at: issued.expires_at,
+        }));
+    }
+    let enrollment_required = role == Role::PlatformOwner;
+    let second_factor = if enrollment_required {
+        SecondFactor::EnrollmentRequired
+    } else {
+        SecondFactor::PasswordOnly
+    };
     let issued = state
         .sessions
-        .issue(user.id, user.tenant_id, &user.email, role)
+        .issue(user.id, user.tenant_id, &user.email, role, second_factor)
         .await;
-    Ok(LoggedIn {
+    Ok(LoginOutcome::Session(LoggedIn {
         token: issued.token,
         expires_at: issued.expires_at,
         user,
-    })
+        enrollment_required,
+    }))
 }

@@ -16,6 +16,9 @@ use crate::ids::{TenantId, UserId};
 use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "rampart_session";
+/// Routes under this prefix stay open to enrollment-only sessions (to enroll, see who they
+/// are and sign out).
+pub const AUTH_ROUTES: &str = "/api/v1/auth/";
 
 /// Who is calling, for the request log (set by the extractor, read by the logging middleware).
 #[derive(Debug, Clone, Copy)]
@@ -49,6 +52,9 @@ impl Principal {
     /// act in any, through the platform door.
     pub fn scope_for(&self, tenant: TenantId) -> Result<Scope, ApiError> {
         match (self.session.role, self.session.tenant_id) {
+            (Role::PlatformOwner, _) if !self.session.second_factor_verified() => {
+                Err(ApiError::TwoFactorRequired)
+            }
             (Role::PlatformOwner, _) => Ok(Scope::Platform(PlatformScope {
                 user: Some(self.session.user_id),
                 target: Some(tenant),
@@ -61,24 +67,18 @@ impl Principal {
         }
     }
 
-    /// The scope of the caller's own data (`/auth/me`).
+    /// The scope of the caller's own data (`/auth/me`, their second factors).
     pub fn own_scope(&self) -> Scope {
-        match self.session.tenant_id {
-            Some(tenant) => Scope::Tenant(TenantScope {
-                tenant,
-                user: self.session.user_id,
-            }),
-            None => Scope::Platform(PlatformScope {
-                user: Some(self.session.user_id),
-                target: None,
-            }),
-        }
+        Scope::own(self.session.user_id, self.session.tenant_id)
     }
 
-    /// Platform routes: platform owners only.
+    /// Platform routes: platform owners only, with their second factor verified.
     pub fn require_platform(&self) -> Result<PlatformScope, ApiError> {
         if !self.is_platform_owner() {
             return Err(ApiError::Forbidden);
+        }
+        if !self.session.second_factor_verified() {
+            return Err(ApiError::TwoFactorRequired);
         }
         Ok(PlatformScope {
             user: Some(self.session.user_id),
@@ -155,6 +155,14 @@ impl FromRequest for Principal {
                 user_id: session.user_id,
                 tenant_id: session.tenant_id,
             });
+            // The matched route template, not the raw path: percent-encoding or dot segments
+            // cannot make another route look like an auth route. No match: refuse.
+            let auth_route = req
+                .match_pattern()
+                .is_some_and(|p| p.starts_with(AUTH_ROUTES));
+            if session.is_enrollment_only() && !auth_route {
+                return Err(ApiError::TwoFactorEnrollmentRequired);
+            }
             Ok(Principal {
                 session,
                 token,

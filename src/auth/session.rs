@@ -41,6 +41,20 @@ impl Role {
     }
 }
 
+/// Where a session stands with the second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecondFactor {
+    /// Password only: the user has no second factor. Also what sessions stored before second
+    /// factors existed read back as.
+    #[default]
+    PasswordOnly,
+    /// The user proved a second factor (at login, or by enabling one in this session).
+    Verified,
+    /// A platform owner without a second factor: this session may only enroll one.
+    EnrollmentRequired,
+}
+
 /// What the server remembers about a signed-in client. It never holds the token itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
@@ -49,6 +63,26 @@ pub struct Session {
     pub email: String,
     pub role: Role,
     pub expires_at: DateTime<Utc>,
+    #[serde(default)]
+    pub second_factor: SecondFactor,
+}
+
+impl Session {
+    /// True when this session may reach only `/api/v1/auth/*`: everything else (WebSocket
+    /// included) answers 403 `two_factor_enrollment_required`. A platform owner's session
+    /// that predates second factors counts as one, so old sessions fail closed.
+    pub fn is_enrollment_only(&self) -> bool {
+        match self.second_factor {
+            SecondFactor::EnrollmentRequired => true,
+            SecondFactor::Verified => false,
+            SecondFactor::PasswordOnly => self.role == Role::PlatformOwner,
+        }
+    }
+
+    /// True when the session's second factor was proven (platform routes require it).
+    pub fn second_factor_verified(&self) -> bool {
+        self.second_factor == SecondFactor::Verified
+    }
 }
 
 /// A freshly issued token: the only time its clear text exists on the server.
@@ -85,6 +119,7 @@ impl SessionStore {
         tenant_id: Option<TenantId>,
         email: &str,
         role: Role,
+        second_factor: SecondFactor,
     ) -> IssuedToken {
         let mut raw = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut raw);
@@ -96,10 +131,28 @@ impl SessionStore {
             email: email.to_string(),
             role,
             expires_at,
+            second_factor,
         };
         let value = serde_json::to_string(&session).expect("session serializes");
         self.store.put(&token_key(&token), &value, self.ttl).await;
         IssuedToken { token, expires_at }
+    }
+
+    /// Marks the live session of `token` as having proven a second factor, keeping its token
+    /// and expiry (enabling two-factor authentication upgrades the session in place).
+    pub async fn mark_verified(&self, token: &str, session: &Session) {
+        let remaining = (session.expires_at - Utc::now())
+            .to_std()
+            .unwrap_or_default();
+        if remaining.is_zero() {
+            return;
+        }
+        let upgraded = Session {
+            second_factor: SecondFactor::Verified,
+            ..session.clone()
+        };
+        let value = serde_json::to_string(&upgraded).expect("session serializes");
+        self.store.put(&token_key(token), &value, remaining).await;
     }
 
     /// The live session of `token`, if any. Malformed tokens are not looked up at all.
@@ -119,5 +172,39 @@ impl SessionStore {
     /// Revokes `token` at once, on every instance.
     pub async fn revoke(&self, token: &str) {
         self.store.delete(&token_key(token), self.ttl).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(role: &str, extra: &str) -> Session {
+        serde_json::from_str(&format!(
+            r#"{{"user_id":"{}","tenant_id":null,"email":"a@b.example","role":"{role}",
+                "expires_at":"2030-01-01T00:00:00Z"{extra}}}"#,
+            uuid::Uuid::new_v4()
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn sessions_stored_before_second_factors_still_parse_and_fail_closed_for_owners() {
+        let owner = stored("platform_owner", "");
+        assert_eq!(owner.second_factor, SecondFactor::PasswordOnly);
+        assert!(owner.is_enrollment_only());
+        assert!(!owner.second_factor_verified());
+        assert!(!stored("tenant_staff", "").is_enrollment_only());
+    }
+
+    #[test]
+    fn only_verified_sessions_pass_the_second_factor_checks() {
+        let verified = stored("platform_owner", r#","second_factor":"verified""#);
+        assert!(!verified.is_enrollment_only() && verified.second_factor_verified());
+        let enrolling = stored(
+            "platform_owner",
+            r#","second_factor":"enrollment_required""#,
+        );
+        assert!(enrolling.is_enrollment_only() && !enrolling.second_factor_verified());
     }
 }

@@ -35,6 +35,31 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    second_factors (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        tenant_id -> Nullable<Uuid>,
+        kind -> Text,
+        secret_ciphertext -> Nullable<Bytea>,
+        totp_last_step -> Nullable<Int8>,
+        created_at -> Timestamptz,
+        enabled_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    backup_codes (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        tenant_id -> Nullable<Uuid>,
+        code_hash -> Bytea,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(users -> tenants (tenant_id));
 diesel::joinable!(orders -> tenants (tenant_id));
-diesel::allow_tables_to_appear_in_same_query!(tenants, users, orders);
+diesel::joinable!(second_factors -> users (user_id));
+diesel::joinable!(backup_codes -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(tenants, users, orders, second_factors, backup_codes);

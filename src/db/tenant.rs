@@ -36,6 +36,20 @@ pub enum Scope {
     Platform(PlatformScope),
 }
 
+impl Scope {
+    /// The scope of a user's own data: their tenant, or for a platform owner (who has none)
+    /// the platform door with no target tenant.
+    pub fn own(user: UserId, tenant: Option<TenantId>) -> Scope {
+        match tenant {
+            Some(tenant) => Scope::Tenant(TenantScope { tenant, user }),
+            None => Scope::Platform(PlatformScope {
+                user: Some(user),
+                target: None,
+            }),
+        }
+    }
+}
+
 /// A connection inside a tenant-scoped transaction. Only this module creates one, so code that
 /// needs a connection for tenant tables must come through [`DbPool::in_tenant`] or
 /// [`DbPool::in_platform`].

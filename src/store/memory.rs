@@ -23,7 +23,7 @@ struct State {
 impl State {
     fn maybe_sweep(&mut self) {
         self.writes = self.writes.wrapping_add(1);
-        if self.writes % SWEEP_EVERY == 0 {
+        if self.writes.is_multiple_of(SWEEP_EVERY) {
             let now = Instant::now();
             self.entries.retain(|_, (_, until)| *until > now);
             self.tombstones.retain(|_, until| *until > now);
@@ -45,6 +45,21 @@ impl MemoryMap {
             .get(key)
             .filter(|(_, until)| *until > Instant::now())
             .map(|(v, _)| v.clone())
+    }
+
+    /// Adds one to the live counter under `key` (a missing or expired one starts at zero and
+    /// lives for `ttl`) and returns the new count.
+    pub fn incr(&self, key: &str, ttl: Duration) -> i64 {
+        let mut s = self.state.lock().expect("memory store lock");
+        s.maybe_sweep();
+        let now = Instant::now();
+        let (count, until) = match s.entries.get(key) {
+            Some((v, until)) if *until > now => (v.parse::<i64>().unwrap_or(0), *until),
+            _ => (0, now + ttl),
+        };
+        s.entries
+            .insert(key.to_string(), ((count + 1).to_string(), until));
+        count + 1
     }
 
     pub fn remove(&self, key: &str) {
@@ -103,5 +118,14 @@ mod tests {
         assert_eq!(m.tombstones(), vec!["a".to_string()]);
         m.clear_tombstones();
         assert!(!m.is_tombstoned("a"));
+    }
+
+    #[test]
+    fn counters_count_and_restart_after_expiry() {
+        let m = MemoryMap::default();
+        assert_eq!(m.incr("n", Duration::from_secs(60)), 1);
+        assert_eq!(m.incr("n", Duration::from_secs(60)), 2);
+        assert_eq!(m.incr("gone", Duration::ZERO), 1);
+        assert_eq!(m.incr("gone", Duration::ZERO), 1);
     }
 }

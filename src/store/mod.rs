@@ -140,6 +140,26 @@ impl SharedStore {
         self.inner.memory.get(key)
     }
 
+    /// Adds one to the counter under `key` and returns the new count; a new counter lives for
+    /// `ttl`. Atomic both in Redis (one script) and in the fallback map (one lock), so
+    /// concurrent callers, on any instance sharing the Redis, each get a distinct count.
+    pub async fn incr(&self, key: &str, ttl: Duration) -> i64 {
+        const INCR_WITH_TTL: &str = "local n = redis.call('INCR', KEYS[1]) \
+            if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end return n";
+        if let Some(mut conn) = self.redis() {
+            let cmd = redis::cmd("EVAL")
+                .arg(INCR_WITH_TTL)
+                .arg(1)
+                .arg(self.key(key))
+                .arg(ttl.as_millis().max(1) as u64)
+                .to_owned();
+            if let Some(n) = self.run::<i64>(&mut conn, cmd).await {
+                return n;
+            }
+        }
+        self.inner.memory.incr(key, ttl)
+    }
+
     /// Removes `key` everywhere. When Redis cannot be reached the delete is remembered and
     /// replayed on recovery (until `ttl`, after which the entry has expired anyway).
     pub async fn delete(&self, key: &str, ttl: Duration) {

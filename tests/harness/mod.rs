@@ -7,6 +7,7 @@
 pub mod browser;
 pub mod client;
 pub mod processes;
+pub mod totp;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -116,6 +117,31 @@ impl TestDb {
             .replacen("postgres@", &format!("{PLAIN_LOGIN}@"), 1)
     }
 
+    /// The whole database (schema and data) as `pg_dump` writes it, read as the superuser.
+    /// `pg_dump` is taken beside the server binaries, or else from `PATH`.
+    pub fn dump(&self) -> String {
+        let beside = rampart::embedded_pg::find_binaries()
+            .expect("PostgreSQL binaries")
+            .bindir
+            .join("pg_dump");
+        let program = if beside.exists() {
+            beside
+        } else {
+            "pg_dump".into()
+        };
+        let out = std::process::Command::new(program)
+            .arg("--no-owner")
+            .arg(format!("--dbname={}", self.superuser_url()))
+            .output()
+            .expect("run pg_dump");
+        assert!(
+            out.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("UTF-8 dump")
+    }
+
     /// Runs SQL as the superuser (test set-up only; isolation checks never query this way).
     pub async fn exec_as_superuser(&self, sql: &str) {
         superuser(&self.name)
@@ -151,6 +177,16 @@ pub struct TenantFixture {
     pub staff: Account,
 }
 
+/// A signed-in user with two-factor authentication on.
+pub struct Enrolled {
+    /// Carries a fully verified session.
+    pub client: Client,
+    /// The TOTP secret in base32, as the setup response gave it.
+    pub secret: String,
+    pub backup_codes: Vec<String>,
+}
+
+/// Another server instance on the same database, Redis and master key.
 /// A running server on its own database.
 pub struct TestApp {
     pub base: String,
@@ -159,6 +195,8 @@ pub struct TestApp {
     pub config: Config,
     pub dir: PathBuf,
     vars: HashMap<String, String>,
+    /// Only the first server on a data directory removes it.
+    owns_dir: bool,
     handle: ServerHandle,
 }
 
@@ -203,15 +241,33 @@ impl TestApp {
         db: TestDb,
         tweak: impl FnOnce(&mut HashMap<String, String>),
     ) -> Result<TestApp, (anyhow::Error, TestDb)> {
+        Self::launch(db, tweak, false).await
+    }
+
+    /// Like `spawn`, with every log record (all levels) written as JSON lines to
+    /// `dir/server.log`, for tests that look at what the server logs.
+    pub async fn spawn_logged() -> TestApp {
+        Self::launch(TestDb::create(), |_| {}, true)
+            .await
+            .unwrap_or_else(|(e, _)| panic!("server failed to start: {e:#}"))
+    }
+
+    async fn launch(
+        db: TestDb,
+        tweak: impl FnOnce(&mut HashMap<String, String>),
+        log_to_file: bool,
+    ) -> Result<TestApp, (anyhow::Error, TestDb)> {
         let dir = std::env::temp_dir().join(format!("rampart-app-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("app dir");
         let mut vars = base_vars(&db, &dir);
         tweak(&mut vars);
         let db = std::sync::Arc::new(db);
-        Self::start(db, dir, vars).await.map_err(|(e, db)| {
-            let db = std::sync::Arc::try_unwrap(db).unwrap_or_else(|_| panic!("db shared"));
-            (e, db)
-        })
+        Self::start(db, dir, vars, log_to_file)
+            .await
+            .map_err(|(e, db)| {
+                let db = std::sync::Arc::try_unwrap(db).unwrap_or_else(|_| panic!("db shared"));
+                (e, db)
+            })
     }
 
     /// Another server on the same database and data directory (a restart, or a second
@@ -219,19 +275,29 @@ impl TestApp {
     pub async fn respawn_with(&self, tweak: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
         let mut vars = self.vars.clone();
         tweak(&mut vars);
-        Self::start(self.db.clone(), self.dir.clone(), vars)
+        let mut app = Self::start(self.db.clone(), self.dir.clone(), vars, false)
             .await
-            .unwrap_or_else(|(e, _)| panic!("second server failed to start: {e:#}"))
+            .unwrap_or_else(|(e, _)| panic!("second server failed to start: {e:#}"));
+        app.owns_dir = false;
+        app
     }
 
     async fn start(
         db: std::sync::Arc<TestDb>,
         dir: PathBuf,
         vars: HashMap<String, String>,
+        log_to_file: bool,
     ) -> Result<TestApp, (anyhow::Error, std::sync::Arc<TestDb>)> {
         let kept_vars = vars.clone();
         let config = Config::from_map(vars).expect("test config");
-        let log = rampart::telemetry::logging::discard();
+        let log = if log_to_file {
+            use slog::Drain;
+            let file = std::fs::File::create(dir.join("server.log")).expect("log file");
+            let json = slog_json::Json::default(file);
+            slog::Logger::root(std::sync::Mutex::new(json).fuse(), slog::o!())
+        } else {
+            rampart::telemetry::logging::discard()
+        };
         let url = config.database_url.clone().expect("tests use DATABASE_URL");
         let state = match rampart::server::prepare(config.clone(), &url, log).await {
             Ok(s) => s,
@@ -247,6 +313,7 @@ impl TestApp {
             config,
             dir,
             vars: kept_vars,
+            owns_dir: true,
             handle: running.handle,
         })
     }
@@ -332,6 +399,52 @@ impl TestApp {
         }
     }
 
+    /// Signs `account` in, enrolls a TOTP factor with a code for the current step, and returns
+    /// the session (now fully verified), the secret and the backup codes.
+    pub async fn enroll(&self, account: &Account) -> Enrolled {
+        let client = self.login(account).await;
+        let setup = client
+            .post("/api/v1/auth/2fa/setup", &serde_json::json!({}))
+            .await;
+        assert_eq!(setup.status, 200, "setup: {:?}", setup.body);
+        let secret = setup.body["secret"].as_str().expect("secret").to_string();
+        let code = totp::code(&secret, totp::now());
+        let enabled = client
+            .post(
+                "/api/v1/auth/2fa/enable",
+                &serde_json::json!({"code": code}),
+            )
+            .await;
+        assert_eq!(enabled.status, 200, "enable: {:?}", enabled.body);
+        let backup_codes = enabled.body["backup_codes"]
+            .as_array()
+            .expect("backup codes")
+            .iter()
+            .map(|c| c.as_str().expect("string").to_string())
+            .collect();
+        Enrolled {
+            client,
+            secret,
+            backup_codes,
+        }
+    }
+
+    /// A new platform owner, enrolled, with a verified session (what platform routes need).
+    pub async fn verified_owner(&self) -> Client {
+        let owner = self.platform_owner().await;
+        self.enroll(&owner).await.client
+    }
+
+    /// Starts a second instance on this app's database, Redis prefix and data directory (so
+    /// the same master key), with an audit log of its own.
+    pub async fn spawn_peer(&self) -> TestApp {
+        let log = self.dir.join("audit-peer.log").display().to_string();
+        self.respawn_with(|v| {
+            v.insert("RAMPART_AUDIT_LOG".into(), log);
+        })
+        .await
+    }
+
     pub async fn platform_owner(&self) -> Account {
         let email = format!(
             "owner-{}@platform.example",
@@ -348,6 +461,8 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }

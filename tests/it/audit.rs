@@ -88,7 +88,7 @@ async fn security_actions_leave_verifiable_lines_without_secrets() {
     assert_eq!(denial["ip"], "127.0.0.1");
 
     let owner_account = app.platform_owner().await;
-    let owner = app.login(&owner_account).await;
+    let owner = app.enroll(&owner_account).await.client;
     assert_eq!(owner.get(&orders_path(b.id)).await.status, 200);
     let access = events(&path)
         .into_iter()
@@ -347,7 +347,7 @@ async fn an_unwritable_log_fails_platform_requests_closed_and_recovers() {
     })
     .await;
     let a = app.tenant("alpha").await;
-    let owner = app.login(&app.platform_owner().await).await;
+    let owner = app.verified_owner().await;
     let staff = app.login(&a.staff).await;
     assert_eq!(owner.get("/api/v1/platform/tenants").await.status, 200);
 
@@ -438,7 +438,7 @@ async fn events_reach_the_redis_stream_and_are_backfilled_after_an_outage() {
         let r = app.client().post("/api/v1/auth/login", &fail(i)).await;
         assert_eq!(r.status, 401, "no crash, same answer without Redis");
     }
-    let owner = app.login(&app.platform_owner().await).await;
+    let owner = app.verified_owner().await;
     let summary = owner.get("/api/v1/platform/security/summary").await;
     assert_eq!(summary.status, 200);
     assert_eq!(summary.body["redis"], "fallback");
@@ -495,7 +495,7 @@ async fn monitoring_routes_filter_count_and_alert() {
     for _ in 0..2 {
         assert_eq!(staff.get(&orders_path(b.id)).await.status, 403);
     }
-    let owner = app.login(&app.platform_owner().await).await;
+    let owner = app.verified_owner().await;
     let failed = owner
         .get("/api/v1/platform/audit?kind=auth.login_failed")
         .await;

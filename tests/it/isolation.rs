@@ -287,7 +287,7 @@ async fn a_platform_owner_reads_every_tenant() {
             201
         );
     }
-    let owner = app.login(&app.platform_owner().await).await;
+    let owner = app.verified_owner().await;
     for t in [&a, &b] {
         let list = owner.get(&orders_path(t.id)).await;
         assert_eq!(list.status, 200);

@@ -14,6 +14,8 @@ mod orders;
 mod pages;
 mod platform;
 mod posture;
+mod two_factor;
+mod two_factor_browser;
 
 use serde_json::{json, Value};
 

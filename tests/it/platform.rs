@@ -7,7 +7,7 @@ use crate::harness::TestApp;
 #[actix_web::test]
 async fn owners_create_and_list_tenants_and_taken_slugs_conflict() {
     let app = TestApp::spawn().await;
-    let owner = app.login(&app.platform_owner().await).await;
+    let owner = app.verified_owner().await;
     let created = owner
         .post(
             "/api/v1/platform/tenants",
@@ -49,7 +49,7 @@ async fn owners_create_and_list_tenants_and_taken_slugs_conflict() {
 async fn owners_create_tenant_users_who_can_then_sign_in() {
     let app = TestApp::spawn().await;
     let a = app.tenant("alpha").await;
-    let owner = app.login(&app.platform_owner().await).await;
+    let owner = app.verified_owner().await;
     let path = format!("/api/v1/platform/tenants/{}/users", a.id);
     let created = owner
         .post(

@@ -1,0 +1,90 @@
+//! `/api/v1/auth/2fa*`: enrollment, the second step of login, backup codes, opting out.
+
+use std::net::IpAddr;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::auth::session_cookie;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::net::client_ip;
+use crate::state::AppState;
+use crate::two_factor::{self, Account, VerifyBody};
+
+/// `{code}`: a current code confirming a change.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeBody {
+    code: String,
+}
+
+/// The caller as the two-factor capability sees them, and where they call from.
+fn caller(req: &HttpRequest, p: &Principal, state: &AppState) -> (Account, IpAddr) {
+    let ip = client_ip(req, state.config.trust_forwarded);
+    (Account::from(&p.session), ip)
+}
+
+fn now_unix() -> u64 {
+    u64::try_from(Utc::now().timestamp()).unwrap_or_default()
+}
+
+pub async fn setup(
+    req: HttpRequest,
+    p: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (who, ip) = caller(&req, &p, &state);
+    let enrollment = two_factor::start_enrollment(&state, &who, ip).await?;
+    Ok(HttpResponse::Ok().json(enrollment))
+}
+
+pub async fn enable(
+    req: HttpRequest,
+    p: Principal,
+    body: web::Json<CodeBody>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (who, ip) = caller(&req, &p, &state);
+    let codes = two_factor::enable(&state, &who, &body.code, ip, now_unix()).await?;
+    // The code just proved the second factor: this session is now fully verified.
+    state.sessions.mark_verified(&p.token, &p.session).await;
+    Ok(HttpResponse::Ok().json(codes))
+}
+
+pub async fn verify(
+    req: HttpRequest,
+    body: web::Json<VerifyBody>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let ip = client_ip(&req, state.config.trust_forwarded);
+    let out = two_factor::verify_login(&state, body.into_inner(), ip, Utc::now()).await?;
+    let ttl = state.sessions.ttl().as_secs() as i64;
+    Ok(HttpResponse::Ok()
+        .cookie(session_cookie(&req, out.token.clone(), ttl))
+        .json(out))
+}
+
+pub async fn regenerate_backup_codes(
+    req: HttpRequest,
+    p: Principal,
+    body: web::Json<CodeBody>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (who, ip) = caller(&req, &p, &state);
+    let codes =
+        two_factor::regenerate_backup_codes(&state, &who, &body.code, ip, now_unix()).await?;
+    Ok(HttpResponse::Ok().json(codes))
+}
+
+pub async fn disable(
+    req: HttpRequest,
+    p: Principal,
+    body: web::Json<CodeBody>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (who, ip) = caller(&req, &p, &state);
+    two_factor::disable(&state, &who, &body.code, ip, now_unix()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,163 @@
+//! Login challenges: the state between a correct password and the second factor.
+//!
+//! A challenge is a 256-bit random token handed to the client; the shared store (Redis, or
+//! this instance's map while Redis is away) holds it under its SHA-256, so a challenge issued
+//! by one instance verifies on any other. It lives `RAMPART_MFA_CHALLENGE_SECS` (5 minutes)
+//! and allows [`MAX_TRIES`] tries: each try takes a number from an atomic counter *before*
+//! its code is checked, so parallel guesses cannot slip past the limit.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::Account;
+use crate::store::SharedStore;
+
+/// Wrong codes a challenge survives; the try after the last wrong one finds it expired.
+pub const MAX_TRIES: i64 = 5;
+
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    account: Account,
+    expires_at: DateTime<Utc>,
+}
+
+/// A new challenge: the token (shown to the client once) and when it expires.
+#[derive(Debug)]
+pub struct Issued {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// One try at a live challenge.
+#[derive(Debug)]
+pub struct Try {
+    pub account: Account,
+    /// True for the last try this challenge allows.
+    pub is_last: bool,
+}
+
+/// Issues and checks challenges in the shared store.
+pub struct Challenges<'a> {
+    store: &'a SharedStore,
+    ttl: Duration,
+}
+
+fn key(token: &str) -> String {
+    format!("mfa:{}", hex::encode(Sha256::digest(token.as_bytes())))
+}
+
+fn tries_key(token: &str) -> String {
+    format!("{}:tries", key(token))
+}
+
+fn well_formed(token: &str) -> bool {
+    token.len() == 43
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl<'a> Challenges<'a> {
+    pub fn new(store: &'a SharedStore, ttl: Duration) -> Self {
+        Challenges { store, ttl }
+    }
+
+    /// Starts the second step of a login for `account`.
+    pub async fn issue(&self, account: &Account, now: DateTime<Utc>) -> Issued {
+        let mut raw = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut raw);
+        let token = URL_SAFE_NO_PAD.encode(raw);
+        let expires_at = now + self.ttl;
+        let stored = Stored {
+            account: account.clone(),
+            expires_at,
+        };
+        let value = serde_json::to_string(&stored).expect("challenge serializes");
+        self.store.put(&key(&token), &value, self.ttl).await;
+        Issued { token, expires_at }
+    }
+
+    /// Takes one try at `token` at time `now`. `None` when the challenge was never issued,
+    /// has expired, was used up, or has had [`MAX_TRIES`] tries already.
+    pub async fn begin_try(&self, token: &str, now: DateTime<Utc>) -> Option<Try> {
+        if !well_formed(token) {
+            return None;
+        }
+        let stored: Stored = serde_json::from_str(&self.store.get(&key(token)).await?).ok()?;
+        if stored.expires_at <= now {
+            self.discard(token).await;
+            return None;
+        }
+        let n = self.store.incr(&tries_key(token), self.ttl).await;
+        if n > MAX_TRIES {
+            self.discard(token).await;
+            return None;
+        }
+        Some(Try {
+            account: stored.account,
+            is_last: n == MAX_TRIES,
+        })
+    }
+
+    /// Ends the challenge (used, or out of tries) on every instance.
+    pub async fn discard(&self, token: &str) {
+        self.store.delete(&key(token), self.ttl).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+    use crate::ids::UserId;
+
+    async fn store() -> SharedStore {
+        SharedStore::connect(None, "t", crate::telemetry::logging::discard())
+            .await
+            .unwrap()
+    }
+
+    fn account() -> Account {
+        Account {
+            user_id: UserId::random(),
+            tenant_id: None,
+            email: "a@b.example".into(),
+            role: Role::PlatformOwner,
+        }
+    }
+
+    #[actix_web::test]
+    async fn five_tries_then_expired() {
+        let store = store().await;
+        let c = Challenges::new(&store, Duration::from_secs(300));
+        let now = Utc::now();
+        let issued = c.issue(&account(), now).await;
+        for n in 1..=MAX_TRIES {
+            let t = c.begin_try(&issued.token, now).await.expect("live");
+            assert_eq!(t.is_last, n == MAX_TRIES);
+        }
+        assert!(c.begin_try(&issued.token, now).await.is_none());
+    }
+
+    #[actix_web::test]
+    async fn challenges_expire_and_unknown_ones_never_lived() {
+        let store = store().await;
+        let c = Challenges::new(&store, Duration::from_secs(300));
+        let now = Utc::now();
+        let issued = c.issue(&account(), now).await;
+        assert_eq!(issued.expires_at, now + Duration::from_secs(300));
+        let later = issued.expires_at + chrono::Duration::seconds(1);
+        assert!(c.begin_try(&issued.token, later).await.is_none());
+        // Once found expired it is gone for good, even at an earlier clock.
+        assert!(c.begin_try(&issued.token, now).await.is_none());
+        let never = URL_SAFE_NO_PAD.encode([9u8; 32]);
+        assert!(c.begin_try(&never, now).await.is_none());
+        assert!(c.begin_try("short", now).await.is_none());
+    }
+}

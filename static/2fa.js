@@ -1,0 +1,192 @@
+// The two-factor page: the second step of a login, enrollment with a QR code, backup codes,
+// and (for users who may) turning it off.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const SECTIONS = ["verify", "enroll", "backup-codes", "manage", "offer", "signed-out"];
+
+function show(id) {
+  for (const s of SECTIONS) $(s).hidden = s !== id;
+}
+
+// The key in groups of four, as authenticator apps show and accept it.
+function grouped(secret) {
+  return secret.match(/.{1,4}/g).join(" ");
+}
+
+function onSubmit(formId, handler) {
+  $(formId).addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const buttons = $(formId).querySelectorAll("button");
+    buttons.forEach((b) => { b.disabled = true; });
+    try { await handler(); } finally { buttons.forEach((b) => { b.disabled = false; }); }
+  });
+}
+
+// --- The second step of a login -------------------------------------------------------------
+
+function startVerify(challenge) {
+  show("verify");
+  $("verify-code").focus();
+  const finish = async (proof) => {
+    $("verify-error").textContent = "";
+    const reply = await api("POST", "/api/v1/auth/2fa/verify", Object.assign({ challenge }, proof));
+    if (reply.status === 200) {
+      sessionStorage.removeItem(CHALLENGE_KEY);
+      location.assign("/");
+      return;
+    }
+    $("verify-error").textContent = explain(reply);
+    const code = reply.body && reply.body.error ? reply.body.error.code : "";
+    if (code === "challenge_expired") {
+      sessionStorage.removeItem(CHALLENGE_KEY);
+      $("verify-form").hidden = true;
+      $("backup-form").hidden = true;
+      $("verify-restart").hidden = false;
+    }
+  };
+  onSubmit("verify-form", () => {
+    const code = $("verify-code").value.replace(/\s/g, "");
+    if (!/^\d{6}$/.test(code)) {
+      $("verify-error").textContent = "The code has 6 digits. Please type all of them.";
+      return Promise.resolve();
+    }
+    return finish({ code });
+  });
+  onSubmit("backup-form", () => {
+    const backup = $("backup-code").value.trim();
+    if (!backup) {
+      $("verify-error").textContent = "Please type one of your backup codes.";
+      return Promise.resolve();
+    }
+    return finish({ backup_code: backup });
+  });
+  $("use-backup").addEventListener("click", () => {
+    $("verify-form").hidden = true;
+    $("backup-form").hidden = false;
+    $("verify-error").textContent = "";
+    $("backup-code").focus();
+  });
+  $("use-code").addEventListener("click", () => {
+    $("backup-form").hidden = true;
+    $("verify-form").hidden = false;
+    $("verify-error").textContent = "";
+    $("verify-code").focus();
+  });
+}
+
+// --- Enrollment -----------------------------------------------------------------------------
+
+async function startEnroll(errorId) {
+  const reply = await api("POST", "/api/v1/auth/2fa/setup");
+  if (reply.status !== 200) {
+    $(errorId).textContent = explain(reply);
+    return;
+  }
+  $("qr").src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(reply.body.qr_svg);
+  $("secret").textContent = grouped(reply.body.secret);
+  show("enroll");
+  $("enable-code").focus();
+}
+
+onSubmit("enable-form", async () => {
+  $("enroll-error").textContent = "";
+  const code = $("enable-code").value.replace(/\s/g, "");
+  if (!/^\d{6}$/.test(code)) {
+    $("enroll-error").textContent = "The code has 6 digits. Please type all of them.";
+    return;
+  }
+  const reply = await api("POST", "/api/v1/auth/2fa/enable", { code });
+  if (reply.status !== 200) {
+    $("enroll-error").textContent = explain(reply);
+    return;
+  }
+  showBackupCodes(reply.body.backup_codes);
+});
+
+// --- Backup codes ---------------------------------------------------------------------------
+
+function showBackupCodes(codes) {
+  const list = $("codes");
+  list.replaceChildren(...codes.map((c) => {
+    const li = document.createElement("li");
+    li.textContent = c;
+    return li;
+  }));
+  const text = "Rampart backup codes (each works once)\n\n" + codes.join("\n") + "\n";
+  $("copy-codes").onclick = async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+      $("codes-status").textContent = "Copied. Paste them somewhere safe.";
+    } catch (_) {
+      const range = document.createRange();
+      range.selectNodeContents(list);
+      getSelection().removeAllRanges();
+      getSelection().addRange(range);
+      $("codes-status").textContent = "Copying is blocked here: the codes are selected, press Ctrl+C (or ⌘+C).";
+    }
+  };
+  $("download-codes").onclick = () => {
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(new Blob([text], { type: "text/plain" }));
+    link.download = "rampart-backup-codes.txt";
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+    $("codes-status").textContent = "Downloaded rampart-backup-codes.txt.";
+  };
+  show("backup-codes");
+}
+
+// --- Managing ---------------------------------------------------------------------------------
+
+onSubmit("regenerate-form", async () => {
+  $("manage-error").textContent = "";
+  const code = $("regenerate-code").value.replace(/\s/g, "");
+  const reply = await api("POST", "/api/v1/auth/2fa/backup-codes", { code });
+  if (reply.status !== 200) {
+    $("manage-error").textContent = explain(reply);
+    return;
+  }
+  showBackupCodes(reply.body.backup_codes);
+});
+
+onSubmit("disable-form", async () => {
+  $("manage-error").textContent = "";
+  const code = $("disable-code").value.replace(/\s/g, "");
+  const reply = await api("DELETE", "/api/v1/auth/2fa", { code });
+  if (reply.status !== 204) {
+    $("manage-error").textContent = explain(reply);
+    return;
+  }
+  show("offer");
+});
+
+$("offer-start").addEventListener("click", () => startEnroll("offer-error"));
+
+// --- Start ----------------------------------------------------------------------------------
+
+async function start() {
+  const challenge = sessionStorage.getItem(CHALLENGE_KEY);
+  if (challenge) {
+    startVerify(challenge);
+    return;
+  }
+  const me = await api("GET", "/api/v1/auth/me");
+  if (me.status !== 200) {
+    show("signed-out");
+    return;
+  }
+  const owner = me.body.role === "platform_owner";
+  $("disable-form").hidden = owner;
+  if (me.body.two_factor_enabled) {
+    show("manage");
+  } else if (owner) {
+    $("enroll-required").hidden = false;
+    show("enroll");
+    await startEnroll("enroll-error");
+  } else {
+    show("offer");
+  }
+}
+
+start();

@@ -1,0 +1,60 @@
+// Shared by the sign-in pages: JSON requests to the API and error messages a person can act on.
+"use strict";
+
+const ROLE_NAMES = {
+  platform_owner: "platform owner",
+  tenant_admin: "restaurant admin",
+  tenant_staff: "restaurant staff",
+};
+
+// Sends a JSON request with the session cookie. Resolves to {status, body, retryAfter};
+// a network failure resolves to status 0.
+async function api(method, path, body) {
+  const init = { method, credentials: "same-origin", headers: {} };
+  if (body !== undefined) {
+    init.headers["content-type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  try {
+    const res = await fetch(path, init);
+    const text = await res.text();
+    let parsed = null;
+    try { parsed = text ? JSON.parse(text) : null; } catch (_) { parsed = null; }
+    return { status: res.status, body: parsed, retryAfter: res.headers.get("retry-after") };
+  } catch (_) {
+    return { status: 0, body: null, retryAfter: null };
+  }
+}
+
+// What went wrong, in words a person understands.
+function explain(reply) {
+  const code = reply.body && reply.body.error ? reply.body.error.code : "";
+  switch (code) {
+    case "invalid_credentials":
+      return "That email and password do not match an account. Check both and try again.";
+    case "invalid_code":
+      return "That code is not correct. Check the code in your authenticator app (it changes every 30 seconds) and try again.";
+    case "challenge_expired":
+      return "This sign-in has expired or had too many wrong codes. Please sign in again.";
+    case "too_many_attempts": {
+      const wait = reply.retryAfter ? ` Wait ${reply.retryAfter} seconds and` : " Wait a while and";
+      return `Too many attempts.${wait} try again.`;
+    }
+    case "two_factor_required":
+      return "Platform owners must keep two-factor authentication turned on.";
+    case "unauthenticated":
+      return "You are not signed in, or your session has ended. Please sign in again.";
+    case "conflict":
+      return reply.body.error.message.charAt(0).toUpperCase() + reply.body.error.message.slice(1) + ".";
+    case "bad_request":
+      return "Please fill in every field.";
+    case "origin_not_allowed":
+      return "This page is not allowed to make that request. Open Rampart from its own address.";
+  }
+  if (reply.status === 0) return "Cannot reach the server. Check your connection and try again.";
+  if (reply.status >= 500) return "Something went wrong on our side. Please try again in a moment.";
+  return "That did not work. Please try again.";
+}
+
+// Where the second step of a login keeps its challenge between the two pages.
+const CHALLENGE_KEY = "rampart.challenge";

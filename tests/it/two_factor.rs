@@ -1,0 +1,674 @@
+//! Two-factor authentication, attacked through the real server: enrollment, the second step of
+//! login, replay (also racing, and across instances), backup codes, challenge limits, the
+//! enrollment-only session, and secrets at rest.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::harness::client::Reply;
+use crate::harness::totp::{self, with_time_left_in_step};
+use crate::harness::{Account, Client, TestApp};
+use crate::orders_path;
+
+const STEP: u64 = 30;
+
+async fn login(client: &Client, account: &Account) -> Reply {
+    client
+        .post(
+            "/api/v1/auth/login",
+            &json!({"email": account.email, "password": account.password}),
+        )
+        .await
+}
+
+/// Signs in a user who has 2FA and returns the challenge of the second step.
+async fn challenge(client: &Client, account: &Account) -> String {
+    let reply = login(client, account).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.body["mfa_required"], true, "{:?}", reply.body);
+    reply.body["challenge"].as_str().unwrap().to_string()
+}
+
+async fn verify(client: &Client, challenge: &str, field: &str, value: &str) -> Reply {
+    client
+        .post(
+            "/api/v1/auth/2fa/verify",
+            &json!({"challenge": challenge, field: value}),
+        )
+        .await
+}
+
+/// A well-formed six-digit code that is not `code`.
+fn wrong(code: &str) -> String {
+    let n: u32 = code.parse().unwrap();
+    format!("{:06}", (n + 500_001) % 1_000_000)
+}
+
+/// The audit events of `kind` once at least `count` are in the file (bounded wait: events
+/// below `high` are written shortly after the request is answered).
+async fn audited(app: &TestApp, kind: &str, count: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(app.dir.join("audit.log")).unwrap_or_default();
+        let found: Vec<Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["kind"] == kind)
+            .collect();
+        if found.len() >= count {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{count} × {kind} not audited: {found:?}"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Draws the path of the server's QR SVG (`M{x} {y}h{w}v{h}H{x}V{y}` runs) at 4 px per unit
+/// and decodes it with rqrr.
+fn decode_qr_svg(svg: &str) -> String {
+    let attr = |name: &str| -> u32 {
+        let start = svg.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+        svg[start..].split('"').next().unwrap().parse().unwrap()
+    };
+    let (w, h, scale) = (attr("width"), attr("height"), 4);
+    let mut img = image::GrayImage::from_pixel(w * scale, h * scale, image::Luma([255]));
+    let d = svg
+        .split(" d=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    for run in d.split('M').filter(|r| !r.is_empty()) {
+        let nums: Vec<u32> = run
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let (x, y, rw, rh) = (nums[0], nums[1], nums[2], nums[3]);
+        for px in x * scale..(x + rw) * scale {
+            for py in y * scale..(y + rh) * scale {
+                img.put_pixel(px, py, image::Luma([0]));
+            }
+        }
+    }
+    let mut prepared = rqrr::PreparedImage::prepare(img);
+    let grids = prepared.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code in the SVG");
+    grids[0].decode().expect("QR decodes").1
+}
+
+#[actix_web::test]
+async fn setup_returns_the_secret_its_exact_otpauth_url_and_a_qr_code_of_it() {
+    let app = TestApp::spawn().await;
+    let owner = app.platform_owner().await;
+    let client = app.login(&owner).await;
+    let setup = client.post("/api/v1/auth/2fa/setup", &json!({})).await;
+    assert_eq!(setup.status, 200, "{:?}", setup.body);
+    let secret = setup.body["secret"].as_str().unwrap();
+    assert_eq!(secret.len(), 32, "160 bits, unpadded base32");
+    assert!(secret
+        .bytes()
+        .all(|c| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c)));
+    let url = setup.body["otpauth_url"].as_str().unwrap();
+    let label = owner.email.replace('@', "%40");
+    assert_eq!(
+        url,
+        format!(
+            "otpauth://totp/Rampart:{label}?secret={secret}&issuer=Rampart&algorithm=SHA1&digits=6&period=30"
+        )
+    );
+    assert_eq!(decode_qr_svg(setup.body["qr_svg"].as_str().unwrap()), url);
+    audited(&app, "twofa.enrollment_started", 1).await;
+}
+
+#[actix_web::test]
+async fn enrolling_again_before_enabling_replaces_the_pending_secret() {
+    let app = TestApp::spawn().await;
+    let owner = app.login(&app.platform_owner().await).await;
+    let first = owner.post("/api/v1/auth/2fa/setup", &json!({})).await;
+    let second = owner.post("/api/v1/auth/2fa/setup", &json!({})).await;
+    let (old, new) = (
+        first.body["secret"].as_str().unwrap(),
+        second.body["secret"].as_str().unwrap(),
+    );
+    assert_ne!(old, new);
+    with_time_left_in_step(3).await;
+    let stale = owner
+        .post(
+            "/api/v1/auth/2fa/enable",
+            &json!({"code": totp::code(old, totp::now())}),
+        )
+        .await;
+    assert_eq!((stale.status, stale.code()), (400, "invalid_code"));
+    let ok = owner
+        .post(
+            "/api/v1/auth/2fa/enable",
+            &json!({"code": totp::code(new, totp::now())}),
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+    let again = owner.post("/api/v1/auth/2fa/setup", &json!({})).await;
+    assert_eq!((again.status, again.code()), (409, "conflict"));
+}
+
+#[actix_web::test]
+async fn an_owner_enrolls_from_an_enrollment_only_session_that_then_becomes_verified() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let owner = app.platform_owner().await;
+    let reply = login(&app.client(), &owner).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body["enrollment_required"], true);
+    assert_eq!(reply.body["user"]["role"], "platform_owner");
+    let client = Client::new(
+        &app.base,
+        Some(reply.body["token"].as_str().unwrap().into()),
+    );
+
+    for path in ["/api/v1/platform/tenants".to_string(), orders_path(a.id)] {
+        let refused = client.get(&path).await;
+        assert_eq!(
+            (refused.status, refused.code()),
+            (403, "two_factor_enrollment_required"),
+            "{path}"
+        );
+    }
+    let me = client.get("/api/v1/auth/me").await;
+    assert_eq!(
+        (me.status, me.body["two_factor_enabled"].clone()),
+        (200, json!(false))
+    );
+
+    let setup = client.post("/api/v1/auth/2fa/setup", &json!({})).await;
+    let secret = setup.body["secret"].as_str().unwrap().to_string();
+    with_time_left_in_step(3).await;
+    let code = totp::code(&secret, totp::now());
+    let bad = client
+        .post("/api/v1/auth/2fa/enable", &json!({"code": wrong(&code)}))
+        .await;
+    assert_eq!((bad.status, bad.code()), (400, "invalid_code"));
+    let enabled = client
+        .post("/api/v1/auth/2fa/enable", &json!({"code": code}))
+        .await;
+    assert_eq!(enabled.status, 200, "{:?}", enabled.body);
+    let codes: Vec<&str> = enabled.body["backup_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(codes.len(), 10);
+    assert_eq!(
+        codes.iter().collect::<std::collections::HashSet<_>>().len(),
+        10
+    );
+
+    // The same token is now fully verified.
+    assert_eq!(client.get("/api/v1/platform/tenants").await.status, 200);
+    assert_eq!(client.get(&orders_path(a.id)).await.status, 200);
+    assert_eq!(
+        client.get("/api/v1/auth/me").await.body["two_factor_enabled"],
+        true
+    );
+    audited(&app, "twofa.enabled", 1).await;
+}
+
+#[actix_web::test]
+async fn enrollment_only_sessions_reach_auth_routes_and_nothing_else() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let client = app.login(&app.platform_owner().await).await;
+    let host = app.base.trim_start_matches("http://").to_string();
+    let cookie = client
+        .clone()
+        .with_header("origin", &format!("http://{host}"));
+    let refused = [
+        client.get("/api/v1/platform/tenants").await,
+        client
+            .post(
+                "/api/v1/platform/tenants",
+                &json!({"slug": "x", "name": "X"}),
+            )
+            .await,
+        client.get(&orders_path(a.id)).await,
+        cookie
+            .post(&orders_path(a.id), &crate::order_body("tea", 1, 1))
+            .await,
+    ];
+    for r in refused {
+        assert_eq!(
+            (r.status, r.code()),
+            (403, "two_factor_enrollment_required")
+        );
+    }
+    assert_eq!(client.get("/api/v1/auth/me").await.status, 200);
+    assert_eq!(
+        client.post("/api/v1/auth/logout", &json!({})).await.status,
+        204
+    );
+    assert_eq!(client.get("/api/v1/auth/me").await.status, 401);
+}
+
+#[actix_web::test]
+async fn a_user_with_2fa_signs_in_with_a_second_step() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let enrolled = app.enroll(&a.staff).await;
+    let first = login(&app.client(), &a.staff).await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.body["mfa_required"], true);
+    assert!(first.body["expires_at"].as_str().unwrap().ends_with('Z'));
+    assert!(first.body.get("token").is_none() && first.header("set-cookie").is_none());
+    let challenge = first.body["challenge"].as_str().unwrap();
+
+    // A code from the next step (one step of skew) has not been used yet.
+    let code = totp::code(&enrolled.secret, totp::now() + STEP);
+    let done = verify(&app.client(), challenge, "code", &code).await;
+    assert_eq!(done.status, 200, "{:?}", done.body);
+    assert_eq!(done.body["user"]["email"], a.staff.email);
+    assert_eq!(done.body["user"]["tenant_id"], a.id.to_string());
+    assert!(done
+        .header("set-cookie")
+        .unwrap()
+        .starts_with("rampart_session="));
+    let session = Client::new(&app.base, Some(done.body["token"].as_str().unwrap().into()));
+    assert_eq!(session.get(&orders_path(a.id)).await.status, 200);
+    let verified = audited(&app, "twofa.verified", 1).await;
+    assert_eq!(verified[0]["details"]["method"], "totp");
+    assert_eq!(verified[0]["actor"]["email"], a.staff.email);
+}
+
+#[actix_web::test]
+async fn an_independent_implementation_matches_rfc_6238_and_the_server_accepts_its_codes() {
+    // RFC 6238 Appendix B, SHA-1 rows, through the test's own HMAC-SHA1 and truncation.
+    let seed = b"12345678901234567890";
+    for (t, expected) in [
+        (59, "94287082"),
+        (1_111_111_109, "07081804"),
+        (1_111_111_111, "14050471"),
+        (1_234_567_890, "89005924"),
+        (2_000_000_000, "69279037"),
+        (20_000_000_000, "65353130"),
+    ] {
+        assert_eq!(totp::code_with_digits(seed, t, 8), expected, "T = {t}");
+    }
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    // `enroll` confirms with a code computed by that implementation.
+    let enrolled = app.enroll(&a.admin).await;
+    assert_eq!(
+        enrolled.client.get("/api/v1/auth/me").await.body["two_factor_enabled"],
+        true
+    );
+}
+
+#[actix_web::test]
+async fn one_step_of_skew_is_accepted_each_way_and_two_are_not() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    with_time_left_in_step(10).await;
+    let now = totp::now();
+
+    // One step behind, confirming an enrollment.
+    let staff = app.login(&a.staff).await;
+    let secret = staff.post("/api/v1/auth/2fa/setup", &json!({})).await.body["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for t in [now - 2 * STEP, now + 2 * STEP] {
+        let r = staff
+            .post(
+                "/api/v1/auth/2fa/enable",
+                &json!({"code": totp::code(&secret, t)}),
+            )
+            .await;
+        assert_eq!((r.status, r.code()), (400, "invalid_code"), "two steps off");
+    }
+    let behind = staff
+        .post(
+            "/api/v1/auth/2fa/enable",
+            &json!({"code": totp::code(&secret, now - STEP)}),
+        )
+        .await;
+    assert_eq!(behind.status, 200, "one step behind: {:?}", behind.body);
+
+    // One step ahead, at the second step of a login.
+    let enrolled = app.enroll(&a.admin).await;
+    let c = challenge(&app.client(), &a.admin).await;
+    for t in [now - 2 * STEP, now + 2 * STEP] {
+        let r = verify(&app.client(), &c, "code", &totp::code(&enrolled.secret, t)).await;
+        assert_eq!((r.status, r.code()), (401, "invalid_code"), "two steps off");
+    }
+    let ahead = verify(
+        &app.client(),
+        &c,
+        "code",
+        &totp::code(&enrolled.secret, now + STEP),
+    )
+    .await;
+    assert_eq!(ahead.status, 200, "one step ahead: {:?}", ahead.body);
+}
+
+#[actix_web::test]
+async fn a_code_is_accepted_once_across_logins_and_instances() {
+    let app = TestApp::spawn().await;
+    let peer = app.spawn_peer().await;
+    let a = app.tenant("alpha").await;
+    let enrolled = app.enroll(&a.staff).await;
+    let code = totp::code(&enrolled.secret, totp::now() + STEP);
+
+    let first = challenge(&app.client(), &a.staff).await;
+    assert_eq!(
+        verify(&app.client(), &first, "code", &code).await.status,
+        200
+    );
+
+    // The same code at a second login, on this instance and on the other one.
+    let again = challenge(&app.client(), &a.staff).await;
+    let replay = verify(&app.client(), &again, "code", &code).await;
+    assert_eq!((replay.status, replay.code()), (401, "invalid_code"));
+    let elsewhere = challenge(&peer.client(), &a.staff).await;
+    let replay = verify(&peer.client(), &elsewhere, "code", &code).await;
+    assert_eq!((replay.status, replay.code()), (401, "invalid_code"));
+    // An earlier step is refused too, once a later one was accepted.
+    let older = totp::code(&enrolled.secret, totp::now());
+    let replay = verify(&app.client(), &again, "code", &older).await;
+    assert_eq!((replay.status, replay.code()), (401, "invalid_code"));
+    let events = audited(&app, "twofa.replay_rejected", 2).await;
+    assert_eq!(events[0]["severity"], "high");
+    assert_eq!(events[0]["details"]["reason"], "replay");
+
+    // A challenge issued by the peer verifies here (shared store), with a backup code.
+    let ok = verify(
+        &app.client(),
+        &elsewhere,
+        "backup_code",
+        &enrolled.backup_codes[0],
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+    peer.handle_stop().await;
+}
+
+#[actix_web::test]
+async fn racing_verifications_with_one_code_let_exactly_one_through() {
+    let app = TestApp::spawn().await;
+    let peer = app.spawn_peer().await;
+    let a = app.tenant("alpha").await;
+    for account in [&a.staff, &a.admin] {
+        let enrolled = app.enroll(account).await;
+        let code = totp::code(&enrolled.secret, totp::now() + STEP);
+        let backup = enrolled.backup_codes[3].clone();
+        for (field, value) in [("code", code), ("backup_code", backup)] {
+            let (c1, c2) = (
+                challenge(&app.client(), account).await,
+                challenge(&app.client(), account).await,
+            );
+            let (here, there) = (app.client(), peer.client());
+            let (r1, r2) = futures_util::future::join(
+                verify(&here, &c1, field, &value),
+                verify(&there, &c2, field, &value),
+            )
+            .await;
+            let mut statuses = [r1.status, r2.status];
+            statuses.sort();
+            assert_eq!(statuses, [200, 401], "{field}: exactly one wins");
+        }
+    }
+    peer.handle_stop().await;
+}
+
+#[actix_web::test]
+async fn a_backup_code_works_once_in_any_spelling() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let enrolled = app.enroll(&a.staff).await;
+    let code = &enrolled.backup_codes[0];
+    assert_eq!(code.len(), 17, "three groups of five: {code}");
+    let shouted = code.to_uppercase().replace('-', " ");
+    let c = challenge(&app.client(), &a.staff).await;
+    let ok = verify(&app.client(), &c, "backup_code", &shouted).await;
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+    let used = audited(&app, "twofa.backup_code_used", 1).await;
+    assert_eq!(used[0]["severity"], "warning");
+
+    let c = challenge(&app.client(), &a.staff).await;
+    let again = verify(&app.client(), &c, "backup_code", code).await;
+    assert_eq!((again.status, again.code()), (401, "invalid_code"));
+    let other = verify(&app.client(), &c, "backup_code", &enrolled.backup_codes[1]).await;
+    assert_eq!(other.status, 200);
+}
+
+#[actix_web::test]
+async fn five_wrong_codes_expire_the_challenge_and_unknown_challenges_never_lived() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let enrolled = app.enroll(&a.staff).await;
+    let good = totp::code(&enrolled.secret, totp::now() + STEP);
+    let c = challenge(&app.client(), &a.staff).await;
+    for n in 1..=5 {
+        let r = verify(&app.client(), &c, "code", &wrong(&good)).await;
+        assert_eq!((r.status, r.code()), (401, "invalid_code"), "try {n}");
+    }
+    let late = verify(&app.client(), &c, "code", &good).await;
+    assert_eq!((late.status, late.code()), (401, "challenge_expired"));
+    let failed = audited(&app, "twofa.failed", 5).await;
+    assert_eq!(failed[0]["severity"], "warning");
+    assert_eq!(failed[0]["actor"]["email"], a.staff.email);
+
+    let never = verify(&app.client(), &"A".repeat(43), "code", &good).await;
+    assert_eq!((never.status, never.code()), (401, "challenge_expired"));
+    let both = app
+        .client()
+        .post(
+            "/api/v1/auth/2fa/verify",
+            &json!({"challenge": c, "code": good, "backup_code": "x"}),
+        )
+        .await;
+    assert_eq!((both.status, both.code()), (400, "bad_request"));
+}
+
+#[actix_web::test]
+async fn challenges_expire() {
+    let app = TestApp::spawn_with(|v| {
+        v.insert("RAMPART_MFA_CHALLENGE_SECS".into(), "1".into());
+    })
+    .await;
+    let a = app.tenant("alpha").await;
+    let enrolled = app.enroll(&a.staff).await;
+    let c = challenge(&app.client(), &a.staff).await;
+    // Waits out a one-second lifetime: the expiry itself is what is under test.
+    actix_web::rt::time::sleep(Duration::from_millis(2100)).await;
+    let code = totp::code(&enrolled.secret, totp::now() + STEP);
+    let r = verify(&app.client(), &c, "code", &code).await;
+    assert_eq!((r.status, r.code()), (401, "challenge_expired"));
+}
+
+#[actix_web::test]
+async fn regenerating_backup_codes_needs_a_current_code_and_kills_the_old_set() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let enrolled = app.enroll(&a.staff).await;
+    let code = totp::code(&enrolled.secret, totp::now() + STEP);
+    let path = "/api/v1/auth/2fa/backup-codes";
+    let refused = enrolled
+        .client
+        .post(path, &json!({"code": wrong(&code)}))
+        .await;
+    assert_eq!((refused.status, refused.code()), (400, "invalid_code"));
+    let fresh = enrolled.client.post(path, &json!({"code": code})).await;
+    assert_eq!(fresh.status, 200, "{:?}", fresh.body);
+    let new_codes = fresh.body["backup_codes"].as_array().unwrap();
+    assert_eq!(new_codes.len(), 10);
+    audited(&app, "twofa.backup_codes_regenerated", 1).await;
+
+    let c = challenge(&app.client(), &a.staff).await;
+    let old = verify(&app.client(), &c, "backup_code", &enrolled.backup_codes[0]).await;
+    assert_eq!((old.status, old.code()), (401, "invalid_code"));
+    let new = verify(
+        &app.client(),
+        &c,
+        "backup_code",
+        new_codes[0].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(new.status, 200);
+}
+
+#[actix_web::test]
+async fn owners_cannot_turn_2fa_off_and_other_users_can() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let owner = app.platform_owner().await;
+    let enrolled_owner = app.enroll(&owner).await;
+    let code = totp::code(&enrolled_owner.secret, totp::now() + STEP);
+    let body = json!({"code": code}).to_string().into_bytes();
+    let refused = enrolled_owner
+        .client
+        .send(awc::http::Method::DELETE, "/api/v1/auth/2fa", Some(body))
+        .await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (403, "two_factor_required")
+    );
+
+    let staff = app.enroll(&a.staff).await;
+    let code = totp::code(&staff.secret, totp::now() + STEP);
+    let delete = |code: String| {
+        let client = staff.client.clone();
+        async move {
+            let body = json!({"code": code}).to_string().into_bytes();
+            client
+                .send(awc::http::Method::DELETE, "/api/v1/auth/2fa", Some(body))
+                .await
+        }
+    };
+    let bad = delete(wrong(&code)).await;
+    assert_eq!((bad.status, bad.code()), (400, "invalid_code"));
+    assert_eq!(delete(code).await.status, 204);
+    assert_eq!(
+        staff.client.get("/api/v1/auth/me").await.body["two_factor_enabled"],
+        false
+    );
+    // Password alone signs in again.
+    let direct = login(&app.client(), &a.staff).await;
+    assert!(direct.body["token"].is_string(), "{:?}", direct.body);
+    audited(&app, "twofa.disabled", 1).await;
+}
+
+#[actix_web::test]
+async fn platform_routes_need_a_verified_second_factor() {
+    let app = TestApp::spawn().await;
+    let owner = app.platform_owner().await;
+    let enrolled = app.enroll(&owner).await;
+    assert_eq!(
+        enrolled.client.get("/api/v1/platform/tenants").await.status,
+        200
+    );
+    // Password alone no longer gives an owner a session: only a challenge.
+    let reply = login(&app.client(), &owner).await;
+    assert!(reply.body.get("token").is_none(), "{:?}", reply.body);
+    let c = reply.body["challenge"].as_str().unwrap();
+    let code = totp::code(&enrolled.secret, totp::now() + STEP);
+    let done = verify(&app.client(), c, "code", &code).await;
+    let verified = Client::new(&app.base, Some(done.body["token"].as_str().unwrap().into()));
+    assert_eq!(verified.get("/api/v1/platform/tenants").await.status, 200);
+}
+
+#[actix_web::test]
+async fn secrets_and_codes_never_reach_the_database_logs_or_audit_in_clear() {
+    let app = TestApp::spawn_logged().await;
+    let a = app.tenant("alpha").await;
+    let owner = app.platform_owner().await;
+    let enrolled = [app.enroll(&owner).await, app.enroll(&a.staff).await];
+    let c = challenge(&app.client(), &a.staff).await;
+    let code = totp::code(&enrolled[1].secret, totp::now() + STEP);
+    assert_eq!(verify(&app.client(), &c, "code", &code).await.status, 200);
+    audited(&app, "twofa.verified", 1).await;
+
+    let dump = app.db.dump();
+    assert!(dump.contains("second_factors"), "the dump covers the table");
+    let audit = std::fs::read_to_string(app.dir.join("audit.log")).unwrap();
+    let logs = std::fs::read_to_string(app.dir.join("server.log")).unwrap();
+    assert!(
+        logs.contains("/api/v1/auth/2fa/enable"),
+        "the log is captured"
+    );
+    for e in &enrolled {
+        let raw_hex = hex::encode(totp::base32_decode(&e.secret));
+        let mut needles = vec![e.secret.clone(), e.secret.to_lowercase(), raw_hex];
+        for b in &e.backup_codes {
+            needles.push(b.clone());
+            needles.push(b.replace('-', ""));
+        }
+        for needle in &needles {
+            for (name, text) in [("database", &dump), ("audit", &audit), ("logs", &logs)] {
+                assert!(
+                    !text.contains(needle.as_str()),
+                    "{needle} found in the {name}"
+                );
+            }
+        }
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+#[actix_web::test]
+async fn second_factor_rows_are_visible_only_to_their_own_user() {
+    use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let owner = app.platform_owner().await;
+    let mut ids = Vec::new();
+    for account in [&a.staff, &a.admin, &owner] {
+        let enrolled = app.enroll(account).await;
+        let me = enrolled.client.get("/api/v1/auth/me").await;
+        ids.push(me.body["id"].as_str().unwrap().to_string());
+    }
+    let (staff, owner_id) = (&ids[0], &ids[2]);
+    let stranger = uuid::Uuid::new_v4().to_string();
+    // (request role, app.tenant_id, app.user_id) → rows of second_factors, backup_codes seen.
+    let cases = [
+        ("rampart_app", a.id.to_string(), staff.clone(), (1, 10)),
+        ("rampart_app", a.id.to_string(), String::new(), (0, 0)),
+        ("rampart_app", String::new(), staff.clone(), (0, 0)),
+        ("rampart_platform", String::new(), owner_id.clone(), (1, 10)),
+        ("rampart_platform", a.id.to_string(), stranger, (0, 0)),
+    ];
+    let mut conn = diesel_async::AsyncPgConnection::establish(&app.db.plain_url())
+        .await
+        .unwrap();
+    for (role, tenant, user, expected) in cases {
+        conn.batch_execute(&format!(
+            "BEGIN; SET LOCAL ROLE {role}; \
+             SELECT set_config('app.tenant_id', '{tenant}', true), \
+                    set_config('app.user_id', '{user}', true)"
+        ))
+        .await
+        .unwrap();
+        let mut seen = [0i64; 2];
+        for (i, table) in ["second_factors", "backup_codes"].iter().enumerate() {
+            let c: Count = diesel::sql_query(format!("SELECT count(*) AS n FROM {table}"))
+                .get_result(&mut conn)
+                .await
+                .unwrap();
+            seen[i] = c.n;
+        }
+        conn.batch_execute("ROLLBACK").await.unwrap();
+        assert_eq!(
+            (seen[0], seen[1]),
+            expected,
+            "{role} tenant={tenant:?} user={user:?}"
+        );
+    }
+}
