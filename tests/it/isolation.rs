@@ -298,3 +298,50 @@ async fn a_platform_owner_reads_every_tenant() {
     let tenants = owner.get("/api/v1/platform/tenants").await;
     assert_eq!(tenants.body["items"].as_array().unwrap().len(), 2);
 }
+
+#[actix_web::test]
+async fn the_list_query_uses_the_tenant_index_under_the_request_role() {
+    let app = TestApp::spawn().await;
+    let mut tenants = Vec::new();
+    for i in 0..20 {
+        tenants.push(app.tenant(&format!("t{i}")).await);
+    }
+    // Enough rows across tenants that a sequential scan would be the wrong plan.
+    for t in &tenants {
+        app.db
+            .exec_as_superuser(&format!(
+                "INSERT INTO orders (tenant_id, items, total_cents, created_by, created_at) \
+                 SELECT '{t}', '[]', 100, (SELECT id FROM users WHERE tenant_id = '{t}' LIMIT 1), \
+                        now() - make_interval(secs => g) \
+                 FROM generate_series(1, 500) g; ANALYZE orders",
+                t = t.id
+            ))
+            .await;
+    }
+    let mut conn = plain_conn(&app).await;
+    conn.batch_execute(&format!(
+        "BEGIN; SET LOCAL ROLE rampart_app; \
+         SELECT set_config('app.tenant_id', '{}', true)",
+        tenants[3].id
+    ))
+    .await
+    .unwrap();
+    #[derive(QueryableByName)]
+    struct Plan {
+        #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+        line: String,
+    }
+    let plan: Vec<Plan> = diesel::sql_query(format!(
+        "EXPLAIN SELECT id, tenant_id, items, total_cents, status, note, created_by, created_at, \
+         updated_at FROM orders WHERE tenant_id = '{}' ORDER BY created_at DESC, id DESC LIMIT 50",
+        tenants[3].id
+    ))
+    .load(&mut conn)
+    .await
+    .unwrap();
+    let text: Vec<String> = plan.into_iter().map(|p| p.line).collect();
+    let text = text.join("\n");
+    assert!(text.contains("orders_tenant_created_idx"), "{text}");
+    assert!(!text.contains("Seq Scan"), "{text}");
+    conn.batch_execute("ROLLBACK").await.unwrap();
+}

@@ -1,0 +1,146 @@
+// The security monitor for platform owners: counts, bans and alerts from the summary route,
+// and the live audit feed from the WebSocket `security` channel.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const FEED_ROWS = 200;
+
+function cell(text, className) {
+  const td = document.createElement("td");
+  td.textContent = text === null || text === undefined ? "" : String(text);
+  if (className) td.className = className;
+  return td;
+}
+
+function renderCounts(counts) {
+  const body = $("counts").querySelector("tbody");
+  body.replaceChildren();
+  for (const [kind, n] of Object.entries(counts).sort((a, b) => b[1] - a[1])) {
+    const tr = document.createElement("tr");
+    tr.append(cell(kind), cell(n));
+    body.append(tr);
+  }
+}
+
+function renderBans(bans) {
+  const body = $("bans").querySelector("tbody");
+  body.replaceChildren();
+  $("bans-empty").hidden = bans.length > 0;
+  for (const ban of bans) {
+    const tr = document.createElement("tr");
+    const lift = document.createElement("button");
+    lift.type = "button";
+    lift.className = "secondary";
+    lift.textContent = "Lift";
+    lift.addEventListener("click", () => liftBan(ban.ip));
+    const action = document.createElement("td");
+    action.append(lift);
+    tr.append(cell(ban.ip), cell(new Date(ban.until).toLocaleString()), cell(ban.violations), action);
+    body.append(tr);
+  }
+}
+
+function renderAlerts(alerts) {
+  const list = $("alerts");
+  list.replaceChildren();
+  $("alerts-empty").hidden = alerts.length > 0;
+  for (const alert of alerts) {
+    const li = document.createElement("li");
+    const who = alert.actor && alert.actor.email ? alert.actor.email : alert.ip || "";
+    li.textContent = `${alert.ts} ${alert.kind} ${who} (${JSON.stringify(alert.details)})`;
+    list.append(li);
+  }
+}
+
+async function refresh() {
+  const reply = await api("GET", "/api/v1/platform/security/summary");
+  if (reply.status !== 200) {
+    $("page-error").textContent = explain(reply);
+    return;
+  }
+  $("page-error").textContent = "";
+  $("redis").textContent = reply.body.redis;
+  $("gap").textContent = reply.body.audit_gap;
+  renderCounts(reply.body.counts);
+  renderBans(reply.body.active_bans);
+  renderAlerts(reply.body.alerts);
+}
+
+async function liftBan(ip) {
+  const reply = await api("DELETE", `/api/v1/platform/bans/${encodeURIComponent(ip)}`);
+  if (reply.status !== 204) {
+    $("page-error").textContent = explain(reply);
+  }
+  refresh();
+}
+
+function addToFeed(event) {
+  const body = $("feed").querySelector("tbody");
+  const tr = document.createElement("tr");
+  const who = event.actor ? event.actor.email || event.actor.user_id || "" : "";
+  tr.append(
+    cell(event.seq),
+    cell(event.ts),
+    cell(event.kind),
+    cell(event.severity, `sev-${event.severity}`),
+    cell(who),
+    cell(event.ip),
+  );
+  body.prepend(tr);
+  while (body.children.length > FEED_ROWS) body.lastChild.remove();
+}
+
+async function connect() {
+  const ticket = await api("POST", "/api/v1/ws/ticket");
+  if (ticket.status !== 200) {
+    $("status").textContent = "Live feed unavailable.";
+    $("page-error").textContent = explain(ticket);
+    return;
+  }
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const socket = new WebSocket(`${scheme}://${location.host}/ws?ticket=${encodeURIComponent(ticket.body.ticket)}`);
+  socket.addEventListener("message", (message) => {
+    let frame;
+    try { frame = JSON.parse(message.data); } catch (_) { return; }
+    if (frame.type === "welcome") {
+      socket.send(JSON.stringify({ type: "subscribe", channel: "security" }));
+    } else if (frame.type === "subscribed") {
+      $("status").textContent = "Live: new security events appear at the top.";
+    } else if (frame.type === "event" && frame.channel === "security") {
+      addToFeed(frame.data);
+      if (frame.data && /^(alert|ws\.ip_banned|ban\.)/.test(frame.data.kind || "")) refresh();
+    } else if (frame.type === "error") {
+      $("page-error").textContent = frame.message || frame.code;
+    }
+  });
+  socket.addEventListener("close", (event) => {
+    $("status").textContent = event.code === 1008
+      ? "The live feed was closed (signed out or not allowed). Sign in again."
+      : "The live feed disconnected; reconnecting…";
+    if (event.code !== 1008) setTimeout(connect, 3000);
+  });
+}
+
+async function start() {
+  const me = await api("GET", "/api/v1/auth/me");
+  if (me.status === 401) {
+    location.assign("/");
+    return;
+  }
+  if (me.status !== 200 || me.body.role !== "platform_owner") {
+    $("status").textContent = "";
+    $("page-error").textContent = me.status === 200
+      ? "This page is for platform owners."
+      : explain(me);
+    return;
+  }
+  if (!me.body.two_factor_enabled) {
+    location.assign("/2fa.html");
+    return;
+  }
+  await refresh();
+  setInterval(refresh, 5000);
+  connect();
+}
+
+start();
