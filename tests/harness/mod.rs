@@ -92,9 +92,21 @@ pub struct TestDb {
 
 impl TestDb {
     pub fn create() -> TestDb {
+        Self::create_from(Some(TEMPLATE_DB))
+    }
+
+    /// An empty database, never migrated (for migration tests).
+    pub fn create_empty() -> TestDb {
+        Self::create_from(None)
+    }
+
+    fn create_from(template_db: Option<&str>) -> TestDb {
         template();
         let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-        let create = format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}");
+        let create = match template_db {
+            Some(t) => format!("CREATE DATABASE {name} TEMPLATE {t}"),
+            None => format!("CREATE DATABASE {name}"),
+        };
         block_on_thread(async move {
             superuser("postgres")
                 .await

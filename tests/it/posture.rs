@@ -114,3 +114,29 @@ async fn bypassrls_on_the_request_role_is_refused() {
     drop(cluster);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[actix_web::test]
+async fn two_instances_migrating_at_once_apply_each_migration_once() {
+    let db = TestDb::create_empty();
+    let url = db.superuser_url();
+    let (a, b) = futures_util::future::join(
+        rampart::db::migrate::run(&url),
+        rampart::db::migrate::run(&url),
+    )
+    .await;
+    let (a, b) = (a.expect("first migrator"), b.expect("second migrator"));
+    let embedded = diesel::migration::MigrationSource::<diesel::pg::Pg>::migrations(
+        &rampart::db::migrate::MIGRATIONS,
+    )
+    .unwrap()
+    .len();
+    assert_eq!(a.len() + b.len(), embedded, "{a:?} {b:?}");
+    assert!(
+        a.is_empty() || b.is_empty(),
+        "one applied everything, the other waited: {a:?} {b:?}"
+    );
+    let mut conn = AsyncPgConnection::establish(&url).await.unwrap();
+    conn.batch_execute("SELECT 1 FROM orders LIMIT 0")
+        .await
+        .unwrap();
+}
