@@ -1,0 +1,331 @@
+#!/usr/bin/env bash
+# Runs Rampart's benchmarks next to their baselines and writes the results table into
+# docs/benchmarks.md (between the bench:table markers; the prose around it stays).
+#
+# It installs what is missing (PostgreSQL, redis-server), builds release binaries, starts a
+# private Redis, the server (embedded PostgreSQL in a temporary data directory) and the
+# WebSocket echo baseline, creates load users with the operator CLI, then runs each pair
+# (Rampart, baseline) side by side, alternating which goes first, for ROUNDS rounds, and
+# reports the median of the rounds. Finally it runs the criterion benches (audit, TOTP,
+# tenant transaction), which hold their own baselines.
+#
+# Usage: benches/run.sh            (ROUNDS=3 DURATION=10 by default)
+#        ROUNDS=2 DURATION=3 CRITERION_SECS=2 PARTS="rest criterion" benches/run.sh
+#
+# Variables: ROUNDS (rounds per pair), DURATION (seconds per load run), CRITERION_SECS
+# (criterion measurement time per bench function), PARTS (any of: rest ws criterion),
+# IDLE_CONNS (default 10000), PORT / ECHO_PORT / REDIS_PORT (18080 / 19001 / 16379).
+#
+# Only numeric limits are raised for the run (see LIMITS below); no security check is off.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+CRITERION_SECS=${CRITERION_SECS:-5}
+PARTS=${PARTS:-rest ws criterion}
+IDLE_CONNS=${IDLE_CONNS:-10000}
+PORT=${PORT:-18080}
+ECHO_PORT=${ECHO_PORT:-19001}
+REDIS_PORT=${REDIS_PORT:-16379}
+DOC=docs/benchmarks.md
+
+# Limits raised so the generated load is not refused: per-IP WebSocket connection attempts,
+# connections per user, messages per window, violations before a ban, login failures.
+LIMITS=(
+    RAMPART_WS_CONNECT_LIMIT=1000000000
+    RAMPART_WS_MAX_CONNECTIONS_PER_USER=1000000
+    RAMPART_WS_MESSAGE_LIMIT=1000000000
+    RAMPART_BAN_AFTER_VIOLATIONS=1000000
+    RAMPART_LOGIN_IP_LIMIT=1000000
+    RAMPART_LOGIN_ACCOUNT_LIMIT=1000000
+)
+
+scripts/deps.sh postgres redis
+# 10,000 connections need 10,000 descriptors in the server and in the generator.
+ulimit -n "$(ulimit -Hn)"
+cargo build --release --bin rampart --example load --example echo
+
+WORK=$(mktemp -d /tmp/rampart-bench.XXXXXX)
+chmod 755 "$WORK" # PostgreSQL runs as `postgres` when we are root and must enter
+start_server() {
+    env "${LIMITS[@]}" RAMPART_BIND=127.0.0.1:$PORT target/release/rampart serve \
+        >>"$WORK/server.log" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 1 120); do
+        curl -sf "$URL/readyz" >/dev/null && return
+        sleep 0.5
+    done
+    echo "server did not get ready:" >&2
+    tail -20 "$WORK/server.log" >&2
+    exit 1
+}
+# SIGTERM: the server stops its embedded PostgreSQL before it exits.
+stop_server() {
+    if [ -n "$SERVER_PID" ]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    SERVER_PID=""
+}
+start_echo() {
+    target/release/examples/echo --bind 127.0.0.1:$ECHO_PORT >"$WORK/echo.log" 2>&1 &
+    ECHO_PID=$!
+    for _ in $(seq 1 50); do
+        grep -q listening "$WORK/echo.log" 2>/dev/null && return
+        sleep 0.1
+    done
+}
+stop_echo() {
+    if [ -n "$ECHO_PID" ]; then
+        kill "$ECHO_PID" 2>/dev/null || true
+        wait "$ECHO_PID" 2>/dev/null || true
+    fi
+    ECHO_PID=""
+}
+
+SERVER_PID="" ECHO_PID="" REDIS_PID=""
+cleanup() {
+    stop_echo
+    stop_server
+    if [ -n "$REDIS_PID" ]; then
+        kill "$REDIS_PID" 2>/dev/null || true
+        wait "$REDIS_PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+LOAD=target/release/examples/load
+URL=http://127.0.0.1:$PORT
+ECHO_URL=http://127.0.0.1:$ECHO_PORT
+export RAMPART_DATA_DIR=$WORK/data RAMPART_AUDIT_LOG=$WORK/audit.log RAMPART_LOG=warning
+export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/ RAMPART_REDIS_PREFIX=bench
+
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    >"$WORK/redis.log" 2>&1 &
+REDIS_PID=$!
+start_server
+start_echo
+
+"$LOAD" --url "$URL" setup --rampart target/release/rampart --tenants 10 --users-per-tenant 2 \
+    --orders 50 --out "$WORK/users.txt"
+read -r TENANT USER_ID <<<"$(awk '!/^#/ {print $3, $4; exit}' "$WORK/users.txt")"
+PG=(-h "$RAMPART_DATA_DIR/pg" -U postgres -d rampart)
+
+RESULTS=$WORK/results.tsv # figure, side, value, one line per run
+: >"$RESULTS"
+COMMANDS=$WORK/commands.tsv # figure, rampart command, baseline command
+: >"$COMMANDS"
+
+# value KEY LINE: the value of KEY in a `key=value …` line.
+value() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p" | head -1; }
+record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RESULTS"; }
+note_cmd() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$COMMANDS"; }
+
+# pair FIGURE ROUND "rampart cmd" rampart_key "baseline cmd" baseline_key
+# Runs both (order alternates by round) and records the chosen keys.
+pair() {
+    local figure=$1 round=$2 rcmd=$3 rkey=$4 bcmd=$5 bkey=$6 out
+    local order=(r b)
+    ((round % 2 == 0)) && order=(b r)
+    for side in "${order[@]}"; do
+        if [ "$side" = r ]; then
+            out=$(eval "$rcmd" 2>&1 | tail -1) || true
+            echo "  rampart:  $out"
+            record "$figure" rampart "$(value "$rkey" "$out")"
+        else
+            out=$(eval "$bcmd" 2>&1 | tail -1) || true
+            echo "  baseline: $out"
+            record "$figure" baseline "$(value "$bkey" "$out")"
+        fi
+    done
+}
+
+# pgbench's last "tps = N" as a key=value line.
+pgb() {
+    pgbench -n -M simple "${PG[@]}" -f "$1" -D tenant="$TENANT" -D user="$USER_ID" \
+        -c "$2" -j 2 -T "$DURATION" 2>&1 | sed -n 's/^tps = \([0-9.]*\).*/tps=\1/p'
+}
+
+run_rest() {
+    for c in 4 16; do
+        local r="$LOAD --url $URL --users $WORK/users.txt rest --op list --concurrency $c --duration $DURATION"
+        note_cmd "REST list c=$c, tx/s (vs one round trip)" "load rest --op list --concurrency $c" \
+            "pgbench -M simple -f benches/pg/list.sql -c $c -j 2"
+        note_cmd "REST list c=$c, tx/s (vs four round trips)" "load rest --op list --concurrency $c" \
+            "pgbench -M simple -f benches/pg/list_4rt.sql -c $c -j 2"
+        for round in $(seq 1 "$ROUNDS"); do
+            echo "REST c=$c round $round"
+            pair "REST list c=$c, tx/s (vs one round trip)" "$round" "$r" requests_per_sec \
+                "pgb benches/pg/list.sql $c" tps
+            pair "REST list c=$c, tx/s (vs four round trips)" "$((round + 1))" "$r" requests_per_sec \
+                "pgb benches/pg/list_4rt.sql $c" tps
+        done
+    done
+}
+
+ws_missing() {
+    local code
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/api/v1/ws/ticket")
+    [ "$code" = 404 ]
+}
+
+run_ws() {
+    # Without /ws (the WebSocket server is not in this tree) the Rampart side of every row is
+    # n/a; the echo baseline still runs, so its figures are there to compare with later.
+    local users="--users $WORK/users.txt" missing=0 na='echo msgs_per_sec=n/a'
+    if ws_missing; then
+        echo "no /api/v1/ws/ticket on this server: Rampart WebSocket figures are n/a" >&2
+        missing=1
+    fi
+    for conns in 100 1000; do
+        local f="WS ping/pong $( [ "$conns" = 100 ] && echo 100 || echo 1,000) conns, msgs/s"
+        local r="$LOAD --url $URL $users ws-ping --conns $conns --duration $DURATION"
+        ((missing)) && r=$na
+        note_cmd "$f" "load ws-ping --conns $conns" "load ws-ping --echo --conns $conns"
+        for round in $(seq 1 "$ROUNDS"); do
+            echo "WS ping $conns round $round"
+            pair "$f" "$round" "$r" msgs_per_sec \
+                "$LOAD --url $ECHO_URL ws-ping --echo --conns $conns --duration $DURATION" msgs_per_sec
+        done
+    done
+    local fr="WS 10,000 idle conns, server RSS bytes/conn" fs="WS setup (ticket + upgrade), conns/s"
+    note_cmd "$fr" "load ws-idle --conns $IDLE_CONNS --server-pid PID" "load ws-idle --echo --conns $IDLE_CONNS --server-pid PID"
+    note_cmd "$fs" "load ws-idle --conns $IDLE_CONNS" "load ws-idle --echo --conns $IDLE_CONNS"
+    for round in $(seq 1 "$ROUNDS"); do
+        echo "WS idle $IDLE_CONNS round $round"
+        # Fresh processes: memory freed by an earlier round stays in the allocator and would
+        # hide the next round's growth.
+        stop_server
+        stop_echo
+        start_server
+        start_echo
+        local r="rss_per_conn_bytes=n/a setup_per_sec=n/a" b
+        if ((!missing)); then
+            r=$("$LOAD" --url "$URL" $users --server-pid "$SERVER_PID" ws-idle \
+                --conns "$IDLE_CONNS" --hold 2 2>&1 | tail -1) || true
+        fi
+        b=$("$LOAD" --url "$ECHO_URL" --server-pid "$ECHO_PID" ws-idle --echo \
+            --conns "$IDLE_CONNS" --hold 2 2>&1 | tail -1) || true
+        echo "  rampart:  $r"
+        echo "  baseline: $b"
+        record "$fr" rampart "$(value rss_per_conn_bytes "$r")"
+        record "$fr" baseline "$(value rss_per_conn_bytes "$b")"
+        record "$fs" rampart "$(value setup_per_sec "$r")"
+        record "$fs" baseline "$(value setup_per_sec "$b")"
+    done
+    local f1="Fan-out 1,000 subscribers / 1 tenant, p99 ms"
+    local f10="Fan-out 10,000 subscribers / 10 tenants, p99 ms"
+    local fw="Fan-out 10,000 / 10 tenants, events to a wrong tenant"
+    note_cmd "$f1" "load ws-fanout --conns 1000 --tenants 1" "target ≤ 50"
+    note_cmd "$f10" "load ws-fanout --conns $IDLE_CONNS --tenants 10" "target ≤ 250"
+    note_cmd "$fw" "load ws-fanout --conns $IDLE_CONNS --tenants 10" "target 0"
+    for round in $(seq 1 "$ROUNDS"); do
+        local o1="p99_ms=n/a" o10="p99_ms=n/a wrong_tenant=n/a"
+        if ((!missing)); then
+            echo "fan-out round $round"
+            o1=$("$LOAD" --url "$URL" $users ws-fanout --conns 1000 --tenants 1 --events 20 2>&1 | tail -1) || true
+            o10=$("$LOAD" --url "$URL" $users ws-fanout --conns "$IDLE_CONNS" --tenants 10 \
+                --events 10 2>&1 | tail -1) || true
+            echo "  $o1"
+            echo "  $o10"
+        fi
+        record "$f1" rampart "$(value p99_ms "$o1")"
+        record "$f10" rampart "$(value p99_ms "$o10")"
+        record "$fw" rampart "$(value wrong_tenant "$o10")"
+    done
+}
+
+# criterion median (ns per iteration) of GROUP/NAME, from its estimates file.
+crit_ns() {
+    sed -n 's/.*"median":{"confidence_interval":{[^}]*},"point_estimate":\([0-9.e+-]*\).*/\1/p' \
+        "target/criterion/$1/new/estimates.json"
+}
+# per_sec NS ELEMENTS: elements per second.
+per_sec() { awk -v ns="$1" -v n="$2" 'BEGIN { if (ns > 0) printf "%.0f", n * 1e9 / ns }'; }
+
+run_criterion() {
+    local args=(-- --warm-up-time 1 --measurement-time "$CRITERION_SECS")
+    cargo bench --bench audit "${args[@]}" >"$WORK/audit.txt" 2>&1 || true
+    cargo bench --bench totp "${args[@]}" >"$WORK/totp.txt" 2>&1 || true
+    cargo bench --bench tenant_tx "${args[@]}" >"$WORK/tenant_tx.txt" 2>&1 || true
+    local f
+    f="Audit sustained (hash chain + group commit), events/s"
+    record "$f" rampart "$(per_sec "$(crit_ns audit/sustained)" 100000)"
+    record "$f" baseline "$(per_sec "$(crit_ns raw/append_fdatasync)" 100000)"
+    note_cmd "$f" "cargo bench --bench audit" "raw/append_fdatasync"
+    f="TOTP check of a valid code, checks/s"
+    record "$f" rampart "$(per_sec "$(crit_ns totp/check_valid_now)" 1)"
+    record "$f" baseline "$(per_sec "$(crit_ns raw/hotp_three_steps)" 1)"
+    note_cmd "$f" "cargo bench --bench totp" "raw/hotp_three_steps"
+    f="Tenant tx + list of 50 (one connection), tx/s"
+    record "$f" rampart "$(per_sec "$(crit_ns tenant_tx/list50)" 1)"
+    record "$f" baseline "$(per_sec "$(crit_ns raw/list50_one_round_trip)" 1)"
+    note_cmd "$f" "cargo bench --bench tenant_tx" "raw/list50_one_round_trip"
+}
+
+for part in $PARTS; do
+    case "$part" in
+        rest) run_rest ;;
+        ws) run_ws ;;
+        criterion) run_criterion ;;
+        *) echo "unknown part $part" >&2; exit 2 ;;
+    esac
+done
+
+# Rows with no measurement in this tree yet.
+f="RateLimiter in-process, decisions/s at 64 callers"
+record "$f" rampart "n/a (no rate limiter in this tree)"
+note_cmd "$f" "—" "target ≥ 500,000/s"
+f="RateLimiter Redis-backed, decisions/s at 64 callers"
+record "$f" rampart "n/a (no rate limiter in this tree)"
+note_cmd "$f" "—" "target ≥ 0.8× redis-benchmark, same script"
+
+# median of the values of FIGURE/SIDE ("" when none; text values pass through).
+median() {
+    awk -F'\t' -v f="$1" -v s="$2" '$1 == f && $2 == s && $3 != "" { print $3 }' "$RESULTS" |
+        sort -g | awk '
+            { v[NR] = $0 }
+            END {
+                if (NR == 0) exit
+                if (v[1] !~ /^[0-9.e+-]+$/) { print v[1]; exit }
+                m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+                if (m >= 100 || m == int(m)) printf "%.0f\n", m; else printf "%.2f\n", m
+            }'
+}
+
+TABLE=$WORK/table.md
+{
+    echo "Run $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)),"
+    echo "ROUNDS=$ROUNDS, DURATION=${DURATION}s, CRITERION_SECS=$CRITERION_SECS; medians over rounds."
+    echo
+    echo "| figure | Rampart | baseline | ratio | command (Rampart; baseline) |"
+    echo "|---|---|---|---|---|"
+    cut -f1 "$COMMANDS" | awk '!seen[$0]++' | while IFS= read -r f; do
+        r=$(median "$f" rampart)
+        b=$(median "$f" baseline)
+        ratio="—"
+        if [[ "$r" =~ ^[0-9.]+$ && "$b" =~ ^[0-9.]+$ ]]; then
+            ratio=$(awk -v r="$r" -v b="$b" 'BEGIN { if (b > 0) printf "%.2f×", r / b }')
+        fi
+        cmds=$(awk -F'\t' -v f="$f" '
+            function code(c) { return (c ~ /^(target|—)/) ? c : "`" c "`" }
+            $1 == f { print code($2) "; " code($3); exit }' "$COMMANDS")
+        echo "| $f | ${r:-n/a} | ${b:-—} | $ratio | $cmds |"
+    done
+    if grep -q 'n/a' "$RESULTS"; then
+        echo
+        echo "n/a: this tree cannot measure it yet (no \`/ws\`, or no rate limiter)."
+    fi
+} >"$TABLE"
+
+# Replace what lies between the markers, keeping the rest of the document.
+awk -v table="$TABLE" '
+    /<!-- bench:table:start -->/ { print; while ((getline line < table) > 0) print line; skip = 1; next }
+    /<!-- bench:table:end -->/ { skip = 0 }
+    !skip { print }
+' "$DOC" >"$WORK/doc.md"
+cp "$WORK/doc.md" "$DOC"
+cat "$TABLE"
+echo "written to $DOC"
