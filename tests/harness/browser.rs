@@ -10,7 +10,7 @@ use rampart::embedded_pg::SupervisedChild;
 
 pub struct Browser {
     pub client: Client,
-    _driver: SupervisedChild,
+    driver: SupervisedChild,
     profile: PathBuf,
 }
 
@@ -29,6 +29,9 @@ impl Browser {
         let port = free_port();
         let mut cmd = Command::new("chromedriver");
         cmd.arg(format!("--port={port}"));
+        // Its own process group, so the browsers it starts can be killed with it even when a
+        // test panics before closing the session.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let driver = SupervisedChild::spawn(cmd, nix::sys::signal::Signal::SIGKILL, "chromedriver")
             .expect("chromedriver not found: run scripts/test.sh, which installs chromium-driver");
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -46,6 +49,7 @@ impl Browser {
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--disable-quic", "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
+                    "--disable-breakpad", "--disable-crash-reporter",
                     format!("--user-data-dir={}", profile.display()),
                 ]
             }),
@@ -57,7 +61,7 @@ impl Browser {
             .expect("start a Chromium session");
         Browser {
             client,
-            _driver: driver,
+            driver: driver,
             profile,
         }
     }
@@ -78,9 +82,16 @@ impl Browser {
         }
     }
 
-    /// Ends the session (the driver dies with the value).
+    /// Ends the session (the driver and its browsers die with the value).
     pub async fn close(self) {
         let _ = self.client.clone().close().await;
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(self.driver.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
