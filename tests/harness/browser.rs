@@ -61,7 +61,7 @@ impl Browser {
             .expect("start a Chromium session");
         Browser {
             client,
-            driver: driver,
+            driver,
             profile,
         }
     }
