@@ -8,8 +8,10 @@ use crate::audit::Audit;
 use crate::auth::SessionStore;
 use crate::config::Config;
 use crate::db::DbPool;
+use crate::rate_limit::Limiter;
 use crate::store::SharedStore;
 use crate::telemetry::metrics::Metrics;
+use crate::ws::Hub;
 
 /// Shared by all workers (wrapped in `web::Data`).
 pub struct AppState {
@@ -19,5 +21,9 @@ pub struct AppState {
     pub sessions: SessionStore,
     pub metrics: Metrics,
     pub audit: Audit,
+    /// Decides every rate limit and ban.
+    pub limiter: Limiter,
+    /// Fans events out to WebSocket subscribers on every instance.
+    pub hub: actix::Addr<Hub>,
     pub log: Logger,
 }

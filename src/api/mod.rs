@@ -6,6 +6,7 @@ mod observe;
 mod orders;
 mod pages;
 mod platform;
+mod ws;
 
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
@@ -34,6 +35,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/healthz", web::get().to(health::healthz))
     .route("/readyz", web::get().to(health::readyz))
     .route("/metrics", web::get().to(health::metrics))
+    .route("/ws", web::get().to(ws::upgrade))
     .service(
         web::scope("/api/v1")
             .service(
@@ -42,6 +44,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route("/logout", web::post().to(auth::logout))
                     .route("/me", web::get().to(auth::me)),
             )
+            .route("/ws/ticket", web::post().to(ws::ticket))
             .service(
                 web::scope("/tenants/{tenant_id}/orders")
                     .route("", web::get().to(orders::list))
@@ -56,7 +59,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(
                         "/tenants/{tenant_id}/users",
                         web::post().to(platform::create_user),
-                    ),
+                    )
+                    .route("/bans", web::get().to(platform::list_bans))
+                    .route("/bans/{ip}", web::delete().to(platform::lift_ban)),
             ),
     )
     .route("/{file:[A-Za-z0-9_.-]*}", web::get().to(pages::page))

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use memory::MemoryMap;
 
 /// How long one Redis call may take before this instance treats Redis as gone.
-const REDIS_TIMEOUT: Duration = Duration::from_millis(750);
+pub const REDIS_TIMEOUT: Duration = Duration::from_millis(750);
 /// How often the background probe retries an unreachable Redis.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -155,6 +155,34 @@ impl SharedStore {
         }
     }
 
+    /// Reads and removes `key` in one step (Redis `GETDEL`), so a single-use entry such as a
+    /// WebSocket ticket can be redeemed once even by two instances racing for it.
+    pub async fn take(&self, key: &str) -> Option<String> {
+        if self.inner.memory.is_tombstoned(key) {
+            return None;
+        }
+        if let Some(mut conn) = self.redis() {
+            let cmd = redis::cmd("GETDEL").arg(self.key(key)).to_owned();
+            if let Some(Some(found)) = self.run::<Option<String>>(&mut conn, cmd).await {
+                return Some(found);
+            }
+        }
+        self.inner.memory.take(key)
+    }
+
+    /// The Redis connection while Redis is the active backend, for capabilities that run their
+    /// own scripts (the rate limiter, the hub). Callers bound every call with
+    /// [`REDIS_TIMEOUT`] and report failures with [`SharedStore::mark_down`], so one switch
+    /// governs all shared state.
+    pub fn connection(&self) -> Option<ConnectionManager> {
+        self.redis()
+    }
+
+    /// The Redis client, for connections of their own (pub/sub); `None` without `REDIS_URL`.
+    pub fn client(&self) -> Option<&redis::Client> {
+        self.inner.client.as_ref()
+    }
+
     fn redis(&self) -> Option<ConnectionManager> {
         if self.status() != RedisStatus::Connected {
             return None;
@@ -181,7 +209,9 @@ impl SharedStore {
         }
     }
 
-    fn mark_down(&self, reason: &str) {
+    /// Switches this instance to the in-process fallback (when Redis was active) and starts
+    /// the background probe that switches back once Redis answers.
+    pub fn mark_down(&self, reason: &str) {
         let changed = self.inner.status.send_if_modified(|s| {
             let was_up = *s == RedisStatus::Connected;
             *s = RedisStatus::Fallback;

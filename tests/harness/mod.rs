@@ -7,6 +7,7 @@
 pub mod browser;
 pub mod client;
 pub mod processes;
+pub mod ws;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -87,6 +88,8 @@ fn template() {
 /// A database of its own for one test, cloned from the template; dropped with the value.
 pub struct TestDb {
     pub name: String,
+    /// Only the owner drops the database (a second server on it borrows it).
+    owner: bool,
 }
 
 impl TestDb {
@@ -101,7 +104,7 @@ impl TestDb {
                 .await
                 .expect("clone template")
         });
-        TestDb { name }
+        TestDb { name, owner: true }
     }
 
     /// Connects as the superuser (as embedded mode does).
@@ -128,6 +131,9 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        if !self.owner {
+            return;
+        }
         let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
         block_on_thread(async move {
             let _ = superuser("postgres").await.batch_execute(&sql).await;
@@ -224,6 +230,27 @@ impl TestApp {
             dir,
             handle: running.handle,
         })
+    }
+
+    /// A second server on the same database and Redis (same key prefix): another instance
+    /// of one deployment. `tweak` may change its variables further.
+    pub async fn spawn_second(&self, tweak: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
+        let db = TestDb {
+            name: self.db.name.clone(),
+            owner: false,
+        };
+        let prefix = self.config.redis_prefix.clone();
+        let redis = self.config.redis_url.clone();
+        Self::try_spawn_on(db, move |vars| {
+            vars.insert("RAMPART_REDIS_PREFIX".into(), prefix);
+            match redis {
+                Some(url) => vars.insert("REDIS_URL".into(), url),
+                None => vars.remove("REDIS_URL"),
+            };
+            tweak(vars);
+        })
+        .await
+        .unwrap_or_else(|(e, _)| panic!("second server failed to start: {e:#}"))
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -9,10 +9,13 @@ mod cli;
 mod errors;
 mod health;
 mod isolation;
+mod multi_instance;
 mod orders;
 mod pages;
 mod platform;
 mod posture;
+mod rate_limit;
+mod ws;
 
 use serde_json::{json, Value};
 
