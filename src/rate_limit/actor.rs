@@ -10,85 +10,21 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Addr, Arbiter, Context, Handler, Message, MessageResult, ResponseFuture};
+use actix::{Actor, Context, Handler, Message, MessageResult, ResponseFuture};
 
 use super::backend::{Backend, Decision};
 use super::memory::MemoryBackend;
+use super::policies::Policies;
 use super::redis::RedisBackend;
-use super::{
-    keys, Admission, BanInfo, BanPolicy, ConnId, Limited, Policy, Record, Verdict, ViolationOutcome,
-};
-use crate::config::Limits;
+use super::{keys, Admission, BanInfo, ConnId, Limited, Policy, Record, Verdict, ViolationOutcome};
 use crate::ids::UserId;
 use crate::store::{RedisStatus, SharedStore};
 
-/// Every limit, built once from the configuration.
-#[derive(Debug, Clone)]
-pub struct Policies {
-    pub connect: Policy,
-    pub messages: Policy,
-    pub max_message_bytes: usize,
-    pub max_connections: u32,
-    pub lease: Duration,
-    pub login_account: Policy,
-    pub login_ip: Policy,
-    pub bans: BanPolicy,
-}
-
-impl Policies {
-    pub fn from_limits(l: &Limits) -> Policies {
-        let secs = Duration::from_secs;
-        let mut durations = vec![secs(l.ban_secs)];
-        durations.extend(l.ban_escalation_secs.iter().map(|s| secs(*s)));
-        Policies {
-            connect: Policy {
-                name: "ws-connect",
-                limit: l.ws_connect_limit,
-                window: secs(l.ws_connect_window_secs),
-            },
-            messages: Policy {
-                name: "ws-messages",
-                limit: l.ws_message_limit,
-                window: secs(l.ws_message_window_secs),
-            },
-            max_message_bytes: l.ws_max_message_bytes,
-            max_connections: l.ws_max_connections_per_user,
-            lease: secs(l.ws_lease_secs),
-            login_account: Policy {
-                name: "login-account",
-                limit: l.login_account_limit,
-                window: secs(l.login_window_secs),
-            },
-            login_ip: Policy {
-                name: "login-ip",
-                limit: l.login_ip_limit,
-                window: secs(l.login_window_secs),
-            },
-            bans: BanPolicy {
-                threshold: l.ban_after_violations,
-                window: secs(l.violation_window_secs),
-                durations,
-                memory: secs(l.ban_memory_secs),
-            },
-        }
-    }
-
-    /// The `Limited` of the per-user connection cap (reported like a window of one lease).
-    pub fn connections_limited(&self, retry_after: Duration) -> Limited {
-        let p = Policy {
-            name: "ws-connections",
-            limit: self.max_connections,
-            window: self.lease,
-        };
-        Limited::new(&p, retry_after)
-    }
-}
-
 pub struct RateLimiter {
-    memory: Arc<MemoryBackend>,
-    redis: Option<Arc<RedisBackend>>,
-    store: SharedStore,
-    policies: Arc<Policies>,
+    pub(super) memory: Arc<MemoryBackend>,
+    pub(super) redis: Option<Arc<RedisBackend>>,
+    pub(super) store: SharedStore,
+    pub(super) policies: Arc<Policies>,
 }
 
 impl Actor for RateLimiter {
@@ -418,106 +354,5 @@ impl Handler<LiftBan> for RateLimiter {
             };
             local || remote
         })
-    }
-}
-
-/// The handle the rest of the server uses. Cheap to clone.
-#[derive(Clone)]
-pub struct Limiter {
-    addr: Addr<RateLimiter>,
-    policies: Arc<Policies>,
-    store: SharedStore,
-}
-
-impl Limiter {
-    /// Starts the actor on an arbiter of its own, deciding in Redis whenever `store` has it.
-    pub fn start(store: SharedStore, limits: &Limits) -> Limiter {
-        Self::start_with(store, limits, MemoryBackend::default())
-    }
-
-    /// Starts with a given in-process backend (tests bound its size).
-    pub fn start_with(store: SharedStore, limits: &Limits, memory: MemoryBackend) -> Limiter {
-        let policies = Arc::new(Policies::from_limits(limits));
-        let redis = store
-            .client()
-            .map(|_| Arc::new(RedisBackend::new(store.clone())));
-        let actor_store = store.clone();
-        let actor_policies = policies.clone();
-        let memory = Arc::new(memory);
-        let addr = RateLimiter::start_in_arbiter(&Arbiter::new().handle(), move |_| RateLimiter {
-            memory,
-            redis,
-            store: actor_store,
-            policies: actor_policies,
-        });
-        Limiter {
-            addr,
-            policies,
-            store,
-        }
-    }
-
-    pub fn addr(&self) -> &Addr<RateLimiter> {
-        &self.addr
-    }
-
-    pub fn policies(&self) -> &Policies {
-        &self.policies
-    }
-
-    /// Which backend decides now: `"redis"` or `"memory"`.
-    pub fn backend(&self) -> &'static str {
-        match self.store.status() {
-            RedisStatus::Connected => "redis",
-            _ => "memory",
-        }
-    }
-
-    /// Every active ban (for the platform's ban list and security summary).
-    pub async fn active_bans(&self) -> Vec<BanInfo> {
-        self.addr.send(ListBans).await.unwrap_or_default()
-    }
-
-    /// Lifts the ban of `ip`; true if there was one.
-    pub async fn lift(&self, ip: IpAddr) -> Result<bool, actix::MailboxError> {
-        self.addr.send(LiftBan { ip }).await
-    }
-
-    pub async fn admit(&self, ip: IpAddr) -> Result<Admission, actix::MailboxError> {
-        self.addr.send(AdmitConnection { ip }).await
-    }
-
-    pub async fn violation(&self, ip: IpAddr) -> Result<ViolationOutcome, actix::MailboxError> {
-        self.addr.send(RecordViolation { ip }).await
-    }
-
-    pub async fn acquire(
-        &self,
-        user: UserId,
-        conn: ConnId,
-    ) -> Result<Verdict, actix::MailboxError> {
-        self.addr.send(AcquireConnection { user, conn }).await
-    }
-
-    pub fn release(&self, user: UserId, conn: ConnId) {
-        self.addr.do_send(ReleaseConnection { user, conn });
-    }
-
-    pub async fn check_login(
-        &self,
-        ip: IpAddr,
-        account: &str,
-    ) -> Result<Result<(), Limited>, actix::MailboxError> {
-        let account = account.to_string();
-        self.addr.send(CheckLogin { ip, account }).await
-    }
-
-    pub async fn count_login_failure(
-        &self,
-        ip: IpAddr,
-        account: &str,
-    ) -> Result<LoginFailure, actix::MailboxError> {
-        let account = account.to_string();
-        self.addr.send(CountLoginFailure { ip, account }).await
     }
 }

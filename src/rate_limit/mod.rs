@@ -18,7 +18,9 @@
 
 pub mod actor;
 pub mod backend;
+pub mod handle;
 pub mod memory;
+pub mod policies;
 pub mod redis;
 
 use std::net::IpAddr;
@@ -27,8 +29,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-pub use actor::{Limiter, RateLimiter};
+pub use actor::RateLimiter;
 pub use backend::{Backend, BackendError};
+pub use handle::Limiter;
+pub use policies::Policies;
 
 /// One limit: at most `limit` events per `window`. `name` appears in the `RateLimit-Policy`
 /// and `RateLimit` response fields.

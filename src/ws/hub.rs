@@ -13,23 +13,22 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::dev::SendError;
 use actix::{Actor, Addr, Arbiter, AsyncContext, Context, Handler, Message, Recipient};
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use slog::{debug, Logger};
+use slog::Logger;
 use uuid::Uuid;
 
 use super::protocol::{close, Channel, ServerFrame};
+use super::relay;
 use crate::audit::Audit;
 use crate::auth::SessionId;
 use crate::ids::TenantId;
 use crate::orders::Order;
 use crate::rate_limit::ConnId;
-use crate::store::{RedisStatus, SharedStore, REDIS_TIMEOUT};
+use crate::store::{SharedStore, REDIS_TIMEOUT};
 use crate::telemetry::metrics::Metrics;
 
 /// Frames that may wait for one connection before it counts as too slow.
@@ -130,7 +129,7 @@ pub struct EndSession {
 #[derive(Debug, Serialize, Deserialize, Message)]
 #[rtype(result = "()")]
 #[serde(tag = "kind", rename_all = "snake_case")]
-enum Envelope {
+pub(super) enum Envelope {
     Event {
         from: Uuid,
         topic: Topic,
@@ -143,7 +142,7 @@ enum Envelope {
 }
 
 impl Envelope {
-    fn from(&self) -> Uuid {
+    pub(super) fn from(&self) -> Uuid {
         match self {
             Envelope::Event { from, .. } | Envelope::EndSession { from, .. } => *from,
         }
@@ -285,7 +284,7 @@ impl Actor for Hub {
             }
         });
         if let Some(client) = self.store.client().cloned() {
-            let listener = Listener {
+            let listener = relay::Listener {
                 client,
                 channel: self.channel.clone(),
                 store: self.store.clone(),
@@ -407,52 +406,6 @@ impl Handler<Envelope> for Hub {
         match msg {
             Envelope::Event { topic, frame, .. } => self.deliver(topic, frame.into()),
             Envelope::EndSession { session, .. } => self.end_session(&session),
-        }
-    }
-}
-
-/// Receives the other instances' envelopes while Redis is up; resubscribes after an outage.
-struct Listener {
-    client: redis::Client,
-    channel: String,
-    store: SharedStore,
-    hub: Addr<Hub>,
-    instance: Uuid,
-    log: Logger,
-}
-
-impl Listener {
-    async fn run(self) {
-        let mut status = self.store.watch_status();
-        loop {
-            while *status.borrow_and_update() != RedisStatus::Connected {
-                if status.changed().await.is_err() {
-                    return;
-                }
-            }
-            let subscribed = tokio::time::timeout(REDIS_TIMEOUT * 4, async {
-                let mut pubsub = self.client.get_async_pubsub().await?;
-                pubsub.subscribe(&self.channel).await?;
-                Ok::<_, redis::RedisError>(pubsub)
-            })
-            .await;
-            let Ok(Ok(pubsub)) = subscribed else {
-                self.store.mark_down("cannot subscribe to events");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            };
-            debug!(self.log, "listening for events of other instances"; "channel" => &self.channel);
-            let mut messages = pubsub.into_on_message();
-            while let Some(msg) = messages.next().await {
-                let Ok(payload) = msg.get_payload::<Vec<u8>>() else {
-                    continue;
-                };
-                match serde_json::from_slice::<Envelope>(&payload) {
-                    Ok(env) if env.from() != self.instance => self.hub.do_send(env),
-                    _ => {}
-                }
-            }
-            self.store.mark_down("event subscription lost");
         }
     }
 }

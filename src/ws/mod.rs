@@ -4,6 +4,7 @@
 
 pub mod hub;
 pub mod protocol;
+mod relay;
 pub mod session;
 pub mod ticket;
 
