@@ -6,6 +6,7 @@ mod harness;
 
 mod auth;
 mod cli;
+mod dashboard;
 mod errors;
 mod health;
 mod isolation;
