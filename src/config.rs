@@ -42,6 +42,11 @@ pub struct Limits {
     pub ban_after_violations: u32,
     pub violation_window_secs: u64,
     pub ban_secs: u64,
+    /// Ban lengths for repeat offenders: the second ban of an IP lasts the first of these, the
+    /// third the next, and so on (the last one repeats).
+    pub ban_escalation_secs: Vec<u64>,
+    /// How long an IP's earlier bans count towards escalation.
+    pub ban_memory_secs: u64,
     pub login_account_limit: u32,
     pub login_ip_limit: u32,
     pub login_window_secs: u64,
@@ -134,6 +139,22 @@ impl Env {
         Ok(v)
     }
 
+    /// A comma-separated list of positive numbers of seconds.
+    fn seconds_list(&self, var: &'static str, default: &[u64]) -> Result<Vec<u64>, ConfigError> {
+        let Some(raw) = self.raw(var) else {
+            return Ok(default.to_vec());
+        };
+        raw.split(',')
+            .map(|part| match part.trim().parse::<u64>() {
+                Ok(v) if v > 0 => Ok(v),
+                _ => Err(ConfigError {
+                    var,
+                    reason: format!("expected positive seconds separated by commas, got {raw:?}"),
+                }),
+            })
+            .collect()
+    }
+
     fn flag(&self, var: &'static str) -> Result<bool, ConfigError> {
         match self.raw(var).map(str::to_ascii_lowercase).as_deref() {
             None | Some("false" | "0" | "no" | "off") => Ok(false),
@@ -212,6 +233,9 @@ impl Limits {
             ban_after_violations: env.positive("RAMPART_BAN_AFTER_VIOLATIONS", 3)?,
             violation_window_secs: env.positive("RAMPART_VIOLATION_WINDOW_SECS", 300)?,
             ban_secs: env.positive("RAMPART_BAN_SECS", 900)?,
+            ban_escalation_secs: env
+                .seconds_list("RAMPART_BAN_ESCALATION_SECS", &[3600, 86_400])?,
+            ban_memory_secs: env.positive("RAMPART_BAN_MEMORY_SECS", 604_800)?,
             login_account_limit: env.positive("RAMPART_LOGIN_ACCOUNT_LIMIT", 5)?,
             login_ip_limit: env.positive("RAMPART_LOGIN_IP_LIMIT", 20)?,
             login_window_secs: env.positive("RAMPART_LOGIN_WINDOW_SECS", 900)?,
@@ -257,6 +281,8 @@ mod tests {
         assert_eq!(err.var, "RAMPART_WS_MESSAGE_LIMIT");
         let err = Config::from_map(vars(&[("RAMPART_BAN_SECS", "0")])).unwrap_err();
         assert_eq!(err.var, "RAMPART_BAN_SECS");
+        let err = Config::from_map(vars(&[("RAMPART_BAN_ESCALATION_SECS", "60,x")])).unwrap_err();
+        assert_eq!(err.var, "RAMPART_BAN_ESCALATION_SECS");
         let err = Config::from_map(vars(&[("RAMPART_TRUST_FORWARDED", "maybe")])).unwrap_err();
         assert_eq!(err.var, "RAMPART_TRUST_FORWARDED");
         let err = Config::from_map(vars(&[("RAMPART_MASTER_KEY", "c2hvcnQ=")])).unwrap_err();

@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
 use crate::db::DbError;
+use crate::rate_limit::Limited;
 
 /// Where a second-factor code was refused: at the second step of a login (401, the caller is
 /// not signed in yet) or to confirm a change by a signed-in user (400).
@@ -48,7 +49,13 @@ pub enum ApiError {
     #[error("request body is larger than 64 KiB")]
     PayloadTooLarge,
     #[error("too many attempts, retry later")]
-    TooManyAttempts { retry_after_secs: u64 },
+    TooManyAttempts(Limited),
+    #[error("this address is temporarily banned")]
+    IpBanned { retry_after_secs: u64 },
+    #[error("too many connection attempts, retry later")]
+    TooManyConnectionAttempts(Limited),
+    #[error("this user already holds the maximum number of connections")]
+    TooManyConnections(Limited),
     #[error("the audit log cannot be written; platform access is suspended")]
     AuditUnavailable,
     #[error("a dependency is unavailable")]
@@ -76,7 +83,10 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::InvalidTransition { .. } => "invalid_transition",
             ApiError::PayloadTooLarge => "payload_too_large",
-            ApiError::TooManyAttempts { .. } => "too_many_attempts",
+            ApiError::TooManyAttempts(_) => "too_many_attempts",
+            ApiError::IpBanned { .. } => "ip_banned",
+            ApiError::TooManyConnectionAttempts(_) => "too_many_connection_attempts",
+            ApiError::TooManyConnections(_) => "too_many_connections",
             ApiError::AuditUnavailable => "audit_unavailable",
             ApiError::Unavailable => "service_unavailable",
             ApiError::Internal(_) => "internal_error",
@@ -107,13 +117,16 @@ impl ResponseError for ApiError {
             | ApiError::CrossTenantDenied
             | ApiError::TwoFactorEnrollmentRequired
             | ApiError::TwoFactorRequired
-            | ApiError::OriginNotAllowed => StatusCode::FORBIDDEN,
+            | ApiError::OriginNotAllowed
+            | ApiError::IpBanned { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict(_) | ApiError::InvalidTransition { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyAttempts(_)
+            | ApiError::TooManyConnectionAttempts(_)
+            | ApiError::TooManyConnections(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable | ApiError::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -125,8 +138,18 @@ impl ResponseError for ApiError {
             body["field"] = json!(field);
         }
         let mut res = HttpResponse::build(self.status_code());
-        if let ApiError::TooManyAttempts { retry_after_secs } = self {
-            res.insert_header((header::RETRY_AFTER, (*retry_after_secs).max(1).to_string()));
+        match self {
+            ApiError::TooManyAttempts(l)
+            | ApiError::TooManyConnectionAttempts(l)
+            | ApiError::TooManyConnections(l) => {
+                res.insert_header((header::RETRY_AFTER, l.retry_after_secs.max(1).to_string()))
+                    .insert_header(("ratelimit-policy", l.policy_field()))
+                    .insert_header(("ratelimit", l.state_field()));
+            }
+            ApiError::IpBanned { retry_after_secs } => {
+                res.insert_header((header::RETRY_AFTER, (*retry_after_secs).max(1).to_string()));
+            }
+            _ => {}
         }
         res.json(json!({ "error": body }))
     }
@@ -135,6 +158,13 @@ impl ResponseError for ApiError {
 impl From<crate::audit::AuditError> for ApiError {
     fn from(_: crate::audit::AuditError) -> Self {
         ApiError::AuditUnavailable
+    }
+}
+
+/// The limiter's actor is gone (only at shutdown): refuse rather than skip a limit.
+impl From<actix::MailboxError> for ApiError {
+    fn from(_: actix::MailboxError) -> Self {
+        ApiError::Unavailable
     }
 }
 

@@ -17,10 +17,12 @@ use crate::auth::SessionStore;
 use crate::config::Config;
 use crate::db::{self, DbPool};
 use crate::embedded_pg::{self, Cluster, ClusterOptions};
+use crate::rate_limit::Limiter;
 use crate::secret::{self, KeySource};
 use crate::state::AppState;
 use crate::store::{RedisStatus, SharedStore};
 use crate::telemetry::metrics::Metrics;
+use crate::ws::Hub;
 
 /// Name of the database the embedded cluster serves.
 pub const EMBEDDED_DB: &str = "rampart";
@@ -147,6 +149,14 @@ pub async fn prepare(config: Config, db_url: &str, log: Logger) -> anyhow::Resul
         Event::new(Kind::SystemStarted)
             .details(serde_json::json!({"version": env!("CARGO_PKG_VERSION")})),
     );
+    let limiter = Limiter::start(store.clone(), &config.limits);
+    let metrics = Metrics::new();
+    let hub = Hub::start(
+        store.clone(),
+        audit.clone(),
+        metrics.clone(),
+        log.new(slog::o!("component" => "hub")),
+    );
     Checkpointer {
         audit: audit.clone(),
         db: pool.clone(),
@@ -163,11 +173,13 @@ pub async fn prepare(config: Config, db_url: &str, log: Logger) -> anyhow::Resul
     .spawn();
     Ok(AppState {
         audit,
+        limiter,
+        hub,
         config: Arc::new(config),
         db: pool,
         store,
         sessions,
-        metrics: Metrics::new(),
+        metrics,
         master_key,
         log,
     })

@@ -8,9 +8,11 @@ use crate::audit::Audit;
 use crate::auth::SessionStore;
 use crate::config::Config;
 use crate::db::DbPool;
+use crate::rate_limit::Limiter;
 use crate::secret::MasterKey;
 use crate::store::SharedStore;
 use crate::telemetry::metrics::Metrics;
+use crate::ws::Hub;
 
 /// Shared by all workers (wrapped in `web::Data`).
 pub struct AppState {
@@ -22,5 +24,9 @@ pub struct AppState {
     pub audit: Audit,
     /// Encrypts second-factor secrets (and keys anything else derived from it).
     pub master_key: MasterKey,
+    /// Decides every rate limit and ban.
+    pub limiter: Limiter,
+    /// Fans events out to WebSocket subscribers on every instance.
+    pub hub: actix::Addr<Hub>,
     pub log: Logger,
 }

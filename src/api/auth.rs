@@ -6,11 +6,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::audit::{Event, Kind};
 use crate::auth::login::{self, Credentials, LoginOutcome};
 use crate::auth::principal::SESSION_COOKIE;
-use crate::auth::Principal;
+use crate::auth::{Principal, SessionId};
 use crate::error::ApiError;
 use crate::net::client_ip;
 use crate::state::AppState;
 use crate::users;
+use crate::ws::hub::EndSession;
 
 /// The session cookie: HttpOnly, SameSite=Strict, Secure when the request came over TLS.
 pub(super) fn session_cookie(
@@ -51,6 +52,10 @@ pub async fn logout(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     state.sessions.revoke(&p.token).await;
+    // Its open WebSockets close with 1008, on every instance.
+    state.hub.do_send(EndSession {
+        session: SessionId::of_token(&p.token),
+    });
     let event = Event::new(Kind::AuthLogout)
         .actor(
             Some(p.user_id()),

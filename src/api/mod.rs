@@ -8,6 +8,7 @@ mod orders;
 mod pages;
 mod platform;
 mod two_factor;
+mod ws;
 
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
@@ -36,6 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/healthz", web::get().to(health::healthz))
     .route("/readyz", web::get().to(health::readyz))
     .route("/metrics", web::get().to(health::metrics))
+    .route("/ws", web::get().to(ws::upgrade))
     .service(
         web::scope("/api/v1")
             .service(
@@ -52,6 +54,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         web::post().to(two_factor::regenerate_backup_codes),
                     ),
             )
+            .route("/ws/ticket", web::post().to(ws::ticket))
             .service(
                 web::scope("/tenants/{tenant_id}/orders")
                     .route("", web::get().to(orders::list))
@@ -68,7 +71,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         web::post().to(platform::create_user),
                     )
                     .route("/audit", web::get().to(monitoring::audit))
-                    .route("/security/summary", web::get().to(monitoring::summary)),
+                    .route("/security/summary", web::get().to(monitoring::summary))
+                    .route("/bans", web::get().to(platform::list_bans))
+                    .route("/bans/{ip}", web::delete().to(platform::lift_ban)),
             ),
     )
     .route("/{file:[A-Za-z0-9_.-]*}", web::get().to(pages::page))

@@ -68,14 +68,9 @@ pub async fn summary(
     Ok(HttpResponse::Ok().json(json!({
         "window_secs": SUMMARY_WINDOW_SECS,
         "counts": state.audit.counts(),
-        "active_bans": active_bans(&state).await,
+        "active_bans": state.limiter.active_bans().await,
         "alerts": state.audit.alerts(),
         "redis": state.store.status().as_str(),
         "audit_gap": state.audit.redis_gap(),
     })))
-}
-
-/// Bans come from the rate limiter.
-async fn active_bans(_state: &AppState) -> Vec<serde_json::Value> {
-    Vec::new()
 }

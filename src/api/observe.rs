@@ -6,7 +6,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
-use slog::info;
+use slog::{error, info};
 
 use crate::auth::principal::RequestActor;
 use crate::state::AppState;
@@ -28,6 +28,13 @@ pub async fn observe(
             .match_pattern()
             .unwrap_or_else(|| "unmatched".into());
         let status = res.status().as_u16();
+        if status >= 500 {
+            // The client saw only the contract's code; the cause belongs in the log.
+            if let Some(err) = res.response().error() {
+                error!(state.log, "{} {} failed: {:?}", method, route, err;
+                    "route" => &route, "status" => status);
+            }
+        }
         state
             .metrics
             .observe_request(&method, &route, status, elapsed.as_secs_f64());

@@ -13,6 +13,7 @@ use crate::orders::{
     MAX_LIST_LIMIT,
 };
 use crate::state::AppState;
+use crate::ws::Publish;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -65,6 +66,7 @@ pub async fn create(
     let scope = tenant_access(&state, &p, &req, tenant).await?;
     let new = NewOrder::try_from(body.into_inner())?;
     let order = orders::create(&state.db, &scope, tenant, p.user_id(), new).await?;
+    state.hub.do_send(Publish::order_created(&order));
     Ok(HttpResponse::Created().json(order))
 }
 
@@ -91,7 +93,10 @@ pub async fn change_status(
     let scope = tenant_access(&state, &p, &req, tenant).await?;
     let to = body.target()?;
     match orders::change_status(&state.db, &scope, tenant, id, to).await {
-        Ok(order) => Ok(HttpResponse::Ok().json(order)),
+        Ok(order) => {
+            state.hub.do_send(Publish::order_updated(&order));
+            Ok(HttpResponse::Ok().json(order))
+        }
         Err(ChangeError::Illegal { from, to }) => Err(ApiError::InvalidTransition {
             from: from.to_string(),
             to: to.to_string(),

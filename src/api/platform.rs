@@ -4,6 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::Items;
+use crate::audit::{Event, Kind};
 use crate::auth::guard::platform_access;
 use crate::auth::{Principal, Role};
 use crate::error::ApiError;
@@ -73,4 +74,40 @@ pub async fn create_user(
     };
     let created = users::create(&state.db, &scope, new).await?;
     Ok(HttpResponse::Created().json(created))
+}
+
+pub async fn list_bans(
+    req: HttpRequest,
+    p: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    platform_access(&state, &p, &req, None).await?;
+    let items = state.limiter.active_bans().await;
+    Ok(HttpResponse::Ok().json(Items { items }))
+}
+
+/// Lifts the ban of one IP on every instance (and this instance's own copy); audited.
+pub async fn lift_ban(
+    req: HttpRequest,
+    p: Principal,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    platform_access(&state, &p, &req, None).await?;
+    let ip: std::net::IpAddr = path
+        .parse()
+        .map_err(|_| ApiError::validation("ip", "not an IP address"))?;
+    if !state.limiter.lift(ip).await? {
+        return Err(ApiError::NotFound);
+    }
+    let event = Event::new(Kind::BanLifted)
+        .actor(
+            Some(p.user_id()),
+            Some(&p.session.email),
+            Some(p.session.role),
+        )
+        .ip(crate::net::client_ip(&req, state.config.trust_forwarded))
+        .details(serde_json::json!({ "banned_ip": ip }));
+    state.audit.record(event).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -1,6 +1,8 @@
 //! Password login: the first step, and for users with a second factor the challenge that
 //! leads to the second (`two_factor::verify_login`).
 
+use std::net::IpAddr;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -61,12 +63,16 @@ pub enum LoginOutcome {
 /// Checks the credentials and opens a session, or for a user with a second factor issues the
 /// challenge of the second step. A wrong password and an unknown email give the same error
 /// after the same work (an argon2 verification either way). Both outcomes are audited; the
-/// password never is.
+/// password never is. Over the login-failure limits of the account or the IP, the attempt is
+/// refused with 429 `too_many_attempts` before any password is checked.
 pub async fn login(
     state: &AppState,
     creds: Credentials,
-    ip: std::net::IpAddr,
+    ip: IpAddr,
 ) -> Result<LoginOutcome, ApiError> {
+    if let Err(limited) = state.limiter.check_login(ip, creds.email.trim()).await? {
+        return Err(ApiError::TooManyAttempts(limited));
+    }
     let record = if creds.email.len() <= 254 {
         state.db.login_lookup(creds.email.trim()).await?
     } else {
@@ -94,6 +100,7 @@ pub async fn login(
                 .ip(ip)
                 .details(serde_json::json!({ "reason": reason }));
             state.audit.record(event).await?;
+            register_failure(state, ip, creds.email.trim()).await;
             return Err(ApiError::InvalidCredentials);
         }
     };
@@ -144,4 +151,29 @@ pub async fn login(
         user,
         enrollment_required,
     }))
+}
+
+/// Counts one failed sign-in of `email` from `ip` towards the login-failure limits (per
+/// account and per IP, `RAMPART_LOGIN_*`). Every way of failing to sign in calls this: a wrong
+/// password here, and a wrong second-factor code. When a limit is first reached, records
+/// `auth.locked_out` (durably); further attempts are then refused with 429
+/// `too_many_attempts` until the window lets them through.
+pub async fn register_failure(state: &AppState, ip: IpAddr, email: &str) {
+    let Ok(failure) = state.limiter.count_login_failure(ip, email).await else {
+        return;
+    };
+    for limit in failure.reached {
+        let event = Event::new(Kind::AuthLockedOut)
+            .actor(None, Some(email), None)
+            .ip(ip)
+            .details(serde_json::json!({
+                "limit": limit.policy,
+                "quota": limit.quota,
+                "window_secs": limit.window_secs,
+                "retry_after_secs": limit.retry_after_secs,
+            }));
+        // The lock-out holds whether or not the trail can be written right now; the event
+        // stays queued until it can.
+        let _ = state.audit.record(event).await;
+    }
 }

@@ -7,4 +7,4 @@ pub mod principal;
 pub mod session;
 
 pub use principal::{Access, Principal};
-pub use session::{Role, SecondFactor, Session, SessionStore};
+pub use session::{Role, SecondFactor, Session, SessionId, SessionStore};

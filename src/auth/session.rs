@@ -98,9 +98,34 @@ pub struct SessionStore {
     ttl: Duration,
 }
 
+/// A session's identity without its token: the SHA-256 of the token, in hex. WebSocket
+/// tickets point at it and logout closes the sockets opened under it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SessionId(String);
+
+impl SessionId {
+    pub fn of_token(token: &str) -> SessionId {
+        SessionId(hex::encode(Sha256::digest(token.as_bytes())))
+    }
+
+    /// An id read back from storage (checked when resolved).
+    pub fn from_hex(hex: String) -> SessionId {
+        SessionId(hex)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn store_key(&self) -> String {
+        format!("session:{}", self.0)
+    }
+}
+
 /// The store key of a token: its SHA-256, so a leak of the store does not leak usable tokens.
 fn token_key(token: &str) -> String {
-    format!("session:{}", hex::encode(Sha256::digest(token.as_bytes())))
+    SessionId::of_token(token).store_key()
 }
 
 impl SessionStore {
@@ -165,6 +190,17 @@ impl SessionStore {
             return None;
         }
         let value = self.store.get(&token_key(token)).await?;
+        let session: Session = serde_json::from_str(&value).ok()?;
+        (session.expires_at > Utc::now()).then_some(session)
+    }
+
+    /// The live session with this id (a WebSocket ticket's target, or a socket re-checking
+    /// that its session was not revoked).
+    pub async fn resolve_id(&self, id: &SessionId) -> Option<Session> {
+        if id.0.len() != 64 || !id.0.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let value = self.store.get(&id.store_key()).await?;
         let session: Session = serde_json::from_str(&value).ok()?;
         (session.expires_at > Utc::now()).then_some(session)
     }

@@ -62,6 +62,14 @@ impl MemoryMap {
         count + 1
     }
 
+    pub fn take(&self, key: &str) -> Option<String> {
+        let mut s = self.state.lock().expect("memory store lock");
+        s.entries
+            .remove(key)
+            .filter(|(_, until)| *until > Instant::now())
+            .map(|(v, _)| v)
+    }
+
     pub fn remove(&self, key: &str) {
         self.state
             .lock()

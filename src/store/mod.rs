@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use memory::MemoryMap;
 
 /// How long one Redis call may take before this instance treats Redis as gone.
-const REDIS_TIMEOUT: Duration = Duration::from_millis(750);
+pub const REDIS_TIMEOUT: Duration = Duration::from_millis(750);
 /// How often the background probe retries an unreachable Redis.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -175,8 +175,25 @@ impl SharedStore {
         }
     }
 
-    /// A Redis connection while Redis is the active backend (for callers with their own
-    /// commands, such as the audit stream). Report failures with [`SharedStore::mark_down`].
+    /// Reads and removes `key` in one step (Redis `GETDEL`), so a single-use entry such as a
+    /// WebSocket ticket can be redeemed once even by two instances racing for it.
+    pub async fn take(&self, key: &str) -> Option<String> {
+        if self.inner.memory.is_tombstoned(key) {
+            return None;
+        }
+        if let Some(mut conn) = self.redis() {
+            let cmd = redis::cmd("GETDEL").arg(self.key(key)).to_owned();
+            if let Some(Some(found)) = self.run::<Option<String>>(&mut conn, cmd).await {
+                return Some(found);
+            }
+        }
+        self.inner.memory.take(key)
+    }
+
+    /// The Redis connection while Redis is the active backend, for capabilities that run their
+    /// own scripts (the rate limiter, the hub). Callers bound every call with
+    /// [`REDIS_TIMEOUT`] and report failures with [`SharedStore::mark_down`], so one switch
+    /// governs all shared state.
     pub fn connection(&self) -> Option<ConnectionManager> {
         self.redis()
     }
@@ -184,6 +201,11 @@ impl SharedStore {
     /// Whether a `REDIS_URL` was configured at all.
     pub fn redis_configured(&self) -> bool {
         self.inner.client.is_some()
+    }
+
+    /// The Redis client, for connections of their own (pub/sub); `None` without `REDIS_URL`.
+    pub fn client(&self) -> Option<&redis::Client> {
+        self.inner.client.as_ref()
     }
 
     fn redis(&self) -> Option<ConnectionManager> {
@@ -212,7 +234,8 @@ impl SharedStore {
         }
     }
 
-    /// Switches this instance to the in-process fallback and starts the recovery probe.
+    /// Switches this instance to the in-process fallback (when Redis was active) and starts
+    /// the background probe that switches back once Redis answers.
     pub fn mark_down(&self, reason: &str) {
         let changed = self.inner.status.send_if_modified(|s| {
             let was_up = *s == RedisStatus::Connected;

@@ -1,7 +1,8 @@
 //! Prometheus metrics: requests by route and status, a latency histogram, and pool usage.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::audit::Audit;
@@ -14,6 +15,7 @@ pub struct Metrics {
     latency: HistogramVec,
     pool: IntGaugeVec,
     audit: IntGaugeVec,
+    ws_slow_consumers: IntCounter,
 }
 
 impl Metrics {
@@ -54,12 +56,21 @@ impl Metrics {
         .expect("valid metric");
         registry.register(Box::new(pool.clone())).expect("unique");
         registry.register(Box::new(audit.clone())).expect("unique");
+        let ws_slow_consumers = IntCounter::new(
+            "ws_slow_consumer_closes_total",
+            "WebSocket connections closed (1013) because their send queue was full",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(ws_slow_consumers.clone()))
+            .expect("unique");
         Metrics {
             registry,
             requests,
             latency,
             pool,
             audit,
+            ws_slow_consumers,
         }
     }
 
@@ -70,6 +81,11 @@ impl Metrics {
         self.latency
             .with_label_values(&[method, route])
             .observe(seconds);
+    }
+
+    /// Counts a WebSocket closed because it could not keep up with its events.
+    pub fn slow_consumer_closed(&self) {
+        self.ws_slow_consumers.inc();
     }
 
     /// The text exposition, with pool and audit gauges read at scrape time.

@@ -17,7 +17,6 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use slog::debug;
 
 use crate::audit::{Event, Kind};
 use crate::auth::{Role, Session};
@@ -351,6 +350,5 @@ async fn accept_totp(
 /// `ip`, toward the login-failure limits (5 per account, 20 per IP). This is the one place
 /// where second-factor failures reach the login limiter.
 async fn count_failed_attempt(state: &AppState, ip: IpAddr, email: &str) {
-    debug!(state.log, "second-factor failure counted as a failed login";
-           "ip" => %ip, "email" => email);
+    crate::auth::login::register_failure(state, ip, email).await;
 }

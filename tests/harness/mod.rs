@@ -8,6 +8,7 @@ pub mod browser;
 pub mod client;
 pub mod processes;
 pub mod totp;
+pub mod ws;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -330,6 +331,22 @@ impl TestApp {
         })
     }
 
+    /// A second server on the same database, Redis prefix and data directory (so the same
+    /// master key): another instance of one deployment, with an audit log of its own. `tweak`
+    /// may change its variables further.
+    pub async fn spawn_second(&self, tweak: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
+        let log = self
+            .dir
+            .join(format!("audit-{}.log", uuid::Uuid::new_v4().simple()))
+            .display()
+            .to_string();
+        self.respawn_with(|v| {
+            v.insert("RAMPART_AUDIT_LOG".into(), log);
+            tweak(v);
+        })
+        .await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
@@ -445,16 +462,6 @@ impl TestApp {
     pub async fn verified_owner(&self) -> Client {
         let owner = self.platform_owner().await;
         self.enroll(&owner).await.client
-    }
-
-    /// Starts a second instance on this app's database, Redis prefix and data directory (so
-    /// the same master key), with an audit log of its own.
-    pub async fn spawn_peer(&self) -> TestApp {
-        let log = self.dir.join("audit-peer.log").display().to_string();
-        self.respawn_with(|v| {
-            v.insert("RAMPART_AUDIT_LOG".into(), log);
-        })
-        .await
     }
 
     pub async fn platform_owner(&self) -> Account {

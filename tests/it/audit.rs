@@ -166,6 +166,8 @@ fn rewrite_history(original: &[String], target: usize) -> String {
 #[actix_web::test]
 async fn verify_catches_every_kind_of_tampering() {
     let app = TestApp::spawn_with(|v| {
+        // Eight wrong passwords for one account, without tripping the login limit.
+        v.insert("RAMPART_LOGIN_ACCOUNT_LIMIT".into(), "100".into());
         v.insert("RAMPART_AUDIT_CHECKPOINT_EVENTS".into(), "4".into());
         v.insert("RAMPART_AUDIT_CHECKPOINT_SECS".into(), "1".into());
     })
@@ -540,6 +542,9 @@ async fn monitoring_routes_filter_count_and_alert() {
         assert_eq!((r.status, r.code()), (400, "bad_request"), "{bad}");
     }
     let summary = owner.get("/api/v1/platform/security/summary").await;
+    // Reading the summary (bans included) must not disturb Redis-held sessions.
+    assert_eq!(staff.get("/api/v1/auth/me").await.status, 200);
+    assert_eq!(app.client().get("/readyz").await.body["redis"], "connected");
     assert_eq!(summary.body["window_secs"], 3600);
     assert_eq!(summary.body["counts"]["auth.login_failed"], 3);
     assert_eq!(summary.body["counts"]["tenant.cross_access_denied"], 2);

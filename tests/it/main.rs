@@ -7,15 +7,20 @@ mod harness;
 mod audit;
 mod auth;
 mod cli;
+mod dashboard;
 mod errors;
 mod health;
 mod isolation;
+mod monitor;
+mod multi_instance;
 mod orders;
 mod pages;
 mod platform;
 mod posture;
+mod rate_limit;
 mod two_factor;
 mod two_factor_browser;
+mod ws;
 
 use serde_json::{json, Value};
 

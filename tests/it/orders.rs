@@ -181,3 +181,26 @@ async fn list_is_newest_first_filters_by_status_and_checks_its_parameters() {
     let r = staff.get(&format!("{}?limit=200", orders_path(a.id))).await;
     assert_eq!(r.status, 200);
 }
+
+#[actix_web::test]
+async fn any_member_of_the_tenant_moves_an_order_but_only_as_themselves() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let admin = app.login(&a.admin).await;
+    let staff = app.login(&a.staff).await;
+    let created = admin
+        .post(&orders_path(a.id), &order_body("soup", 1, 500))
+        .await;
+    let id = created.body["id"].as_str().unwrap();
+    let moved = staff
+        .patch(&order_path(a.id, id), &json!({"status": "preparing"}))
+        .await;
+    assert_eq!(moved.status, 200, "{:?}", moved.body);
+    assert_eq!(moved.body["created_by"], created.body["created_by"]);
+    // Creating still records the creator as the acting user.
+    let own = staff
+        .post(&orders_path(a.id), &order_body("tea", 1, 1))
+        .await;
+    let me = staff.get("/api/v1/auth/me").await;
+    assert_eq!(own.body["created_by"], me.body["id"]);
+}

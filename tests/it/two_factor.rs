@@ -357,7 +357,7 @@ async fn one_step_of_skew_is_accepted_each_way_and_two_are_not() {
 #[actix_web::test]
 async fn a_code_is_accepted_once_across_logins_and_instances() {
     let app = TestApp::spawn().await;
-    let peer = app.spawn_peer().await;
+    let peer = app.spawn_second(|_| {}).await;
     let a = app.tenant("alpha").await;
     let enrolled = app.enroll(&a.staff).await;
     let code = totp::code(&enrolled.secret, totp::now() + STEP);
@@ -398,7 +398,7 @@ async fn a_code_is_accepted_once_across_logins_and_instances() {
 #[actix_web::test]
 async fn racing_verifications_with_one_code_let_exactly_one_through() {
     let app = TestApp::spawn().await;
-    let peer = app.spawn_peer().await;
+    let peer = app.spawn_second(|_| {}).await;
     let a = app.tenant("alpha").await;
     for account in [&a.staff, &a.admin] {
         let enrolled = app.enroll(account).await;

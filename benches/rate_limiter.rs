@@ -1,0 +1,126 @@
+//! Decisions per second of the RateLimiter actor, with the in-process backend and with Redis,
+//! at 1 and 64 concurrent callers. Redis is a private `redis-server` started here on a free
+//! loopback port (skipped with a note when it is not installed).
+//!
+//! `cargo bench --bench rate_limiter`; figures are recorded in docs/benchmarks.md.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use futures_util::future::join_all;
+use rampart::config::Config;
+use rampart::rate_limit::Limiter;
+use rampart::store::SharedStore;
+
+/// A private Redis for the benchmark; killed on drop.
+struct Redis(Child, u16);
+
+impl Redis {
+    fn start() -> Option<Redis> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Redis(child, port))
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Many distinct IPs, so each decision does the full work (a log that is not at its limit).
+fn ip(i: u64) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | (i as u32 & 0x00ff_ffff)))
+}
+
+async fn limiter(redis_url: Option<&str>) -> Limiter {
+    let mut vars = HashMap::new();
+    vars.insert(
+        "RAMPART_WS_CONNECT_LIMIT".to_string(),
+        "1000000".to_string(),
+    );
+    let config = Config::from_map(vars).expect("config");
+    let prefix = format!("bench-{}", std::process::id());
+    let log = rampart::telemetry::logging::discard();
+    let store = SharedStore::connect(redis_url, &prefix, log)
+        .await
+        .expect("store");
+    Limiter::start(store, &config.limits)
+}
+
+/// Runs `iters` admission decisions spread over `callers` concurrent callers.
+async fn run(limiter: &Limiter, iters: u64, callers: u64) -> Duration {
+    let started = Instant::now();
+    let per_caller = iters.div_ceil(callers);
+    join_all((0..callers).map(|c| async move {
+        for i in 0..per_caller {
+            limiter
+                .admit(ip(c * per_caller + i))
+                .await
+                .expect("limiter answers");
+        }
+    }))
+    .await;
+    started.elapsed()
+}
+
+fn bench(c: &mut Criterion) {
+    let system = actix_rt::System::new();
+    let redis = Redis::start();
+    if redis.is_none() {
+        eprintln!("redis-server not available: benchmarking the in-process backend only");
+    }
+    let url = redis
+        .as_ref()
+        .map(|r| format!("redis://127.0.0.1:{}/", r.1));
+    let mut backends = vec![("memory", system.block_on(limiter(None)))];
+    if let Some(url) = &url {
+        let l = system.block_on(limiter(Some(url)));
+        assert_eq!(l.backend(), "redis");
+        backends.push(("redis", l));
+    }
+    let mut group = c.benchmark_group("rate_limiter_decisions");
+    group.throughput(Throughput::Elements(1));
+    group.measurement_time(Duration::from_secs(5));
+    for (name, limiter) in &backends {
+        for callers in [1u64, 64] {
+            group.bench_function(format!("{name}/{callers}_callers"), |b| {
+                b.iter_custom(|iters| system.block_on(run(limiter, iters, callers)))
+            });
+        }
+    }
+    group.finish();
+    drop(redis);
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

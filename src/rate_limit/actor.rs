@@ -1,0 +1,358 @@
+//! The RateLimiter actor and its handle.
+//!
+//! The actor never waits for Redis inside `handle`: each decision is returned as a future
+//! (`ResponseFuture`), so the mailbox keeps moving and concurrent Redis decisions travel
+//! pipelined over one multiplexed connection. A Redis failure switches the whole instance to
+//! the fallback (through the shared store, which audits the switch and probes for recovery) and
+//! that same decision is taken in memory, so no limit is ever skipped.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Context, Handler, Message, MessageResult, ResponseFuture};
+
+use super::backend::{Backend, Decision};
+use super::memory::MemoryBackend;
+use super::policies::Policies;
+use super::redis::RedisBackend;
+use super::{keys, Admission, BanInfo, ConnId, Limited, Policy, Record, Verdict, ViolationOutcome};
+use crate::ids::UserId;
+use crate::store::{RedisStatus, SharedStore};
+
+pub struct RateLimiter {
+    pub(super) memory: Arc<MemoryBackend>,
+    pub(super) redis: Option<Arc<RedisBackend>>,
+    pub(super) store: SharedStore,
+    pub(super) policies: Arc<Policies>,
+}
+
+impl Actor for RateLimiter {
+    type Context = Context<Self>;
+}
+
+impl RateLimiter {
+    fn active_redis(&self) -> Option<Arc<RedisBackend>> {
+        self.redis
+            .clone()
+            .filter(|_| self.store.status() == RedisStatus::Connected)
+    }
+
+    /// Runs `op` on Redis while it is active, else (or when it fails) in memory.
+    fn decide<T, F>(&self, op: F) -> ResponseFuture<T>
+    where
+        T: 'static,
+        F: Fn(&dyn Backend) -> Decision<T> + 'static,
+    {
+        let memory = self.memory.clone();
+        let Some(redis) = self.active_redis() else {
+            let local = op(&*memory);
+            return Box::pin(
+                async move { local.await.expect("the in-process backend cannot fail") },
+            );
+        };
+        let store = self.store.clone();
+        let remote = op(&*redis);
+        Box::pin(async move {
+            match remote.await {
+                Ok(v) => v,
+                Err(e) => {
+                    store.mark_down(&e.0);
+                    op(&*memory)
+                        .await
+                        .expect("the in-process backend cannot fail")
+                }
+            }
+        })
+    }
+}
+
+/// Checks 1 and 2 before a WebSocket upgrade.
+#[derive(Debug, Message)]
+#[rtype(result = "Admission")]
+pub struct AdmitConnection {
+    pub ip: IpAddr,
+}
+
+/// One violation (rate-limited or oversized message, over-limit connection attempt).
+#[derive(Debug, Message)]
+#[rtype(result = "ViolationOutcome")]
+pub struct RecordViolation {
+    pub ip: IpAddr,
+}
+
+/// Takes one of the user's connection slots (check 6).
+#[derive(Debug, Message)]
+#[rtype(result = "Verdict")]
+pub struct AcquireConnection {
+    pub user: UserId,
+    pub conn: ConnId,
+}
+
+/// Extends a connection's lease (sent by the session on every heartbeat).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RefreshLease {
+    pub user: UserId,
+    pub conn: ConnId,
+}
+
+/// Frees a connection's slot and forgets its message log.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ReleaseConnection {
+    pub user: UserId,
+    pub conn: ConnId,
+}
+
+/// One client message of `bytes` bytes on `conn`.
+#[derive(Debug, Message)]
+#[rtype(result = "MessageVerdict")]
+pub struct CheckMessage {
+    pub conn: ConnId,
+    pub bytes: usize,
+}
+
+/// Before verifying a password: may this account and IP try now?
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), Limited>")]
+pub struct CheckLogin {
+    pub ip: IpAddr,
+    pub account: String,
+}
+
+/// Counts a failed login (or a wrong second-factor code) of the account and IP.
+#[derive(Debug, Message)]
+#[rtype(result = "LoginFailure")]
+pub struct CountLoginFailure {
+    pub ip: IpAddr,
+    pub account: String,
+}
+
+/// The active ban of one IP.
+#[derive(Debug, Message)]
+#[rtype(result = "Option<BanInfo>")]
+pub struct BanOf {
+    pub ip: IpAddr,
+}
+
+/// Every active ban known here or in Redis.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<BanInfo>")]
+pub struct ListBans;
+
+/// Lifts a ban; true if there was one.
+#[derive(Debug, Message)]
+#[rtype(result = "bool")]
+pub struct LiftBan {
+    pub ip: IpAddr,
+}
+
+/// The answer to one client message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageVerdict {
+    Allowed,
+    TooLarge,
+    Limited { retry_after: Duration },
+}
+
+/// What a failed login led to: the limits it has just reached (to audit `auth.locked_out`
+/// once, when a limit is first reached).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoginFailure {
+    pub reached: Vec<Limited>,
+}
+
+impl Handler<AdmitConnection> for RateLimiter {
+    type Result = ResponseFuture<Admission>;
+
+    fn handle(&mut self, msg: AdmitConnection, _: &mut Context<Self>) -> Self::Result {
+        // A ban this instance knows wins even when Redis has forgotten it.
+        if let Some(ban) = self.memory.ban_at(msg.ip, super::now_ms()) {
+            return Box::pin(async move { Admission::Banned(ban) });
+        }
+        let policy = self.policies.connect;
+        let memory = self.memory.clone();
+        let decided = self.decide(move |b| b.admit(msg.ip, policy));
+        Box::pin(async move {
+            let out = decided.await;
+            if let Admission::Banned(ban) = &out {
+                memory.remember_ban(ban);
+            }
+            out
+        })
+    }
+}
+
+impl Handler<RecordViolation> for RateLimiter {
+    type Result = ResponseFuture<ViolationOutcome>;
+
+    fn handle(&mut self, msg: RecordViolation, _: &mut Context<Self>) -> Self::Result {
+        let policy = self.policies.bans.clone();
+        let memory = self.memory.clone();
+        let decided = self.decide(move |b| b.violation(msg.ip, policy.clone()));
+        Box::pin(async move {
+            let out = decided.await;
+            if let ViolationOutcome::Banned(ban) | ViolationOutcome::AlreadyBanned(ban) = &out {
+                memory.remember_ban(ban);
+            }
+            out
+        })
+    }
+}
+
+impl Handler<AcquireConnection> for RateLimiter {
+    type Result = ResponseFuture<Verdict>;
+
+    fn handle(&mut self, msg: AcquireConnection, _: &mut Context<Self>) -> Self::Result {
+        let (max, lease) = (self.policies.max_connections, self.policies.lease);
+        self.decide(move |b| b.acquire(msg.user, msg.conn, max, lease))
+    }
+}
+
+impl Handler<RefreshLease> for RateLimiter {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, msg: RefreshLease, _: &mut Context<Self>) -> Self::Result {
+        let lease = self.policies.lease;
+        self.decide(move |b| b.refresh(msg.user, msg.conn, lease))
+    }
+}
+
+impl Handler<ReleaseConnection> for RateLimiter {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, msg: ReleaseConnection, _: &mut Context<Self>) -> Self::Result {
+        self.memory.forget(&keys::messages(msg.conn));
+        // The lease may live in memory (taken during a fallback) or in Redis: free both.
+        self.memory.release_now(msg.user, msg.conn);
+        self.decide(move |b| b.release(msg.user, msg.conn))
+    }
+}
+
+impl Handler<CheckMessage> for RateLimiter {
+    type Result = MessageResult<CheckMessage>;
+
+    /// Per-connection limits never need sharing, so they are decided in memory, at once.
+    fn handle(&mut self, msg: CheckMessage, _: &mut Context<Self>) -> Self::Result {
+        if msg.bytes > self.policies.max_message_bytes {
+            return MessageResult(MessageVerdict::TooLarge);
+        }
+        let v = self.memory.hit_at(
+            &keys::messages(msg.conn),
+            &self.policies.messages,
+            Record::IfAllowed,
+            super::now_ms(),
+        );
+        MessageResult(if v.allowed {
+            MessageVerdict::Allowed
+        } else {
+            MessageVerdict::Limited {
+                retry_after: v.retry_after,
+            }
+        })
+    }
+}
+
+impl RateLimiter {
+    /// Both login limits (account, IP) at once: two keys in two slots, so two decisions,
+    /// sent together.
+    fn login_hits(
+        &self,
+        ip: IpAddr,
+        account: &str,
+        record: Record,
+    ) -> impl std::future::Future<Output = [(Verdict, Policy); 2]> {
+        let (pa, pi) = (self.policies.login_account, self.policies.login_ip);
+        let account = keys::login_account(account);
+        let by_account = self.decide(move |b| b.hit(account.clone(), pa, record));
+        let by_ip = self.decide(move |b| b.hit(keys::login_ip(ip), pi, record));
+        async move {
+            let (a, i) = futures_util::future::join(by_account, by_ip).await;
+            [(a, pa), (i, pi)]
+        }
+    }
+}
+
+impl Handler<CheckLogin> for RateLimiter {
+    type Result = ResponseFuture<Result<(), Limited>>;
+
+    fn handle(&mut self, msg: CheckLogin, _: &mut Context<Self>) -> Self::Result {
+        let hits = self.login_hits(msg.ip, &msg.account, Record::Never);
+        Box::pin(async move {
+            match hits.await.into_iter().find(|(v, _)| !v.allowed) {
+                Some((v, p)) => Err(Limited::new(&p, v.retry_after)),
+                None => Ok(()),
+            }
+        })
+    }
+}
+
+impl Handler<CountLoginFailure> for RateLimiter {
+    type Result = ResponseFuture<LoginFailure>;
+
+    fn handle(&mut self, msg: CountLoginFailure, _: &mut Context<Self>) -> Self::Result {
+        let hits = self.login_hits(msg.ip, &msg.account, Record::Always);
+        Box::pin(async move {
+            // Reached by this very failure: audited once, when the limit is first hit.
+            let reached = hits
+                .await
+                .into_iter()
+                .filter(|(v, p)| v.allowed && v.count == p.limit)
+                .map(|(v, p)| Limited::new(&p, v.retry_after))
+                .collect();
+            LoginFailure { reached }
+        })
+    }
+}
+
+impl Handler<BanOf> for RateLimiter {
+    type Result = ResponseFuture<Option<BanInfo>>;
+
+    fn handle(&mut self, msg: BanOf, _: &mut Context<Self>) -> Self::Result {
+        if let Some(ban) = self.memory.ban_at(msg.ip, super::now_ms()) {
+            return Box::pin(async move { Some(ban) });
+        }
+        self.decide(move |b| b.ban_of(msg.ip))
+    }
+}
+
+impl Handler<ListBans> for RateLimiter {
+    type Result = ResponseFuture<Vec<BanInfo>>;
+
+    fn handle(&mut self, _: ListBans, _: &mut Context<Self>) -> Self::Result {
+        let local = self.memory.bans_at(super::now_ms());
+        let shared = self.active_redis().map(|_| self.decide(|b| b.bans()));
+        Box::pin(async move {
+            let mut all = match shared {
+                Some(f) => f.await,
+                None => Vec::new(),
+            };
+            for ban in local {
+                if !all.iter().any(|b| b.ip == ban.ip) {
+                    all.push(ban);
+                }
+            }
+            all.sort_by(|a, b| a.until.cmp(&b.until).then(a.ip.cmp(&b.ip)));
+            all
+        })
+    }
+}
+
+impl Handler<LiftBan> for RateLimiter {
+    type Result = ResponseFuture<bool>;
+
+    fn handle(&mut self, msg: LiftBan, _: &mut Context<Self>) -> Self::Result {
+        let local = self.memory.lift_now(msg.ip);
+        let shared = self
+            .active_redis()
+            .map(|_| self.decide(move |b| b.lift(msg.ip)));
+        Box::pin(async move {
+            let remote = match shared {
+                Some(f) => f.await,
+                None => false,
+            };
+            local || remote
+        })
+    }
+}

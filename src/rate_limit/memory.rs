@@ -1,0 +1,465 @@
+//! The in-process backend: exact sliding logs, bans and connection leases in this instance's
+//! memory. Used when there is no Redis, while Redis is away, and always for limits whose scope
+//! is one connection.
+//!
+//! Memory stays bounded: a log holds at most `limit` timestamps, idle keys (every entry past
+//! its window, expired bans and leases) are swept regularly, and beyond `max_keys` logs the
+//! least recently used are evicted, so a flood of distinct IPs cannot grow the map without end.
+//! The lock is held for one map operation only, never across `.await`.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::ready;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::backend::{Backend, Decision};
+use super::{
+    keys, now_ms, Admission, BanInfo, BanPolicy, ConnId, Policy, Record, Verdict, ViolationOutcome,
+};
+use crate::ids::UserId;
+
+/// Default bound on the number of logs (and bans) kept in memory.
+pub const DEFAULT_MAX_KEYS: usize = 100_000;
+/// Sweep idle keys after this many decisions.
+const SWEEP_EVERY: u32 = 4096;
+
+pub struct MemoryBackend {
+    state: Mutex<State>,
+    max_keys: usize,
+}
+
+#[derive(Default)]
+struct State {
+    logs: HashMap<String, Log>,
+    bans: HashMap<IpAddr, (u64, u32)>,
+    offences: HashMap<IpAddr, (u32, u64)>,
+    leases: HashMap<UserId, HashMap<ConnId, u64>>,
+    decisions: u32,
+}
+
+struct Log {
+    stamps: VecDeque<u64>,
+    window_ms: u64,
+}
+
+impl Log {
+    fn hit(&mut self, limit: u32, record: Record, now: u64) -> Verdict {
+        while self
+            .stamps
+            .front()
+            .is_some_and(|t| t + self.window_ms <= now)
+        {
+            self.stamps.pop_front();
+        }
+        let allowed = (self.stamps.len() as u32) < limit;
+        if record == Record::Always || (record == Record::IfAllowed && allowed) {
+            self.stamps.push_back(now);
+            // Keep only the newest `limit`: enough to decide, and bounded under a flood.
+            while self.stamps.len() as u32 > limit {
+                self.stamps.pop_front();
+            }
+        }
+        let count = self.stamps.len() as u32;
+        let retry_ms = match self.stamps.front() {
+            Some(oldest) if count >= limit => oldest + self.window_ms - now,
+            _ => 0,
+        };
+        Verdict {
+            allowed,
+            count,
+            retry_after: Duration::from_millis(retry_ms),
+        }
+    }
+
+    fn idle(&self, now: u64) -> bool {
+        self.stamps.back().is_none_or(|t| t + self.window_ms <= now)
+    }
+}
+
+impl Default for MemoryBackend {
+    fn default() -> Self {
+        MemoryBackend::new(DEFAULT_MAX_KEYS)
+    }
+}
+
+impl MemoryBackend {
+    pub fn new(max_keys: usize) -> Self {
+        MemoryBackend {
+            state: Mutex::new(State::default()),
+            max_keys: max_keys.max(1),
+        }
+    }
+
+    fn with<T>(&self, now: u64, f: impl FnOnce(&mut State) -> T) -> T {
+        let mut s = self.state.lock().expect("rate limiter memory lock");
+        s.decisions = s.decisions.wrapping_add(1);
+        if s.decisions.is_multiple_of(SWEEP_EVERY) || s.logs.len() > self.max_keys {
+            s.sweep(now, self.max_keys);
+        }
+        f(&mut s)
+    }
+
+    /// Number of logs held (for tests of the memory bound).
+    pub fn len(&self) -> usize {
+        self.state
+            .lock()
+            .expect("rate limiter memory lock")
+            .logs
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn hit_at(&self, key: &str, policy: &Policy, record: Record, now: u64) -> Verdict {
+        self.with(now, |s| s.hit(key, policy, record, now))
+    }
+
+    pub fn admit_at(&self, ip: IpAddr, policy: &Policy, now: u64) -> Admission {
+        self.with(now, |s| {
+            if let Some(ban) = s.ban(ip, now) {
+                return Admission::Banned(ban);
+            }
+            let v = s.hit(&keys::connect(ip), policy, Record::Always, now);
+            if v.allowed {
+                Admission::Allowed
+            } else {
+                Admission::Limited(v)
+            }
+        })
+    }
+
+    pub fn violation_at(&self, ip: IpAddr, policy: &BanPolicy, now: u64) -> ViolationOutcome {
+        self.with(now, |s| {
+            if let Some(ban) = s.ban(ip, now) {
+                return ViolationOutcome::AlreadyBanned(ban);
+            }
+            let log = Policy {
+                name: "violations",
+                limit: policy.threshold,
+                window: policy.window,
+            };
+            let key = keys::violations(ip);
+            let v = s.hit(&key, &log, Record::Always, now);
+            if v.count < policy.threshold {
+                return ViolationOutcome::Counted(v.count);
+            }
+            s.logs.remove(&key);
+            let offence = match s.offences.get(&ip) {
+                Some((n, until)) if *until > now => n + 1,
+                _ => 1,
+            };
+            let memory = policy.memory.as_millis() as u64;
+            s.offences.insert(ip, (offence, now + memory));
+            let until = now + policy.duration(offence).as_millis() as u64;
+            s.bans.insert(ip, (until, v.count));
+            ViolationOutcome::Banned(BanInfo::from_millis(ip, until, v.count))
+        })
+    }
+
+    /// Keeps a ban decided elsewhere (in Redis), so losing Redis never lifts it here.
+    pub fn remember_ban(&self, ban: &BanInfo) {
+        let until = ban.until.timestamp_millis().max(0) as u64;
+        let mut s = self.state.lock().expect("rate limiter memory lock");
+        let entry = s.bans.entry(ban.ip).or_insert((until, ban.violations));
+        entry.0 = entry.0.max(until);
+    }
+
+    pub fn ban_at(&self, ip: IpAddr, now: u64) -> Option<BanInfo> {
+        self.with(now, |s| s.ban(ip, now))
+    }
+
+    pub fn bans_at(&self, now: u64) -> Vec<BanInfo> {
+        self.with(now, |s| {
+            s.bans
+                .iter()
+                .filter(|(_, (until, _))| *until > now)
+                .map(|(ip, (until, n))| BanInfo::from_millis(*ip, *until, *n))
+                .collect()
+        })
+    }
+
+    pub fn lift_now(&self, ip: IpAddr) -> bool {
+        let now = now_ms();
+        self.with(now, |s| {
+            s.logs.remove(&keys::violations(ip));
+            s.bans.remove(&ip).is_some_and(|(until, _)| until > now)
+        })
+    }
+
+    pub fn acquire_at(
+        &self,
+        user: UserId,
+        conn: ConnId,
+        max: u32,
+        lease: Duration,
+        now: u64,
+    ) -> Verdict {
+        self.with(now, |s| {
+            let held = s.leases.entry(user).or_default();
+            held.retain(|_, until| *until > now);
+            let count = held.len() as u32;
+            if held.contains_key(&conn) || count < max {
+                held.insert(conn, now + lease.as_millis() as u64);
+                return Verdict {
+                    allowed: true,
+                    count: held.len() as u32,
+                    retry_after: Duration::ZERO,
+                };
+            }
+            let soonest = held.values().min().copied().unwrap_or(now);
+            Verdict {
+                allowed: false,
+                count,
+                retry_after: Duration::from_millis(soonest.saturating_sub(now)),
+            }
+        })
+    }
+
+    pub fn refresh_at(&self, user: UserId, conn: ConnId, lease: Duration, now: u64) {
+        self.with(now, |s| {
+            s.leases
+                .entry(user)
+                .or_default()
+                .insert(conn, now + lease.as_millis() as u64);
+        })
+    }
+
+    pub fn release_now(&self, user: UserId, conn: ConnId) {
+        self.with(now_ms(), |s| {
+            if let Some(held) = s.leases.get_mut(&user) {
+                held.remove(&conn);
+                if held.is_empty() {
+                    s.leases.remove(&user);
+                }
+            }
+        })
+    }
+
+    /// Forgets one log (a closed connection's message log).
+    pub fn forget(&self, key: &str) {
+        self.state
+            .lock()
+            .expect("rate limiter memory lock")
+            .logs
+            .remove(key);
+    }
+}
+
+impl State {
+    fn hit(&mut self, key: &str, policy: &Policy, record: Record, now: u64) -> Verdict {
+        let window_ms = policy.window_ms();
+        if let Some(log) = self.logs.get_mut(key) {
+            log.window_ms = window_ms;
+            return log.hit(policy.limit, record, now);
+        }
+        let mut log = Log {
+            stamps: VecDeque::new(),
+            window_ms,
+        };
+        let v = log.hit(policy.limit, record, now);
+        if !log.stamps.is_empty() {
+            self.logs.insert(key.to_string(), log);
+        }
+        v
+    }
+
+    fn ban(&self, ip: IpAddr, now: u64) -> Option<BanInfo> {
+        self.bans
+            .get(&ip)
+            .filter(|(until, _)| *until > now)
+            .map(|(until, n)| BanInfo::from_millis(ip, *until, *n))
+    }
+
+    /// Drops idle keys; past `max_keys`, evicts the least recently used logs and the
+    /// soonest-ending bans.
+    fn sweep(&mut self, now: u64, max_keys: usize) {
+        self.logs.retain(|_, log| !log.idle(now));
+        self.bans.retain(|_, (until, _)| *until > now);
+        self.offences.retain(|_, (_, until)| *until > now);
+        for held in self.leases.values_mut() {
+            held.retain(|_, until| *until > now);
+        }
+        self.leases.retain(|_, held| !held.is_empty());
+        let target = max_keys - max_keys / 10;
+        if self.logs.len() > max_keys {
+            let mut by_use: Vec<(u64, String)> = self
+                .logs
+                .iter()
+                .map(|(k, log)| (log.stamps.back().copied().unwrap_or(0), k.clone()))
+                .collect();
+            by_use.sort_unstable();
+            for (_, k) in by_use.into_iter().take(self.logs.len() - target) {
+                self.logs.remove(&k);
+            }
+        }
+        if self.bans.len() > max_keys {
+            let mut by_end: Vec<(u64, IpAddr)> = self
+                .bans
+                .iter()
+                .map(|(ip, (until, _))| (*until, *ip))
+                .collect();
+            by_end.sort_unstable();
+            for (_, ip) in by_end.into_iter().take(self.bans.len() - target) {
+                self.bans.remove(&ip);
+            }
+        }
+    }
+}
+
+impl Backend for MemoryBackend {
+    fn hit(&self, key: String, policy: Policy, record: Record) -> Decision<Verdict> {
+        Box::pin(ready(Ok(self.hit_at(&key, &policy, record, now_ms()))))
+    }
+
+    fn admit(&self, ip: IpAddr, policy: Policy) -> Decision<Admission> {
+        Box::pin(ready(Ok(self.admit_at(ip, &policy, now_ms()))))
+    }
+
+    fn violation(&self, ip: IpAddr, policy: BanPolicy) -> Decision<ViolationOutcome> {
+        Box::pin(ready(Ok(self.violation_at(ip, &policy, now_ms()))))
+    }
+
+    fn ban_of(&self, ip: IpAddr) -> Decision<Option<BanInfo>> {
+        Box::pin(ready(Ok(self.ban_at(ip, now_ms()))))
+    }
+
+    fn bans(&self) -> Decision<Vec<BanInfo>> {
+        Box::pin(ready(Ok(self.bans_at(now_ms()))))
+    }
+
+    fn lift(&self, ip: IpAddr) -> Decision<bool> {
+        Box::pin(ready(Ok(self.lift_now(ip))))
+    }
+
+    fn acquire(&self, user: UserId, conn: ConnId, max: u32, lease: Duration) -> Decision<Verdict> {
+        Box::pin(ready(Ok(self.acquire_at(user, conn, max, lease, now_ms()))))
+    }
+
+    fn refresh(&self, user: UserId, conn: ConnId, lease: Duration) -> Decision<()> {
+        self.refresh_at(user, conn, lease, now_ms());
+        Box::pin(ready(Ok(())))
+    }
+
+    fn release(&self, user: UserId, conn: ConnId) -> Decision<()> {
+        self.release_now(user, conn);
+        Box::pin(ready(Ok(())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(limit: u32, secs: u64) -> Policy {
+        Policy {
+            name: "t",
+            limit,
+            window: Duration::from_secs(secs),
+        }
+    }
+
+    #[test]
+    fn the_window_slides_exactly() {
+        let m = MemoryBackend::default();
+        let p = policy(3, 10);
+        // Three hits spread over the window, then the fourth is refused until the first ages out.
+        for t in [0, 4_000, 9_000] {
+            assert!(m.hit_at("k", &p, Record::IfAllowed, 1_000_000 + t).allowed);
+        }
+        let refused = m.hit_at("k", &p, Record::IfAllowed, 1_009_999);
+        assert!(!refused.allowed);
+        assert_eq!(refused.retry_after, Duration::from_millis(1));
+        // Exactly one window after the first hit, a slot is free; after the second, another.
+        assert!(m.hit_at("k", &p, Record::IfAllowed, 1_010_000).allowed);
+        assert!(!m.hit_at("k", &p, Record::IfAllowed, 1_013_999).allowed);
+        assert!(m.hit_at("k", &p, Record::IfAllowed, 1_014_000).allowed);
+    }
+
+    #[test]
+    fn refused_attempts_count_when_recorded_always() {
+        let m = MemoryBackend::default();
+        let p = policy(2, 10);
+        let t0 = 5_000_000;
+        assert!(m.hit_at("k", &p, Record::Always, t0).allowed);
+        assert!(m.hit_at("k", &p, Record::Always, t0 + 1_000).allowed);
+        let v = m.hit_at("k", &p, Record::Always, t0 + 5_000);
+        assert!(!v.allowed);
+        // The refused attempt at +5 s now holds a slot: the wait runs from the +1 s attempt.
+        assert_eq!(v.retry_after, Duration::from_millis(6_000));
+        assert!(!m.hit_at("k", &p, Record::Never, t0 + 10_500).allowed);
+        assert!(m.hit_at("k", &p, Record::Never, t0 + 15_000).allowed);
+    }
+
+    #[test]
+    fn violations_ban_and_escalate() {
+        let m = MemoryBackend::default();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let bp = BanPolicy {
+            threshold: 3,
+            window: Duration::from_secs(300),
+            durations: vec![Duration::from_secs(900), Duration::from_secs(3600)],
+            memory: Duration::from_secs(86_400),
+        };
+        let t0 = 10_000_000;
+        assert_eq!(m.violation_at(ip, &bp, t0), ViolationOutcome::Counted(1));
+        assert_eq!(
+            m.violation_at(ip, &bp, t0 + 1),
+            ViolationOutcome::Counted(2)
+        );
+        let ViolationOutcome::Banned(first) = m.violation_at(ip, &bp, t0 + 2) else {
+            panic!("third violation bans")
+        };
+        assert_eq!(first.violations, 3);
+        assert_eq!(first.until.timestamp_millis() as u64, t0 + 2 + 900_000);
+        assert!(matches!(
+            m.admit_at(ip, &policy(10, 60), t0 + 3),
+            Admission::Banned(_)
+        ));
+        let after = t0 + 2 + 900_000;
+        for i in 0..2 {
+            m.violation_at(ip, &bp, after + i);
+        }
+        let ViolationOutcome::Banned(second) = m.violation_at(ip, &bp, after + 2) else {
+            panic!("banned again")
+        };
+        assert_eq!(
+            second.until.timestamp_millis() as u64,
+            after + 2 + 3_600_000
+        );
+    }
+
+    #[test]
+    fn a_flood_of_distinct_keys_stays_bounded() {
+        let m = MemoryBackend::new(1_000);
+        let p = policy(10, 60);
+        for i in 0..20_000u32 {
+            m.hit_at(&format!("ip:{i}"), &p, Record::Always, 1_000_000 + i as u64);
+        }
+        assert!(m.len() <= 1_001, "{} logs", m.len());
+    }
+
+    #[test]
+    fn leases_cap_connections_and_expire() {
+        let m = MemoryBackend::default();
+        let user = UserId::random();
+        let lease = Duration::from_secs(60);
+        let t0 = 1_000_000;
+        let conns: Vec<ConnId> = (0..3).map(|_| ConnId::new()).collect();
+        for c in &conns[..2] {
+            assert!(m.acquire_at(user, *c, 2, lease, t0).allowed);
+        }
+        let refused = m.acquire_at(user, conns[2], 2, lease, t0 + 1_000);
+        assert!(!refused.allowed);
+        assert_eq!(refused.retry_after, Duration::from_millis(59_000));
+        m.refresh_at(user, conns[0], lease, t0 + 30_000);
+        // The unrefreshed lease has lapsed (a crashed holder); the refreshed one holds.
+        assert!(m.acquire_at(user, conns[2], 2, lease, t0 + 60_000).allowed);
+        assert!(
+            !m.acquire_at(user, ConnId::new(), 2, lease, t0 + 60_001)
+                .allowed
+        );
+    }
+}

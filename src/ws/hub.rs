@@ -1,0 +1,411 @@
+//! The hub: which connection listens to which topic, and the fan-out of events to them.
+//!
+//! Each event is encoded once and handed to local subscribers; with Redis it is also published
+//! on one pub/sub channel under the key prefix, and every other instance's hub delivers it to
+//! its own subscribers (an instance ignores its own messages, so nothing arrives twice). Topics
+//! are per tenant, so a subscriber of tenant A never receives tenant B's events. Logout is
+//! carried the same way, closing the session's sockets on every instance.
+//!
+//! Slow consumers: each connection's queue is its actor's mailbox, bounded at
+//! [`QUEUE_FRAMES`]. When it is full the hub drops that connection's subscriptions at once,
+//! asks it to close with 1013 (try again later) and counts it in
+//! `rampart_ws_slow_consumer_closes_total`; server memory per connection stays bounded.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use actix::dev::SendError;
+use actix::{Actor, Addr, Arbiter, AsyncContext, Context, Handler, Message, Recipient};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use slog::Logger;
+use uuid::Uuid;
+
+use super::protocol::{close, Channel, ServerFrame};
+use super::relay;
+use crate::audit::Audit;
+use crate::auth::SessionId;
+use crate::ids::TenantId;
+use crate::orders::Order;
+use crate::rate_limit::ConnId;
+use crate::store::{SharedStore, REDIS_TIMEOUT};
+use crate::telemetry::metrics::Metrics;
+
+/// Frames that may wait for one connection before it counts as too slow.
+pub const QUEUE_FRAMES: usize = 256;
+
+/// What subscribers listen to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Topic {
+    Orders(TenantId),
+    Security,
+}
+
+impl Topic {
+    pub fn channel(self) -> Channel {
+        match self {
+            Topic::Orders(_) => Channel::Orders,
+            Topic::Security => Channel::Security,
+        }
+    }
+}
+
+/// What the hub sends a connection.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub enum Push {
+    /// An encoded frame to send as is.
+    Frame(Arc<str>),
+    /// Close the socket with this code.
+    Close { code: u16, reason: &'static str },
+}
+
+/// A connection joins (after its welcome).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Join {
+    pub conn: ConnId,
+    pub session: SessionId,
+    pub to: Recipient<Push>,
+}
+
+/// A connection leaves (it stopped).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Leave {
+    pub conn: ConnId,
+}
+
+/// Start delivering `topic` to `conn` (the session has checked it may).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Subscribe {
+    pub conn: ConnId,
+    pub topic: Topic,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unsubscribe {
+    pub conn: ConnId,
+    pub topic: Topic,
+}
+
+/// An event for every subscriber of `topic`, on every instance.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Publish {
+    pub topic: Topic,
+    pub event: &'static str,
+    pub data: Value,
+}
+
+impl Publish {
+    pub fn order_created(order: &Order) -> Publish {
+        Self::order("order.created", order)
+    }
+
+    pub fn order_updated(order: &Order) -> Publish {
+        Self::order("order.updated", order)
+    }
+
+    fn order(event: &'static str, order: &Order) -> Publish {
+        Publish {
+            topic: Topic::Orders(order.tenant_id),
+            event,
+            data: serde_json::to_value(order).expect("orders serialize"),
+        }
+    }
+}
+
+/// A session ended (logout): close its sockets with 1008, on every instance.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct EndSession {
+    pub session: SessionId,
+}
+
+/// What instances tell each other over pub/sub.
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[rtype(result = "()")]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(super) enum Envelope {
+    Event {
+        from: Uuid,
+        topic: Topic,
+        frame: String,
+    },
+    EndSession {
+        from: Uuid,
+        session: SessionId,
+    },
+}
+
+impl Envelope {
+    pub(super) fn from(&self) -> Uuid {
+        match self {
+            Envelope::Event { from, .. } | Envelope::EndSession { from, .. } => *from,
+        }
+    }
+}
+
+/// A sealed line of this instance's audit trail.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct AuditLine(Arc<str>);
+
+struct Member {
+    to: Recipient<Push>,
+    session: SessionId,
+    topics: HashSet<Topic>,
+}
+
+pub struct Hub {
+    instance: Uuid,
+    channel: String,
+    members: HashMap<ConnId, Member>,
+    topics: HashMap<Topic, HashSet<ConnId>>,
+    store: SharedStore,
+    audit: Audit,
+    metrics: Metrics,
+    log: Logger,
+}
+
+impl Hub {
+    /// Starts the hub on an arbiter of its own.
+    pub fn start(store: SharedStore, audit: Audit, metrics: Metrics, log: Logger) -> Addr<Hub> {
+        Hub::start_in_arbiter(&Arbiter::new().handle(), move |_| Hub {
+            instance: Uuid::new_v4(),
+            channel: store.key("ws:events"),
+            members: HashMap::new(),
+            topics: HashMap::new(),
+            store,
+            audit,
+            metrics,
+            log,
+        })
+    }
+
+    fn deliver(&mut self, topic: Topic, frame: Arc<str>) {
+        let Some(conns) = self.topics.get(&topic) else {
+            return;
+        };
+        let mut gone = Vec::new();
+        for conn in conns {
+            let Some(m) = self.members.get(conn) else {
+                continue;
+            };
+            match m.to.try_send(Push::Frame(frame.clone())) {
+                Ok(()) => {}
+                Err(SendError::Full(_)) => gone.push((*conn, true)),
+                Err(SendError::Closed(_)) => gone.push((*conn, false)),
+            }
+        }
+        for (conn, slow) in gone {
+            if let Some(m) = self.remove(conn) {
+                if slow {
+                    self.metrics.slow_consumer_closed();
+                    m.to.do_send(Push::Close {
+                        code: close::TRY_AGAIN,
+                        reason: "too slow to receive events",
+                    });
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, conn: ConnId) -> Option<Member> {
+        let m = self.members.remove(&conn)?;
+        for t in &m.topics {
+            if let Some(set) = self.topics.get_mut(t) {
+                set.remove(&conn);
+                if set.is_empty() {
+                    self.topics.remove(t);
+                }
+            }
+        }
+        Some(m)
+    }
+
+    fn end_session(&mut self, session: &SessionId) {
+        let ending: Vec<ConnId> = self
+            .members
+            .iter()
+            .filter(|(_, m)| &m.session == session)
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in ending {
+            if let Some(m) = self.remove(conn) {
+                m.to.do_send(Push::Close {
+                    code: close::POLICY,
+                    reason: "session ended",
+                });
+            }
+        }
+    }
+
+    /// Sends to the other instances, without waiting (a failure switches to the fallback).
+    fn broadcast(&self, envelope: &Envelope) {
+        let Some(mut conn) = self.store.connection() else {
+            return;
+        };
+        let payload = serde_json::to_string(envelope).expect("envelopes serialize");
+        let (channel, store) = (self.channel.clone(), self.store.clone());
+        actix::spawn(async move {
+            let sent = tokio::time::timeout(
+                REDIS_TIMEOUT,
+                redis::cmd("PUBLISH")
+                    .arg(channel)
+                    .arg(payload)
+                    .query_async::<()>(&mut conn),
+            )
+            .await;
+            if !matches!(sent, Ok(Ok(()))) {
+                store.mark_down("publishing an event failed");
+            }
+        });
+    }
+}
+
+impl Actor for Hub {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let mut feed = self.audit.subscribe();
+        let me = ctx.address();
+        actix::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                match feed.recv().await {
+                    Ok(line) => me.do_send(AuditLine(line)),
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        });
+        if let Some(client) = self.store.client().cloned() {
+            let listener = relay::Listener {
+                client,
+                channel: self.channel.clone(),
+                store: self.store.clone(),
+                hub: ctx.address(),
+                instance: self.instance,
+                log: self.log.clone(),
+            };
+            actix::spawn(listener.run());
+        }
+    }
+}
+
+impl Handler<Join> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Join, _: &mut Context<Self>) {
+        let member = Member {
+            to: msg.to,
+            session: msg.session,
+            topics: HashSet::new(),
+        };
+        self.members.insert(msg.conn, member);
+    }
+}
+
+impl Handler<Leave> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Leave, _: &mut Context<Self>) {
+        self.remove(msg.conn);
+    }
+}
+
+impl Handler<Subscribe> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
+        if let Some(m) = self.members.get_mut(&msg.conn) {
+            m.topics.insert(msg.topic);
+            self.topics.entry(msg.topic).or_default().insert(msg.conn);
+        }
+    }
+}
+
+impl Handler<Unsubscribe> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unsubscribe, _: &mut Context<Self>) {
+        if let Some(m) = self.members.get_mut(&msg.conn) {
+            m.topics.remove(&msg.topic);
+        }
+        if let Some(set) = self.topics.get_mut(&msg.topic) {
+            set.remove(&msg.conn);
+            if set.is_empty() {
+                self.topics.remove(&msg.topic);
+            }
+        }
+    }
+}
+
+impl Handler<Publish> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Publish, _: &mut Context<Self>) {
+        let frame = ServerFrame::Event {
+            channel: msg.topic.channel(),
+            event: msg.event,
+            data: &msg.data,
+        }
+        .encode();
+        self.broadcast(&Envelope::Event {
+            from: self.instance,
+            topic: msg.topic,
+            frame: frame.clone(),
+        });
+        self.deliver(msg.topic, frame.into());
+    }
+}
+
+impl Handler<AuditLine> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: AuditLine, _: &mut Context<Self>) {
+        let Ok(data) = serde_json::from_str::<Value>(&msg.0) else {
+            return;
+        };
+        let kind = data["kind"].as_str().unwrap_or("audit").to_string();
+        let frame = ServerFrame::Event {
+            channel: Channel::Security,
+            event: &kind,
+            data: &data,
+        }
+        .encode();
+        self.broadcast(&Envelope::Event {
+            from: self.instance,
+            topic: Topic::Security,
+            frame: frame.clone(),
+        });
+        self.deliver(Topic::Security, frame.into());
+    }
+}
+
+impl Handler<EndSession> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: EndSession, _: &mut Context<Self>) {
+        self.end_session(&msg.session);
+        self.broadcast(&Envelope::EndSession {
+            from: self.instance,
+            session: msg.session,
+        });
+    }
+}
+
+impl Handler<Envelope> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Envelope, _: &mut Context<Self>) {
+        match msg {
+            Envelope::Event { topic, frame, .. } => self.deliver(topic, frame.into()),
+            Envelope::EndSession { session, .. } => self.end_session(&session),
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! One actor per WebSocket connection. This is the only file that uses `actix-web-actors`
+//! (deprecated upstream in favour of `actix-ws`), so a move touches nothing else.
+//!
+//! Every client message is first put to the rate limiter (size, then rate); the actor waits
+//! for that answer before reading the next message, so replies keep the client's order.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use actix::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, ContextFutureSpawner, Handler,
+    StreamHandler, WrapFuture,
+};
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web_actors::ws;
+use chrono::Utc;
+use serde_json::json;
+
+use super::hub::{Join, Leave, Push, Subscribe, Topic, Unsubscribe, QUEUE_FRAMES};
+use super::protocol::{self, close, Channel, ClientFrame, ErrorCode, ServerFrame, WelcomeLimits};
+use super::{count_violation, Admitted};
+use crate::audit::{Event, Kind};
+use crate::auth::{Role, Session, SessionId};
+use crate::ids::TenantId;
+use crate::rate_limit::actor::{CheckMessage, MessageVerdict, RefreshLease};
+use crate::rate_limit::{ConnId, ViolationOutcome};
+use crate::state::AppState;
+use crate::store::RedisStatus;
+
+/// Upgrades the request and starts the connection's actor.
+pub fn start(
+    admitted: Admitted,
+    req: &HttpRequest,
+    stream: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    // One byte over the limit still reaches the actor (and gets 1009 there); anything longer
+    // is cut off by the codec before it is buffered, and closed with 1009 as well.
+    let frame_limit = state.config.limits.ws_max_message_bytes + 1;
+    let actor = WsSession {
+        conn: admitted.conn,
+        session_id: admitted.session_id,
+        session: admitted.session,
+        ip: admitted.ip,
+        state,
+        last_heard: Instant::now(),
+    };
+    ws::WsResponseBuilder::new(actor, req, stream)
+        .frame_size(frame_limit)
+        .start()
+}
+
+pub struct WsSession {
+    conn: ConnId,
+    session_id: SessionId,
+    session: Session,
+    ip: IpAddr,
+    state: web::Data<AppState>,
+    last_heard: Instant,
+}
+
+/// A client message that passed the limiter.
+enum Incoming {
+    Text(String),
+    Unsupported(&'static str),
+}
+
+impl Actor for WsSession {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // The mailbox is this connection's event queue: bounded, so a slow reader cannot
+        // grow server memory (the hub closes it with 1013 when full).
+        ctx.set_mailbox_capacity(QUEUE_FRAMES);
+        self.state.hub.do_send(Join {
+            conn: self.conn,
+            session: self.session_id.clone(),
+            to: ctx.address().recipient(),
+        });
+        ctx.text(self.welcome());
+        let limits = &self.state.config.limits;
+        let beat = Duration::from_secs(limits.ws_heartbeat_secs);
+        ctx.run_interval(beat, |act, ctx| act.heartbeat(ctx));
+        let left = (self.session.expires_at - Utc::now())
+            .to_std()
+            .unwrap_or_default();
+        ctx.run_later(left, |act, ctx| {
+            act.close(ctx, close::POLICY, "session expired")
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.state.hub.do_send(Leave { conn: self.conn });
+        self.state.limiter.release(self.session.user_id, self.conn);
+    }
+}
+
+impl WsSession {
+    fn welcome(&self) -> String {
+        let l = &self.state.config.limits;
+        let per_minute = u64::from(l.ws_message_limit) * 60 / l.ws_message_window_secs.max(1);
+        ServerFrame::Welcome {
+            session_id: self.conn,
+            user_id: self.session.user_id,
+            tenant_id: self.session.tenant_id,
+            limits: WelcomeLimits {
+                messages_per_minute: per_minute.min(u64::from(u32::MAX)) as u32,
+                max_message_bytes: l.ws_max_message_bytes,
+            },
+        }
+        .encode()
+    }
+
+    fn close(&self, ctx: &mut ws::WebsocketContext<Self>, code: u16, reason: &str) {
+        ctx.close(Some(ws::CloseReason {
+            code: ws::CloseCode::from(code),
+            description: Some(reason.to_string()),
+        }));
+        ctx.stop();
+    }
+
+    fn event(&self, kind: Kind) -> Event {
+        let s = &self.session;
+        Event::new(kind)
+            .actor(Some(s.user_id), Some(&s.email), Some(s.role))
+            .ip(self.ip)
+            .tenant(s.tenant_id)
+    }
+
+    /// Pings, closes a silent connection, renews the lease, and re-checks the session (a
+    /// logout this instance did not hear about still ends the socket).
+    fn heartbeat(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let timeout = Duration::from_secs(self.state.config.limits.ws_client_timeout_secs);
+        if self.last_heard.elapsed() >= timeout {
+            self.close(ctx, close::NORMAL, "no activity");
+            return;
+        }
+        ctx.ping(b"");
+        let (user, conn) = (self.session.user_id, self.conn);
+        self.state
+            .limiter
+            .addr()
+            .do_send(RefreshLease { user, conn });
+        // While Redis is away its sessions cannot be checked; that is no reason to cut
+        // every socket.
+        if self.state.store.status() == RedisStatus::Fallback {
+            return;
+        }
+        let (state, id) = (self.state.clone(), self.session_id.clone());
+        async move { state.sessions.resolve_id(&id).await.is_some() }
+            .into_actor(self)
+            .map(|alive, act, ctx| {
+                if !alive {
+                    act.close(ctx, close::POLICY, "session ended");
+                }
+            })
+            .spawn(ctx);
+    }
+
+    /// Puts one message to the limiter, then handles it (or refuses it).
+    fn check_then(&mut self, ctx: &mut ws::WebsocketContext<Self>, bytes: usize, msg: Incoming) {
+        let check = self.state.limiter.addr().send(CheckMessage {
+            conn: self.conn,
+            bytes,
+        });
+        ctx.wait(
+            check
+                .into_actor(self)
+                .map(move |verdict, act, ctx| match verdict {
+                    Ok(MessageVerdict::Allowed) => act.on_message(msg, ctx),
+                    Ok(MessageVerdict::TooLarge) => act.too_large(ctx, bytes),
+                    Ok(MessageVerdict::Limited { retry_after }) => {
+                        act.rate_limited(ctx, retry_after)
+                    }
+                    Err(_) => ctx.stop(),
+                }),
+        );
+    }
+
+    fn too_large(&mut self, ctx: &mut ws::WebsocketContext<Self>, bytes: usize) {
+        let details = json!({"bytes": bytes, "max_message_bytes": self.state.config.limits.ws_max_message_bytes});
+        self.state
+            .audit
+            .record_nowait(self.event(Kind::WsMessageTooLarge).details(details));
+        // The violation is counted even though this actor stops now.
+        let (state, ip) = (self.state.clone(), self.ip);
+        actix::spawn(async move {
+            count_violation(&state, ip, Kind::WsMessageTooLarge).await;
+        });
+        self.close(ctx, close::TOO_BIG, "message too large");
+    }
+
+    fn rate_limited(&mut self, ctx: &mut ws::WebsocketContext<Self>, retry_after: Duration) {
+        let retry_after_ms = (retry_after.as_millis() as u64).max(1);
+        ctx.text(
+            ServerFrame::Error {
+                code: ErrorCode::RateLimited,
+                message: "too many messages; wait before sending more",
+                retry_after_ms: Some(retry_after_ms),
+            }
+            .encode(),
+        );
+        self.state
+            .audit
+            .record_nowait(self.event(Kind::WsMessageRateExceeded));
+        let (state, ip) = (self.state.clone(), self.ip);
+        let counted = async move { count_violation(&state, ip, Kind::WsMessageRateExceeded).await };
+        ctx.wait(counted.into_actor(self).map(|outcome, act, ctx| {
+            if let Some(ViolationOutcome::Banned(_) | ViolationOutcome::AlreadyBanned(_)) = outcome
+            {
+                act.close(ctx, close::POLICY, "too many violations; address banned");
+            }
+        }));
+    }
+
+    fn on_message(&mut self, msg: Incoming, ctx: &mut ws::WebsocketContext<Self>) {
+        let text = match msg {
+            Incoming::Text(text) => text,
+            Incoming::Unsupported(what) => {
+                ctx.text(protocol::error(ErrorCode::Unsupported, what));
+                return;
+            }
+        };
+        match serde_json::from_str::<ClientFrame>(&text) {
+            Ok(frame) => self.on_frame(frame, ctx),
+            Err(_) => ctx.text(protocol::error(
+                ErrorCode::BadMessage,
+                "expected a JSON object with a known \"type\"",
+            )),
+        }
+    }
+
+    fn on_frame(&mut self, frame: ClientFrame, ctx: &mut ws::WebsocketContext<Self>) {
+        let reply = match frame {
+            ClientFrame::Ping { id } => ServerFrame::Pong { id }.encode(),
+            ClientFrame::Subscribe { channel, tenant_id } => {
+                match self.topic(channel, tenant_id, true) {
+                    Ok(topic) => {
+                        self.state.hub.do_send(Subscribe {
+                            conn: self.conn,
+                            topic,
+                        });
+                        ServerFrame::Subscribed {
+                            channel,
+                            tenant_id: self.named(topic),
+                        }
+                        .encode()
+                    }
+                    Err((code, message)) => protocol::error(code, message),
+                }
+            }
+            ClientFrame::Unsubscribe { channel, tenant_id } => {
+                match self.topic(channel, tenant_id, false) {
+                    Ok(topic) => {
+                        self.state.hub.do_send(Unsubscribe {
+                            conn: self.conn,
+                            topic,
+                        });
+                        ServerFrame::Unsubscribed {
+                            channel,
+                            tenant_id: self.named(topic),
+                        }
+                        .encode()
+                    }
+                    Err((code, message)) => protocol::error(code, message),
+                }
+            }
+        };
+        ctx.text(reply);
+    }
+
+    /// The tenant a platform owner named (echoed in `subscribed`), none for tenant users.
+    fn named(&self, topic: Topic) -> Option<TenantId> {
+        match topic {
+            Topic::Orders(t) if self.session.role == Role::PlatformOwner => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Which topic a (un)subscription means for this user, or why it is refused. A platform
+    /// owner's subscription to a tenant is audited; a tenant user naming another tenant is
+    /// refused and audited.
+    fn topic(
+        &self,
+        channel: Channel,
+        tenant: Option<TenantId>,
+        subscribing: bool,
+    ) -> Result<Topic, (ErrorCode, &'static str)> {
+        let owner = self.session.role == Role::PlatformOwner;
+        let audit = &self.state.audit;
+        match (channel, owner, tenant, self.session.tenant_id) {
+            (Channel::Security, true, _, _) => Ok(Topic::Security),
+            (Channel::Security, false, _, _) => Err((
+                ErrorCode::Forbidden,
+                "the security channel is for platform owners",
+            )),
+            (Channel::Orders, true, Some(t), _) => {
+                if subscribing {
+                    // Fail closed: platform access that cannot be recorded is refused.
+                    if !audit.is_available() {
+                        return Err((ErrorCode::Forbidden, "the audit trail is unavailable"));
+                    }
+                    let details = json!({"channel": "orders", "via": "websocket"});
+                    audit.record_nowait(
+                        self.event(Kind::PlatformOwnerAccess)
+                            .target(t)
+                            .details(details),
+                    );
+                }
+                Ok(Topic::Orders(t))
+            }
+            (Channel::Orders, true, None, _) => {
+                Err((ErrorCode::BadMessage, "platform owners name a tenant_id"))
+            }
+            (Channel::Orders, false, None, Some(own)) => Ok(Topic::Orders(own)),
+            (Channel::Orders, false, Some(t), Some(own)) if t == own => Ok(Topic::Orders(own)),
+            (Channel::Orders, false, Some(t), _) => {
+                audit.record_nowait(self.event(Kind::TenantCrossAccessDenied).target(t));
+                Err((
+                    ErrorCode::Forbidden,
+                    "that tenant's orders belong to another tenant",
+                ))
+            }
+            (Channel::Orders, false, None, None) => Err((ErrorCode::Forbidden, "no tenant")),
+        }
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
+    fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        let msg = match item {
+            Ok(msg) => msg,
+            Err(ws::ProtocolError::Overflow) => {
+                let bytes = self.state.config.limits.ws_max_message_bytes + 1;
+                self.too_large(ctx, bytes);
+                return;
+            }
+            Err(_) => {
+                ctx.stop();
+                return;
+            }
+        };
+        self.last_heard = Instant::now();
+        match msg {
+            ws::Message::Text(text) => {
+                let bytes = text.len();
+                self.check_then(ctx, bytes, Incoming::Text(text.to_string()));
+            }
+            ws::Message::Binary(data) => {
+                let msg = Incoming::Unsupported("binary frames are not supported; send JSON text");
+                self.check_then(ctx, data.len(), msg);
+            }
+            ws::Message::Continuation(_) => {
+                let msg = Incoming::Unsupported("fragmented messages are not supported");
+                self.check_then(ctx, 0, msg);
+            }
+            ws::Message::Ping(payload) => ctx.pong(&payload),
+            ws::Message::Pong(_) | ws::Message::Nop => {}
+            ws::Message::Close(reason) => {
+                ctx.close(reason);
+                ctx.stop();
+            }
+        }
+    }
+}
+
+impl Handler<Push> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: Push, ctx: &mut Self::Context) {
+        match msg {
+            Push::Frame(frame) => ctx.text(&*frame),
+            Push::Close { code, reason } => self.close(ctx, code, reason),
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! The security monitor page in a real headless browser.
+
+use fantoccini::Locator;
+use serde_json::json;
+
+use crate::harness::browser::Browser;
+use crate::harness::TestApp;
+
+#[actix_web::test]
+async fn owners_watch_the_live_feed_counts_and_lift_a_ban() {
+    let app = TestApp::spawn_with(|v| {
+        v.insert("RAMPART_WS_CONNECT_LIMIT".into(), "1".into());
+        v.insert("RAMPART_WS_CONNECT_WINDOW_SECS".into(), "1".into());
+    })
+    .await;
+    let owner = app.verified_owner().await;
+    let browser = Browser::start().await;
+    // Sign the browser in with the owner's session cookie.
+    browser.client.goto(&app.url("/app.css")).await.unwrap();
+    let set = format!(
+        "document.cookie = 'rampart_session={}; path=/; SameSite=Strict'",
+        owner.token.clone().unwrap()
+    );
+    browser.client.execute(&set, vec![]).await.unwrap();
+    browser
+        .client
+        .goto(&app.url("/monitor.html"))
+        .await
+        .unwrap();
+    browser.wait_for_text("#status", "Live").await;
+
+    let bad = json!({"email": "intruder@nowhere.example", "password": "guess"});
+    assert_eq!(
+        app.client().post("/api/v1/auth/login", &bad).await.status,
+        401
+    );
+    let row = browser
+        .wait_for_text("#feed tbody", "auth.login_failed")
+        .await;
+    assert!(row.contains("intruder@nowhere.example"), "{row}");
+
+    crate::rate_limit::get_banned(&app).await;
+    browser.wait_for_text("#bans tbody", "127.0.0.1").await;
+    browser.wait_for_text("#counts tbody", "ws.ip_banned").await;
+    browser
+        .client
+        .find(Locator::Css("#bans tbody button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser.wait_for_text("#feed tbody", "ban.lifted").await;
+    let bans = owner.get("/api/v1/platform/bans").await;
+    assert_eq!(bans.body["items"], json!([]));
+    browser.close().await;
+}

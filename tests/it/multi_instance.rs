@@ -1,0 +1,144 @@
+//! Two server instances sharing one Redis and one database, as a deployment runs them.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rampart::config::Config;
+use rampart::rate_limit::{ConnId, Limiter};
+use rampart::store::SharedStore;
+use serde_json::json;
+
+use crate::harness::ws::{bearer, open, open_with_ticket, ticket};
+use crate::harness::TestApp;
+use crate::{order_body, orders_path};
+
+fn limits(v: &mut HashMap<String, String>) {
+    v.insert("RAMPART_WS_MAX_CONNECTIONS_PER_USER".into(), "2".into());
+    v.insert("RAMPART_WS_CONNECT_LIMIT".into(), "100".into());
+}
+
+#[actix_web::test]
+async fn two_instances_share_limits_tickets_and_events() {
+    let one = TestApp::spawn_with(limits).await;
+    let two = one.spawn_second(limits).await;
+    let (a, b) = (one.tenant("alpha").await, one.tenant("beta").await);
+    let staff = one.login(&a.staff).await;
+
+    // A ticket issued by one instance opens a socket on the other.
+    let t = ticket(&staff).await;
+    let mut on_two = open(&two, &format!("?ticket={t}"), &[])
+        .await
+        .expect("ticket from instance one works on instance two");
+    assert_eq!(on_two.json().await["type"], "welcome");
+    // The per-user cap (2) counts sockets on both instances.
+    let (on_one, _) = open_with_ticket(&one, &staff).await;
+    assert_eq!(open(&two, "", &[bearer(&staff)]).await.err(), Some(429));
+    assert_eq!(open(&one, "", &[bearer(&staff)]).await.err(), Some(429));
+    on_one.close().await;
+
+    // An order created through one instance reaches a subscriber on the other, and only
+    // subscribers of its tenant.
+    on_two
+        .send_json(&json!({"type": "subscribe", "channel": "orders"}))
+        .await;
+    assert_eq!(on_two.json().await["type"], "subscribed");
+    let beta = two.login(&b.staff).await;
+    let (mut beta_on_two, _) = open_with_ticket(&two, &beta).await;
+    beta_on_two
+        .send_json(&json!({"type": "subscribe", "channel": "orders"}))
+        .await;
+    assert_eq!(beta_on_two.json().await["type"], "subscribed");
+    let created = staff
+        .post(&orders_path(a.id), &order_body("soup", 1, 700))
+        .await;
+    assert_eq!(created.status, 201);
+    let e = on_two.json().await;
+    assert_eq!(
+        (e["event"].as_str(), &e["data"]["id"]),
+        (Some("order.created"), &created.body["id"])
+    );
+    assert!(beta_on_two.quiet_for(Duration::from_millis(500)).await);
+
+    // A logout through instance one closes the socket held by instance two.
+    assert_eq!(
+        staff.post("/api/v1/auth/logout", &json!({})).await.status,
+        204
+    );
+    assert_eq!(on_two.close_code().await, 1008);
+}
+
+#[actix_web::test]
+async fn a_ban_decided_by_one_instance_is_enforced_by_the_other() {
+    let tight = |v: &mut HashMap<String, String>| {
+        v.insert("RAMPART_WS_CONNECT_LIMIT".into(), "1".into());
+    };
+    let one = TestApp::spawn_with(tight).await;
+    let two = one.spawn_second(tight).await;
+    // Attempts on both instances count against one shared log.
+    assert_eq!(one.client().get("/ws").await.status, 401);
+    for app in [&two, &one, &two] {
+        assert_eq!(
+            app.client().get("/ws").await.code(),
+            "too_many_connection_attempts"
+        );
+    }
+    for app in [&one, &two] {
+        let r = app.client().get("/ws").await;
+        assert_eq!((r.status, r.code()), (403, "ip_banned"));
+    }
+}
+
+#[actix_web::test]
+async fn a_crashed_instances_connections_stop_counting_when_their_leases_lapse() {
+    let lease = |v: &mut HashMap<String, String>| {
+        v.insert("RAMPART_WS_LEASE_SECS".into(), "2".into());
+        v.insert("RAMPART_WS_HEARTBEAT_SECS".into(), "1".into());
+        v.insert("RAMPART_WS_MAX_CONNECTIONS_PER_USER".into(), "2".into());
+        // Polling for the freed slot is refused meanwhile; that must not ban the test.
+        v.insert("RAMPART_BAN_AFTER_VIOLATIONS".into(), "1000".into());
+        v.insert("RAMPART_WS_CONNECT_LIMIT".into(), "1000".into());
+    };
+    let app = TestApp::spawn_with(lease).await;
+    let a = app.tenant("alpha").await;
+    let staff = app.login(&a.staff).await;
+    let me = staff.get("/api/v1/auth/me").await;
+    let user = me.body["id"].as_str().unwrap().parse().unwrap();
+
+    // Live sockets keep their leases past the lease length (the session renews them).
+    let (live, _) = open_with_ticket(&app, &staff).await;
+    actix_web::rt::time::sleep(Duration::from_millis(2_500)).await;
+
+    // Another instance takes a slot in the same Redis and dies without giving it back.
+    let mut vars = HashMap::new();
+    lease(&mut vars);
+    let config = Config::from_map(vars).unwrap();
+    let store = SharedStore::connect(
+        app.config.redis_url.as_deref(),
+        &app.config.redis_prefix,
+        rampart::telemetry::logging::discard(),
+    )
+    .await
+    .unwrap();
+    let crashed = Limiter::start(store, &config.limits);
+    assert!(crashed.acquire(user, ConnId::new()).await.unwrap().allowed);
+    drop(crashed);
+
+    assert_eq!(
+        open(&app, "", &[bearer(&staff)]).await.err(),
+        Some(429),
+        "both slots held"
+    );
+    let started = Instant::now();
+    loop {
+        if let Ok(ws) = open(&app, "", &[bearer(&staff)]).await {
+            ws.close().await;
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the lease never lapsed"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    live.close().await;
+}
