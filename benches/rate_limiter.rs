@@ -119,7 +119,55 @@ fn bench(c: &mut Criterion) {
         }
     }
     group.finish();
+    if let Some(url) = &url {
+        raw_redis_baseline(c, &system, url);
+    }
     drop(redis);
+}
+
+/// The baseline for the Redis backend: the same admission script, same keys and arguments,
+/// sent by 64 concurrent callers over one multiplexed connection straight to Redis, with no
+/// actor, no fallback logic and no decoding into decisions.
+fn raw_redis_baseline(c: &mut Criterion, system: &actix_rt::SystemRunner, url: &str) {
+    let script = redis::Script::new(&rampart::rate_limit::redis::admit_script_source());
+    let conn = system.block_on(async {
+        redis::Client::open(url)
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    });
+    let mut group = c.benchmark_group("raw");
+    group.throughput(Throughput::Elements(1));
+    group.measurement_time(Duration::from_secs(5));
+    group.bench_function("redis_admit_script/64_callers", |b| {
+        b.iter_custom(|iters| {
+            system.block_on(async {
+                let started = Instant::now();
+                let per_caller = iters.div_ceil(64);
+                join_all((0..64u64).map(|caller| {
+                    let (script, mut conn) = (&script, conn.clone());
+                    async move {
+                        for i in 0..per_caller {
+                            let n = caller * per_caller + i;
+                            let _: (i64, i64, i64) = script
+                                .key(format!("raw:rl:{{ip:{n}}}:ban"))
+                                .key(format!("raw:rl:{{ip:{n}}}:connect"))
+                                .arg(1_000_000)
+                                .arg(60_000)
+                                .arg(n)
+                                .invoke_async(&mut conn)
+                                .await
+                                .expect("redis answers");
+                        }
+                    }
+                }))
+                .await;
+                started.elapsed()
+            })
+        })
+    });
+    group.finish();
 }
 
 criterion_group!(benches, bench);

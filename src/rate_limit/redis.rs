@@ -116,6 +116,12 @@ struct Scripts {
     refresh: Script,
 }
 
+/// The admission script's source (ban check plus a connection-attempt hit), for baselines that
+/// run the very same script without the limiter around it.
+pub fn admit_script_source() -> String {
+    format!("{COMMON}{ADMIT}")
+}
+
 fn scripts() -> &'static Scripts {
     static SCRIPTS: OnceLock<Scripts> = OnceLock::new();
     SCRIPTS.get_or_init(|| {
