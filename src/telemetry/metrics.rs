@@ -88,6 +88,11 @@ impl Metrics {
         self.ws_slow_consumers.inc();
     }
 
+    /// WebSockets closed so far for being too slow.
+    pub fn slow_consumer_closes(&self) -> u64 {
+        self.ws_slow_consumers.get()
+    }
+
     /// The text exposition, with pool and audit gauges read at scrape time.
     pub fn render(&self, pool: PoolStatus, audit: &Audit) -> String {
         let gauges = [
