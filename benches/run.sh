@@ -265,11 +265,11 @@ run_criterion() {
     record "$f" baseline "$(per_sec "$(crit_ns raw/list50_one_round_trip)" 1)"
     note_cmd "$f" "cargo bench --bench tenant_tx" "raw/list50_one_round_trip"
     f="RateLimiter in-process, decisions/s at 64 callers (target ≥ 500,000/s)"
-    record "$f" rampart "$(per_sec "$(crit_ns rate_limiter_decisions/memory/64_callers)" 1)"
+    record "$f" rampart "$(per_sec "$(crit_ns rate_limiter_decisions/memory_64_callers)" 1)"
     note_cmd "$f" "cargo bench --bench rate_limiter" "—"
     f="RateLimiter Redis-backed, decisions/s at 64 callers"
-    record "$f" rampart "$(per_sec "$(crit_ns rate_limiter_decisions/redis/64_callers)" 1)"
-    record "$f" baseline "$(per_sec "$(crit_ns raw/redis_admit_script/64_callers)" 1)"
+    record "$f" rampart "$(per_sec "$(crit_ns rate_limiter_decisions/redis_64_callers)" 1)"
+    record "$f" baseline "$(per_sec "$(crit_ns raw/redis_admit_script_64_callers)" 1)"
     note_cmd "$f" "cargo bench --bench rate_limiter" "raw/redis_admit_script/64_callers"
 }
 
