@@ -21,8 +21,9 @@ use crate::ids::UserId;
 
 /// Default bound on the number of logs (and bans) kept in memory.
 pub const DEFAULT_MAX_KEYS: usize = 100_000;
-/// Sweep idle keys after this many decisions.
-const SWEEP_EVERY: u32 = 4096;
+/// Sweep idle keys after this many decisions at least; with more keys held, after as many
+/// decisions as there are keys, so the sweep costs O(1) per decision however large the map.
+const SWEEP_EVERY: usize = 4096;
 
 pub struct MemoryBackend {
     state: Mutex<State>,
@@ -35,7 +36,8 @@ struct State {
     bans: HashMap<IpAddr, (u64, u32)>,
     offences: HashMap<IpAddr, (u32, u64)>,
     leases: HashMap<UserId, HashMap<ConnId, u64>>,
-    decisions: u32,
+    /// Decisions since the last sweep.
+    decisions: usize,
 }
 
 struct Log {
@@ -93,8 +95,9 @@ impl MemoryBackend {
 
     fn with<T>(&self, now: u64, f: impl FnOnce(&mut State) -> T) -> T {
         let mut s = self.state.lock().expect("rate limiter memory lock");
-        s.decisions = s.decisions.wrapping_add(1);
-        if s.decisions.is_multiple_of(SWEEP_EVERY) || s.logs.len() > self.max_keys {
+        s.decisions += 1;
+        if s.decisions >= SWEEP_EVERY.max(s.logs.len()) || s.logs.len() > self.max_keys {
+            s.decisions = 0;
             s.sweep(now, self.max_keys);
         }
         f(&mut s)
@@ -290,8 +293,10 @@ impl State {
                 .iter()
                 .map(|(k, log)| (log.stamps.back().copied().unwrap_or(0), k.clone()))
                 .collect();
-            by_use.sort_unstable();
-            for (_, k) in by_use.into_iter().take(self.logs.len() - target) {
+            // Only the least recently used must go: partition around them, no full sort.
+            let evict = self.logs.len() - target;
+            by_use.select_nth_unstable(evict - 1);
+            for (_, k) in by_use.into_iter().take(evict) {
                 self.logs.remove(&k);
             }
         }
@@ -301,8 +306,9 @@ impl State {
                 .iter()
                 .map(|(ip, (until, _))| (*until, *ip))
                 .collect();
-            by_end.sort_unstable();
-            for (_, ip) in by_end.into_iter().take(self.bans.len() - target) {
+            let evict = self.bans.len() - target;
+            by_end.select_nth_unstable(evict - 1);
+            for (_, ip) in by_end.into_iter().take(evict) {
                 self.bans.remove(&ip);
             }
         }
