@@ -191,8 +191,8 @@ impl Audit {
         audit
     }
 
-    /// Mirrors every line written from now on to Redis (stream and live channel), when
-    /// `REDIS_URL` is configured.
+    /// Mirrors every line written from now on to the Redis stream, when `REDIS_URL` is
+    /// configured.
     pub fn attach_redis(&self, store: &crate::store::SharedStore, file: &Path) {
         if store.redis_configured() {
             let tx = redis_sink::RedisSink::spawn(

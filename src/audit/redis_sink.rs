@@ -1,6 +1,6 @@
-//! Mirrors durable audit lines to Redis: the capped stream `<prefix>:audit` (shared by every
-//! instance, read by the audit API) and the pub/sub channel `<prefix>:audit:live` (the
-//! `security` WebSocket channel of other instances).
+//! Mirrors durable audit lines to the capped Redis stream `<prefix>:audit`, shared by every
+//! instance and read by the audit API. (The live feed reaches other instances' `security`
+//! subscribers through the WebSocket hub's own pub/sub channel.)
 //!
 //! Nothing waits on Redis: the writer hands lines over through a bounded queue. Lines that
 //! cannot reach Redis (Redis away, or the queue full) are counted in the gap; when Redis is
@@ -46,7 +46,6 @@ pub fn line_seq(line: &str) -> Option<u64> {
 pub struct RedisSink {
     store: SharedStore,
     stream: String,
-    channel: String,
     file: PathBuf,
     stats: Arc<SinkStats>,
     /// Highest seq known to be in the stream.
@@ -65,7 +64,6 @@ impl RedisSink {
         let (tx, rx) = mpsc::channel(QUEUE_LINES);
         let sink = RedisSink {
             stream: store.key("audit"),
-            channel: store.key("audit:live"),
             store,
             file,
             stats,
@@ -102,10 +100,7 @@ impl RedisSink {
         if fresh.is_empty() {
             return;
         }
-        if self
-            .send(&mut conn, fresh.iter().map(|l| l.as_ref()), true)
-            .await
-        {
+        if self.send(&mut conn, fresh.iter().map(|l| l.as_ref())).await {
             if let Some(seq) = fresh.last().and_then(|l| line_seq(l)) {
                 self.sent_upto = seq;
             }
@@ -129,12 +124,11 @@ impl RedisSink {
         }
     }
 
-    /// XADD (and optionally PUBLISH) every line in one pipelined round trip.
+    /// XADD every line in one pipelined round trip.
     async fn send<'a>(
         &self,
         conn: &mut ConnectionManager,
         lines: impl Iterator<Item = &'a str>,
-        live: bool,
     ) -> bool {
         let mut pipe = redis::pipe();
         for line in lines {
@@ -147,9 +141,6 @@ impl RedisSink {
                 .arg("line")
                 .arg(line)
                 .ignore();
-            if live {
-                pipe.cmd("PUBLISH").arg(&self.channel).arg(line).ignore();
-            }
         }
         match tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async::<()>(conn)).await {
             Ok(Ok(())) => true,
@@ -164,8 +155,8 @@ impl RedisSink {
         }
     }
 
-    /// Re-sends the lines Redis missed, from the file, in order. Live subscribers are not
-    /// replayed old events; only the stream is completed.
+    /// Re-sends the lines Redis missed, from the file, in order (the stream is completed; live
+    /// subscribers are not replayed old events).
     async fn backfill(&mut self, conn: &mut ConnectionManager) -> bool {
         let Some(from) = self.missed_from else {
             return true;
@@ -176,10 +167,7 @@ impl RedisSink {
             _ => Vec::new(),
         };
         for chunk in lines.chunks(1000) {
-            if !self
-                .send(conn, chunk.iter().map(String::as_str), false)
-                .await
-            {
+            if !self.send(conn, chunk.iter().map(String::as_str)).await {
                 return false;
             }
             if let Some(seq) = chunk.last().and_then(|l| line_seq(l)) {
