@@ -420,3 +420,22 @@ async fn an_enrollment_only_session_cannot_open_a_websocket() {
     let (_ws, welcome) = open_with_ticket(&app, &enrolled).await;
     assert_eq!(welcome["type"], "welcome");
 }
+
+#[actix_web::test]
+async fn a_socket_closes_with_1008_when_its_session_expires() {
+    let app = TestApp::spawn_with(|v| {
+        v.insert("RAMPART_SESSION_TTL_SECS".into(), "2".into());
+    })
+    .await;
+    let a = app.tenant("alpha").await;
+    let staff = app.login(&a.staff).await;
+    let (mut ws, _) = open_with_ticket(&app, &staff).await;
+    ws.send_json(&json!({"type": "ping"})).await;
+    assert_eq!(
+        ws.json().await["type"],
+        "pong",
+        "open while the session lives"
+    );
+    // The session's own expiry (two seconds) is what is under test.
+    assert_eq!(ws.close_code().await, 1008);
+}
