@@ -337,6 +337,23 @@ async fn the_security_channel_is_for_platform_owners_only() {
         .await;
     let sub = wo.json().await;
     assert_eq!(sub["tenant_id"], a.id.to_string(), "{sub}");
+    // …and that subscription is recorded as platform-owner access to that tenant.
+    let log = app.config.audit_log.clone();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let found = text.lines().any(|l| {
+            let e: serde_json::Value = serde_json::from_str(l).unwrap();
+            e["kind"] == "platform.owner_access"
+                && e["target_tenant_id"] == a.id.to_string()
+                && e["details"]["via"] == "websocket"
+        });
+        if found {
+            break;
+        }
+        assert!(Instant::now() < deadline, "subscription not audited");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[actix_web::test]
