@@ -35,11 +35,6 @@ pub struct Database {
 }
 
 impl Database {
-    /// True when this process started (and will stop) its own PostgreSQL.
-    pub fn is_embedded_owner(&self) -> bool {
-        self.cluster.is_some()
-    }
-
     /// Stops the embedded cluster now, if this process owns one.
     pub fn shutdown(&mut self) {
         if let Some(mut c) = self.cluster.take() {

@@ -12,7 +12,6 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use slog::{warn, Logger};
 
-use super::chain::Head;
 use super::Audit;
 use crate::db::checkpoints::CheckpointRow;
 use crate::db::DbPool;
@@ -139,15 +138,6 @@ async fn mirror_to_redis(store: &SharedStore, row: &CheckpointRow) {
             Duration::from_secs(30 * 24 * 3600),
         )
         .await;
-}
-
-/// A head as a checkpoint would record it (tests use this).
-pub fn head_of(row: &CheckpointRow) -> Head {
-    Head {
-        seq: row.seq as u64,
-        hash: row.hash.clone(),
-        ts: row.ts.clone(),
-    }
 }
 
 #[cfg(test)]

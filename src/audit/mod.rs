@@ -194,7 +194,7 @@ impl Audit {
     /// Mirrors every line written from now on to the Redis stream, when `REDIS_URL` is
     /// configured.
     pub fn attach_redis(&self, store: &crate::store::SharedStore, file: &Path) {
-        if store.redis_configured() {
+        if store.client().is_some() {
             let tx = redis_sink::RedisSink::spawn(
                 store.clone(),
                 file.to_path_buf(),

@@ -198,11 +198,6 @@ impl SharedStore {
         self.redis()
     }
 
-    /// Whether a `REDIS_URL` was configured at all.
-    pub fn redis_configured(&self) -> bool {
-        self.inner.client.is_some()
-    }
-
     /// The Redis client, for connections of their own (pub/sub); `None` without `REDIS_URL`.
     pub fn client(&self) -> Option<&redis::Client> {
         self.inner.client.as_ref()
