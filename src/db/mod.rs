@@ -12,7 +12,9 @@ pub mod schema;
 mod tenant;
 
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::AsyncPgConnection;
 
 pub use tenant::{LoginRecord, PlatformScope, Scope, TenantConn, TenantScope};
@@ -68,7 +70,13 @@ pub struct PoolStatus {
 impl DbPool {
     /// Builds a pool of at most `max_size` connections to `url`. Connections open lazily.
     pub fn new(url: &str, max_size: usize) -> Result<Self, DbError> {
-        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+        // Checking a connection out costs no round trip: a connection whose socket closed or
+        // whose transaction did not finish is dropped instead of reused (diesel-async's
+        // `is_broken`), and any other fault shows on first use.
+        let mut config = ManagerConfig::default();
+        config.recycling_method = RecyclingMethod::Fast;
+        let manager =
+            AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
         let pool = Pool::builder(manager)
             .max_size(max_size)
             .build()

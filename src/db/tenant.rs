@@ -6,9 +6,17 @@
 //! at COMMIT or ROLLBACK and a pooled connection carries nothing to the next request. A
 //! connection whose transaction did not finish (a dropped future) is discarded by the pool
 //! rather than reused.
+//!
+//! A transaction of one statement (most requests) takes two round trips in all: that batch,
+//! then the statement with `COMMIT` pipelined behind it ([`DbPool::one_in_scope`]). The
+//! statement is never sent before the batch has answered: were the batch to fail before its
+//! `BEGIN` ran, a statement already on the wire would run outside any transaction, as the
+//! connection's own role, outside row-level security.
 
+use diesel::connection::{TransactionDepthChange, TransactionManagerStatus};
+use diesel::result::QueryResult;
 use diesel_async::pooled_connection::deadpool::Object;
-use diesel_async::{AnsiTransactionManager, AsyncPgConnection, TransactionManager};
+use diesel_async::{AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, TransactionManager};
 
 use super::{DbError, DbPool, APP_ROLE, PLATFORM_ROLE};
 use crate::ids::{TenantId, UserId};
@@ -134,6 +142,50 @@ impl DbPool {
                 Err(e)
             }
         }
+    }
+
+    /// Runs one statement under whichever door `scope` names, in two round trips: the `BEGIN`
+    /// batch (awaited), then `statement` and `COMMIT` sent together. Commits when the statement
+    /// succeeds; when it fails the transaction is aborted and that `COMMIT` ends it as a
+    /// rollback.
+    ///
+    /// `statement` must send exactly one diesel statement on the shared connection as soon as
+    /// it is polled (`q.load(&mut conn)` and the like). `COMMIT` follows it on the wire, never
+    /// ahead of it: `COMMIT` is itself sent as a statement through diesel-async, which holds
+    /// the connection's statement cache while a statement is prepared and releases it only
+    /// after that statement's `Bind`/`Execute` is written, and the statement is polled first.
+    /// The `pipelined_commit_never_overtakes_a_statement_being_prepared` test holds this on a
+    /// fresh connection, where the statement must be prepared first.
+    pub async fn one_in_scope<R>(
+        &self,
+        scope: &Scope,
+        statement: impl AsyncFnOnce(&AsyncPgConnection) -> QueryResult<R>,
+    ) -> Result<R, DbError> {
+        let begin = match scope {
+            Scope::Tenant(s) => begin_sql(APP_ROLE, Some(s.tenant), Some(s.user)),
+            Scope::Platform(s) => begin_sql(PLATFORM_ROLE, s.target, s.user),
+        };
+        let mut conn = self.conn().await?;
+        AnsiTransactionManager::begin_transaction_sql(&mut *conn, &begin).await?;
+        let shared: &AsyncPgConnection = &conn;
+        let commit = async {
+            let mut c = shared;
+            diesel::sql_query("COMMIT").execute(&mut c).await
+        };
+        let (value, committed) = futures_util::future::join(statement(shared), commit).await;
+        let status = AnsiTransactionManager::transaction_manager_status_mut(&mut *conn);
+        match (committed, &mut *status) {
+            (Ok(_), TransactionManagerStatus::Valid(valid)) => {
+                valid.change_transaction_depth(TransactionDepthChange::DecreaseDepth)?;
+            }
+            // The transaction's end is unknown: the pool drops this connection.
+            (Err(e), _) => {
+                status.set_in_error();
+                return Err(e.into());
+            }
+            (Ok(_), TransactionManagerStatus::InError) => {}
+        }
+        Ok(value?)
     }
 
     /// Looks a user up by email for login, through the narrow `SECURITY DEFINER` function, as

@@ -34,15 +34,16 @@ struct OrderRow {
 impl TryFrom<OrderRow> for Order {
     type Error = DbError;
     fn try_from(r: OrderRow) -> Result<Self, DbError> {
+        let id = r.id;
         let bad = |what: &str| {
             DbError::Query(diesel::result::Error::DeserializationError(
-                format!("order {}: bad {what}", r.id).into(),
+                format!("order {id}: bad {what}").into(),
             ))
         };
         Ok(Order {
             id: r.id.into(),
             tenant_id: r.tenant_id.into(),
-            items: serde_json::from_value(r.items.clone()).map_err(|_| bad("items"))?,
+            items: serde_json::from_value(r.items).map_err(|_| bad("items"))?,
             total_cents: r.total_cents,
             status: Status::parse(&r.status).ok_or_else(|| bad("status"))?,
             note: r.note,
@@ -62,20 +63,21 @@ pub async fn list(
     status: Option<Status>,
     limit: i64,
 ) -> Result<Vec<Order>, DbError> {
-    db.in_scope(scope, async |c| {
-        let mut q = orders::table
-            .filter(orders::tenant_id.eq(tenant.as_uuid()))
-            .order((orders::created_at.desc(), orders::id.desc()))
-            .limit(limit)
-            .select(OrderRow::as_select())
-            .into_boxed();
-        if let Some(s) = status {
-            q = q.filter(orders::status.eq(s.as_str()));
-        }
-        let rows: Vec<OrderRow> = q.load(c.pg()).await?;
-        rows.into_iter().map(Order::try_from).collect()
-    })
-    .await
+    let rows: Vec<OrderRow> = db
+        .one_in_scope(scope, async |mut c| {
+            let mut q = orders::table
+                .filter(orders::tenant_id.eq(tenant.as_uuid()))
+                .order((orders::created_at.desc(), orders::id.desc()))
+                .limit(limit)
+                .select(OrderRow::as_select())
+                .into_boxed();
+            if let Some(s) = status {
+                q = q.filter(orders::status.eq(s.as_str()));
+            }
+            q.load(&mut c).await
+        })
+        .await?;
+    rows.into_iter().map(Order::try_from).collect()
 }
 
 pub async fn get(
@@ -84,16 +86,17 @@ pub async fn get(
     tenant: TenantId,
     id: OrderId,
 ) -> Result<Order, DbError> {
-    db.in_scope(scope, async |c| {
-        let row: OrderRow = orders::table
-            .filter(orders::tenant_id.eq(tenant.as_uuid()))
-            .find(id.as_uuid())
-            .select(OrderRow::as_select())
-            .first(c.pg())
-            .await?;
-        Order::try_from(row)
-    })
-    .await
+    let row: OrderRow = db
+        .one_in_scope(scope, async |mut c| {
+            orders::table
+                .filter(orders::tenant_id.eq(tenant.as_uuid()))
+                .find(id.as_uuid())
+                .select(OrderRow::as_select())
+                .first(&mut c)
+                .await
+        })
+        .await?;
+    Order::try_from(row)
 }
 
 pub async fn create(
@@ -104,21 +107,22 @@ pub async fn create(
     new: NewOrder,
 ) -> Result<Order, DbError> {
     let items = serde_json::to_value(&new.items).expect("items serialize");
-    db.in_scope(scope, async |c| {
-        let row: OrderRow = diesel::insert_into(orders::table)
-            .values((
-                orders::tenant_id.eq(tenant.as_uuid()),
-                orders::items.eq(items),
-                orders::total_cents.eq(new.total_cents),
-                orders::note.eq(new.note),
-                orders::created_by.eq(author.as_uuid()),
-            ))
-            .returning(OrderRow::as_returning())
-            .get_result(c.pg())
-            .await?;
-        Order::try_from(row)
-    })
-    .await
+    let row: OrderRow = db
+        .one_in_scope(scope, async |mut c| {
+            diesel::insert_into(orders::table)
+                .values((
+                    orders::tenant_id.eq(tenant.as_uuid()),
+                    orders::items.eq(items),
+                    orders::total_cents.eq(new.total_cents),
+                    orders::note.eq(new.note),
+                    orders::created_by.eq(author.as_uuid()),
+                ))
+                .returning(OrderRow::as_returning())
+                .get_result(&mut c)
+                .await
+        })
+        .await?;
+    Order::try_from(row)
 }
 
 /// Why a status change did not happen.

@@ -8,9 +8,8 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use actix::{Actor, Context, Handler, Message, MessageResult, ResponseFuture};
+use actix::{Actor, Context, Handler, Message, ResponseFuture};
 
 use super::backend::{Backend, Decision};
 use super::memory::MemoryBackend;
@@ -97,20 +96,12 @@ pub struct RefreshLease {
     pub conn: ConnId,
 }
 
-/// Frees a connection's slot and forgets its message log.
+/// Frees a connection's slot.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct ReleaseConnection {
     pub user: UserId,
     pub conn: ConnId,
-}
-
-/// One client message of `bytes` bytes on `conn`.
-#[derive(Debug, Message)]
-#[rtype(result = "MessageVerdict")]
-pub struct CheckMessage {
-    pub conn: ConnId,
-    pub bytes: usize,
 }
 
 /// Before verifying a password: may this account and IP try now?
@@ -146,14 +137,6 @@ pub struct ListBans;
 #[rtype(result = "bool")]
 pub struct LiftBan {
     pub ip: IpAddr,
-}
-
-/// The answer to one client message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessageVerdict {
-    Allowed,
-    TooLarge,
-    Limited { retry_after: Duration },
 }
 
 /// What a failed login led to: the limits it has just reached (to audit `auth.locked_out`
@@ -223,34 +206,9 @@ impl Handler<ReleaseConnection> for RateLimiter {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, msg: ReleaseConnection, _: &mut Context<Self>) -> Self::Result {
-        self.memory.forget(&keys::messages(msg.conn));
         // The lease may live in memory (taken during a fallback) or in Redis: free both.
         self.memory.release_now(msg.user, msg.conn);
         self.decide(move |b| b.release(msg.user, msg.conn))
-    }
-}
-
-impl Handler<CheckMessage> for RateLimiter {
-    type Result = MessageResult<CheckMessage>;
-
-    /// Per-connection limits never need sharing, so they are decided in memory, at once.
-    fn handle(&mut self, msg: CheckMessage, _: &mut Context<Self>) -> Self::Result {
-        if msg.bytes > self.policies.max_message_bytes {
-            return MessageResult(MessageVerdict::TooLarge);
-        }
-        let v = self.memory.hit_at(
-            &keys::messages(msg.conn),
-            &self.policies.messages,
-            Record::IfAllowed,
-            super::now_ms(),
-        );
-        MessageResult(if v.allowed {
-            MessageVerdict::Allowed
-        } else {
-            MessageVerdict::Limited {
-                retry_after: v.retry_after,
-            }
-        })
     }
 }
 

@@ -1,4 +1,16 @@
-//! [`Limiter`]: the handle through which the rest of the server asks the RateLimiter actor.
+//! [`Limiter`]: the handle through which the rest of the server asks for decisions.
+//!
+//! Where a decision is taken:
+//! - While Redis decides (it is configured and answering), every decision goes to the
+//!   RateLimiter actor: it runs the Redis scripts (concurrent decisions travel pipelined over
+//!   one connection), falls back to memory when Redis fails, and keeps a copy of every ban.
+//! - Without Redis (not configured, or in fallback) the hot decisions — WebSocket admission,
+//!   violations, connection slots — are taken at once in the instance's shared in-process
+//!   backend, on the caller's thread: the same state and the same code the actor would use,
+//!   under a lock held for one map operation, never across an `.await`. Sending them to the
+//!   actor's thread would cost two thread wake-ups per decision for no gain in correctness.
+//! - Login limits and ban listings always go through the actor.
+//! - Per-connection message limits are a [`MessageGate`] owned by the connection's session.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -7,12 +19,12 @@ use actix::{Actor, Addr, Arbiter};
 
 use super::actor::{
     AcquireConnection, AdmitConnection, CheckLogin, CountLoginFailure, LiftBan, ListBans,
-    LoginFailure, RateLimiter, RecordViolation, ReleaseConnection,
+    LoginFailure, RateLimiter, RecordViolation, RefreshLease, ReleaseConnection,
 };
-use super::memory::MemoryBackend;
+use super::memory::{MemoryBackend, MessageGate};
 use super::policies::Policies;
 use super::redis::RedisBackend;
-use super::{Admission, BanInfo, ConnId, Limited, Verdict, ViolationOutcome};
+use super::{now_ms, Admission, BanInfo, ConnId, Limited, Verdict, ViolationOutcome};
 use crate::config::Limits;
 use crate::ids::UserId;
 use crate::store::{RedisStatus, SharedStore};
@@ -23,6 +35,9 @@ pub struct Limiter {
     addr: Addr<RateLimiter>,
     policies: Arc<Policies>,
     store: SharedStore,
+    memory: Arc<MemoryBackend>,
+    /// Whether Redis is configured (it then decides while it answers).
+    shared: bool,
 }
 
 impl Limiter {
@@ -40,8 +55,10 @@ impl Limiter {
         let actor_store = store.clone();
         let actor_policies = policies.clone();
         let memory = Arc::new(memory);
+        let shared = redis.is_some();
+        let actor_memory = memory.clone();
         let addr = RateLimiter::start_in_arbiter(&Arbiter::new().handle(), move |_| RateLimiter {
-            memory,
+            memory: actor_memory,
             redis,
             store: actor_store,
             policies: actor_policies,
@@ -50,11 +67,15 @@ impl Limiter {
             addr,
             policies,
             store,
+            memory,
+            shared,
         }
     }
 
-    pub fn addr(&self) -> &Addr<RateLimiter> {
-        &self.addr
+    /// The in-process backend when it is the one deciding now.
+    fn local(&self) -> Option<&MemoryBackend> {
+        let redis_decides = self.shared && self.store.status() == RedisStatus::Connected;
+        (!redis_decides).then_some(&*self.memory)
     }
 
     pub fn policies(&self) -> &Policies {
@@ -80,10 +101,16 @@ impl Limiter {
     }
 
     pub async fn admit(&self, ip: IpAddr) -> Result<Admission, actix::MailboxError> {
+        if let Some(memory) = self.local() {
+            return Ok(memory.admit_at(ip, &self.policies.connect, now_ms()));
+        }
         self.addr.send(AdmitConnection { ip }).await
     }
 
     pub async fn violation(&self, ip: IpAddr) -> Result<ViolationOutcome, actix::MailboxError> {
+        if let Some(memory) = self.local() {
+            return Ok(memory.violation_at(ip, &self.policies.bans, now_ms()));
+        }
         self.addr.send(RecordViolation { ip }).await
     }
 
@@ -92,11 +119,32 @@ impl Limiter {
         user: UserId,
         conn: ConnId,
     ) -> Result<Verdict, actix::MailboxError> {
+        if let Some(memory) = self.local() {
+            let (max, lease) = (self.policies.max_connections, self.policies.lease);
+            return Ok(memory.acquire_at(user, conn, max, lease, now_ms()));
+        }
         self.addr.send(AcquireConnection { user, conn }).await
     }
 
+    /// Frees a connection slot (in memory and, when it answers, in Redis).
     pub fn release(&self, user: UserId, conn: ConnId) {
-        self.addr.do_send(ReleaseConnection { user, conn });
+        match self.local() {
+            Some(memory) => memory.release_now(user, conn),
+            None => self.addr.do_send(ReleaseConnection { user, conn }),
+        }
+    }
+
+    /// Extends the lease of a held connection slot (on every heartbeat).
+    pub fn refresh(&self, user: UserId, conn: ConnId) {
+        match self.local() {
+            Some(memory) => memory.refresh_at(user, conn, self.policies.lease, now_ms()),
+            None => self.addr.do_send(RefreshLease { user, conn }),
+        }
+    }
+
+    /// The message limits for a new connection.
+    pub fn message_gate(&self) -> MessageGate {
+        MessageGate::new(&self.policies.messages, self.policies.max_message_bytes)
     }
 
     pub async fn check_login(

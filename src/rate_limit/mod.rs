@@ -32,6 +32,7 @@ use serde::Serialize;
 pub use actor::RateLimiter;
 pub use backend::{Backend, BackendError};
 pub use handle::Limiter;
+pub use memory::MessageGate;
 pub use policies::Policies;
 
 /// One limit: at most `limit` events per `window`. `name` appears in the `RateLimit-Policy`
@@ -68,6 +69,14 @@ pub struct Verdict {
     pub count: u32,
     /// Until the next hit would be admitted (zero while under the limit).
     pub retry_after: Duration,
+}
+
+/// The answer to one client message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageVerdict {
+    Allowed,
+    TooLarge,
+    Limited { retry_after: Duration },
 }
 
 /// A ban of one IP. Serializes as `{ip, until, violations}` (`until` in RFC 3339 UTC).
@@ -225,9 +234,6 @@ pub mod keys {
     }
     pub fn connections(user: UserId) -> String {
         format!("rl:{{user:{user}}}:conns")
-    }
-    pub fn messages(conn: super::ConnId) -> String {
-        format!("rl:{{conn:{conn}}}:messages")
     }
     /// The index of active bans (its own slot; updated beside the ban, read by listings).
     pub const BANS: &str = "rl:bans";

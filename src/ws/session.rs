@@ -1,8 +1,10 @@
 //! One actor per WebSocket connection. This is the only file that uses `actix-web-actors`
 //! (deprecated upstream in favour of `actix-ws`), so a move touches nothing else.
 //!
-//! Every client message is first put to the rate limiter (size, then rate); the actor waits
-//! for that answer before reading the next message, so replies keep the client's order.
+//! Every client message is first put to the connection's message gate (size, then rate, from
+//! the rate limiter's policies), in the actor itself: per-connection limits are never shared,
+//! so that check needs no other thread. Violations, bans and connection slots are the
+//! RateLimiter's.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -22,8 +24,7 @@ use super::{count_violation, Admitted};
 use crate::audit::{Event, Kind};
 use crate::auth::{Role, Session, SessionId};
 use crate::ids::TenantId;
-use crate::rate_limit::actor::{CheckMessage, MessageVerdict, RefreshLease};
-use crate::rate_limit::{ConnId, ViolationOutcome};
+use crate::rate_limit::{ConnId, MessageGate, MessageVerdict, ViolationOutcome};
 use crate::state::AppState;
 use crate::store::RedisStatus;
 
@@ -42,6 +43,7 @@ pub fn start(
         session_id: admitted.session_id,
         session: admitted.session,
         ip: admitted.ip,
+        gate: state.limiter.message_gate(),
         state,
         last_heard: Instant::now(),
     };
@@ -56,12 +58,14 @@ pub struct WsSession {
     session: Session,
     ip: IpAddr,
     state: web::Data<AppState>,
+    gate: MessageGate,
     last_heard: Instant,
 }
 
 /// A client message that passed the limiter.
 enum Incoming {
-    Text(String),
+    /// The frame's text as received (no copy).
+    Text(bytestring::ByteString),
     Unsupported(&'static str),
 }
 
@@ -137,10 +141,7 @@ impl WsSession {
         }
         ctx.ping(b"");
         let (user, conn) = (self.session.user_id, self.conn);
-        self.state
-            .limiter
-            .addr()
-            .do_send(RefreshLease { user, conn });
+        self.state.limiter.refresh(user, conn);
         // While Redis is away its sessions cannot be checked; that is no reason to cut
         // every socket.
         if self.state.store.status() == RedisStatus::Fallback {
@@ -157,24 +158,13 @@ impl WsSession {
             .spawn(ctx);
     }
 
-    /// Puts one message to the limiter, then handles it (or refuses it).
+    /// Puts one message to the gate, then handles it (or refuses it).
     fn check_then(&mut self, ctx: &mut ws::WebsocketContext<Self>, bytes: usize, msg: Incoming) {
-        let check = self.state.limiter.addr().send(CheckMessage {
-            conn: self.conn,
-            bytes,
-        });
-        ctx.wait(
-            check
-                .into_actor(self)
-                .map(move |verdict, act, ctx| match verdict {
-                    Ok(MessageVerdict::Allowed) => act.on_message(msg, ctx),
-                    Ok(MessageVerdict::TooLarge) => act.too_large(ctx, bytes),
-                    Ok(MessageVerdict::Limited { retry_after }) => {
-                        act.rate_limited(ctx, retry_after)
-                    }
-                    Err(_) => ctx.stop(),
-                }),
-        );
+        match self.gate.check(bytes) {
+            MessageVerdict::Allowed => self.on_message(msg, ctx),
+            MessageVerdict::TooLarge => self.too_large(ctx, bytes),
+            MessageVerdict::Limited { retry_after } => self.rate_limited(ctx, retry_after),
+        }
     }
 
     fn too_large(&mut self, ctx: &mut ws::WebsocketContext<Self>, bytes: usize) {
@@ -344,7 +334,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
         match msg {
             ws::Message::Text(text) => {
                 let bytes = text.len();
-                self.check_then(ctx, bytes, Incoming::Text(text.to_string()));
+                self.check_then(ctx, bytes, Incoming::Text(text));
             }
             ws::Message::Binary(data) => {
                 let msg = Incoming::Unsupported("binary frames are not supported; send JSON text");

@@ -15,6 +15,7 @@ mod monitor;
 mod multi_instance;
 mod orders;
 mod pages;
+mod pipelined;
 mod platform;
 mod posture;
 mod rate_limit;

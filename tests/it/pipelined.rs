@@ -1,0 +1,198 @@
+//! The one-statement transaction ([`DbPool::one_in_scope`]): `COMMIT` is sent behind the
+//! statement without waiting for it, so these tests attack the ways that could go wrong — a
+//! `COMMIT` that overtakes a statement still being prepared (the statement would then run
+//! outside the transaction, as the superuser the pool logs in as), a failed statement, and a
+//! caller that gives up half-way through.
+
+use std::time::Duration;
+
+use diesel::sql_types::{BigInt, Text};
+use diesel::QueryableByName;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rampart::db::{DbError, DbPool, Scope, TenantScope};
+use rampart::ids::{TenantId, UserId};
+
+use crate::harness::TestApp;
+
+#[derive(QueryableByName, Debug, PartialEq)]
+struct Context {
+    #[diesel(sql_type = Text)]
+    who: String,
+    #[diesel(sql_type = Text)]
+    tenant: String,
+    #[diesel(sql_type = BigInt)]
+    open: i64,
+}
+
+/// Who runs the statement, with which tenant setting, and whether it runs inside an explicit
+/// transaction block (`open` = 1; a statement on its own runs in an implicit one, and
+/// `pg_current_xact_id_if_assigned` is null there until it writes, so the block is detected
+/// through `transaction_timestamp() < statement_timestamp()`).
+const CONTEXT: &str = "SELECT current_user::text AS who, \
+     coalesce(current_setting('app.tenant_id', true), '') AS tenant, \
+     (CASE WHEN transaction_timestamp() < statement_timestamp() THEN 1 ELSE 0 END)::int8 AS open";
+
+async fn context(c: &AsyncPgConnection) -> diesel::QueryResult<Context> {
+    let mut c = c;
+    diesel::sql_query(CONTEXT).get_result(&mut c).await
+}
+
+fn scope(tenant: TenantId) -> Scope {
+    Scope::Tenant(TenantScope {
+        tenant,
+        user: UserId::random(),
+    })
+}
+
+/// A pool of one fresh connection, logged in as the superuser: nothing is prepared on it yet,
+/// and any statement that escaped the transaction would run with every privilege.
+fn fresh_pool(app: &TestApp) -> DbPool {
+    DbPool::new(&app.db.superuser_url(), 1).expect("pool")
+}
+
+#[actix_web::test]
+async fn pipelined_commit_never_overtakes_a_statement_being_prepared() {
+    let app = TestApp::spawn().await;
+    let tenant = TenantId::random();
+    let pool = fresh_pool(&app);
+    // The first run must prepare the statement (a round trip of its own) before it can be
+    // executed; the second finds it cached. Both must run inside the scoped transaction.
+    for run in ["prepared now", "cached"] {
+        let seen = pool
+            .one_in_scope(&scope(tenant), async |c| context(c).await)
+            .await
+            .unwrap_or_else(|e| panic!("{run}: {e}"));
+        let expected = Context {
+            who: "rampart_app".into(),
+            tenant: tenant.to_string(),
+            open: 1,
+        };
+        assert_eq!(seen, expected, "{run}");
+    }
+    // The same connection (the pool holds one), after the pipelined COMMIT: back to the
+    // login role, no setting, no open transaction.
+    let after = pool
+        .one_in_scope(&scope(TenantId::random()), async |c| {
+            let mut c = c;
+            diesel::sql_query("SELECT count(*) AS n FROM pg_prepared_statements")
+                .get_result::<Count>(&mut c)
+                .await
+        })
+        .await
+        .unwrap();
+    assert!(
+        after.n >= 1,
+        "the connection was reused with its statements"
+    );
+    assert_eq!(pool.status().size, 1);
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[actix_web::test]
+async fn a_failed_statement_is_rolled_back_and_the_connection_stays_clean() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let pool = fresh_pool(&app);
+    // An insert into another tenant: row-level security refuses it.
+    let other = TenantId::random();
+    let refused = pool
+        .one_in_scope(&scope(a.id), async |c| {
+            let mut c = c;
+            diesel::sql_query(
+                "INSERT INTO orders (tenant_id, items, total_cents, created_by) \
+                 VALUES ($1::uuid, '[]', 0, $2::uuid)",
+            )
+            .bind::<Text, _>(other.to_string())
+            .bind::<Text, _>(UserId::random().to_string())
+            .execute(&mut c)
+            .await
+        })
+        .await;
+    match refused {
+        Err(DbError::Query(e)) => assert!(e.to_string().contains("row-level security"), "{e}"),
+        other => panic!("expected an RLS refusal, got {other:?}"),
+    }
+    // The transaction ended (the pipelined COMMIT became a rollback): the next statement on
+    // the same connection starts a new one, under its own scope.
+    let seen = pool
+        .one_in_scope(&scope(a.id), async |c| context(c).await)
+        .await
+        .unwrap();
+    assert_eq!((seen.who.as_str(), seen.open), ("rampart_app", 1));
+    assert_eq!(seen.tenant, a.id.to_string());
+    assert_eq!(pool.status().size, 1, "the connection was kept");
+}
+
+#[actix_web::test]
+async fn a_write_is_committed_before_the_call_returns() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let pool = fresh_pool(&app);
+    let me = app.login(&a.staff).await.get("/api/v1/auth/me").await;
+    let author: UserId = me.body["id"].as_str().unwrap().parse().unwrap();
+    let insert = "INSERT INTO orders (tenant_id, items, total_cents, created_by) \
+                  VALUES ($1::uuid, '[]', 0, $2::uuid)";
+    // Orders are written by the user the scope names.
+    let as_author = Scope::Tenant(TenantScope {
+        tenant: a.id,
+        user: author,
+    });
+    let written = pool
+        .one_in_scope(&as_author, async |c| {
+            let mut c = c;
+            diesel::sql_query(insert)
+                .bind::<Text, _>(a.id.to_string())
+                .bind::<Text, _>(author.to_string())
+                .execute(&mut c)
+                .await
+        })
+        .await
+        .unwrap();
+    assert_eq!(written, 1);
+    // Another connection sees it: it was committed, not left in an open transaction.
+    let other = DbPool::new(&app.db.superuser_url(), 1).unwrap();
+    let seen = other
+        .one_in_scope(&scope(a.id), async |c| {
+            let mut c = c;
+            diesel::sql_query("SELECT count(*) AS n FROM orders WHERE created_by = $1::uuid")
+                .bind::<Text, _>(author.to_string())
+                .get_result::<Count>(&mut c)
+                .await
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen.n, 1);
+}
+
+/// A caller that stops waiting mid-statement (a client that hung up) must not hand the
+/// connection, still inside that transaction with its role and tenant, to the next request.
+#[actix_web::test]
+async fn an_abandoned_transaction_never_reaches_the_next_caller() {
+    let app = TestApp::spawn().await;
+    let (a, b) = (TenantId::random(), TenantId::random());
+    let pool = fresh_pool(&app);
+    let first = scope(a);
+    let slow = pool.one_in_scope(&first, async |c| {
+        let mut c = c;
+        diesel::sql_query("SELECT pg_sleep(2)")
+            .execute(&mut c)
+            .await
+    });
+    let gave_up = actix_web::rt::time::timeout(Duration::from_millis(300), slow).await;
+    assert!(gave_up.is_err(), "the statement was still running");
+    let seen = pool
+        .one_in_scope(&scope(b), async |c| context(c).await)
+        .await
+        .unwrap();
+    assert_eq!(
+        seen.tenant,
+        b.to_string(),
+        "the next caller got its own scope"
+    );
+    assert_eq!((seen.who.as_str(), seen.open), ("rampart_app", 1));
+}
