@@ -7,16 +7,21 @@
 //! connection whose transaction did not finish (a dropped future) is discarded by the pool
 //! rather than reused.
 //!
-//! A transaction of one statement (most requests) takes two round trips in all: that batch,
-//! then the statement with `COMMIT` pipelined behind it ([`DbPool::one_in_scope`]). The
-//! statement is never sent before the batch has answered: were the batch to fail before its
-//! `BEGIN` ran, a statement already on the wire would run outside any transaction, as the
+//! A transaction of one statement (most requests) takes one round trip in all
+//! ([`DbPool::one_in_scope`]): `BEGIN`, the role and settings, the statement and `COMMIT` are
+//! sent together. `BEGIN` goes in a message of its own, so nothing can keep it from running
+//! while later messages do: once it has run, any failure — of the role switch, of a setting,
+//! of the statement — aborts the transaction, every later statement fails, and the `COMMIT`
+//! ends it as a rollback. A statement therefore never runs outside the transaction, as the
 //! connection's own role, outside row-level security.
 
 use diesel::connection::{TransactionDepthChange, TransactionManagerStatus};
 use diesel::result::QueryResult;
 use diesel_async::pooled_connection::deadpool::Object;
-use diesel_async::{AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, TransactionManager};
+use diesel_async::{
+    AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection,
+    TransactionManager,
+};
 
 use super::{DbError, DbPool, APP_ROLE, PLATFORM_ROLE};
 use crate::ids::{TenantId, UserId};
@@ -72,17 +77,33 @@ impl TenantConn {
     }
 }
 
-/// The first round trip of a scoped transaction. `SET` takes no bind parameters and a simple
-/// query batch takes none either, so the values are formatted in; they are UUIDs rendered by
-/// `uuid` (hex digits and dashes), so nothing a client sends can reach this text.
-fn begin_sql(role: &str, tenant: Option<TenantId>, user: Option<UserId>) -> String {
+/// The role switch and tenant settings of a scoped transaction. `SET` takes no bind
+/// parameters and a simple query batch takes none either, so the values are formatted in;
+/// they are UUIDs rendered by `uuid` (hex digits and dashes), so nothing a client sends can
+/// reach this text.
+fn settings_sql(role: &str, tenant: Option<TenantId>, user: Option<UserId>) -> String {
     let tenant = tenant.map(|t| t.to_string()).unwrap_or_default();
     let user = user.map(|u| u.to_string()).unwrap_or_default();
     format!(
-        "BEGIN; SET LOCAL ROLE {role}; \
+        "SET LOCAL ROLE {role}; \
          SELECT set_config('app.tenant_id', '{tenant}', true), \
                 set_config('app.user_id', '{user}', true)"
     )
+}
+
+/// The first round trip of a scoped transaction of several statements: `BEGIN` and the
+/// settings in one batch.
+fn begin_sql(role: &str, tenant: Option<TenantId>, user: Option<UserId>) -> String {
+    format!("BEGIN; {}", settings_sql(role, tenant, user))
+}
+
+/// Moves the transaction manager's depth by one. The manager's depth is what the pool reads
+/// to decide whether a returned connection is clean.
+fn track(conn: &mut AsyncPgConnection, change: TransactionDepthChange) -> QueryResult<()> {
+    match AnsiTransactionManager::transaction_manager_status_mut(conn) {
+        TransactionManagerStatus::Valid(status) => status.change_transaction_depth(change),
+        TransactionManagerStatus::InError => Err(diesel::result::Error::BrokenTransactionManager),
+    }
 }
 
 impl DbPool {
@@ -144,47 +165,55 @@ impl DbPool {
         }
     }
 
-    /// Runs one statement under whichever door `scope` names, in two round trips: the `BEGIN`
-    /// batch (awaited), then `statement` and `COMMIT` sent together. Commits when the statement
-    /// succeeds; when it fails the transaction is aborted and that `COMMIT` ends it as a
-    /// rollback.
+    /// Runs one statement under whichever door `scope` names, in one round trip: `BEGIN`,
+    /// the settings, `statement` and `COMMIT` are sent together and answered together.
+    /// Commits when everything succeeds; on any failure the transaction is aborted and that
+    /// `COMMIT` ends it as a rollback.
     ///
     /// `statement` must send exactly one diesel statement on the shared connection as soon as
-    /// it is polled (`q.load(&mut conn)` and the like). `COMMIT` follows it on the wire, never
-    /// ahead of it: `COMMIT` is itself sent as a statement through diesel-async, which holds
-    /// the connection's statement cache while a statement is prepared and releases it only
-    /// after that statement's `Bind`/`Execute` is written, and the statement is polled first.
-    /// The `pipelined_commit_never_overtakes_a_statement_being_prepared` test holds this on a
-    /// fresh connection, where the statement must be prepared first.
+    /// it is polled (`q.load(&mut conn)` and the like). The four requests are polled in order,
+    /// and each is written as soon as it is polled, with one exception: a statement that is not
+    /// prepared on this connection yet waits for its `Parse` to be answered. It holds
+    /// diesel-async's statement cache meanwhile, and `COMMIT` is itself sent as a statement
+    /// through that cache, so `COMMIT` still follows it. The tests in `tests/it/pipelined.rs`
+    /// hold these orderings on fresh connections.
+    ///
+    /// The connection counts as inside a transaction from before `BEGIN` is sent until
+    /// `COMMIT` has answered, so a caller that gives up half-way leaves the pool a connection
+    /// it discards rather than reuses.
     pub async fn one_in_scope<R>(
         &self,
         scope: &Scope,
         statement: impl AsyncFnOnce(&AsyncPgConnection) -> QueryResult<R>,
     ) -> Result<R, DbError> {
-        let begin = match scope {
-            Scope::Tenant(s) => begin_sql(APP_ROLE, Some(s.tenant), Some(s.user)),
-            Scope::Platform(s) => begin_sql(PLATFORM_ROLE, s.target, s.user),
+        let settings = match scope {
+            Scope::Tenant(s) => settings_sql(APP_ROLE, Some(s.tenant), Some(s.user)),
+            Scope::Platform(s) => settings_sql(PLATFORM_ROLE, s.target, s.user),
         };
         let mut conn = self.conn().await?;
-        AnsiTransactionManager::begin_transaction_sql(&mut *conn, &begin).await?;
+        track(&mut conn, TransactionDepthChange::IncreaseDepth)?;
         let shared: &AsyncPgConnection = &conn;
+        let simple = |sql: &'static str| async move {
+            let mut c = shared;
+            c.batch_execute(sql).await
+        };
+        let settings = async {
+            let mut c = shared;
+            c.batch_execute(&settings).await
+        };
         let commit = async {
             let mut c = shared;
             diesel::sql_query("COMMIT").execute(&mut c).await
         };
-        let (value, committed) = futures_util::future::join(statement(shared), commit).await;
-        let status = AnsiTransactionManager::transaction_manager_status_mut(&mut *conn);
-        match (committed, &mut *status) {
-            (Ok(_), TransactionManagerStatus::Valid(valid)) => {
-                valid.change_transaction_depth(TransactionDepthChange::DecreaseDepth)?;
-            }
-            // The transaction's end is unknown: the pool drops this connection.
-            (Err(e), _) => {
-                status.set_in_error();
-                return Err(e.into());
-            }
-            (Ok(_), TransactionManagerStatus::InError) => {}
+        let (begun, set, value, committed) =
+            futures_util::future::join4(simple("BEGIN"), settings, statement(shared), commit).await;
+        if let (Err(e), _) | (Ok(_), Err(e)) = (begun, committed) {
+            // Where the transaction ended is unknown: the pool drops this connection.
+            AnsiTransactionManager::transaction_manager_status_mut(&mut *conn).set_in_error();
+            return Err(e.into());
         }
+        track(&mut conn, TransactionDepthChange::DecreaseDepth)?;
+        set?;
         Ok(value?)
     }
 

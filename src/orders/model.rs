@@ -84,8 +84,17 @@ pub struct Order {
     pub status: Status,
     pub note: Option<String>,
     pub created_by: UserId,
+    #[serde(serialize_with = "rfc3339_micros")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339_micros")]
     pub updated_at: DateTime<Utc>,
+}
+
+/// Timestamps as RFC 3339 UTC with microseconds (PostgreSQL's precision) and `Z`, written by
+/// chrono's fixed-layout writer: a list of 200 orders has 400 of them, and the generic
+/// `Display` path interprets a format for each.
+fn rfc3339_micros<S: serde::Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::audit::chain::format_ts(*at))
 }
 
 /// The body of `POST …/orders`, as sent.

@@ -1,8 +1,8 @@
-//! The one-statement transaction ([`DbPool::one_in_scope`]): `COMMIT` is sent behind the
-//! statement without waiting for it, so these tests attack the ways that could go wrong — a
-//! `COMMIT` that overtakes a statement still being prepared (the statement would then run
-//! outside the transaction, as the superuser the pool logs in as), a failed statement, and a
-//! caller that gives up half-way through.
+//! The one-statement transaction ([`DbPool::one_in_scope`]): `BEGIN`, the settings, the
+//! statement and `COMMIT` are sent without waiting for one another, so these tests attack the
+//! ways that could go wrong — a `COMMIT` that overtakes a statement still being prepared (the
+//! statement would then run outside the transaction, as the superuser the pool logs in as), a
+//! refused role switch, a failed statement, and a caller that gives up half-way through.
 
 use std::time::Duration;
 
@@ -195,4 +195,39 @@ async fn an_abandoned_transaction_never_reaches_the_next_caller() {
         "the next caller got its own scope"
     );
     assert_eq!((seen.who.as_str(), seen.open), ("rampart_app", 1));
+}
+
+/// A role switch the login role may not make aborts the transaction: the statement sent
+/// behind it must fail rather than run as the login role, and the error says why.
+#[actix_web::test]
+async fn a_refused_role_switch_stops_the_statement_behind_it() {
+    let app = TestApp::spawn().await;
+    let probe = format!("probe_{}", uuid::Uuid::new_v4().simple());
+    app.db
+        .exec_as_superuser(&format!("CREATE ROLE {probe} LOGIN"))
+        .await;
+    let url = app
+        .db
+        .superuser_url()
+        .replacen("postgres@", &format!("{probe}@"), 1);
+    let pool = DbPool::new(&url, 1).expect("pool");
+    for run in ["prepared now", "cached"] {
+        let refused = pool
+            .one_in_scope(&scope(TenantId::random()), async |c| context(c).await)
+            .await;
+        let err = refused.expect_err("the statement ran without its role");
+        assert!(
+            err.to_string().contains("permission denied to set role"),
+            "{run}: {err}"
+        );
+    }
+    assert_eq!(
+        pool.status().size,
+        1,
+        "the connection ended its transaction"
+    );
+    drop(pool);
+    app.db
+        .exec_as_superuser(&format!("DROP ROLE {probe}"))
+        .await;
 }
