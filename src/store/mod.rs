@@ -10,7 +10,8 @@
 
 mod memory;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -46,6 +47,17 @@ impl RedisStatus {
     }
 }
 
+/// One thread's connection to one store's Redis (`None` while it connects).
+struct ThreadConnection {
+    store: u64,
+    generation: u64,
+    conn: Option<ConnectionManager>,
+}
+
+thread_local! {
+    static THREAD_CONNECTIONS: RefCell<Vec<ThreadConnection>> = const { RefCell::new(Vec::new()) };
+}
+
 /// Shared state with a Redis backend and an in-process fallback. Cheap to clone.
 #[derive(Clone)]
 pub struct SharedStore {
@@ -53,9 +65,13 @@ pub struct SharedStore {
 }
 
 struct Inner {
+    /// Tells this store's per-thread connections from another store's.
+    id: u64,
     prefix: String,
     client: Option<redis::Client>,
     conn: Mutex<Option<ConnectionManager>>,
+    /// Bumped at every (re)connection; per-thread connections of an older one are replaced.
+    generation: AtomicU64,
     probing: AtomicBool,
     status: watch::Sender<RedisStatus>,
     memory: MemoryMap,
@@ -75,11 +91,14 @@ impl SharedStore {
         } else {
             RedisStatus::Disabled
         };
+        static STORES: AtomicU64 = AtomicU64::new(0);
         let store = SharedStore {
             inner: Arc::new(Inner {
+                id: STORES.fetch_add(1, Ordering::Relaxed),
                 prefix: prefix.to_string(),
                 client,
                 conn: Mutex::new(None),
+                generation: AtomicU64::new(0),
                 probing: AtomicBool::new(false),
                 status: watch::channel(initial).0,
                 memory: MemoryMap::default(),
@@ -207,7 +226,57 @@ impl SharedStore {
         if self.status() != RedisStatus::Connected {
             return None;
         }
-        self.inner.conn.lock().expect("store lock").clone()
+        self.thread_connection()
+            .or_else(|| self.inner.conn.lock().expect("store lock").clone())
+    }
+
+    /// This thread's own connection, on an Actix thread (a worker, the limiter's arbiter):
+    /// its commands then travel on a connection driven by the thread that awaits them,
+    /// instead of being handed to the thread that made the shared connection and back, two
+    /// thread wake-ups per command. The first call on a thread starts connecting in the
+    /// background and uses the shared connection meanwhile.
+    fn thread_connection(&self) -> Option<ConnectionManager> {
+        actix::Arbiter::try_current()?;
+        let client = self.inner.client.clone()?;
+        let (id, generation) = (self.inner.id, self.inner.generation.load(Ordering::SeqCst));
+        let found = THREAD_CONNECTIONS.with(|conns| {
+            let mut conns = conns.borrow_mut();
+            match conns.iter_mut().find(|c| c.store == id) {
+                Some(c) if c.generation == generation => Some(c.conn.clone()),
+                Some(c) => {
+                    (c.generation, c.conn) = (generation, None);
+                    None
+                }
+                None => {
+                    conns.push(ThreadConnection {
+                        store: id,
+                        generation,
+                        conn: None,
+                    });
+                    None
+                }
+            }
+        });
+        match found {
+            Some(conn) => conn,
+            None => {
+                actix::spawn(async move {
+                    let Ok(conn) = ConnectionManager::new(client).await else {
+                        return;
+                    };
+                    THREAD_CONNECTIONS.with(|conns| {
+                        let mut conns = conns.borrow_mut();
+                        if let Some(c) = conns
+                            .iter_mut()
+                            .find(|c| c.store == id && c.generation == generation)
+                        {
+                            c.conn = Some(conn);
+                        }
+                    });
+                });
+                None
+            }
+        }
     }
 
     /// Runs one command with a timeout; `None` (and a switch to fallback) on any failure.
@@ -281,6 +350,7 @@ impl SharedStore {
             return false;
         };
         *self.inner.conn.lock().expect("store lock") = Some(conn);
+        self.inner.generation.fetch_add(1, Ordering::SeqCst);
         self.inner.memory.clear_tombstones();
         self.inner.status.send_replace(RedisStatus::Connected);
         info!(self.inner.log, "Redis is reachable; shared state is back in Redis";
