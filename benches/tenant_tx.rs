@@ -5,7 +5,9 @@
 //! production), migrates it, seeds one tenant with 50 orders through the library, and runs:
 //!
 //! - `tenant_tx/empty`: `DbPool::in_tenant` with no query (BEGIN + role + settings, COMMIT).
-//! - `tenant_tx/list50`: `orders::list` (what `GET /api/v1/tenants/{t}/orders` runs), 50 rows.
+//! - `tenant_tx/list50`: `orders::list` (what `GET /api/v1/tenants/{t}/orders` runs), 50 rows:
+//!   `DbPool::one_in_scope`, which sends BEGIN, the role and settings, the query and COMMIT
+//!   together (one round trip), and decodes the rows.
 //! - `raw/list50_one_round_trip`: BEGIN, `SET LOCAL ROLE`, the two settings, the same query
 //!   and COMMIT in one simple-query message on one connection (rows are read and dropped).
 //!
