@@ -11,6 +11,10 @@ pub mod posture;
 pub mod schema;
 mod tenant;
 
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
@@ -54,9 +58,30 @@ impl From<diesel::result::Error> for DbError {
 }
 
 /// The application's connection pool. Cloning is cheap (it is an `Arc` inside).
+///
+/// Each Actix thread (every HTTP worker) draws from a pool of its own, of up to `max_size`
+/// connections. A PostgreSQL connection is driven by the thread that opened it, so a
+/// connection shared between workers hands every reply from one thread to the other (two
+/// thread wake-ups per round trip); a thread's own pool keeps each request's database work on
+/// the thread that serves it. Threads outside Actix (the CLI) share one more pool.
 #[derive(Clone)]
 pub struct DbPool {
-    pool: Pool<AsyncPgConnection>,
+    inner: Arc<Pools>,
+}
+
+struct Pools {
+    /// Tells this pool's per-thread pools from another's.
+    id: u64,
+    url: String,
+    max_size: usize,
+    shared: Pool<AsyncPgConnection>,
+    /// Every pool made, for the usage figures.
+    all: Mutex<Vec<Pool<AsyncPgConnection>>>,
+}
+
+thread_local! {
+    static THREAD_POOLS: RefCell<Vec<(u64, Pool<AsyncPgConnection>)>> =
+        const { RefCell::new(Vec::new()) };
 }
 
 /// Pool usage, for `/metrics`.
@@ -67,38 +92,85 @@ pub struct PoolStatus {
     pub available: usize,
 }
 
+fn build(url: &str, max_size: usize) -> Result<Pool<AsyncPgConnection>, DbError> {
+    // Checking a connection out costs no round trip: a connection whose socket closed or
+    // whose transaction did not finish is dropped instead of reused (diesel-async's
+    // `is_broken`), and any other fault shows on first use.
+    let mut config = ManagerConfig::default();
+    config.recycling_method = RecyclingMethod::Fast;
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
+    Pool::builder(manager)
+        .max_size(max_size)
+        .build()
+        .map_err(|e| DbError::Pool(e.to_string()))
+}
+
 impl DbPool {
-    /// Builds a pool of at most `max_size` connections to `url`. Connections open lazily.
+    /// A pool of at most `max_size` connections to `url` per thread. Connections open lazily.
     pub fn new(url: &str, max_size: usize) -> Result<Self, DbError> {
-        // Checking a connection out costs no round trip: a connection whose socket closed or
-        // whose transaction did not finish is dropped instead of reused (diesel-async's
-        // `is_broken`), and any other fault shows on first use.
-        let mut config = ManagerConfig::default();
-        config.recycling_method = RecyclingMethod::Fast;
-        let manager =
-            AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
-        let pool = Pool::builder(manager)
-            .max_size(max_size)
-            .build()
-            .map_err(|e| DbError::Pool(e.to_string()))?;
-        Ok(DbPool { pool })
+        static POOLS: AtomicU64 = AtomicU64::new(0);
+        let shared = build(url, max_size)?;
+        Ok(DbPool {
+            inner: Arc::new(Pools {
+                id: POOLS.fetch_add(1, Ordering::Relaxed),
+                url: url.to_string(),
+                max_size,
+                all: Mutex::new(vec![shared.clone()]),
+                shared,
+            }),
+        })
+    }
+
+    /// This thread's pool (made on first use), or the shared one off Actix threads.
+    fn pool(&self) -> Pool<AsyncPgConnection> {
+        if actix::Arbiter::try_current().is_none() {
+            return self.inner.shared.clone();
+        }
+        let id = self.inner.id;
+        THREAD_POOLS.with(|pools| {
+            let mut pools = pools.borrow_mut();
+            if let Some((_, pool)) = pools.iter().find(|(p, _)| *p == id) {
+                return pool.clone();
+            }
+            let Ok(pool) = build(&self.inner.url, self.inner.max_size) else {
+                return self.inner.shared.clone();
+            };
+            self.inner
+                .all
+                .lock()
+                .expect("pool registry")
+                .push(pool.clone());
+            pools.push((id, pool.clone()));
+            pool
+        })
     }
 
     /// A pooled connection. Private: it carries no tenant context.
     async fn conn(&self) -> Result<Object<AsyncPgConnection>, DbError> {
-        self.pool
+        self.pool()
             .get()
             .await
             .map_err(|e| DbError::Pool(e.to_string()))
     }
 
+    /// Usage summed over every thread's pool.
     pub fn status(&self) -> PoolStatus {
-        let s = self.pool.status();
-        PoolStatus {
-            max_size: s.max_size,
-            size: s.size,
-            available: s.available,
-        }
+        let all = self.inner.all.lock().expect("pool registry");
+        all.iter().fold(
+            PoolStatus {
+                max_size: 0,
+                size: 0,
+                available: 0,
+            },
+            |sum, pool| {
+                let s = pool.status();
+                PoolStatus {
+                    max_size: sum.max_size + s.max_size,
+                    size: sum.size + s.size,
+                    available: sum.available + s.available,
+                }
+            },
+        )
     }
 
     /// True when the database answers a trivial query.

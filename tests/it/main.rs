@@ -17,6 +17,7 @@ mod orders;
 mod pages;
 mod pipelined;
 mod platform;
+mod pool;
 mod posture;
 mod rate_limit;
 mod two_factor;
