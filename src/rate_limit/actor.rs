@@ -1,15 +1,19 @@
-//! The RateLimiter actor and its handle.
+//! The RateLimiter actor.
 //!
-//! The actor never waits for Redis inside `handle`: each decision is returned as a future
-//! (`ResponseFuture`), so the mailbox keeps moving and concurrent Redis decisions travel
-//! pipelined over one multiplexed connection. A Redis failure switches the whole instance to
-//! the fallback (through the shared store, which audits the switch and probes for recovery) and
-//! that same decision is taken in memory, so no limit is ever skipped.
+//! The actor never waits for Redis: for each request it picks the backend, checks its own
+//! copy of the bans and builds the decision, and answers with that decision as a future
+//! ([`Pending`]) that the caller awaits on its own thread. The Redis traffic therefore travels
+//! on the caller's thread (its own connection, pipelined with the other requests of that
+//! thread) instead of being carried to the actor's thread and back, and the mailbox never
+//! waits on the network. A Redis failure switches the whole instance to the fallback (through
+//! the shared store, which audits the switch and probes for recovery) and that same decision is
+//! taken in memory, so no limit is ever skipped.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use actix::{Actor, Context, Handler, Message, ResponseFuture};
+use actix::{Actor, Context, Handler, Message, MessageResult};
+use futures_util::future::BoxFuture;
 
 use super::backend::{Backend, Decision};
 use super::memory::MemoryBackend;
@@ -18,6 +22,13 @@ use super::redis::RedisBackend;
 use super::{keys, Admission, BanInfo, ConnId, Limited, Policy, Record, Verdict, ViolationOutcome};
 use crate::ids::UserId;
 use crate::store::{RedisStatus, SharedStore};
+
+/// A decision made by the actor, to be awaited by whoever asked for it.
+pub type Pending<T> = BoxFuture<'static, T>;
+
+fn pending<T>(decision: impl std::future::Future<Output = T> + Send + 'static) -> Pending<T> {
+    Box::pin(decision)
+}
 
 pub struct RateLimiter {
     pub(super) memory: Arc<MemoryBackend>,
@@ -38,10 +49,10 @@ impl RateLimiter {
     }
 
     /// Runs `op` on Redis while it is active, else (or when it fails) in memory.
-    fn decide<T, F>(&self, op: F) -> ResponseFuture<T>
+    fn decide<T, F>(&self, op: F) -> Pending<T>
     where
-        T: 'static,
-        F: Fn(&dyn Backend) -> Decision<T> + 'static,
+        T: Send + 'static,
+        F: Fn(&dyn Backend) -> Decision<T> + Send + 'static,
     {
         let memory = self.memory.clone();
         let Some(redis) = self.active_redis() else {
@@ -68,21 +79,21 @@ impl RateLimiter {
 
 /// Checks 1 and 2 before a WebSocket upgrade.
 #[derive(Debug, Message)]
-#[rtype(result = "Admission")]
+#[rtype(result = "Pending<Admission>")]
 pub struct AdmitConnection {
     pub ip: IpAddr,
 }
 
 /// One violation (rate-limited or oversized message, over-limit connection attempt).
 #[derive(Debug, Message)]
-#[rtype(result = "ViolationOutcome")]
+#[rtype(result = "Pending<ViolationOutcome>")]
 pub struct RecordViolation {
     pub ip: IpAddr,
 }
 
 /// Takes one of the user's connection slots (check 6).
 #[derive(Debug, Message)]
-#[rtype(result = "Verdict")]
+#[rtype(result = "Pending<Verdict>")]
 pub struct AcquireConnection {
     pub user: UserId,
     pub conn: ConnId,
@@ -106,7 +117,7 @@ pub struct ReleaseConnection {
 
 /// Before verifying a password: may this account and IP try now?
 #[derive(Debug, Message)]
-#[rtype(result = "Result<(), Limited>")]
+#[rtype(result = "Pending<Result<(), Limited>>")]
 pub struct CheckLogin {
     pub ip: IpAddr,
     pub account: String,
@@ -114,7 +125,7 @@ pub struct CheckLogin {
 
 /// Counts a failed login (or a wrong second-factor code) of the account and IP.
 #[derive(Debug, Message)]
-#[rtype(result = "LoginFailure")]
+#[rtype(result = "Pending<LoginFailure>")]
 pub struct CountLoginFailure {
     pub ip: IpAddr,
     pub account: String,
@@ -122,19 +133,19 @@ pub struct CountLoginFailure {
 
 /// The active ban of one IP.
 #[derive(Debug, Message)]
-#[rtype(result = "Option<BanInfo>")]
+#[rtype(result = "Pending<Option<BanInfo>>")]
 pub struct BanOf {
     pub ip: IpAddr,
 }
 
 /// Every active ban known here or in Redis.
 #[derive(Debug, Message)]
-#[rtype(result = "Vec<BanInfo>")]
+#[rtype(result = "Pending<Vec<BanInfo>>")]
 pub struct ListBans;
 
 /// Lifts a ban; true if there was one.
 #[derive(Debug, Message)]
-#[rtype(result = "bool")]
+#[rtype(result = "Pending<bool>")]
 pub struct LiftBan {
     pub ip: IpAddr,
 }
@@ -147,68 +158,70 @@ pub struct LoginFailure {
 }
 
 impl Handler<AdmitConnection> for RateLimiter {
-    type Result = ResponseFuture<Admission>;
+    type Result = MessageResult<AdmitConnection>;
 
     fn handle(&mut self, msg: AdmitConnection, _: &mut Context<Self>) -> Self::Result {
         // A ban this instance knows wins even when Redis has forgotten it.
         if let Some(ban) = self.memory.ban_at(msg.ip, super::now_ms()) {
-            return Box::pin(async move { Admission::Banned(ban) });
+            return MessageResult(pending(async move { Admission::Banned(ban) }));
         }
         let policy = self.policies.connect;
         let memory = self.memory.clone();
         let decided = self.decide(move |b| b.admit(msg.ip, policy));
-        Box::pin(async move {
+        MessageResult(pending(async move {
             let out = decided.await;
             if let Admission::Banned(ban) = &out {
                 memory.remember_ban(ban);
             }
             out
-        })
+        }))
     }
 }
 
 impl Handler<RecordViolation> for RateLimiter {
-    type Result = ResponseFuture<ViolationOutcome>;
+    type Result = MessageResult<RecordViolation>;
 
     fn handle(&mut self, msg: RecordViolation, _: &mut Context<Self>) -> Self::Result {
         let policy = self.policies.bans.clone();
         let memory = self.memory.clone();
         let decided = self.decide(move |b| b.violation(msg.ip, policy.clone()));
-        Box::pin(async move {
+        MessageResult(pending(async move {
             let out = decided.await;
             if let ViolationOutcome::Banned(ban) | ViolationOutcome::AlreadyBanned(ban) = &out {
                 memory.remember_ban(ban);
             }
             out
-        })
+        }))
     }
 }
 
 impl Handler<AcquireConnection> for RateLimiter {
-    type Result = ResponseFuture<Verdict>;
+    type Result = MessageResult<AcquireConnection>;
 
     fn handle(&mut self, msg: AcquireConnection, _: &mut Context<Self>) -> Self::Result {
         let (max, lease) = (self.policies.max_connections, self.policies.lease);
-        self.decide(move |b| b.acquire(msg.user, msg.conn, max, lease))
+        MessageResult(self.decide(move |b| b.acquire(msg.user, msg.conn, max, lease)))
     }
 }
 
 impl Handler<RefreshLease> for RateLimiter {
-    type Result = ResponseFuture<()>;
+    type Result = ();
 
-    fn handle(&mut self, msg: RefreshLease, _: &mut Context<Self>) -> Self::Result {
+    /// Nobody waits for a refresh: it runs here.
+    fn handle(&mut self, msg: RefreshLease, _: &mut Context<Self>) {
         let lease = self.policies.lease;
-        self.decide(move |b| b.refresh(msg.user, msg.conn, lease))
+        actix::spawn(self.decide(move |b| b.refresh(msg.user, msg.conn, lease)));
     }
 }
 
 impl Handler<ReleaseConnection> for RateLimiter {
-    type Result = ResponseFuture<()>;
+    type Result = ();
 
-    fn handle(&mut self, msg: ReleaseConnection, _: &mut Context<Self>) -> Self::Result {
+    /// Nobody waits for a release: it runs here.
+    fn handle(&mut self, msg: ReleaseConnection, _: &mut Context<Self>) {
         // The lease may live in memory (taken during a fallback) or in Redis: free both.
         self.memory.release_now(msg.user, msg.conn);
-        self.decide(move |b| b.release(msg.user, msg.conn))
+        actix::spawn(self.decide(move |b| b.release(msg.user, msg.conn)));
     }
 }
 
@@ -220,7 +233,7 @@ impl RateLimiter {
         ip: IpAddr,
         account: &str,
         record: Record,
-    ) -> impl std::future::Future<Output = [(Verdict, Policy); 2]> {
+    ) -> impl std::future::Future<Output = [(Verdict, Policy); 2]> + Send + 'static {
         let (pa, pi) = (self.policies.login_account, self.policies.login_ip);
         let account = keys::login_account(account);
         let by_account = self.decide(move |b| b.hit(account.clone(), pa, record));
@@ -233,25 +246,25 @@ impl RateLimiter {
 }
 
 impl Handler<CheckLogin> for RateLimiter {
-    type Result = ResponseFuture<Result<(), Limited>>;
+    type Result = MessageResult<CheckLogin>;
 
     fn handle(&mut self, msg: CheckLogin, _: &mut Context<Self>) -> Self::Result {
         let hits = self.login_hits(msg.ip, &msg.account, Record::Never);
-        Box::pin(async move {
+        MessageResult(pending(async move {
             match hits.await.into_iter().find(|(v, _)| !v.allowed) {
                 Some((v, p)) => Err(Limited::new(&p, v.retry_after)),
                 None => Ok(()),
             }
-        })
+        }))
     }
 }
 
 impl Handler<CountLoginFailure> for RateLimiter {
-    type Result = ResponseFuture<LoginFailure>;
+    type Result = MessageResult<CountLoginFailure>;
 
     fn handle(&mut self, msg: CountLoginFailure, _: &mut Context<Self>) -> Self::Result {
         let hits = self.login_hits(msg.ip, &msg.account, Record::Always);
-        Box::pin(async move {
+        MessageResult(pending(async move {
             // Reached by this very failure: audited once, when the limit is first hit.
             let reached = hits
                 .await
@@ -260,28 +273,28 @@ impl Handler<CountLoginFailure> for RateLimiter {
                 .map(|(v, p)| Limited::new(&p, v.retry_after))
                 .collect();
             LoginFailure { reached }
-        })
+        }))
     }
 }
 
 impl Handler<BanOf> for RateLimiter {
-    type Result = ResponseFuture<Option<BanInfo>>;
+    type Result = MessageResult<BanOf>;
 
     fn handle(&mut self, msg: BanOf, _: &mut Context<Self>) -> Self::Result {
         if let Some(ban) = self.memory.ban_at(msg.ip, super::now_ms()) {
-            return Box::pin(async move { Some(ban) });
+            return MessageResult(pending(async move { Some(ban) }));
         }
-        self.decide(move |b| b.ban_of(msg.ip))
+        MessageResult(self.decide(move |b| b.ban_of(msg.ip)))
     }
 }
 
 impl Handler<ListBans> for RateLimiter {
-    type Result = ResponseFuture<Vec<BanInfo>>;
+    type Result = MessageResult<ListBans>;
 
     fn handle(&mut self, _: ListBans, _: &mut Context<Self>) -> Self::Result {
         let local = self.memory.bans_at(super::now_ms());
         let shared = self.active_redis().map(|_| self.decide(|b| b.bans()));
-        Box::pin(async move {
+        MessageResult(pending(async move {
             let mut all = match shared {
                 Some(f) => f.await,
                 None => Vec::new(),
@@ -293,24 +306,24 @@ impl Handler<ListBans> for RateLimiter {
             }
             all.sort_by(|a, b| a.until.cmp(&b.until).then(a.ip.cmp(&b.ip)));
             all
-        })
+        }))
     }
 }
 
 impl Handler<LiftBan> for RateLimiter {
-    type Result = ResponseFuture<bool>;
+    type Result = MessageResult<LiftBan>;
 
     fn handle(&mut self, msg: LiftBan, _: &mut Context<Self>) -> Self::Result {
         let local = self.memory.lift_now(msg.ip);
         let shared = self
             .active_redis()
             .map(|_| self.decide(move |b| b.lift(msg.ip)));
-        Box::pin(async move {
+        MessageResult(pending(async move {
             let remote = match shared {
                 Some(f) => f.await,
                 None => false,
             };
             local || remote
-        })
+        }))
     }
 }

@@ -92,26 +92,29 @@ impl Limiter {
 
     /// Every active ban (for the platform's ban list and security summary).
     pub async fn active_bans(&self) -> Vec<BanInfo> {
-        self.addr.send(ListBans).await.unwrap_or_default()
+        match self.addr.send(ListBans).await {
+            Ok(bans) => bans.await,
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Lifts the ban of `ip`; true if there was one.
     pub async fn lift(&self, ip: IpAddr) -> Result<bool, actix::MailboxError> {
-        self.addr.send(LiftBan { ip }).await
+        Ok(self.addr.send(LiftBan { ip }).await?.await)
     }
 
     pub async fn admit(&self, ip: IpAddr) -> Result<Admission, actix::MailboxError> {
         if let Some(memory) = self.local() {
             return Ok(memory.admit_at(ip, &self.policies.connect, now_ms()));
         }
-        self.addr.send(AdmitConnection { ip }).await
+        Ok(self.addr.send(AdmitConnection { ip }).await?.await)
     }
 
     pub async fn violation(&self, ip: IpAddr) -> Result<ViolationOutcome, actix::MailboxError> {
         if let Some(memory) = self.local() {
             return Ok(memory.violation_at(ip, &self.policies.bans, now_ms()));
         }
-        self.addr.send(RecordViolation { ip }).await
+        Ok(self.addr.send(RecordViolation { ip }).await?.await)
     }
 
     pub async fn acquire(
@@ -123,7 +126,11 @@ impl Limiter {
             let (max, lease) = (self.policies.max_connections, self.policies.lease);
             return Ok(memory.acquire_at(user, conn, max, lease, now_ms()));
         }
-        self.addr.send(AcquireConnection { user, conn }).await
+        Ok(self
+            .addr
+            .send(AcquireConnection { user, conn })
+            .await?
+            .await)
     }
 
     /// Frees a connection slot (in memory and, when it answers, in Redis).
@@ -153,7 +160,7 @@ impl Limiter {
         account: &str,
     ) -> Result<Result<(), Limited>, actix::MailboxError> {
         let account = account.to_string();
-        self.addr.send(CheckLogin { ip, account }).await
+        Ok(self.addr.send(CheckLogin { ip, account }).await?.await)
     }
 
     pub async fn count_login_failure(
@@ -162,6 +169,10 @@ impl Limiter {
         account: &str,
     ) -> Result<LoginFailure, actix::MailboxError> {
         let account = account.to_string();
-        self.addr.send(CountLoginFailure { ip, account }).await
+        Ok(self
+            .addr
+            .send(CountLoginFailure { ip, account })
+            .await?
+            .await)
     }
 }

@@ -163,12 +163,15 @@ fn mode(record: Record) -> &'static str {
 }
 
 /// Runs `f` on the active connection within the timeout.
-async fn within<T, F, Fut>(conn: Option<ConnectionManager>, f: F) -> Result<T, BackendError>
+async fn within<T, F, Fut>(store: SharedStore, f: F) -> Result<T, BackendError>
 where
     F: FnOnce(ConnectionManager) -> Fut,
     Fut: std::future::Future<Output = redis::RedisResult<T>>,
 {
-    let conn = conn.ok_or_else(|| BackendError("Redis is not the active backend".into()))?;
+    // Taken when the decision is first polled: the connection of the thread that awaits it.
+    let conn = store
+        .connection_here()
+        .ok_or_else(|| BackendError("Redis is not the active backend".into()))?;
     match tokio::time::timeout(REDIS_TIMEOUT, f(conn)).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(BackendError(e.to_string())),
@@ -181,8 +184,9 @@ impl RedisBackend {
         RedisBackend { store }
     }
 
-    fn conn(&self) -> Option<ConnectionManager> {
-        self.store.connection()
+    /// Where a decision's connection comes from (see [`within`]).
+    fn conn(&self) -> SharedStore {
+        self.store.clone()
     }
 }
 
