@@ -85,7 +85,7 @@ pub struct Config {
     pub audit_log: PathBuf,
     /// Base64 of 32 bytes, when given; otherwise generated into `data_dir/master.key`.
     pub master_key: Option<String>,
-    /// Extra origins allowed besides the server's own (scheme://host[:port]).
+    /// Extra origins allowed besides the server's own (`scheme://host[:port]`).
     pub allowed_origins: Vec<String>,
     pub trust_forwarded: bool,
     pub log_level: slog::Level,

@@ -184,10 +184,6 @@ pub struct Reply {
     #[serde(default)]
     pub id: Option<u64>,
     #[serde(default)]
-    pub event: Option<String>,
-    #[serde(default)]
-    pub data: Option<serde_json::Value>,
-    #[serde(default)]
     pub code: Option<String>,
 }
 

@@ -2,10 +2,13 @@
 //! connection attempts per IP, simultaneous connections per user, messages and message size per
 //! connection, violations and (escalating) IP bans, and login failures per account and per IP.
 //!
-//! Decisions are made by the [`RateLimiter`](actor::RateLimiter) actor through a [`Backend`]:
-//! Redis (one atomic script per decision, keys hash-tagged so each script touches one cluster
-//! slot) while Redis answers, and this instance's memory otherwise. Code elsewhere talks to the
-//! [`Limiter`] handle.
+//! Decisions go through a [`Backend`]: Redis (one atomic script per decision, keys hash-tagged
+//! so each script touches one cluster slot) while Redis answers, and this instance's memory
+//! otherwise. While Redis answers, the [`RateLimiter`] actor builds each
+//! decision and the caller awaits it on its own thread; without Redis the hot decisions are
+//! taken at once on the caller's thread; a connection's message limits are its session's own
+//! [`MessageGate`]. Code elsewhere talks to the [`Limiter`] handle, which picks the way (see
+//! [`handle`]).
 //!
 //! Degraded behaviour without Redis (the README lists it too): every limit stays enforced, per
 //! instance. Connection attempts, bans, violations and login failures are counted in this
