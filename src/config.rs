@@ -14,7 +14,7 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./.rampart";
 pub const DEFAULT_AUDIT_LOG: &str = "./security_audit.log";
 pub const DEFAULT_REDIS_PREFIX: &str = "rampart";
-pub const DEFAULT_DB_POOL_SIZE: usize = 8;
+pub const DEFAULT_DB_POOL_SIZE: usize = 16;
 pub const DEFAULT_SESSION_TTL_SECS: u64 = 43_200;
 /// Five minutes to type the second factor after the password.
 pub const DEFAULT_MFA_CHALLENGE_SECS: u64 = 300;

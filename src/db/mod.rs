@@ -59,8 +59,8 @@ impl From<diesel::result::Error> for DbError {
 
 /// The application's connection pool. Cloning is cheap (it is an `Arc` inside).
 ///
-/// Each Actix thread (every HTTP worker) draws from a pool of its own, of up to `max_size`
-/// connections. A PostgreSQL connection is driven by the thread that opened it, so a
+/// Each Actix thread (every HTTP worker) draws from a pool of its own, its share of the
+/// instance's connections. A PostgreSQL connection is driven by the thread that opened it, so a
 /// connection shared between workers hands every reply from one thread to the other (two
 /// thread wake-ups per round trip); a thread's own pool keeps each request's database work on
 /// the thread that serves it. Threads outside Actix (the CLI) share one more pool.
@@ -73,6 +73,7 @@ struct Pools {
     /// Tells this pool's per-thread pools from another's.
     id: u64,
     url: String,
+    /// Each thread's share.
     max_size: usize,
     shared: Pool<AsyncPgConnection>,
     /// Every pool made, for the usage figures.
@@ -106,15 +107,18 @@ fn build(url: &str, max_size: usize) -> Result<Pool<AsyncPgConnection>, DbError>
 }
 
 impl DbPool {
-    /// A pool of at most `max_size` connections to `url` per thread. Connections open lazily.
+    /// About `max_size` connections to `url` in all: each thread's pool holds up to an even
+    /// share of them, one per core's worth of threads (at least one). Connections open lazily.
     pub fn new(url: &str, max_size: usize) -> Result<Self, DbError> {
         static POOLS: AtomicU64 = AtomicU64::new(0);
-        let shared = build(url, max_size)?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let share = max_size.div_ceil(threads).max(1);
+        let shared = build(url, share)?;
         Ok(DbPool {
             inner: Arc::new(Pools {
                 id: POOLS.fetch_add(1, Ordering::Relaxed),
                 url: url.to_string(),
-                max_size,
+                max_size: share,
                 all: Mutex::new(vec![shared.clone()]),
                 shared,
             }),
