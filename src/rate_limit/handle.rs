@@ -2,8 +2,9 @@
 //!
 //! Where a decision is taken:
 //! - While Redis decides (it is configured and answering), every decision goes to the
-//!   RateLimiter actor: it runs the Redis scripts (concurrent decisions travel pipelined over
-//!   one connection), falls back to memory when Redis fails, and keeps a copy of every ban.
+//!   RateLimiter actor: it checks its copy of the bans and builds the decision (one Redis
+//!   script), and the caller awaits it on its own thread, over that thread's connection; a
+//!   Redis failure switches to memory for that decision and for the instance.
 //! - Without Redis (not configured, or in fallback) the hot decisions — WebSocket admission,
 //!   violations, connection slots — are taken at once in the instance's shared in-process
 //!   backend, on the caller's thread: the same state and the same code the actor would use,
