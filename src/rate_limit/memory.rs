@@ -5,10 +5,16 @@
 //! Memory stays bounded: a log holds at most `limit` timestamps, idle keys (every entry past
 //! its window, expired bans and leases) are swept regularly, and beyond `max_keys` logs the
 //! least recently used are evicted, so a flood of distinct IPs cannot grow the map without end.
-//! The lock is held for one map operation only, never across `.await`.
+//!
+//! Decisions are taken on the callers' threads (Actix workers), so the state is split into
+//! [`SHARDS`] maps, each behind its own lock, by the key a decision is about (an IP, a user, a
+//! log's key): a lock is held for one map operation, never across `.await`, and a sweep holds
+//! one shard — a sixteenth of the keys — so no worker waits on a sweep of the whole state.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
 use std::future::ready;
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -26,8 +32,12 @@ pub const DEFAULT_MAX_KEYS: usize = 100_000;
 /// decisions as there are keys, so the sweep costs O(1) per decision however large the map.
 const SWEEP_EVERY: usize = 4096;
 
+/// How many independently locked parts the state is split into.
+pub const SHARDS: usize = 16;
+
 pub struct MemoryBackend {
-    state: Mutex<State>,
+    shards: Vec<Mutex<State>>,
+    /// The bound of each shard: its part of the whole bound.
     max_keys: usize,
 }
 
@@ -90,28 +100,37 @@ impl Default for MemoryBackend {
 impl MemoryBackend {
     pub fn new(max_keys: usize) -> Self {
         MemoryBackend {
-            state: Mutex::new(State::default()),
-            max_keys: max_keys.max(1),
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            max_keys: (max_keys / SHARDS).max(1),
         }
     }
 
-    fn with<T>(&self, now: u64, f: impl FnOnce(&mut State) -> T) -> T {
-        let mut s = self.state.lock().expect("rate limiter memory lock");
+    fn lock(shard: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+        shard.lock().expect("rate limiter memory lock")
+    }
+
+    /// Runs `f` on the shard that holds everything about `key`, sweeping that shard when it
+    /// is due or over its bound.
+    fn with<T>(&self, key: &impl Hash, now: u64, f: impl FnOnce(&mut State) -> T) -> T {
+        let mut h = DefaultHasher::new();
+        key.hash(&mut h);
+        let mut s = Self::lock(&self.shards[h.finish() as usize % SHARDS]);
         s.decisions += 1;
-        if s.decisions >= SWEEP_EVERY.max(s.logs.len()) || s.logs.len() > self.max_keys {
+        if s.decisions >= SWEEP_EVERY.max(s.logs.len()) {
             s.decisions = 0;
             s.sweep(now, self.max_keys);
         }
-        f(&mut s)
+        let out = f(&mut s);
+        if s.logs.len() > self.max_keys || s.bans.len() > self.max_keys {
+            s.decisions = 0;
+            s.sweep(now, self.max_keys);
+        }
+        out
     }
 
     /// Number of logs held (for tests of the memory bound).
     pub fn len(&self) -> usize {
-        self.state
-            .lock()
-            .expect("rate limiter memory lock")
-            .logs
-            .len()
+        self.shards.iter().map(|s| Self::lock(s).logs.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -119,11 +138,11 @@ impl MemoryBackend {
     }
 
     pub fn hit_at(&self, key: &str, policy: &Policy, record: Record, now: u64) -> Verdict {
-        self.with(now, |s| s.hit(key, policy, record, now))
+        self.with(&key, now, |s| s.hit(key, policy, record, now))
     }
 
     pub fn admit_at(&self, ip: IpAddr, policy: &Policy, now: u64) -> Admission {
-        self.with(now, |s| {
+        self.with(&ip, now, |s| {
             if let Some(ban) = s.ban(ip, now) {
                 return Admission::Banned(ban);
             }
@@ -137,7 +156,7 @@ impl MemoryBackend {
     }
 
     pub fn violation_at(&self, ip: IpAddr, policy: &BanPolicy, now: u64) -> ViolationOutcome {
-        self.with(now, |s| {
+        self.with(&ip, now, |s| {
             if let Some(ban) = s.ban(ip, now) {
                 return ViolationOutcome::AlreadyBanned(ban);
             }
@@ -167,28 +186,33 @@ impl MemoryBackend {
     /// Keeps a ban decided elsewhere (in Redis), so losing Redis never lifts it here.
     pub fn remember_ban(&self, ban: &BanInfo) {
         let until = ban.until.timestamp_millis().max(0) as u64;
-        let mut s = self.state.lock().expect("rate limiter memory lock");
-        let entry = s.bans.entry(ban.ip).or_insert((until, ban.violations));
-        entry.0 = entry.0.max(until);
+        self.with(&ban.ip, now_ms(), |s| {
+            let entry = s.bans.entry(ban.ip).or_insert((until, ban.violations));
+            entry.0 = entry.0.max(until);
+        })
     }
 
     pub fn ban_at(&self, ip: IpAddr, now: u64) -> Option<BanInfo> {
-        self.with(now, |s| s.ban(ip, now))
+        self.with(&ip, now, |s| s.ban(ip, now))
     }
 
     pub fn bans_at(&self, now: u64) -> Vec<BanInfo> {
-        self.with(now, |s| {
-            s.bans
-                .iter()
-                .filter(|(_, (until, _))| *until > now)
-                .map(|(ip, (until, n))| BanInfo::from_millis(*ip, *until, *n))
-                .collect()
-        })
+        let mut all = Vec::new();
+        for shard in &self.shards {
+            let s = Self::lock(shard);
+            all.extend(
+                s.bans
+                    .iter()
+                    .filter(|(_, (until, _))| *until > now)
+                    .map(|(ip, (until, n))| BanInfo::from_millis(*ip, *until, *n)),
+            );
+        }
+        all
     }
 
     pub fn lift_now(&self, ip: IpAddr) -> bool {
         let now = now_ms();
-        self.with(now, |s| {
+        self.with(&ip, now, |s| {
             s.logs.remove(&keys::violations(ip));
             s.bans.remove(&ip).is_some_and(|(until, _)| until > now)
         })
@@ -202,7 +226,7 @@ impl MemoryBackend {
         lease: Duration,
         now: u64,
     ) -> Verdict {
-        self.with(now, |s| {
+        self.with(&user, now, |s| {
             let held = s.leases.entry(user).or_default();
             held.retain(|_, until| *until > now);
             let count = held.len() as u32;
@@ -224,7 +248,7 @@ impl MemoryBackend {
     }
 
     pub fn refresh_at(&self, user: UserId, conn: ConnId, lease: Duration, now: u64) {
-        self.with(now, |s| {
+        self.with(&user, now, |s| {
             s.leases
                 .entry(user)
                 .or_default()
@@ -233,7 +257,7 @@ impl MemoryBackend {
     }
 
     pub fn release_now(&self, user: UserId, conn: ConnId) {
-        self.with(now_ms(), |s| {
+        self.with(&user, now_ms(), |s| {
             if let Some(held) = s.leases.get_mut(&user) {
                 held.remove(&conn);
                 if held.is_empty() {
@@ -481,6 +505,32 @@ mod tests {
             m.hit_at(&format!("ip:{i}"), &p, Record::Always, 1_000_000 + i as u64);
         }
         assert!(m.len() <= 1_001, "{} logs", m.len());
+    }
+
+    /// While one shard is held (a sweep, say), decisions about keys of other shards go on.
+    #[test]
+    fn a_held_shard_does_not_stop_the_others() {
+        let m = std::sync::Arc::new(MemoryBackend::default());
+        let shard_of = |key: &str| {
+            let mut h = DefaultHasher::new();
+            key.hash(&mut h);
+            h.finish() as usize % SHARDS
+        };
+        let held = shard_of("held");
+        let other = (0..)
+            .map(|i| format!("other-{i}"))
+            .find(|k| shard_of(k) != held)
+            .unwrap();
+        let guard = MemoryBackend::lock(&m.shards[held]);
+        let (done, finished) = std::sync::mpsc::channel();
+        let m2 = m.clone();
+        std::thread::spawn(move || {
+            let v = m2.hit_at(&other, &policy(1, 60), Record::Always, 1_000);
+            done.send(v.allowed).unwrap();
+        });
+        let allowed = finished.recv_timeout(Duration::from_secs(5));
+        drop(guard);
+        assert_eq!(allowed, Ok(true), "a decision on another shard waited");
     }
 
     #[test]
