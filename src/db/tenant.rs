@@ -16,6 +16,8 @@
 //! connection's own role, outside row-level security.
 
 use diesel::connection::{TransactionDepthChange, TransactionManagerStatus};
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, QueryFragment};
 use diesel::result::QueryResult;
 use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{
@@ -89,6 +91,22 @@ fn settings_sql(role: &str, tenant: Option<TenantId>, user: Option<UserId>) -> S
          SELECT set_config('app.tenant_id', '{tenant}', true), \
                 set_config('app.user_id', '{user}', true)"
     )
+}
+
+/// `COMMIT` as a statement diesel keeps prepared. Its static query id makes diesel-async's
+/// statement cache key it by type, so only a connection's first use prepares it: later ones
+/// send just `Bind`/`Execute` with the rest of the batch. (`sql_query("COMMIT")` opts out of
+/// the cache, which costs a `Parse` round trip and a `Close` on every transaction; a
+/// simple-query `COMMIT` would not wait for the statement cache, which is what keeps it
+/// behind a statement still being prepared — see [`DbPool::one_in_scope`].)
+#[derive(diesel::query_builder::QueryId)]
+struct Commit;
+
+impl QueryFragment<Pg> for Commit {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("COMMIT");
+        Ok(())
+    }
 }
 
 /// The first round trip of a scoped transaction of several statements: `BEGIN` and the
@@ -203,7 +221,7 @@ impl DbPool {
         };
         let commit = async {
             let mut c = shared;
-            diesel::sql_query("COMMIT").execute(&mut c).await
+            Commit.execute(&mut c).await
         };
         let (begun, set, value, committed) =
             futures_util::future::join4(simple("BEGIN"), settings, statement(shared), commit).await;
