@@ -6,15 +6,20 @@
 # private Redis, the server (embedded PostgreSQL in a temporary data directory) and the
 # WebSocket echo baseline, creates load users with the operator CLI, then runs each pair
 # (Rampart, baseline) side by side, alternating which goes first, for ROUNDS rounds, and
-# reports the median of the rounds. Finally it runs the criterion benches (audit, TOTP,
-# tenant transaction), which hold their own baselines.
+# reports the median of the rounds. The REST list runs against two servers on the same
+# database: one keeping sessions in Redis (as several instances do) and one keeping them
+# in-process (no REDIS_URL, the single-instance default). Finally, with every server stopped so
+# nothing runs beside them, it runs the criterion benches (audit, TOTP, tenant transaction,
+# rate limiter), which start what they need and hold their own baselines; the rate limiter,
+# whose Redis figures move most from run to run, runs ROUNDS times.
 #
 # Usage: benches/run.sh            (ROUNDS=3 DURATION=10 by default)
 #        ROUNDS=2 DURATION=3 CRITERION_SECS=2 PARTS="rest criterion" benches/run.sh
 #
 # Variables: ROUNDS (rounds per pair), DURATION (seconds per load run), CRITERION_SECS
 # (criterion measurement time per bench function), PARTS (any of: rest ws criterion),
-# IDLE_CONNS (default 10000), PORT / ECHO_PORT / REDIS_PORT (18080 / 19001 / 16379).
+# IDLE_CONNS (default 10000), PORT / LOCAL_PORT / ECHO_PORT / REDIS_PORT
+# (18080 / 18081 / 19001 / 16379).
 #
 # Only numeric limits are raised for the run (see LIMITS below); no security check is off.
 set -euo pipefail
@@ -26,6 +31,7 @@ CRITERION_SECS=${CRITERION_SECS:-5}
 PARTS=${PARTS:-rest ws criterion}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 PORT=${PORT:-18080}
+LOCAL_PORT=${LOCAL_PORT:-18081}
 ECHO_PORT=${ECHO_PORT:-19001}
 REDIS_PORT=${REDIS_PORT:-16379}
 DOC=docs/benchmarks.md
@@ -48,26 +54,44 @@ cargo build --release --bin rampart --example load --example echo
 
 WORK=$(mktemp -d /tmp/rampart-bench.XXXXXX)
 chmod 755 "$WORK" # PostgreSQL runs as `postgres` when we are root and must enter
+# wait_ready URL LOG: until URL/readyz answers (60 s at most), else show LOG and give up.
+wait_ready() {
+    for _ in $(seq 1 120); do
+        curl -sf "$1/readyz" >/dev/null && return
+        sleep 0.5
+    done
+    echo "the server at $1 did not get ready:" >&2
+    tail -20 "$2" >&2
+    exit 1
+}
+# stop PID: ends a process this script started and waits for it. On SIGTERM the server stops
+# its embedded PostgreSQL before it exits.
+stop() {
+    if [ -n "$1" ]; then
+        kill "$1" 2>/dev/null || true
+        wait "$1" 2>/dev/null || true
+    fi
+}
 start_server() {
     env "${LIMITS[@]}" RAMPART_BIND=127.0.0.1:$PORT target/release/rampart serve \
         >>"$WORK/server.log" 2>&1 &
     SERVER_PID=$!
-    for _ in $(seq 1 120); do
-        curl -sf "$URL/readyz" >/dev/null && return
-        sleep 0.5
-    done
-    echo "server did not get ready:" >&2
-    tail -20 "$WORK/server.log" >&2
-    exit 1
+    wait_ready "$URL" "$WORK/server.log"
 }
-# SIGTERM: the server stops its embedded PostgreSQL before it exits.
-stop_server() {
-    if [ -n "$SERVER_PID" ]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    SERVER_PID=""
+stop_server() { stop "$SERVER_PID"; SERVER_PID=""; }
+# A second server for the REST figures with sessions in-process: no REDIS_URL, the first
+# server's embedded PostgreSQL (so the same users and orders), its own audit file.
+start_local_server() {
+    env -u REDIS_URL "${LIMITS[@]}" RAMPART_BIND=127.0.0.1:$LOCAL_PORT \
+        DATABASE_URL="postgres://postgres@/rampart?host=$RAMPART_DATA_DIR/pg" \
+        RAMPART_MASTER_KEY="$(cat "$RAMPART_DATA_DIR/master.key")" \
+        RAMPART_DATA_DIR="$WORK/data-local" RAMPART_AUDIT_LOG="$WORK/audit-local.log" \
+        target/release/rampart serve >>"$WORK/server-local.log" 2>&1 &
+    LOCAL_PID=$!
+    wait_ready "$LOCAL_URL" "$WORK/server-local.log"
 }
+stop_local_server() { stop "$LOCAL_PID"; LOCAL_PID=""; }
+stop_redis() { stop "$REDIS_PID"; REDIS_PID=""; }
 start_echo() {
     target/release/examples/echo --bind 127.0.0.1:$ECHO_PORT >"$WORK/echo.log" 2>&1 &
     ECHO_PID=$!
@@ -76,28 +100,25 @@ start_echo() {
         sleep 0.1
     done
 }
-stop_echo() {
-    if [ -n "$ECHO_PID" ]; then
-        kill "$ECHO_PID" 2>/dev/null || true
-        wait "$ECHO_PID" 2>/dev/null || true
-    fi
-    ECHO_PID=""
-}
+stop_echo() { stop "$ECHO_PID"; ECHO_PID=""; }
 
-SERVER_PID="" ECHO_PID="" REDIS_PID=""
-cleanup() {
+SERVER_PID="" LOCAL_PID="" ECHO_PID="" REDIS_PID=""
+# Everything this script started: before the criterion benches, and on exit.
+stop_all() {
     stop_echo
+    stop_local_server
     stop_server
-    if [ -n "$REDIS_PID" ]; then
-        kill "$REDIS_PID" 2>/dev/null || true
-        wait "$REDIS_PID" 2>/dev/null || true
-    fi
+    stop_redis
+}
+cleanup() {
+    stop_all
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 LOAD=target/release/examples/load
 URL=http://127.0.0.1:$PORT
+LOCAL_URL=http://127.0.0.1:$LOCAL_PORT
 ECHO_URL=http://127.0.0.1:$ECHO_PORT
 export RAMPART_DATA_DIR=$WORK/data RAMPART_AUDIT_LOG=$WORK/audit.log RAMPART_LOG=warning
 export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/ RAMPART_REDIS_PREFIX=bench
@@ -149,20 +170,27 @@ pgb() {
 }
 
 run_rest() {
+    start_local_server
     for c in 4 16; do
-        local r="$LOAD --url $URL --users $WORK/users.txt rest --op list --concurrency $c --duration $DURATION"
-        note_cmd "REST list c=$c, tx/s (vs one round trip)" "load rest --op list --concurrency $c" \
-            "pgbench -M simple -f benches/pg/list.sql -c $c -j 2"
-        note_cmd "REST list c=$c, tx/s (vs four round trips)" "load rest --op list --concurrency $c" \
-            "pgbench -M simple -f benches/pg/list_4rt.sql -c $c -j 2"
+        local args="--users $WORK/users.txt rest --op list --concurrency $c --duration $DURATION"
+        local redis="$LOAD --url $URL $args" local="$LOAD --url $LOCAL_URL $args"
+        local cmd="load rest --op list --concurrency $c"
+        local pg1="pgbench -M simple -f benches/pg/list.sql -c $c -j 2"
+        local pg4="pgbench -M simple -f benches/pg/list_4rt.sql -c $c -j 2"
+        local f1="REST list c=$c, sessions in Redis, tx/s (vs one round trip)"
+        local fl="REST list c=$c, sessions in-process, tx/s (vs one round trip)"
+        local f4="REST list c=$c, sessions in Redis, tx/s (vs four round trips)"
+        note_cmd "$f1" "$cmd" "$pg1"
+        note_cmd "$fl" "$cmd (no REDIS_URL)" "$pg1"
+        note_cmd "$f4" "$cmd" "$pg4"
         for round in $(seq 1 "$ROUNDS"); do
             echo "REST c=$c round $round"
-            pair "REST list c=$c, tx/s (vs one round trip)" "$round" "$r" requests_per_sec \
-                "pgb benches/pg/list.sql $c" tps
-            pair "REST list c=$c, tx/s (vs four round trips)" "$((round + 1))" "$r" requests_per_sec \
-                "pgb benches/pg/list_4rt.sql $c" tps
+            pair "$f1" "$round" "$redis" requests_per_sec "pgb benches/pg/list.sql $c" tps
+            pair "$fl" "$((round + 1))" "$local" requests_per_sec "pgb benches/pg/list.sql $c" tps
+            pair "$f4" "$round" "$redis" requests_per_sec "pgb benches/pg/list_4rt.sql $c" tps
         done
     done
+    stop_local_server
 }
 
 ws_missing() {
@@ -250,7 +278,6 @@ run_criterion() {
     cargo bench --bench audit "${args[@]}" >"$WORK/audit.txt" 2>&1 || true
     cargo bench --bench totp "${args[@]}" >"$WORK/totp.txt" 2>&1 || true
     cargo bench --bench tenant_tx "${args[@]}" >"$WORK/tenant_tx.txt" 2>&1 || true
-    cargo bench --bench rate_limiter "${args[@]}" >"$WORK/rate_limiter.txt" 2>&1 || true
     local f
     f="Audit sustained (hash chain + group commit), events/s"
     record "$f" rampart "$(per_sec "$(crit_ns audit/sustained)" 100000)"
@@ -264,24 +291,33 @@ run_criterion() {
     record "$f" rampart "$(per_sec "$(crit_ns tenant_tx/list50)" 1)"
     record "$f" baseline "$(per_sec "$(crit_ns raw/list50_one_round_trip)" 1)"
     note_cmd "$f" "cargo bench --bench tenant_tx" "raw/list50_one_round_trip"
-    f="RateLimiter in-process, decisions/s at 64 callers (target ≥ 500,000/s)"
-    record "$f" rampart "$(per_sec "$(crit_ns rate_limiter_decisions/memory_64_callers)" 1)"
-    note_cmd "$f" "cargo bench --bench rate_limiter" "—"
-    f="RateLimiter Redis-backed, decisions/s at 64 callers"
-    record "$f" rampart "$(per_sec "$(crit_ns rate_limiter_decisions/redis_64_callers)" 1)"
-    record "$f" baseline "$(per_sec "$(crit_ns raw/redis_admit_script_64_callers)" 1)"
-    note_cmd "$f" "cargo bench --bench rate_limiter" "raw/redis_admit_script/64_callers"
+    local fm="RateLimiter in-process, decisions/s at 64 callers (target ≥ 500,000/s)"
+    local fr="RateLimiter Redis-backed, decisions/s at 64 callers"
+    note_cmd "$fm" "cargo bench --bench rate_limiter" "—"
+    note_cmd "$fr" "cargo bench --bench rate_limiter" "raw/redis_admit_script/64_callers"
+    for round in $(seq 1 "$ROUNDS"); do
+        echo "rate limiter round $round"
+        cargo bench --bench rate_limiter "${args[@]}" >"$WORK/rate_limiter.txt" 2>&1 || true
+        record "$fm" rampart "$(per_sec "$(crit_ns rate_limiter_decisions/memory_64_callers)" 1)"
+        record "$fr" rampart "$(per_sec "$(crit_ns rate_limiter_decisions/redis_64_callers)" 1)"
+        record "$fr" baseline "$(per_sec "$(crit_ns raw/redis_admit_script_64_callers)" 1)"
+    done
 }
 
+# The load parts first, in this order whatever PARTS says; then, with every server stopped,
+# the criterion benches.
 for part in $PARTS; do
     case "$part" in
-        rest) run_rest ;;
-        ws) run_ws ;;
-        criterion) run_criterion ;;
+        rest | ws | criterion) ;;
         *) echo "unknown part $part" >&2; exit 2 ;;
     esac
 done
-
+if [[ " $PARTS " == *" rest "* ]]; then run_rest; fi
+if [[ " $PARTS " == *" ws "* ]]; then run_ws; fi
+if [[ " $PARTS " == *" criterion "* ]]; then
+    stop_all
+    run_criterion
+fi
 
 # median of the values of FIGURE/SIDE ("" when none; text values pass through).
 median() {
