@@ -10,8 +10,8 @@
 # database: one keeping sessions in Redis (as several instances do) and one keeping them
 # in-process (no REDIS_URL, the single-instance default). Finally, with every server stopped so
 # nothing runs beside them, it runs the criterion benches (audit, TOTP, tenant transaction,
-# rate limiter), which start what they need and hold their own baselines; the rate limiter,
-# whose Redis figures move most from run to run, runs ROUNDS times.
+# list body, rate limiter), which start what they need and hold their own baselines; the rate
+# limiter, whose Redis figures move most from run to run, runs ROUNDS times.
 #
 # Usage: benches/run.sh            (ROUNDS=3 DURATION=10 by default)
 #        ROUNDS=2 DURATION=3 CRITERION_SECS=2 PARTS="rest criterion" benches/run.sh
@@ -278,6 +278,7 @@ run_criterion() {
     cargo bench --bench audit "${args[@]}" >"$WORK/audit.txt" 2>&1 || true
     cargo bench --bench totp "${args[@]}" >"$WORK/totp.txt" 2>&1 || true
     cargo bench --bench tenant_tx "${args[@]}" >"$WORK/tenant_tx.txt" 2>&1 || true
+    cargo bench --bench order_json "${args[@]}" >"$WORK/order_json.txt" 2>&1 || true
     local f
     f="Audit sustained (hash chain + group commit), events/s"
     record "$f" rampart "$(per_sec "$(crit_ns audit/sustained)" 100000)"
@@ -291,6 +292,10 @@ run_criterion() {
     record "$f" rampart "$(per_sec "$(crit_ns tenant_tx/list50)" 1)"
     record "$f" baseline "$(per_sec "$(crit_ns raw/list50_one_round_trip)" 1)"
     note_cmd "$f" "cargo bench --bench tenant_tx" "raw/list50_one_round_trip"
+    f="REST list body (50 orders) written, bodies/s"
+    record "$f" rampart "$(per_sec "$(crit_ns order_list/body_50)" 1)"
+    record "$f" baseline "$(per_sec "$(crit_ns raw/value_same_body)" 1)"
+    note_cmd "$f" "cargo bench --bench order_json" "raw/value_same_body"
     local fm="RateLimiter in-process, decisions/s at 64 callers (target ≥ 500,000/s)"
     local fr="RateLimiter Redis-backed, decisions/s at 64 callers"
     note_cmd "$fm" "cargo bench --bench rate_limiter" "—"

@@ -26,6 +26,7 @@ pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod tenants;
+pub mod timestamp;
 pub mod two_factor;
 pub mod users;
 pub mod ws;

@@ -20,8 +20,22 @@ pub use observe::observe;
 
 /// A list response: `{"items": [...]}`.
 #[derive(Serialize)]
-pub struct Items<T> {
-    pub items: Vec<T>,
+pub struct Items<'a, T> {
+    pub items: &'a [T],
+}
+
+/// The body of a list response, `{"items": [...]}`.
+pub fn list_body<T: Serialize>(items: &[T]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + items.len() * 512);
+    serde_json::to_writer(&mut out, &Items { items }).expect("list items serialize");
+    out
+}
+
+/// A 200 with a list body.
+pub fn list_response<T: Serialize>(items: &[T]) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .insert_header(actix_web::http::header::ContentType::json())
+        .body(list_body(items))
 }
 
 /// Registers every route and the extractor settings that turn bad input into contract errors.

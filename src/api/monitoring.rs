@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::Items;
+use super::list_response;
 use crate::audit::monitor::SUMMARY_WINDOW_SECS;
 use crate::audit::query::{self, Filter, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::audit::{Kind, Severity};
@@ -56,7 +56,7 @@ pub async fn audit(
     let (filter, limit) = q.parse()?;
     platform_access(&state, &p, &req, None).await?;
     let items = query::recent(&state.store, &state.config.audit_log, filter, limit).await;
-    Ok(HttpResponse::Ok().json(Items { items }))
+    Ok(list_response(&items))
 }
 
 pub async fn summary(

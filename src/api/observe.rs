@@ -6,7 +6,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
-use slog::{error, info};
+use slog::{error, info, Drain};
 
 use crate::auth::principal::RequestActor;
 use crate::state::AppState;
@@ -19,7 +19,7 @@ pub async fn observe(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let method = req.method().to_string();
+    let method = req.method().clone();
     let res = next.call(req).await?;
     let elapsed = started.elapsed();
     if let Some(state) = state {
@@ -37,12 +37,15 @@ pub async fn observe(
         }
         state
             .metrics
-            .observe_request(&method, &route, status, elapsed.as_secs_f64());
+            .observe_request(method.as_str(), &route, res.status(), elapsed.as_secs_f64());
+        if !state.log.is_info_enabled() {
+            return Ok(res);
+        }
         let actor = res.request().extensions().get::<RequestActor>().copied();
         let user = actor.map(|a| a.user_id.to_string());
         let tenant = actor.and_then(|a| a.tenant_id).map(|t| t.to_string());
         info!(state.log, "{} {} -> {}", method, route, status;
-            "method" => &method, "route" => &route, "status" => status,
+            "method" => method.as_str(), "route" => &route, "status" => status,
             "latency_ms" => elapsed.as_secs_f64() * 1000.0,
             "user_id" => user, "tenant_id" => tenant);
     }

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::Items;
+use super::list_response;
 use crate::auth::guard::tenant_access;
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -52,7 +52,7 @@ pub async fn list(
     let scope = tenant_access(&state, &p, &req, tenant).await?;
     let (status, limit) = query.parse()?;
     let items = orders::list(&state.db, &scope, tenant, status, limit).await?;
-    Ok(HttpResponse::Ok().json(Items { items }))
+    Ok(list_response(&items))
 }
 
 pub async fn create(

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::Items;
+use super::list_response;
 use crate::audit::{Event, Kind};
 use crate::auth::guard::platform_access;
 use crate::auth::{Principal, Role};
@@ -20,7 +20,7 @@ pub async fn list_tenants(
 ) -> Result<HttpResponse, ApiError> {
     let scope = platform_access(&state, &p, &req, None).await?;
     let items = tenants::list(&state.db, &scope).await?;
-    Ok(HttpResponse::Ok().json(Items { items }))
+    Ok(list_response(&items))
 }
 
 pub async fn create_tenant(
@@ -83,7 +83,7 @@ pub async fn list_bans(
 ) -> Result<HttpResponse, ApiError> {
     platform_access(&state, &p, &req, None).await?;
     let items = state.limiter.active_bans().await;
-    Ok(HttpResponse::Ok().json(Items { items }))
+    Ok(list_response(&items))
 }
 
 /// Lifts the ban of one IP on every instance (and this instance's own copy); audited.

@@ -49,10 +49,9 @@ struct Record<'a> {
     prev: &'a str,
 }
 
-/// RFC 3339 UTC with microseconds and `Z` (a fixed layout: no format string to interpret per
-/// event).
+/// RFC 3339 UTC with microseconds and `Z`.
 pub fn format_ts(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    crate::timestamp::format(at)
 }
 
 /// Lower-case hex of a SHA-256 digest, without an intermediate iterator of chars.

@@ -11,25 +11,54 @@ use crate::db::schema::orders;
 use crate::db::{DbError, DbPool, Scope};
 use crate::ids::{OrderId, TenantId, UserId};
 
-pub use model::{NewOrder, NewOrderBody, Order, OrderItem, Status, StatusChange};
+pub use model::{NewOrder, NewOrderBody, Order, OrderItem, Status, StatusChange, StoredItems};
 
 /// Default and maximum page size of the list.
 pub const DEFAULT_LIST_LIMIT: i64 = 50;
 pub const MAX_LIST_LIMIT: i64 = 200;
 
-/// The `items` column, read and written as `jsonb` straight from and into the typed lines,
-/// without an intermediate `serde_json::Value` (that tree cost more than the rest of the row).
-#[derive(Debug, diesel::expression::AsExpression, diesel::deserialize::FromSqlRow)]
+/// The `items` column as written: the validated lines serialized straight into `jsonb`.
+#[derive(Debug, diesel::expression::AsExpression)]
 #[diesel(sql_type = diesel::sql_types::Jsonb)]
 struct Items(Vec<OrderItem>);
 
 /// The version byte that starts PostgreSQL's binary `jsonb`.
 const JSONB_VERSION: u8 = 1;
 
-impl diesel::deserialize::FromSql<diesel::sql_types::Jsonb, diesel::pg::Pg> for Items {
+/// The `items` column as read: its JSON text, checked well-formed (see [`StoredItems`]).
+#[derive(Debug, diesel::deserialize::FromSqlRow)]
+struct ReadItems(StoredItems);
+
+impl From<ReadItems> for StoredItems {
+    fn from(r: ReadItems) -> StoredItems {
+        r.0
+    }
+}
+
+/// The `status` column as read, straight into a [`Status`]; a value that is none is a
+/// deserialization error.
+#[derive(Debug, diesel::deserialize::FromSqlRow)]
+struct ReadStatus(Status);
+
+impl diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::pg::Pg> for ReadStatus {
+    fn from_sql(value: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
+        let text = std::str::from_utf8(value.as_bytes())?;
+        Status::parse(text)
+            .map(ReadStatus)
+            .ok_or_else(|| format!("unknown order status {text:?}").into())
+    }
+}
+
+impl From<ReadStatus> for Status {
+    fn from(r: ReadStatus) -> Status {
+        r.0
+    }
+}
+
+impl diesel::deserialize::FromSql<diesel::sql_types::Jsonb, diesel::pg::Pg> for ReadItems {
     fn from_sql(value: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
         match value.as_bytes().split_first() {
-            Some((&JSONB_VERSION, json)) => Ok(Items(serde_json::from_slice(json)?)),
+            Some((&JSONB_VERSION, json)) => Ok(ReadItems(StoredItems::from_json(json)?)),
             _ => Err("unsupported jsonb encoding".into()),
         }
     }
@@ -52,35 +81,30 @@ impl diesel::serialize::ToSql<diesel::sql_types::Jsonb, diesel::pg::Pg> for Item
 struct OrderRow {
     id: uuid::Uuid,
     tenant_id: uuid::Uuid,
-    items: Items,
+    #[diesel(deserialize_as = ReadItems)]
+    items: StoredItems,
     total_cents: i64,
-    status: String,
+    #[diesel(deserialize_as = ReadStatus)]
+    status: Status,
     note: Option<String>,
     created_by: uuid::Uuid,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
 
-impl TryFrom<OrderRow> for Order {
-    type Error = DbError;
-    fn try_from(r: OrderRow) -> Result<Self, DbError> {
-        let id = r.id;
-        let bad = |what: &str| {
-            DbError::Query(diesel::result::Error::DeserializationError(
-                format!("order {id}: bad {what}").into(),
-            ))
-        };
-        Ok(Order {
+impl From<OrderRow> for Order {
+    fn from(r: OrderRow) -> Order {
+        Order {
             id: r.id.into(),
             tenant_id: r.tenant_id.into(),
-            items: r.items.0,
+            items: r.items,
             total_cents: r.total_cents,
-            status: Status::parse(&r.status).ok_or_else(|| bad("status"))?,
+            status: r.status,
             note: r.note,
             created_by: r.created_by.into(),
             created_at: r.created_at,
             updated_at: r.updated_at,
-        })
+        }
     }
 }
 
@@ -107,7 +131,7 @@ pub async fn list(
             q.load(&mut c).await
         })
         .await?;
-    rows.into_iter().map(Order::try_from).collect()
+    Ok(rows.into_iter().map(Order::from).collect())
 }
 
 pub async fn get(
@@ -126,7 +150,7 @@ pub async fn get(
                 .await
         })
         .await?;
-    Order::try_from(row)
+    Ok(Order::from(row))
 }
 
 pub async fn create(
@@ -152,7 +176,7 @@ pub async fn create(
                 .await
         })
         .await?;
-    Order::try_from(row)
+    Ok(Order::from(row))
 }
 
 /// Why a status change did not happen.
@@ -194,7 +218,7 @@ pub async fn change_status(
                 .returning(OrderRow::as_returning())
                 .get_result(c.pg())
                 .await?;
-            Ok(Ok(Order::try_from(row)?))
+            Ok(Ok(Order::from(row)))
         })
         .await?;
     outcome

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::error::ApiError;
 use crate::ids::{OrderId, TenantId, UserId};
@@ -74,27 +75,55 @@ pub struct OrderItem {
     pub unit_price_cents: i64,
 }
 
+/// An order's lines as the database returns them: the JSON text of the `items` column,
+/// checked to be well-formed JSON when read and written into responses as it is. Lines are
+/// validated (as [`OrderItem`]s) before they are stored, so reading them back needs no typed
+/// pass: a list of 200 orders would otherwise build and drop 200 vectors of strings only to
+/// write the same lines again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StoredItems(Box<RawValue>);
+
+impl StoredItems {
+    /// Takes JSON text, refusing text that is not one well-formed JSON value.
+    pub fn from_json(text: &[u8]) -> serde_json::Result<StoredItems> {
+        serde_json::from_slice(text).map(StoredItems)
+    }
+
+    /// The JSON text.
+    pub fn json(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The lines, typed.
+    pub fn lines(&self) -> serde_json::Result<Vec<OrderItem>> {
+        serde_json::from_str(self.json())
+    }
+}
+
+/// Equal when the texts are: both sides come from the database's canonical `jsonb` output.
+impl PartialEq for StoredItems {
+    fn eq(&self, other: &Self) -> bool {
+        self.json() == other.json()
+    }
+}
+
+impl Eq for StoredItems {}
+
 /// An order as clients see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
     pub id: OrderId,
     pub tenant_id: TenantId,
-    pub items: Vec<OrderItem>,
+    pub items: StoredItems,
     pub total_cents: i64,
     pub status: Status,
     pub note: Option<String>,
     pub created_by: UserId,
-    #[serde(serialize_with = "rfc3339_micros")]
+    #[serde(serialize_with = "crate::timestamp::serialize")]
     pub created_at: DateTime<Utc>,
-    #[serde(serialize_with = "rfc3339_micros")]
+    #[serde(serialize_with = "crate::timestamp::serialize")]
     pub updated_at: DateTime<Utc>,
-}
-
-/// Timestamps as RFC 3339 UTC with microseconds (PostgreSQL's precision) and `Z`, written by
-/// chrono's fixed-layout writer: a list of 200 orders has 400 of them, and the generic
-/// `Display` path interprets a format for each.
-fn rfc3339_micros<S: serde::Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&crate::audit::chain::format_ts(*at))
 }
 
 /// The body of `POST …/orders`, as sent.

@@ -74,9 +74,15 @@ impl Metrics {
         }
     }
 
-    pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    pub fn observe_request(
+        &self,
+        method: &str,
+        route: &str,
+        status: actix_web::http::StatusCode,
+        seconds: f64,
+    ) {
         self.requests
-            .with_label_values(&[method, route, &status.to_string()])
+            .with_label_values(&[method, route, status.as_str()])
             .inc();
         self.latency
             .with_label_values(&[method, route])

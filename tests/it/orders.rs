@@ -40,8 +40,24 @@ async fn create_computes_the_total_and_get_returns_it() {
     let fetched = staff.get(&order_path(a.id, id)).await;
     assert_eq!(fetched.status, 200);
     assert_eq!(fetched.body, created.body);
+    assert_eq!(
+        created.body["items"],
+        json!([
+            {"name": "flat white", "quantity": 2, "unit_price_cents": 350},
+            {"name": "croissant", "quantity": 3, "unit_price_cents": 275}
+        ])
+    );
+    // The list writes the stored lines as they are: the same order, line for line.
+    let listed = staff.get(&orders_path(a.id)).await;
+    assert_eq!(listed.status, 200);
+    assert_eq!(listed.body["items"], json!([created.body.clone()]));
     let ts = fetched.body["created_at"].as_str().unwrap();
     assert!(ts.ends_with('Z'), "RFC 3339 UTC: {ts}");
+    assert_eq!(
+        ts.len(),
+        "2026-11-29T08:00:00.123456Z".len(),
+        "microseconds: {ts}"
+    );
 }
 
 #[actix_web::test]
