@@ -49,6 +49,37 @@ impl diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::pg::Pg> for R
     }
 }
 
+/// A `timestamptz` column as read: PostgreSQL sends microseconds since 2000-01-01 UTC, turned
+/// into an instant by one division instead of calendar arithmetic from the 2000 epoch (two per
+/// order, 400 in a list of 200). Values chrono cannot hold (`infinity`) are errors.
+#[derive(Debug, diesel::deserialize::FromSqlRow)]
+struct ReadTimestamp(DateTime<Utc>);
+
+/// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01T00:00:00Z).
+const PG_EPOCH_UNIX_MICROS: i64 = 946_684_800_000_000;
+
+impl diesel::deserialize::FromSql<diesel::sql_types::Timestamptz, diesel::pg::Pg>
+    for ReadTimestamp
+{
+    fn from_sql(value: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
+        let micros: [u8; 8] = value
+            .as_bytes()
+            .try_into()
+            .map_err(|_| "timestamptz is not 8 bytes")?;
+        i64::from_be_bytes(micros)
+            .checked_add(PG_EPOCH_UNIX_MICROS)
+            .and_then(DateTime::from_timestamp_micros)
+            .map(ReadTimestamp)
+            .ok_or_else(|| "timestamptz out of range".into())
+    }
+}
+
+impl From<ReadTimestamp> for DateTime<Utc> {
+    fn from(r: ReadTimestamp) -> DateTime<Utc> {
+        r.0
+    }
+}
+
 impl From<ReadStatus> for Status {
     fn from(r: ReadStatus) -> Status {
         r.0
@@ -88,7 +119,9 @@ struct OrderRow {
     status: Status,
     note: Option<String>,
     created_by: uuid::Uuid,
+    #[diesel(deserialize_as = ReadTimestamp)]
     created_at: DateTime<Utc>,
+    #[diesel(deserialize_as = ReadTimestamp)]
     updated_at: DateTime<Utc>,
 }
 

@@ -220,3 +220,42 @@ async fn any_member_of_the_tenant_moves_an_order_but_only_as_themselves() {
     let me = staff.get("/api/v1/auth/me").await;
     assert_eq!(own.body["created_by"], me.body["id"]);
 }
+
+#[actix_web::test]
+async fn stored_timestamps_come_back_to_the_microsecond() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let staff = app.login(&a.staff).await;
+    let created = staff
+        .post(&orders_path(a.id), &order_body("tea", 1, 1))
+        .await;
+    let id = created.body["id"].as_str().unwrap().to_string();
+    // Either side of PostgreSQL's own epoch (2000-01-01), and leap-year and end-of-year days.
+    for (stored, shown) in [
+        (
+            "1999-12-31 23:59:59.999999+00",
+            "1999-12-31T23:59:59.999999Z",
+        ),
+        ("2000-01-01 00:00:00+00", "2000-01-01T00:00:00.000000Z"),
+        (
+            "2024-02-29 12:34:56.000001+00",
+            "2024-02-29T12:34:56.000001Z",
+        ),
+        ("2026-11-29 09:00:00.5+01", "2026-11-29T08:00:00.500000Z"),
+    ] {
+        app.db
+            .exec_as_superuser(&format!(
+                "UPDATE orders SET created_at = '{stored}', updated_at = '{stored}' \
+                 WHERE id = '{id}'"
+            ))
+            .await;
+        let got = staff.get(&order_path(a.id, &id)).await;
+        assert_eq!(got.body["created_at"], shown, "stored {stored}");
+        assert_eq!(got.body["updated_at"], shown, "stored {stored}");
+        let listed = staff.get(&orders_path(a.id)).await;
+        assert_eq!(
+            listed.body["items"][0]["created_at"], shown,
+            "stored {stored}"
+        );
+    }
+}
