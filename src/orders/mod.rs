@@ -29,6 +29,15 @@ const JSONB_VERSION: u8 = 1;
 #[derive(Debug, diesel::deserialize::FromSqlRow)]
 struct ReadItems(StoredItems);
 
+impl diesel::deserialize::FromSql<diesel::sql_types::Jsonb, diesel::pg::Pg> for ReadItems {
+    fn from_sql(value: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
+        match value.as_bytes().split_first() {
+            Some((&JSONB_VERSION, json)) => Ok(ReadItems(StoredItems::from_json(json)?)),
+            _ => Err("unsupported jsonb encoding".into()),
+        }
+    }
+}
+
 impl From<ReadItems> for StoredItems {
     fn from(r: ReadItems) -> StoredItems {
         r.0
@@ -46,6 +55,12 @@ impl diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::pg::Pg> for R
         Status::parse(text)
             .map(ReadStatus)
             .ok_or_else(|| format!("unknown order status {text:?}").into())
+    }
+}
+
+impl From<ReadStatus> for Status {
+    fn from(r: ReadStatus) -> Status {
+        r.0
     }
 }
 
@@ -77,21 +92,6 @@ impl diesel::deserialize::FromSql<diesel::sql_types::Timestamptz, diesel::pg::Pg
 impl From<ReadTimestamp> for DateTime<Utc> {
     fn from(r: ReadTimestamp) -> DateTime<Utc> {
         r.0
-    }
-}
-
-impl From<ReadStatus> for Status {
-    fn from(r: ReadStatus) -> Status {
-        r.0
-    }
-}
-
-impl diesel::deserialize::FromSql<diesel::sql_types::Jsonb, diesel::pg::Pg> for ReadItems {
-    fn from_sql(value: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
-        match value.as_bytes().split_first() {
-            Some((&JSONB_VERSION, json)) => Ok(ReadItems(StoredItems::from_json(json)?)),
-            _ => Err("unsupported jsonb encoding".into()),
-        }
     }
 }
 

@@ -228,6 +228,30 @@ impl StatusChange {
 mod tests {
     use super::*;
 
+    #[test]
+    fn stored_items_keep_their_text_and_refuse_what_is_not_json() {
+        // As PostgreSQL's `jsonb` output writes lines.
+        let text = r#"[{"name": "tea", "quantity": 2, "unit_price_cents": 350}]"#;
+        let stored = StoredItems::from_json(text.as_bytes()).unwrap();
+        assert_eq!(stored.json(), text);
+        assert_eq!(
+            serde_json::to_string(&stored).unwrap(),
+            text,
+            "written as it is"
+        );
+        assert_eq!(
+            stored.lines().unwrap(),
+            vec![OrderItem {
+                name: "tea".into(),
+                quantity: 2,
+                unit_price_cents: 350,
+            }]
+        );
+        for bad in [&b"[{\"name\": "[..], b"", b"[1] [2]", b"\xff"] {
+            assert!(StoredItems::from_json(bad).is_err(), "{bad:?}");
+        }
+    }
+
     fn item(name: &str, quantity: i64, unit_price_cents: i64) -> OrderItem {
         OrderItem {
             name: name.into(),
