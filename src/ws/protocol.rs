@@ -1,6 +1,9 @@
 //! The WebSocket protocol: JSON text frames tagged by `type`.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::ids::{TenantId, UserId};
@@ -28,26 +31,73 @@ pub enum Channel {
     Security,
 }
 
-/// Client → server.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ClientFrame {
+/// Client → server, borrowed from the frame's text.
+#[derive(Debug, Clone)]
+pub enum ClientFrame<'a> {
     Ping {
-        /// Any string or number, echoed back as sent.
-        #[serde(default)]
-        id: Option<Value>,
+        /// Any string or number, echoed back byte for byte as sent.
+        id: Option<&'a RawValue>,
     },
     Subscribe {
         channel: Channel,
         /// Platform owners name the tenant whose orders they watch.
-        #[serde(default)]
         tenant_id: Option<TenantId>,
     },
     Unsubscribe {
         channel: Channel,
-        #[serde(default)]
         tenant_id: Option<TenantId>,
     },
+}
+
+/// A text frame that is not a client message: not a JSON object, an unknown `type`, or a
+/// (un)subscription without a known channel or with a tenant that is not a UUID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadFrame;
+
+impl<'a> ClientFrame<'a> {
+    /// Reads one text frame. Members a message type does not use are ignored, as before any
+    /// type existed that used them.
+    pub fn parse(text: &'a str) -> Result<ClientFrame<'a>, BadFrame> {
+        /// Every member any message has, read in one pass over the text without copying.
+        #[derive(Deserialize)]
+        struct Wire<'a> {
+            #[serde(rename = "type", borrow)]
+            kind: Cow<'a, str>,
+            #[serde(default, borrow)]
+            id: Option<&'a RawValue>,
+            #[serde(default, borrow)]
+            channel: Option<&'a RawValue>,
+            #[serde(default, borrow)]
+            tenant_id: Option<&'a RawValue>,
+        }
+        // A struct also reads from an array (`["ping"]`); messages are objects.
+        if !text.trim_start().starts_with('{') {
+            return Err(BadFrame);
+        }
+        let wire: Wire<'a> = serde_json::from_str(text).map_err(|_| BadFrame)?;
+        let channel = || -> Result<Channel, BadFrame> {
+            let raw = wire.channel.ok_or(BadFrame)?;
+            serde_json::from_str(raw.get()).map_err(|_| BadFrame)
+        };
+        let tenant = || -> Result<Option<TenantId>, BadFrame> {
+            match wire.tenant_id {
+                None => Ok(None),
+                Some(raw) => serde_json::from_str(raw.get()).map_err(|_| BadFrame),
+            }
+        };
+        match wire.kind.as_ref() {
+            "ping" => Ok(ClientFrame::Ping { id: wire.id }),
+            "subscribe" => Ok(ClientFrame::Subscribe {
+                channel: channel()?,
+                tenant_id: tenant()?,
+            }),
+            "unsubscribe" => Ok(ClientFrame::Unsubscribe {
+                channel: channel()?,
+                tenant_id: tenant()?,
+            }),
+            _ => Err(BadFrame),
+        }
+    }
 }
 
 /// The codes of `error` frames.
@@ -68,7 +118,7 @@ pub struct WelcomeLimits {
 }
 
 /// Server → client.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame<'a> {
     Welcome {
@@ -79,7 +129,7 @@ pub enum ServerFrame<'a> {
     },
     Pong {
         #[serde(skip_serializing_if = "Option::is_none")]
-        id: Option<Value>,
+        id: Option<&'a RawValue>,
     },
     Subscribed {
         channel: Channel,
@@ -128,32 +178,79 @@ mod tests {
 
     #[test]
     fn client_frames_parse_by_type() {
-        let ping: ClientFrame = serde_json::from_str(r#"{"type":"ping","id":"x1"}"#).unwrap();
-        assert_eq!(
-            ping,
-            ClientFrame::Ping {
-                id: Some(json!("x1"))
-            }
-        );
-        let sub: ClientFrame =
-            serde_json::from_str(r#"{"type":"subscribe","channel":"orders"}"#).unwrap();
+        let ping = ClientFrame::parse(r#"{"type":"ping","id":"x1"}"#).unwrap();
+        let ClientFrame::Ping { id: Some(id) } = ping else {
+            panic!("{ping:?}")
+        };
+        assert_eq!(id.get(), r#""x1""#);
         assert!(matches!(
-            sub,
-            ClientFrame::Subscribe {
+            ClientFrame::parse(r#"{"type":"ping","id":null}"#),
+            Ok(ClientFrame::Ping { id: None })
+        ));
+        assert!(matches!(
+            ClientFrame::parse(r#"{"type":"subscribe","channel":"orders"}"#),
+            Ok(ClientFrame::Subscribe {
                 channel: Channel::Orders,
                 tenant_id: None
-            }
+            })
         ));
-        assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"shout"}"#).is_err());
-        assert!(
-            serde_json::from_str::<ClientFrame>(r#"{"type":"subscribe","channel":"x"}"#).is_err()
+        let t = TenantId::random();
+        let unsub = format!(r#"{{"type":"unsubscribe","channel":"orders","tenant_id":"{t}"}}"#);
+        assert!(matches!(
+            ClientFrame::parse(&unsub),
+            Ok(ClientFrame::Unsubscribe {
+                channel: Channel::Orders,
+                tenant_id: Some(got)
+            }) if got == t
+        ));
+        // Members a type does not use are ignored; `type` may be escaped like any string.
+        assert!(matches!(
+            ClientFrame::parse(r#"{"type":"p\u0069ng","channel":"bogus","tenant_id":7}"#),
+            Ok(ClientFrame::Ping { id: None })
+        ));
+        for bad in [
+            r#"{"type":"shout"}"#,
+            r#"{"type":"subscribe"}"#,
+            r#"{"type":"subscribe","channel":"x"}"#,
+            r#"{"type":"subscribe","channel":"orders","tenant_id":"not-a-uuid"}"#,
+            r#"{"type":5}"#,
+            r#"{"id":1}"#,
+            r#"["ping"]"#,
+            "{not json",
+            "",
+        ] {
+            assert!(matches!(ClientFrame::parse(bad), Err(BadFrame)), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pong_echoes_the_id_byte_for_byte() {
+        for id in [
+            r#""abc""#,
+            "42",
+            "1.50",
+            "-0",
+            "1e3",
+            "123456789012345678901234567890",
+            r#""caf\u00e9 \"quoted\"""#,
+        ] {
+            let text = format!(r#"{{"type":"ping","id":{id}}}"#);
+            let ClientFrame::Ping { id: got } = ClientFrame::parse(&text).unwrap() else {
+                panic!("{text}")
+            };
+            assert_eq!(
+                ServerFrame::Pong { id: got }.encode(),
+                format!(r#"{{"type":"pong","id":{id}}}"#)
+            );
+        }
+        assert_eq!(
+            ServerFrame::Pong { id: None }.encode(),
+            r#"{"type":"pong"}"#
         );
     }
 
     #[test]
     fn server_frames_have_the_contract_shape() {
-        let pong = ServerFrame::Pong { id: Some(json!(7)) }.encode();
-        assert_eq!(pong, r#"{"type":"pong","id":7}"#);
         let err = ServerFrame::Error {
             code: ErrorCode::RateLimited,
             message: "slow down",

@@ -211,16 +211,16 @@ impl WsSession {
                 return;
             }
         };
-        match serde_json::from_str::<ClientFrame>(&text) {
+        match ClientFrame::parse(&text) {
             Ok(frame) => self.on_frame(frame, ctx),
-            Err(_) => ctx.text(protocol::error(
+            Err(protocol::BadFrame) => ctx.text(protocol::error(
                 ErrorCode::BadMessage,
                 "expected a JSON object with a known \"type\"",
             )),
         }
     }
 
-    fn on_frame(&mut self, frame: ClientFrame, ctx: &mut ws::WebsocketContext<Self>) {
+    fn on_frame(&mut self, frame: ClientFrame<'_>, ctx: &mut ws::WebsocketContext<Self>) {
         let reply = match frame {
             ClientFrame::Ping { id } => ServerFrame::Pong { id }.encode(),
             ClientFrame::Subscribe { channel, tenant_id } => {

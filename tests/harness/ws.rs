@@ -109,12 +109,17 @@ impl Ws {
             .and_then(Result::ok)
     }
 
-    /// The next text frame, parsed.
-    pub async fn json(&mut self) -> Value {
+    /// The next text frame, as sent.
+    pub async fn text(&mut self) -> String {
         match self.frame().await {
-            Some(Frame::Text(bytes)) => serde_json::from_slice(&bytes).expect("JSON frame"),
+            Some(Frame::Text(bytes)) => String::from_utf8(bytes.to_vec()).expect("UTF-8 frame"),
             other => panic!("expected a text frame, got {other:?}"),
         }
+    }
+
+    /// The next text frame, parsed.
+    pub async fn json(&mut self) -> Value {
+        serde_json::from_str(&self.text().await).expect("JSON frame")
     }
 
     /// Reads until the server closes; returns the close code.

@@ -105,6 +105,17 @@ async fn ping_pong_echoes_ids_and_bad_frames_get_errors() {
     assert_eq!(ws.json().await, json!({"type": "pong", "id": 42}));
     ws.send_json(&json!({"type": "ping"})).await;
     assert_eq!(ws.json().await, json!({"type": "pong"}));
+    // The id comes back byte for byte, whatever JSON would normalise.
+    for id in [
+        "1.50",
+        "1e3",
+        "123456789012345678901234567890",
+        r#""caf\u00e9""#,
+    ] {
+        ws.send_text(format!(r#"{{"type":"ping","id":{id}}}"#))
+            .await;
+        assert_eq!(ws.text().await, format!(r#"{{"type":"pong","id":{id}}}"#));
+    }
 
     ws.send_text("{not json").await;
     let e = ws.json().await;
