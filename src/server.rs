@@ -150,6 +150,7 @@ pub async fn prepare(config: Config, db_url: &str, log: Logger) -> anyhow::Resul
         store.clone(),
         audit.clone(),
         metrics.clone(),
+        limiter.clone(),
         log.new(slog::o!("component" => "hub")),
     );
     Checkpointer {

@@ -97,7 +97,11 @@ pub async fn lift_ban(
     let ip: std::net::IpAddr = path
         .parse()
         .map_err(|_| ApiError::validation("ip", "not an IP address"))?;
-    if !state.limiter.lift(ip).await? {
+    let lifted = state.limiter.lift(ip).await?;
+    // Other instances may hold their own copy of the ban (each keeps one so that losing Redis
+    // never lifts it); they drop it on this message, whether or not this instance knew the ban.
+    state.hub.do_send(crate::ws::BanLifted { ip });
+    if !lifted {
         return Err(ApiError::NotFound);
     }
     let event = Event::new(Kind::BanLifted)

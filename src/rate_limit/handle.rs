@@ -99,6 +99,13 @@ impl Limiter {
         }
     }
 
+    /// Drops this instance's copy of a ban that another instance lifted (which also removed
+    /// the shared one in Redis). Without this, the copy kept so that losing Redis never lifts
+    /// a known ban would go on refusing the address here until it expired.
+    pub fn forget_lifted_ban(&self, ip: IpAddr) {
+        self.memory.lift_now(ip);
+    }
+
     /// Lifts the ban of `ip`; true if there was one.
     pub async fn lift(&self, ip: IpAddr) -> Result<bool, actix::MailboxError> {
         Ok(self.addr.send(LiftBan { ip }).await?.await)

@@ -12,6 +12,7 @@
 //! `rampart_ws_slow_consumer_closes_total`; server memory per connection stays bounded.
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix::dev::SendError;
@@ -27,7 +28,7 @@ use crate::audit::Audit;
 use crate::auth::SessionId;
 use crate::ids::TenantId;
 use crate::orders::Order;
-use crate::rate_limit::ConnId;
+use crate::rate_limit::{ConnId, Limiter};
 use crate::store::{SharedStore, REDIS_TIMEOUT};
 use crate::telemetry::metrics::Metrics;
 
@@ -139,12 +140,18 @@ pub(super) enum Envelope {
         from: Uuid,
         session: SessionId,
     },
+    BanLifted {
+        from: Uuid,
+        ip: IpAddr,
+    },
 }
 
 impl Envelope {
     pub(super) fn from(&self) -> Uuid {
         match self {
-            Envelope::Event { from, .. } | Envelope::EndSession { from, .. } => *from,
+            Envelope::Event { from, .. }
+            | Envelope::EndSession { from, .. }
+            | Envelope::BanLifted { from, .. } => *from,
         }
     }
 }
@@ -168,12 +175,19 @@ pub struct Hub {
     store: SharedStore,
     audit: Audit,
     metrics: Metrics,
+    limiter: Limiter,
     log: Logger,
 }
 
 impl Hub {
     /// Starts the hub on an arbiter of its own.
-    pub fn start(store: SharedStore, audit: Audit, metrics: Metrics, log: Logger) -> Addr<Hub> {
+    pub fn start(
+        store: SharedStore,
+        audit: Audit,
+        metrics: Metrics,
+        limiter: Limiter,
+        log: Logger,
+    ) -> Addr<Hub> {
         Hub::start_in_arbiter(&Arbiter::new().handle(), move |_| Hub {
             instance: Uuid::new_v4(),
             channel: store.key("ws:events"),
@@ -182,6 +196,7 @@ impl Hub {
             store,
             audit,
             metrics,
+            limiter,
             log,
         })
     }
@@ -399,6 +414,24 @@ impl Handler<EndSession> for Hub {
     }
 }
 
+/// A ban was lifted here: the other instances drop their own copies of it.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct BanLifted {
+    pub ip: IpAddr,
+}
+
+impl Handler<BanLifted> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: BanLifted, _: &mut Context<Self>) {
+        self.broadcast(&Envelope::BanLifted {
+            from: self.instance,
+            ip: msg.ip,
+        });
+    }
+}
+
 impl Handler<Envelope> for Hub {
     type Result = ();
 
@@ -406,6 +439,7 @@ impl Handler<Envelope> for Hub {
         match msg {
             Envelope::Event { topic, frame, .. } => self.deliver(topic, frame.into()),
             Envelope::EndSession { session, .. } => self.end_session(&session),
+            Envelope::BanLifted { ip, .. } => self.limiter.forget_lifted_ban(ip),
         }
     }
 }
@@ -476,7 +510,9 @@ mod tests {
             log.clone(),
         );
         let metrics = Metrics::new();
-        let hub = Hub::start(store, audit, metrics.clone(), log);
+        let config = crate::config::Config::from_map(Default::default()).expect("defaults");
+        let limiter = Limiter::start(store.clone(), &config.limits);
+        let hub = Hub::start(store, audit, metrics.clone(), limiter, log);
 
         let (release, gate) = mpsc::channel();
         let frames = Arc::new(AtomicUsize::new(0));

@@ -22,7 +22,7 @@ use crate::net::client_ip;
 use crate::rate_limit::{Admission, ConnId, Limited, ViolationOutcome};
 use crate::state::AppState;
 
-pub use hub::{Hub, Publish};
+pub use hub::{BanLifted, Hub, Publish};
 
 /// A connection that passed every check, holding one of its user's connection slots.
 pub struct Admitted {

@@ -8,6 +8,7 @@ use rampart::rate_limit::{ConnId, Limiter};
 use rampart::store::SharedStore;
 use serde_json::json;
 
+use crate::harness::client::Client;
 use crate::harness::ws::{bearer, open, open_with_ticket, ticket};
 use crate::harness::TestApp;
 use crate::{order_body, orders_path};
@@ -86,6 +87,45 @@ async fn a_ban_decided_by_one_instance_is_enforced_by_the_other() {
         let r = app.client().get("/ws").await;
         assert_eq!((r.status, r.code()), (403, "ip_banned"));
     }
+}
+
+#[actix_web::test]
+async fn a_ban_lifted_through_one_instance_is_lifted_on_the_other() {
+    let tight = |v: &mut HashMap<String, String>| {
+        v.insert("RAMPART_WS_CONNECT_LIMIT".into(), "1".into());
+        v.insert("RAMPART_WS_CONNECT_WINDOW_SECS".into(), "1".into());
+    };
+    let one = TestApp::spawn_with(tight).await;
+    let two = one.spawn_second(tight).await;
+    // Instance two refuses the address itself, so it holds its own copy of the ban.
+    crate::rate_limit::get_banned(&two).await;
+    let owner = one.verified_owner().await;
+    let owner_on_two = Client::new(&two.base, owner.token.clone());
+    assert_eq!(
+        owner_on_two.get("/api/v1/platform/bans").await.body["items"][0]["ip"],
+        "127.0.0.1"
+    );
+
+    let lift = crate::rate_limit::lift_local_ban(&owner).await;
+    assert_eq!(lift.status, 204);
+    // The lift reaches instance two over pub/sub; until it does, two still lists its copy.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let bans = owner_on_two.get("/api/v1/platform/bans").await;
+        if bans.body["items"] == json!([]) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "instance two kept its copy of the lifted ban: {:?}",
+            bans.body
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Once the one-second attempt window has passed, two lets the address try again.
+    actix_web::rt::time::sleep(Duration::from_millis(1_100)).await;
+    let r = two.client().get("/ws").await;
+    assert_eq!((r.status, r.code()), (401, "unauthenticated"));
 }
 
 #[actix_web::test]

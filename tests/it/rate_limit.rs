@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::harness::client::{Client, Reply};
 use crate::harness::processes::RedisServer;
 use crate::harness::ws::open_with_ticket;
 use crate::harness::TestApp;
@@ -94,6 +95,17 @@ async fn failures_across_accounts_lock_the_ip_and_the_window_slides() {
 }
 
 /// Bans the test client's IP by exceeding the connection-attempt limit three times.
+/// `DELETE /api/v1/platform/bans/127.0.0.1` (the address every test client comes from).
+pub async fn lift_local_ban(owner: &Client) -> Reply {
+    owner
+        .send(
+            awc::http::Method::DELETE,
+            "/api/v1/platform/bans/127.0.0.1",
+            None,
+        )
+        .await
+}
+
 pub async fn get_banned(app: &TestApp) {
     let mut refusals = 0;
     for _ in 0..10 {
@@ -134,22 +146,10 @@ async fn platform_owners_list_and_lift_bans_and_others_cannot() {
     assert_eq!(ban["violations"], 3);
     assert!(ban["until"].as_str().unwrap().ends_with('Z'), "{ban}");
 
-    let lift = owner
-        .send(
-            awc::http::Method::DELETE,
-            "/api/v1/platform/bans/127.0.0.1",
-            None,
-        )
-        .await;
+    let lift = lift_local_ban(&owner).await;
     assert_eq!(lift.status, 204);
     audited(&app, "ban.lifted").await;
-    let again = owner
-        .send(
-            awc::http::Method::DELETE,
-            "/api/v1/platform/bans/127.0.0.1",
-            None,
-        )
-        .await;
+    let again = lift_local_ban(&owner).await;
     assert_eq!(again.status, 404);
     assert_eq!(
         owner.get("/api/v1/platform/bans").await.body["items"],
