@@ -14,6 +14,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::dev::SendError;
 use actix::{Actor, Addr, Arbiter, AsyncContext, Context, Handler, Message, Recipient};
@@ -29,7 +30,7 @@ use crate::auth::SessionId;
 use crate::ids::TenantId;
 use crate::orders::Order;
 use crate::rate_limit::{ConnId, Limiter};
-use crate::store::{SharedStore, REDIS_TIMEOUT};
+use crate::store::{RedisStatus, SharedStore, REDIS_TIMEOUT};
 use crate::telemetry::metrics::Metrics;
 
 /// Frames that may wait for one connection before it counts as too slow.
@@ -176,8 +177,14 @@ pub struct Hub {
     audit: Audit,
     metrics: Metrics,
     limiter: Limiter,
+    /// Bans lifted here while Redis was away: lifted in Redis and on the other instances once
+    /// it answers again, so the shared ban does not outlive the lift.
+    pending_lifts: HashSet<IpAddr>,
     log: Logger,
 }
+
+/// How often lifts made while Redis was away are retried.
+const LIFT_RETRY: Duration = Duration::from_secs(1);
 
 impl Hub {
     /// Starts the hub on an arbiter of its own.
@@ -197,8 +204,24 @@ impl Hub {
             audit,
             metrics,
             limiter,
+            pending_lifts: HashSet::new(),
             log,
         })
+    }
+
+    /// Lifts in Redis, then announces, every ban lifted here while Redis was away. Redis comes
+    /// first, so no instance reads the ban back after dropping its copy.
+    fn replay_lifts(&mut self, ctx: &mut Context<Self>) {
+        if self.pending_lifts.is_empty() || self.store.status() != RedisStatus::Connected {
+            return;
+        }
+        for ip in self.pending_lifts.drain() {
+            let (limiter, me) = (self.limiter.clone(), ctx.address());
+            actix::spawn(async move {
+                let _ = limiter.lift(ip).await;
+                me.do_send(BanLifted { ip });
+            });
+        }
     }
 
     fn deliver(&mut self, topic: Topic, frame: Arc<str>) {
@@ -286,6 +309,7 @@ impl Actor for Hub {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(LIFT_RETRY, Hub::replay_lifts);
         let mut feed = self.audit.subscribe();
         let me = ctx.address();
         actix::spawn(async move {
@@ -425,6 +449,11 @@ impl Handler<BanLifted> for Hub {
     type Result = ();
 
     fn handle(&mut self, msg: BanLifted, _: &mut Context<Self>) {
+        if self.store.status() == RedisStatus::Fallback {
+            // Neither the shared ban nor the other instances can be reached now.
+            self.pending_lifts.insert(msg.ip);
+            return;
+        }
         self.broadcast(&Envelope::BanLifted {
             from: self.instance,
             ip: msg.ip,

@@ -201,6 +201,19 @@ impl RedisServer {
         }
     }
 
+    /// Freezes the server (`SIGSTOP`): connections stay open and nothing is answered, as when
+    /// Redis hangs or the network between drops; unlike [`RedisServer::stop`], its data stays.
+    pub fn pause(&self) {
+        let child = self.child.as_ref().expect("redis-server is running");
+        assert!(child.signal(nix::sys::signal::Signal::SIGSTOP), "SIGSTOP");
+    }
+
+    /// Lets a paused server go on (`SIGCONT`).
+    pub fn resume(&self) {
+        let child = self.child.as_ref().expect("redis-server is running");
+        assert!(child.signal(nix::sys::signal::Signal::SIGCONT), "SIGCONT");
+    }
+
     /// Stops the server if it runs and starts a fresh one on the same port.
     pub fn restart(&mut self) {
         self.stop();

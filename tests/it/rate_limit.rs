@@ -179,11 +179,7 @@ async fn losing_redis_keeps_every_limit_and_ban_and_recovers() {
     for _ in 0..3 {
         assert_eq!(app.client().get("/ws").await.code(), "ip_banned");
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while app.client().get("/readyz").await.body["redis"] != "fallback" {
-        assert!(Instant::now() < deadline, "never switched to the fallback");
-        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_redis(&app, "fallback").await;
     audited(&app, "system.redis_unavailable").await;
     // Login-failure limits are enforced per instance meanwhile.
     let a = app.tenant("alpha").await;
@@ -195,12 +191,59 @@ async fn losing_redis_keeps_every_limit_and_ban_and_recovers() {
     assert_eq!(r.code(), "too_many_attempts");
 
     redis.restart();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while app.client().get("/readyz").await.body["redis"] != "connected" {
-        assert!(Instant::now() < deadline, "never switched back to Redis");
-        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_redis(&app, "connected").await;
     audited(&app, "system.redis_recovered").await;
     // The restarted Redis is empty, yet the ban this instance knows still holds.
     assert_eq!(app.client().get("/ws").await.code(), "ip_banned");
+}
+
+/// Polls `/readyz` until it reports `redis` as `want`.
+async fn wait_for_redis(app: &TestApp, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while app.client().get("/readyz").await.body["redis"] != want {
+        assert!(Instant::now() < deadline, "redis never became {want}");
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_ban_lifted_while_redis_hangs_is_lifted_there_once_it_answers() {
+    let redis = RedisServer::start_new();
+    let url = redis.url();
+    let app = TestApp::spawn_with(|v| {
+        v.insert("REDIS_URL".into(), url);
+        v.insert("RAMPART_WS_CONNECT_LIMIT".into(), "1".into());
+        v.insert("RAMPART_WS_CONNECT_WINDOW_SECS".into(), "1".into());
+    })
+    .await;
+    get_banned(&app).await;
+
+    // Redis hangs with the ban in it. A failed login needs Redis (its limits), times out and
+    // switches the instance to its fallback.
+    redis.pause();
+    let r = login_status(&app, "nobody@nowhere.example", "wrong password!!").await;
+    assert_eq!(r.status, 401);
+    wait_for_redis(&app, "fallback").await;
+    // Sessions in Redis cannot be checked now: the owner signs in here.
+    let owner = app.verified_owner().await;
+    assert_eq!(lift_local_ban(&owner).await.status, 204);
+    audited(&app, "ban.lifted").await;
+
+    // Redis answers again, still holding the ban; the lift made meanwhile reaches it.
+    redis.resume();
+    wait_for_redis(&app, "connected").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // One attempt per window, so polling never trips the attempt limit.
+        actix_web::rt::time::sleep(Duration::from_millis(1_100)).await;
+        let r = app.client().get("/ws").await;
+        if (r.status, r.code()) == (401, "unauthenticated") {
+            break;
+        }
+        assert_eq!(r.code(), "ip_banned");
+        assert!(
+            Instant::now() < deadline,
+            "the ban came back from Redis after it was lifted"
+        );
+    }
 }
