@@ -105,6 +105,14 @@ impl<'a> Challenges<'a> {
         })
     }
 
+    /// Ends a challenge whose answer was right, once: true only for the caller that removes it
+    /// (Redis `GETDEL`, or this instance's map). Two right answers to one challenge at the
+    /// same moment — a code and a backup code, or two backup codes, on two instances — open
+    /// one session, not two.
+    pub async fn redeem(&self, token: &str) -> bool {
+        self.store.take(&key(token)).await.is_some()
+    }
+
     /// Ends the challenge (used, or out of tries) on every instance.
     pub async fn discard(&self, token: &str) {
         self.store.delete(&key(token), self.ttl).await;

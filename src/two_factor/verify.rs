@@ -51,7 +51,7 @@ impl VerifyBody {
 
 /// Completes a login. Each try uses up one of the challenge's five; a wrong code is 401
 /// `invalid_code` (audited, counted as a failed login), and a challenge that is unknown,
-/// expired or out of tries is 401 `challenge_expired`.
+/// expired, out of tries or already answered is 401 `challenge_expired`.
 pub async fn verify_login(
     state: &AppState,
     body: VerifyBody,
@@ -77,7 +77,11 @@ pub async fn verify_login(
         }
         return Err(refused);
     }
-    challenges.discard(&token).await;
+    if !challenges.redeem(&token).await {
+        // Another right answer to this challenge was accepted first; its factor is spent
+        // all the same (the step, or the backup code).
+        return Err(ApiError::ChallengeExpired);
+    }
     let event = who.event(Kind::TwofaVerified, ip, json!({"method": method}));
     state.audit.record(event).await?;
     open_session(state, who).await

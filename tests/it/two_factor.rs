@@ -424,6 +424,30 @@ async fn racing_verifications_with_one_code_let_exactly_one_through() {
 }
 
 #[actix_web::test]
+async fn one_challenge_answered_twice_at_once_opens_one_session() {
+    let app = TestApp::spawn().await;
+    let peer = app.spawn_second(|_| {}).await;
+    let a = app.tenant("alpha").await;
+    let enrolled = app.enroll(&a.staff).await;
+    // Two good answers to the same challenge, sent together to two instances: the first to be
+    // accepted ends the challenge, the other finds it gone.
+    for pair in enrolled.backup_codes.chunks(2) {
+        let c = challenge(&app.client(), &a.staff).await;
+        let (here, there) = (app.client(), peer.client());
+        let (r1, r2) = futures_util::future::join(
+            verify(&here, &c, "backup_code", &pair[0]),
+            verify(&there, &c, "backup_code", &pair[1]),
+        )
+        .await;
+        let mut outcomes = [(r1.status, r1.code()), (r2.status, r2.code())];
+        outcomes.sort();
+        assert_eq!(outcomes[0].0, 200, "{outcomes:?}");
+        assert_eq!(outcomes[1], (401, "challenge_expired"), "{outcomes:?}");
+    }
+    peer.handle_stop().await;
+}
+
+#[actix_web::test]
 async fn a_backup_code_works_once_in_any_spelling() {
     let app = TestApp::spawn().await;
     let a = app.tenant("alpha").await;
