@@ -97,11 +97,7 @@ pub async fn lift_ban(
     let ip: std::net::IpAddr = path
         .parse()
         .map_err(|_| ApiError::validation("ip", "not an IP address"))?;
-    let lifted = state.limiter.lift(ip).await?;
-    // Other instances may hold their own copy of the ban (each keeps one so that losing Redis
-    // never lifts it); they drop it on this message, whether or not this instance knew the ban.
-    state.hub.do_send(crate::ws::BanLifted { ip });
-    if !lifted {
+    if !state.limiter.lift(ip).await? {
         return Err(ApiError::NotFound);
     }
     let event = Event::new(Kind::BanLifted)
@@ -113,5 +109,8 @@ pub async fn lift_ban(
         .ip(crate::net::client_ip(&req, state.config.trust_forwarded))
         .details(serde_json::json!({ "banned_ip": ip }));
     state.audit.record(event).await?;
+    // Other instances may hold their own copy of the ban (each keeps one so that losing Redis
+    // never lifts it); once the lift is on record, they drop theirs on this message.
+    state.hub.do_send(crate::ws::BanLifted { ip });
     Ok(HttpResponse::NoContent().finish())
 }
