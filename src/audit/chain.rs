@@ -4,7 +4,6 @@
 //! `,"hash":"<64 hex>"}` and put back `}`: the SHA-256 (lower-case hex) of exactly those bytes is
 //! `hash`. A verifier therefore needs no canonical re-serialization, only the bytes.
 
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -49,11 +48,6 @@ struct Record<'a> {
     prev: &'a str,
 }
 
-/// RFC 3339 UTC with microseconds and `Z`.
-pub fn format_ts(at: DateTime<Utc>) -> String {
-    crate::timestamp::format(at)
-}
-
 /// Lower-case hex of a SHA-256 digest, without an intermediate iterator of chars.
 fn hex_digest(bytes: &[u8]) -> String {
     let mut out = [0u8; 64];
@@ -64,7 +58,7 @@ fn hex_digest(bytes: &[u8]) -> String {
 /// Seals `event` after `head`: returns the full line (with `\n`) and the new head.
 pub fn seal(event: &Event, instance: &str, head: &Head) -> (Vec<u8>, Head) {
     let seq = head.seq + 1;
-    let ts = format_ts(event.at);
+    let ts = crate::timestamp::format(event.at);
     let record = Record {
         seq,
         ts: &ts,
@@ -144,6 +138,7 @@ pub fn claimed_seq(line: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{DateTime, Utc};
 
     #[test]
     fn sealed_lines_verify_and_chain() {
@@ -166,9 +161,16 @@ mod tests {
 
     #[test]
     fn timestamps_have_microseconds_and_z() {
-        let at = DateTime::parse_from_rfc3339("2026-11-29T08:00:00.123456789Z")
+        let mut e = Event::new(Kind::AuthLoginFailed);
+        e.at = DateTime::parse_from_rfc3339("2026-11-29T08:00:00.123456789Z")
             .unwrap()
             .with_timezone(&Utc);
-        assert_eq!(format_ts(at), "2026-11-29T08:00:00.123456Z");
+        let (line, head) = seal(&e, "i-1", &Head::genesis());
+        let line = std::str::from_utf8(&line).unwrap();
+        assert!(
+            line.starts_with(r#"{"seq":1,"ts":"2026-11-29T08:00:00.123456Z","#),
+            "{line}"
+        );
+        assert_eq!(head.ts, "2026-11-29T08:00:00.123456Z");
     }
 }

@@ -109,12 +109,17 @@ impl MemoryBackend {
         shard.lock().expect("rate limiter memory lock")
     }
 
+    /// Which shard holds everything about `key`.
+    fn shard_of(key: &impl Hash) -> usize {
+        let mut h = DefaultHasher::new();
+        key.hash(&mut h);
+        h.finish() as usize % SHARDS
+    }
+
     /// Runs `f` on the shard that holds everything about `key`, sweeping that shard when it
     /// is due or over its bound.
     fn with<T>(&self, key: &impl Hash, now: u64, f: impl FnOnce(&mut State) -> T) -> T {
-        let mut h = DefaultHasher::new();
-        key.hash(&mut h);
-        let mut s = Self::lock(&self.shards[h.finish() as usize % SHARDS]);
+        let mut s = Self::lock(&self.shards[Self::shard_of(key)]);
         s.decisions += 1;
         if s.decisions >= SWEEP_EVERY.max(s.logs.len()) {
             s.decisions = 0;
@@ -511,15 +516,10 @@ mod tests {
     #[test]
     fn a_held_shard_does_not_stop_the_others() {
         let m = std::sync::Arc::new(MemoryBackend::default());
-        let shard_of = |key: &str| {
-            let mut h = DefaultHasher::new();
-            key.hash(&mut h);
-            h.finish() as usize % SHARDS
-        };
-        let held = shard_of("held");
+        let held = MemoryBackend::shard_of(&"held");
         let other = (0..)
             .map(|i| format!("other-{i}"))
-            .find(|k| shard_of(k) != held)
+            .find(|k| MemoryBackend::shard_of(&k.as_str()) != held)
             .unwrap();
         let guard = MemoryBackend::lock(&m.shards[held]);
         let (done, finished) = std::sync::mpsc::channel();
