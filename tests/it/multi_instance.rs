@@ -129,6 +129,63 @@ async fn a_ban_lifted_through_one_instance_is_lifted_on_the_other() {
 }
 
 #[actix_web::test]
+async fn a_lift_answered_404_is_not_announced_to_other_instances() {
+    let tight = |v: &mut HashMap<String, String>| {
+        v.insert("RAMPART_WS_CONNECT_LIMIT".into(), "1".into());
+        v.insert("RAMPART_WS_CONNECT_WINDOW_SECS".into(), "1".into());
+        v.insert("RAMPART_TRUST_FORWARDED".into(), "true".into());
+    };
+    let one = TestApp::spawn_with(tight).await;
+    let two = one.spawn_second(tight).await;
+    let mut vars = HashMap::new();
+    tight(&mut vars);
+    let store = SharedStore::connect(
+        one.config.redis_url.as_deref(),
+        &one.config.redis_prefix,
+        rampart::telemetry::logging::discard(),
+    )
+    .await
+    .unwrap();
+    let side = Limiter::start(store, &Config::from_map(vars).unwrap().limits);
+
+    // Instance two holds its own copy of a ban that Redis no longer has; instance one knows
+    // nothing of it, so a lift through one is 404 and nothing is audited.
+    crate::rate_limit::get_banned(&two).await;
+    let local: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    assert!(side.lift(local).await.unwrap(), "the shared ban existed");
+    let owner = one.verified_owner().await;
+    assert_eq!(crate::rate_limit::lift_local_ban(&owner).await.status, 404);
+
+    // A real lift through one, of an address two also holds a copy of, comes after it on the
+    // same channel: once two has dropped that copy, the 404 would have reached it too.
+    let other: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+    for _ in 0..3 {
+        side.violation(other).await.unwrap();
+    }
+    let forwarded = [("x-forwarded-for", other.to_string())];
+    assert_eq!(open(&two, "", &forwarded).await.err(), Some(403));
+    let lift = owner
+        .send(
+            awc::http::Method::DELETE,
+            "/api/v1/platform/bans/10.0.0.1",
+            None,
+        )
+        .await;
+    assert_eq!(lift.status, 204);
+    let owner_on_two = Client::new(&two.base, owner.token.clone());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let bans = loop {
+        let bans = owner_on_two.get("/api/v1/platform/bans").await.body;
+        if !bans["items"].to_string().contains("10.0.0.1") {
+            break bans;
+        }
+        assert!(Instant::now() < deadline, "the lift never reached two");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(bans["items"][0]["ip"], "127.0.0.1", "{bans:?}");
+}
+
+#[actix_web::test]
 async fn a_crashed_instances_connections_stop_counting_when_their_leases_lapse() {
     let lease = |v: &mut HashMap<String, String>| {
         v.insert("RAMPART_WS_LEASE_SECS".into(), "2".into());
