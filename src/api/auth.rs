@@ -13,17 +13,21 @@ use crate::state::AppState;
 use crate::users;
 use crate::ws::hub::EndSession;
 
-/// The session cookie: HttpOnly, SameSite=Strict, Secure when the request came over TLS.
+/// The session cookie: HttpOnly, SameSite=Strict, Secure when the request came over TLS (the
+/// listener's own, or a trusted proxy's; see [`crate::net::is_https`]).
 pub(super) fn session_cookie(
     req: &HttpRequest,
     value: String,
     max_age_secs: i64,
 ) -> Cookie<'static> {
+    let trust = req
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|s| s.config.trust_forwarded);
     Cookie::build(SESSION_COOKIE, value)
         .path("/")
         .http_only(true)
         .same_site(SameSite::Strict)
-        .secure(req.connection_info().scheme() == "https")
+        .secure(crate::net::is_https(req, trust))
         .max_age(time::Duration::seconds(max_age_secs))
         .finish()
 }

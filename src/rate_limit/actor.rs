@@ -77,6 +77,38 @@ impl RateLimiter {
     }
 }
 
+impl RateLimiter {
+    /// Like [`decide`](Self::decide), and when Redis decided, the same event is also recorded
+    /// in memory: this instance's own share of the shared window. When Redis goes away the
+    /// fallback then starts from what this instance already admitted, so it never admits more
+    /// than the limit per instance in any window, even across the switch.
+    fn decide_mirrored<T, F>(&self, op: F) -> Pending<T>
+    where
+        T: Send + 'static,
+        F: Fn(&dyn Backend) -> Decision<T> + Send + 'static,
+    {
+        let Some(redis) = self.active_redis() else {
+            return self.decide(op);
+        };
+        let (store, memory) = (self.store.clone(), self.memory.clone());
+        let remote = op(&*redis);
+        Box::pin(async move {
+            let remote = remote.await;
+            // Recorded in memory exactly once either way; the answer is Redis's while it has one.
+            let local = op(&*memory)
+                .await
+                .expect("the in-process backend cannot fail");
+            match remote {
+                Ok(v) => v,
+                Err(e) => {
+                    store.mark_down(&e.0);
+                    local
+                }
+            }
+        })
+    }
+}
+
 /// Checks 1 and 2 before a WebSocket upgrade.
 #[derive(Debug, Message)]
 #[rtype(result = "Pending<Admission>")]
@@ -167,7 +199,7 @@ impl Handler<AdmitConnection> for RateLimiter {
         }
         let policy = self.policies.connect;
         let memory = self.memory.clone();
-        let decided = self.decide(move |b| b.admit(msg.ip, policy));
+        let decided = self.decide_mirrored(move |b| b.admit(msg.ip, policy));
         MessageResult(pending(async move {
             let out = decided.await;
             if let Admission::Banned(ban) = &out {
@@ -184,7 +216,7 @@ impl Handler<RecordViolation> for RateLimiter {
     fn handle(&mut self, msg: RecordViolation, _: &mut Context<Self>) -> Self::Result {
         let policy = self.policies.bans.clone();
         let memory = self.memory.clone();
-        let decided = self.decide(move |b| b.violation(msg.ip, policy.clone()));
+        let decided = self.decide_mirrored(move |b| b.violation(msg.ip, policy.clone()));
         MessageResult(pending(async move {
             let out = decided.await;
             if let ViolationOutcome::Banned(ban) | ViolationOutcome::AlreadyBanned(ban) = &out {
@@ -200,7 +232,17 @@ impl Handler<AcquireConnection> for RateLimiter {
 
     fn handle(&mut self, msg: AcquireConnection, _: &mut Context<Self>) -> Self::Result {
         let (max, lease) = (self.policies.max_connections, self.policies.lease);
-        MessageResult(self.decide(move |b| b.acquire(msg.user, msg.conn, max, lease)))
+        let memory = self.memory.clone();
+        let decided = self.decide(move |b| b.acquire(msg.user, msg.conn, max, lease));
+        MessageResult(pending(async move {
+            let v = decided.await;
+            if v.allowed {
+                // This instance's own connections are also held in memory, so that when Redis
+                // goes away they keep counting toward the user's limit here.
+                memory.refresh_at(msg.user, msg.conn, lease, super::now_ms());
+            }
+            v
+        }))
     }
 }
 
@@ -210,6 +252,9 @@ impl Handler<RefreshLease> for RateLimiter {
     /// Nobody waits for a refresh: it runs here.
     fn handle(&mut self, msg: RefreshLease, _: &mut Context<Self>) {
         let lease = self.policies.lease;
+        // The in-memory copy too (see `AcquireConnection`).
+        self.memory
+            .refresh_at(msg.user, msg.conn, lease, super::now_ms());
         actix::spawn(self.decide(move |b| b.refresh(msg.user, msg.conn, lease)));
     }
 }

@@ -12,6 +12,9 @@
 //!   actor's thread would cost two thread wake-ups per decision for no gain in correctness.
 //! - Login limits and ban listings always go through the actor.
 //! - Per-connection message limits are a [`MessageGate`] owned by the connection's session.
+//!
+//! Every address is reduced to its limit key here ([`limit_key`]: IPv6 by its /64), so the
+//! backends and the bans they list only ever see keys.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -28,6 +31,7 @@ use super::redis::RedisBackend;
 use super::{now_ms, Admission, BanInfo, ConnId, Limited, Verdict, ViolationOutcome};
 use crate::config::Limits;
 use crate::ids::UserId;
+use crate::net::limit_key;
 use crate::store::{RedisStatus, SharedStore};
 
 /// The handle the rest of the server uses. Cheap to clone.
@@ -103,15 +107,24 @@ impl Limiter {
     /// the shared one in Redis). Without this, the copy kept so that losing Redis never lifts
     /// a known ban would go on refusing the address here until it expired.
     pub fn forget_lifted_ban(&self, ip: IpAddr) {
-        self.memory.lift_now(ip);
+        self.memory.lift_now(limit_key(ip));
+    }
+
+    /// Keeps a copy of a ban another instance made, so losing Redis never lifts it here.
+    pub fn remember_ban(&self, ban: &BanInfo) {
+        let mut ban = ban.clone();
+        ban.ip = limit_key(ban.ip);
+        self.memory.remember_ban(&ban);
     }
 
     /// Lifts the ban of `ip`; true if there was one.
     pub async fn lift(&self, ip: IpAddr) -> Result<bool, actix::MailboxError> {
+        let ip = limit_key(ip);
         Ok(self.addr.send(LiftBan { ip }).await?.await)
     }
 
     pub async fn admit(&self, ip: IpAddr) -> Result<Admission, actix::MailboxError> {
+        let ip = limit_key(ip);
         if let Some(memory) = self.local() {
             return Ok(memory.admit_at(ip, &self.policies.connect, now_ms()));
         }
@@ -119,6 +132,7 @@ impl Limiter {
     }
 
     pub async fn violation(&self, ip: IpAddr) -> Result<ViolationOutcome, actix::MailboxError> {
+        let ip = limit_key(ip);
         if let Some(memory) = self.local() {
             return Ok(memory.violation_at(ip, &self.policies.bans, now_ms()));
         }
@@ -167,7 +181,7 @@ impl Limiter {
         ip: IpAddr,
         account: &str,
     ) -> Result<Result<(), Limited>, actix::MailboxError> {
-        let account = account.to_string();
+        let (ip, account) = (limit_key(ip), account.to_string());
         Ok(self.addr.send(CheckLogin { ip, account }).await?.await)
     }
 
@@ -176,7 +190,7 @@ impl Limiter {
         ip: IpAddr,
         account: &str,
     ) -> Result<LoginFailure, actix::MailboxError> {
-        let account = account.to_string();
+        let (ip, account) = (limit_key(ip), account.to_string());
         Ok(self
             .addr
             .send(CountLoginFailure { ip, account })

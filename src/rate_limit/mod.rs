@@ -30,7 +30,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use actor::RateLimiter;
 pub use backend::{Backend, BackendError};
@@ -82,8 +82,9 @@ pub enum MessageVerdict {
     Limited { retry_after: Duration },
 }
 
-/// A ban of one IP. Serializes as `{ip, until, violations}` (`until` in RFC 3339 UTC).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A ban of one IP (an IPv6 address's /64, named by its first address). Serializes as
+/// `{ip, until, violations}` (`until` in RFC 3339 UTC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BanInfo {
     pub ip: IpAddr,
     pub until: DateTime<Utc>,

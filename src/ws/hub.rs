@@ -4,7 +4,8 @@
 //! on one pub/sub channel under the key prefix, and every other instance's hub delivers it to
 //! its own subscribers (an instance ignores its own messages, so nothing arrives twice). Topics
 //! are per tenant, so a subscriber of tenant A never receives tenant B's events. Logout is
-//! carried the same way, closing the session's sockets on every instance.
+//! carried the same way, closing the session's sockets on every instance, and so is a new ban,
+//! closing the banned address's sockets on every instance with 1008.
 //!
 //! Slow consumers: each connection's queue is its actor's mailbox, bounded at
 //! [`QUEUE_FRAMES`]. When it is full the hub drops that connection's subscriptions at once,
@@ -28,8 +29,9 @@ use super::relay;
 use crate::audit::Audit;
 use crate::auth::SessionId;
 use crate::ids::TenantId;
+use crate::net::limit_key;
 use crate::orders::Order;
-use crate::rate_limit::{ConnId, Limiter};
+use crate::rate_limit::{BanInfo, ConnId, Limiter};
 use crate::store::{RedisStatus, SharedStore, REDIS_TIMEOUT};
 use crate::telemetry::metrics::Metrics;
 
@@ -68,6 +70,8 @@ pub enum Push {
 pub struct Join {
     pub conn: ConnId,
     pub session: SessionId,
+    /// The client's address (a ban of it closes the connection).
+    pub ip: IpAddr,
     pub to: Recipient<Push>,
 }
 
@@ -145,6 +149,10 @@ pub(super) enum Envelope {
         from: Uuid,
         ip: IpAddr,
     },
+    Banned {
+        from: Uuid,
+        ban: BanInfo,
+    },
 }
 
 impl Envelope {
@@ -152,7 +160,8 @@ impl Envelope {
         match self {
             Envelope::Event { from, .. }
             | Envelope::EndSession { from, .. }
-            | Envelope::BanLifted { from, .. } => *from,
+            | Envelope::BanLifted { from, .. }
+            | Envelope::Banned { from, .. } => *from,
         }
     }
 }
@@ -165,6 +174,8 @@ struct AuditLine(Arc<str>);
 struct Member {
     to: Recipient<Push>,
     session: SessionId,
+    /// The client's limit key (its address; an IPv6 address's /64), as bans name it.
+    ip: IpAddr,
     topics: HashSet<Topic>,
 }
 
@@ -266,17 +277,27 @@ impl Hub {
     }
 
     fn end_session(&mut self, session: &SessionId) {
+        self.close_where(|m| &m.session == session, "session ended");
+    }
+
+    /// Closes every connection of a banned address (its limit key) with 1008.
+    fn close_banned(&mut self, ip: IpAddr) {
+        let key = limit_key(ip);
+        self.close_where(|m| m.ip == key, "address banned");
+    }
+
+    fn close_where(&mut self, which: impl Fn(&Member) -> bool, reason: &'static str) {
         let ending: Vec<ConnId> = self
             .members
             .iter()
-            .filter(|(_, m)| &m.session == session)
+            .filter(|(_, m)| which(m))
             .map(|(c, _)| *c)
             .collect();
         for conn in ending {
             if let Some(m) = self.remove(conn) {
                 m.to.do_send(Push::Close {
                     code: close::POLICY,
-                    reason: "session ended",
+                    reason,
                 });
             }
         }
@@ -343,6 +364,7 @@ impl Handler<Join> for Hub {
         let member = Member {
             to: msg.to,
             session: msg.session,
+            ip: limit_key(msg.ip),
             topics: HashSet::new(),
         };
         self.members.insert(msg.conn, member);
@@ -469,7 +491,32 @@ impl Handler<Envelope> for Hub {
             Envelope::Event { topic, frame, .. } => self.deliver(topic, frame.into()),
             Envelope::EndSession { session, .. } => self.end_session(&session),
             Envelope::BanLifted { ip, .. } => self.limiter.forget_lifted_ban(ip),
+            Envelope::Banned { ban, .. } => {
+                // Kept here too, so losing Redis later never lifts it on this instance.
+                self.limiter.remember_ban(&ban);
+                self.close_banned(ban.ip);
+            }
         }
+    }
+}
+
+/// An address was banned here: its open sockets close with 1008, here and on every other
+/// instance (which also keep their own copy of the ban).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Banned {
+    pub ban: BanInfo,
+}
+
+impl Handler<Banned> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Banned, _: &mut Context<Self>) {
+        self.close_banned(msg.ban.ip);
+        self.broadcast(&Envelope::Banned {
+            from: self.instance,
+            ban: msg.ban,
+        });
     }
 }
 
@@ -559,6 +606,7 @@ mod tests {
         hub.send(Join {
             conn,
             session: SessionId::of_token("t"),
+            ip: IpAddr::from([127, 0, 0, 1]),
             to: stuck.recipient(),
         })
         .await

@@ -178,8 +178,8 @@ async fn take_slot(state: &AppState, ip: IpAddr, session: &Session) -> Result<Co
     Err(ApiError::TooManyConnections(limited))
 }
 
-/// Counts one violation of `ip` (caused by an event of `cause`); records `ws.ip_banned`
-/// durably when it bans the IP.
+/// Counts one violation of `ip` (caused by an event of `cause`); when it bans the IP, records
+/// `ws.ip_banned` durably and has the hub close the address's open sockets everywhere.
 pub async fn count_violation(
     state: &AppState,
     ip: IpAddr,
@@ -196,6 +196,8 @@ pub async fn count_violation(
             .audit
             .record(event(Kind::WsIpBanned, ip).details(details))
             .await;
+        // The ban also ends the address's open sockets, on every instance.
+        state.hub.do_send(hub::Banned { ban: ban.clone() });
     }
     Some(outcome)
 }

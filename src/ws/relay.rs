@@ -1,7 +1,7 @@
 //! The link between instances: a Redis pub/sub subscription that hands the other instances'
-//! envelopes (events, ended sessions) to this instance's hub. It follows the store's switch:
-//! it subscribes while Redis is the active backend, and a lost subscription switches the
-//! instance to the fallback until the probe finds Redis again.
+//! envelopes (events, ended sessions, bans and their lifts) to this instance's hub. It follows
+//! the store's switch: it subscribes while Redis is the active backend, and a lost subscription
+//! switches the instance to the fallback until the probe finds Redis again.
 
 use std::time::Duration;
 

@@ -79,6 +79,7 @@ impl Actor for WsSession {
         self.state.hub.do_send(Join {
             conn: self.conn,
             session: self.session_id.clone(),
+            ip: self.ip,
             to: ctx.address().recipient(),
         });
         ctx.text(self.welcome());

@@ -4,6 +4,7 @@
 #[path = "../harness/mod.rs"]
 mod harness;
 
+mod addresses;
 mod audit;
 mod auth;
 mod cli;

@@ -198,7 +198,7 @@ async fn losing_redis_keeps_every_limit_and_ban_and_recovers() {
 }
 
 /// Polls `/readyz` until it reports `redis` as `want`.
-async fn wait_for_redis(app: &TestApp, want: &str) {
+pub async fn wait_for_redis(app: &TestApp, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while app.client().get("/readyz").await.body["redis"] != want {
         assert!(Instant::now() < deadline, "redis never became {want}");
