@@ -30,7 +30,7 @@ pub struct NewTenant {
 
 impl NewTenant {
     /// Slugs are lower-case letters, digits and dashes, 1–63 characters, starting with a letter
-    /// or digit; names are 1–200 characters.
+    /// or digit; names are 1–200 characters, none of them a control character.
     pub fn validate(&self) -> Result<(), ApiError> {
         let s = self.slug.as_bytes();
         let slug_ok = !s.is_empty()
@@ -45,10 +45,15 @@ impl NewTenant {
             ));
         }
         let name_chars = self.name.trim().chars().count();
-        if name_chars == 0 || self.name.chars().count() > 200 {
+        // Control characters (NUL above all, which PostgreSQL text cannot hold) are refused
+        // here rather than by the database as a server error.
+        if name_chars == 0
+            || self.name.chars().count() > 200
+            || self.name.chars().any(char::is_control)
+        {
             return Err(ApiError::validation(
                 "name",
-                "name must be 1 to 200 characters",
+                "name must be 1 to 200 characters, without control characters",
             ));
         }
         Ok(())

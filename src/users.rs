@@ -78,12 +78,12 @@ pub struct CreatedUser {
     pub password: Option<String>,
 }
 
-/// A light check (one `@`, something on each side, no spaces, at most 254 bytes); the real
-/// proof of an address is that its owner can sign in.
+/// A light check (one `@`, something on each side, no spaces or control characters, at most
+/// 254 bytes); the real proof of an address is that its owner can sign in.
 pub fn check_email(email: &str) -> Result<String, ApiError> {
     let email = email.trim();
     let ok = email.len() <= 254
-        && !email.chars().any(char::is_whitespace)
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && matches!(email.split_once('@'), Some((l, d)) if !l.is_empty() && d.contains('.') && !d.contains('@') && !d.starts_with('.') && !d.ends_with('.'));
     if !ok {
         return Err(ApiError::validation(

@@ -136,3 +136,39 @@ async fn tenant_users_are_forbidden_on_platform_routes() {
     let anon = app.client().get("/api/v1/platform/tenants").await;
     assert_eq!(anon.status, 401);
 }
+
+#[actix_web::test]
+async fn control_characters_in_tenant_names_and_emails_are_422_not_500() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let owner = app.verified_owner().await;
+    let bad_name = owner
+        .post(
+            "/api/v1/platform/tenants",
+            &json!({"slug": "delta", "name": "Del\u{0}ta"}),
+        )
+        .await;
+    assert_eq!(
+        (
+            bad_name.status,
+            bad_name.code(),
+            &bad_name.body["error"]["field"]
+        ),
+        (422, "validation_failed", &json!("name"))
+    );
+    let path = format!("/api/v1/platform/tenants/{}/users", a.id);
+    for email in ["nul\u{0}@alpha.example", "bell\u{7}@alpha.example"] {
+        let bad_email = owner
+            .post(&path, &json!({"email": email, "role": "tenant_staff"}))
+            .await;
+        assert_eq!(
+            (
+                bad_email.status,
+                bad_email.code(),
+                &bad_email.body["error"]["field"]
+            ),
+            (422, "validation_failed", &json!("email")),
+            "{email:?}"
+        );
+    }
+}
