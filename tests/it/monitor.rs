@@ -11,6 +11,9 @@ async fn owners_watch_the_live_feed_counts_and_lift_a_ban() {
     let app = TestApp::spawn_with(|v| {
         v.insert("RAMPART_WS_CONNECT_LIMIT".into(), "1".into());
         v.insert("RAMPART_WS_CONNECT_WINDOW_SECS".into(), "1".into());
+        // The attacker gets an address of its own: a ban closes every socket of the banned
+        // address, and the browser's feed comes from 127.0.0.1.
+        v.insert("RAMPART_TRUST_FORWARDED".into(), "true".into());
     })
     .await;
     let owner = app.verified_owner().await;
@@ -39,8 +42,9 @@ async fn owners_watch_the_live_feed_counts_and_lift_a_ban() {
         .await;
     assert!(row.contains("intruder@nowhere.example"), "{row}");
 
-    crate::rate_limit::get_banned(&app).await;
-    browser.wait_for_text("#bans tbody", "127.0.0.1").await;
+    let attacker = app.client().with_header("x-forwarded-for", "203.0.113.50");
+    crate::rate_limit::get_banned_as(attacker).await;
+    browser.wait_for_text("#bans tbody", "203.0.113.50").await;
     browser.wait_for_text("#counts tbody", "ws.ip_banned").await;
     browser
         .client

@@ -107,9 +107,15 @@ pub async fn lift_local_ban(owner: &Client) -> Reply {
 }
 
 pub async fn get_banned(app: &TestApp) {
+    get_banned_as(app.client()).await;
+}
+
+/// Bans the address `client` comes from (with `RAMPART_TRUST_FORWARDED`, the one its
+/// `X-Forwarded-For` names) the way [`get_banned`] does.
+pub async fn get_banned_as(client: Client) {
     let mut refusals = 0;
     for _ in 0..10 {
-        match app.client().get("/ws").await.code() {
+        match client.get("/ws").await.code() {
             "too_many_connection_attempts" => refusals += 1,
             "ip_banned" => {
                 assert_eq!(refusals, 3, "the third refusal bans");
