@@ -1,7 +1,8 @@
 //! WebSocket sessions: the checks before an upgrade, one actor per connection
 //! ([`session`]), the JSON protocol ([`protocol`]), the event hub ([`hub`]) and single-use
-//! tickets ([`ticket`]).
+//! tickets ([`ticket`]); oversized frames are refused from their header (`frame_guard`).
 
+mod frame_guard;
 pub mod hub;
 pub mod protocol;
 mod relay;

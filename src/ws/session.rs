@@ -1,10 +1,12 @@
 //! One actor per WebSocket connection. This is the only file that uses `actix-web-actors`
 //! (deprecated upstream in favour of `actix-ws`), so a move touches nothing else.
 //!
-//! Every client message is first put to the connection's message gate (size, then rate, from
-//! the rate limiter's policies), in the actor itself: per-connection limits are never shared,
-//! so that check needs no other thread. Violations, bans and connection slots are the
-//! RateLimiter's.
+//! Bytes from the client pass the frame guard first (`frame_guard`: a frame or fragmented
+//! message over the size limit is refused from its header, before its payload is buffered),
+//! then actix's codec. Every client message is then put to the connection's message gate
+//! (size, then rate, from the rate limiter's policies), in the actor itself: per-connection
+//! limits are never shared, so that check needs no other thread. Violations, bans and
+//! connection slots are the RateLimiter's.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -18,6 +20,7 @@ use actix_web_actors::ws;
 use chrono::Utc;
 use serde_json::json;
 
+use super::frame_guard::{FrameGuard, OversizeSignal};
 use super::hub::{Join, Leave, Push, Subscribe, Topic, Unsubscribe, QUEUE_FRAMES};
 use super::protocol::{self, close, Channel, ClientFrame, ErrorCode, ServerFrame, WelcomeLimits};
 use super::{count_violation, Admitted};
@@ -35,9 +38,12 @@ pub fn start(
     stream: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    // One byte over the limit still reaches the actor (and gets 1009 there); anything longer
-    // is cut off by the codec before it is buffered, and closed with 1009 as well.
-    let frame_limit = state.config.limits.ws_max_message_bytes + 1;
+    let mut response = ws::handshake(req)?;
+    let limit = state.config.limits.ws_max_message_bytes;
+    // The guard refuses any frame (or fragmented message) over the limit from its header, so
+    // the codec never meets one; its own check stays as a second line.
+    let (stream, oversize) = FrameGuard::new(stream, limit);
+    let codec = actix_http::ws::Codec::new().max_size(limit);
     let actor = WsSession {
         conn: admitted.conn,
         session_id: admitted.session_id,
@@ -46,10 +52,10 @@ pub fn start(
         gate: state.limiter.message_gate(),
         state,
         last_heard: Instant::now(),
+        oversize,
     };
-    ws::WsResponseBuilder::new(actor, req, stream)
-        .frame_size(frame_limit)
-        .start()
+    let body = ws::WebsocketContext::with_codec(actor, stream, codec);
+    Ok(response.streaming(body))
 }
 
 pub struct WsSession {
@@ -60,6 +66,8 @@ pub struct WsSession {
     state: web::Data<AppState>,
     gate: MessageGate,
     last_heard: Instant,
+    /// Set when the frame guard stopped the stream for an oversized message.
+    oversize: OversizeSignal,
 }
 
 /// A client message that passed the limiter.
@@ -162,12 +170,12 @@ impl WsSession {
     fn check_then(&mut self, ctx: &mut ws::WebsocketContext<Self>, bytes: usize, msg: Incoming) {
         match self.gate.check(bytes) {
             MessageVerdict::Allowed => self.on_message(msg, ctx),
-            MessageVerdict::TooLarge => self.too_large(ctx, bytes),
+            MessageVerdict::TooLarge => self.too_large(ctx, bytes as u64),
             MessageVerdict::Limited { retry_after } => self.rate_limited(ctx, retry_after),
         }
     }
 
-    fn too_large(&mut self, ctx: &mut ws::WebsocketContext<Self>, bytes: usize) {
+    fn too_large(&mut self, ctx: &mut ws::WebsocketContext<Self>, bytes: u64) {
         let details = json!({"bytes": bytes, "max_message_bytes": self.state.config.limits.ws_max_message_bytes});
         self.state
             .audit
@@ -320,14 +328,15 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
     fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
         let msg = match item {
             Ok(msg) => msg,
-            Err(ws::ProtocolError::Overflow) => {
-                let bytes = self.state.config.limits.ws_max_message_bytes + 1;
-                self.too_large(ctx, bytes);
-                return;
-            }
-            Err(_) => {
-                ctx.stop();
-                return;
+            Err(e) => {
+                let declared = match (self.oversize.get(), e) {
+                    (Some(declared), _) => declared,
+                    (None, ws::ProtocolError::Overflow) => {
+                        self.state.config.limits.ws_max_message_bytes as u64 + 1
+                    }
+                    (None, _) => return ctx.stop(),
+                };
+                return self.too_large(ctx, declared);
             }
         };
         self.last_heard = Instant::now();

@@ -1,4 +1,5 @@
-//! A WebSocket test client (awc) with bounded waits, and helpers for `/ws`.
+//! A WebSocket test client (awc) with bounded waits, a raw one spoken by hand over TCP (for
+//! what a well-behaved client library would never send), and helpers for `/ws`.
 
 use std::time::Duration;
 
@@ -9,6 +10,8 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 
 use super::{Client, TestApp};
+
+pub mod raw;
 
 /// How long a test waits for one frame before failing.
 pub const FRAME_WAIT: Duration = Duration::from_secs(10);
