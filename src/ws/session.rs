@@ -6,7 +6,8 @@
 //! then actix's codec. Every client message is then put to the connection's message gate
 //! (size, then rate, from the rate limiter's policies), in the actor itself: per-connection
 //! limits are never shared, so that check needs no other thread. Violations, bans and
-//! connection slots are the RateLimiter's.
+//! connection slots are the RateLimiter's; a slot is given back when the socket is gone, which
+//! [`stall`] also enforces for clients that stop reading.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -23,6 +24,7 @@ use serde_json::json;
 use super::frame_guard::{FrameGuard, OversizeSignal};
 use super::hub::{Join, Leave, Push, Subscribe, Topic, Unsubscribe, QUEUE_FRAMES};
 use super::protocol::{self, close, Channel, ClientFrame, ErrorCode, ServerFrame, WelcomeLimits};
+use super::stall::{self, ConnFd};
 use super::{count_violation, Admitted};
 use crate::audit::{Event, Kind};
 use crate::auth::{Role, Session, SessionId};
@@ -31,7 +33,9 @@ use crate::rate_limit::{ConnId, MessageGate, MessageVerdict, ViolationOutcome};
 use crate::state::AppState;
 use crate::store::RedisStatus;
 
-/// Upgrades the request and starts the connection's actor.
+/// Upgrades the request and starts the connection's actor. On success the connection slot is
+/// given back when the socket's response body is dropped (see [`stall`]); on error the caller
+/// still holds it.
 pub fn start(
     admitted: Admitted,
     req: &HttpRequest,
@@ -39,11 +43,18 @@ pub fn start(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let mut response = ws::handshake(req)?;
-    let limit = state.config.limits.ws_max_message_bytes;
+    let limits = &state.config.limits;
+    let limit = limits.ws_max_message_bytes;
     // The guard refuses any frame (or fragmented message) over the limit from its header, so
     // the codec never meets one; its own check stays as a second line.
     let (stream, oversize) = FrameGuard::new(stream, limit);
     let codec = actix_http::ws::Codec::new().max_size(limit);
+    let timeout = Duration::from_secs(limits.ws_client_timeout_secs);
+    let (limiter, user, conn) = (
+        state.limiter.clone(),
+        admitted.session.user_id,
+        admitted.conn,
+    );
     let actor = WsSession {
         conn: admitted.conn,
         session_id: admitted.session_id,
@@ -55,6 +66,8 @@ pub fn start(
         oversize,
     };
     let body = ws::WebsocketContext::with_codec(actor, stream, codec);
+    let fd = req.conn_data::<ConnFd>().copied();
+    let body = stall::watch(body, fd, timeout, move || limiter.release(user, conn));
     Ok(response.streaming(body))
 }
 
@@ -101,9 +114,10 @@ impl Actor for WsSession {
         });
     }
 
+    /// The connection slot is not released here but when the socket's body is dropped: an
+    /// actor can stop while its socket, stalled, is still open.
     fn stopped(&mut self, _: &mut Self::Context) {
         self.state.hub.do_send(Leave { conn: self.conn });
-        self.state.limiter.release(self.session.user_id, self.conn);
     }
 }
 

@@ -1,11 +1,12 @@
 //! The WebSocket endpoint under attack (SPEC §5.1), driven over raw TCP: frames declaring more
-//! than the message limit and fragmented messages growing past it.
+//! than the message limit, fragmented messages growing past it, and clients that stop reading.
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::harness::ws::raw::{client_frame, client_header, RawWs, Read};
+use crate::harness::ws::{bearer, open};
 use crate::harness::TestApp;
 
 const LIMIT: usize = 10_240;
@@ -162,4 +163,82 @@ async fn memory_probe() {
         "RSS grew by {} KiB while 5 sockets streamed {sent:?} bytes",
         grown >> 10
     );
+}
+
+/// Pings padded to `len` bytes: each pong is as large, so a client that does not read falls
+/// behind fast.
+fn big_ping(len: usize) -> Vec<u8> {
+    let shell = json!({"type": "ping", "id": ""}).to_string();
+    let text = json!({"type": "ping", "id": "x".repeat(len - shell.len())}).to_string();
+    client_frame(true, 1, text.as_bytes())
+}
+
+#[actix_web::test]
+async fn stalled_sockets_keep_their_slots_until_the_server_drops_them() {
+    let timeout_secs = 4;
+    let app = TestApp::spawn_with(|v| {
+        v.insert("RAMPART_WS_HEARTBEAT_SECS".into(), "1".into());
+        v.insert(
+            "RAMPART_WS_CLIENT_TIMEOUT_SECS".into(),
+            timeout_secs.to_string(),
+        );
+        v.insert("RAMPART_WS_MAX_MESSAGE_BYTES".into(), "65536".into());
+        v.insert("RAMPART_WS_MESSAGE_LIMIT".into(), "100000".into());
+        v.insert("RAMPART_WS_CONNECT_LIMIT".into(), "1000".into());
+        v.insert("RAMPART_BAN_AFTER_VIOLATIONS".into(), "1000".into());
+    })
+    .await;
+    let a = app.tenant("alpha").await;
+    let staff = app.login(&a.staff).await;
+    let mut stalled = Vec::new();
+    for _ in 0..5 {
+        stalled.push(RawWs::open(&app, &staff, Some(4096)).await);
+    }
+    // Each client sends big pings and never reads a pong, until the server stops taking its
+    // pings too: its write buffer is full and it no longer runs the session.
+    let ping = big_ping(60_000);
+    let floods = stalled.iter_mut().map(|ws| {
+        let ping = &ping;
+        async move {
+            for _ in 0..2_000 {
+                let wrote =
+                    actix_web::rt::time::timeout(Duration::from_millis(500), ws.write(ping));
+                match wrote.await {
+                    Err(_) => return true,
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => panic!("the server dropped a client still reading: {e}"),
+                }
+            }
+            false
+        }
+    });
+    let blocked = futures_util::future::join_all(floods).await;
+    let stalled_at = Instant::now();
+    assert_eq!(blocked, [true; 5], "every client got the server stuck");
+
+    // While they are open, they count: a sixth socket of that user is refused.
+    let r = staff.get("/ws").await;
+    assert_eq!((r.status, r.code()), (429, "too_many_connections"));
+
+    // The server drops them within the client timeout (plus some seconds of slack).
+    let deadline = stalled_at + Duration::from_secs(timeout_secs + 5);
+    for (i, ws) in stalled.iter().enumerate() {
+        while !ws.peer_gone().await {
+            assert!(Instant::now() < deadline, "stalled socket {i} still open");
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // …and only then are their slots free again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match open(&app, "", &[bearer(&staff)]).await {
+            Ok(mut ws) => break assert_eq!(ws.json().await["type"], "welcome"),
+            Err(status) => assert_eq!(status, 429),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dropped sockets' slots were never freed"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
 }
