@@ -3,6 +3,7 @@
 //! tickets ([`ticket`]); oversized frames are refused from their header (`frame_guard`) and
 //! stalled connections dropped ([`stall`]).
 
+mod access;
 mod frame_guard;
 pub mod hub;
 pub mod protocol;

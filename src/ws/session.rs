@@ -21,13 +21,14 @@ use actix_web_actors::ws;
 use chrono::Utc;
 use serde_json::json;
 
+use super::access::{access, named, Access, UNRECORDED};
 use super::frame_guard::{FrameGuard, OversizeSignal};
 use super::hub::{Join, Leave, Push, Subscribe, Topic, Unsubscribe, QUEUE_FRAMES};
 use super::protocol::{self, close, Channel, ClientFrame, ErrorCode, ServerFrame, WelcomeLimits};
 use super::stall::{self, ConnFd};
 use super::{count_violation, Admitted};
 use crate::audit::{Event, Kind};
-use crate::auth::{Role, Session, SessionId};
+use crate::auth::{Session, SessionId};
 use crate::ids::TenantId;
 use crate::rate_limit::{ConnId, MessageGate, MessageVerdict, ViolationOutcome};
 use crate::state::AppState;
@@ -243,98 +244,80 @@ impl WsSession {
     }
 
     fn on_frame(&mut self, frame: ClientFrame<'_>, ctx: &mut ws::WebsocketContext<Self>) {
-        let reply = match frame {
-            ClientFrame::Ping { id } => ServerFrame::Pong { id }.encode(),
+        match frame {
+            ClientFrame::Ping { id } => ctx.text(ServerFrame::Pong { id }.encode()),
             ClientFrame::Subscribe { channel, tenant_id } => {
-                match self.topic(channel, tenant_id, true) {
-                    Ok(topic) => {
-                        self.state.hub.do_send(Subscribe {
-                            conn: self.conn,
-                            topic,
-                        });
-                        ServerFrame::Subscribed {
-                            channel,
-                            tenant_id: self.named(topic),
-                        }
-                        .encode()
-                    }
-                    Err((code, message)) => protocol::error(code, message),
-                }
+                self.subscription(ctx, channel, tenant_id, true)
             }
             ClientFrame::Unsubscribe { channel, tenant_id } => {
-                match self.topic(channel, tenant_id, false) {
-                    Ok(topic) => {
-                        self.state.hub.do_send(Unsubscribe {
-                            conn: self.conn,
-                            topic,
-                        });
-                        ServerFrame::Unsubscribed {
-                            channel,
-                            tenant_id: self.named(topic),
-                        }
-                        .encode()
-                    }
-                    Err((code, message)) => protocol::error(code, message),
-                }
+                self.subscription(ctx, channel, tenant_id, false)
             }
-        };
-        ctx.text(reply);
-    }
-
-    /// The tenant a platform owner named (echoed in `subscribed`), none for tenant users.
-    fn named(&self, topic: Topic) -> Option<TenantId> {
-        match topic {
-            Topic::Orders(t) if self.session.role == Role::PlatformOwner => Some(t),
-            _ => None,
         }
     }
 
-    /// Which topic a (un)subscription means for this user, or why it is refused. A platform
-    /// owner's subscription to a tenant is audited; a tenant user naming another tenant is
-    /// refused and audited.
-    fn topic(
-        &self,
+    /// Answers a (un)subscription. When it is audited, the answer waits until the event is on
+    /// disk, and the connection handles nothing else meanwhile (`ctx.wait`), so frames keep
+    /// their order.
+    fn subscription(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
         channel: Channel,
         tenant: Option<TenantId>,
         subscribing: bool,
-    ) -> Result<Topic, (ErrorCode, &'static str)> {
-        let owner = self.session.role == Role::PlatformOwner;
-        let audit = &self.state.audit;
-        match (channel, owner, tenant, self.session.tenant_id) {
-            (Channel::Security, true, _, _) => Ok(Topic::Security),
-            (Channel::Security, false, _, _) => Err((
-                ErrorCode::Forbidden,
-                "the security channel is for platform owners",
-            )),
-            (Channel::Orders, true, Some(t), _) => {
-                if subscribing {
-                    // Fail closed: platform access that cannot be recorded is refused.
-                    if !audit.is_available() {
-                        return Err((ErrorCode::Forbidden, "the audit trail is unavailable"));
+    ) {
+        let audit = self.state.audit.clone();
+        let event = |kind| self.event(kind);
+        let available = audit.is_available();
+        match access(
+            &self.session,
+            event,
+            available,
+            channel,
+            tenant,
+            subscribing,
+        ) {
+            Access::Open(topic) => self.apply(ctx, channel, topic, subscribing),
+            Access::Refused(code, message, None) => ctx.text(protocol::error(code, message)),
+            Access::Recorded(topic, event) => {
+                let recorded = async move { audit.record(event).await };
+                ctx.wait(recorded.into_actor(self).map(move |result, act, ctx| {
+                    match result {
+                        Ok(()) => act.apply(ctx, channel, topic, subscribing),
+                        // Fail closed: platform access that cannot be recorded is refused.
+                        Err(_) => ctx.text(protocol::error(ErrorCode::Forbidden, UNRECORDED)),
                     }
-                    let details = json!({"channel": "orders", "via": "websocket"});
-                    audit.record_nowait(
-                        self.event(Kind::PlatformOwnerAccess)
-                            .target(t)
-                            .details(details),
-                    );
-                }
-                Ok(Topic::Orders(t))
+                }));
             }
-            (Channel::Orders, true, None, _) => {
-                Err((ErrorCode::BadMessage, "platform owners name a tenant_id"))
+            Access::Refused(code, message, Some(event)) => {
+                let recorded = async move {
+                    let _ = audit.record(event).await;
+                };
+                ctx.wait(
+                    recorded
+                        .into_actor(self)
+                        .map(move |(), _, ctx| ctx.text(protocol::error(code, message))),
+                );
             }
-            (Channel::Orders, false, None, Some(own)) => Ok(Topic::Orders(own)),
-            (Channel::Orders, false, Some(t), Some(own)) if t == own => Ok(Topic::Orders(own)),
-            (Channel::Orders, false, Some(t), _) => {
-                audit.record_nowait(self.event(Kind::TenantCrossAccessDenied).target(t));
-                Err((
-                    ErrorCode::Forbidden,
-                    "that tenant's orders belong to another tenant",
-                ))
-            }
-            (Channel::Orders, false, None, None) => Err((ErrorCode::Forbidden, "no tenant")),
         }
+    }
+
+    /// Tells the hub and answers the client.
+    fn apply(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        channel: Channel,
+        topic: Topic,
+        subscribing: bool,
+    ) {
+        let (conn, tenant_id) = (self.conn, named(&self.session, topic));
+        let reply = if subscribing {
+            self.state.hub.do_send(Subscribe { conn, topic });
+            ServerFrame::Subscribed { channel, tenant_id }
+        } else {
+            self.state.hub.do_send(Unsubscribe { conn, topic });
+            ServerFrame::Unsubscribed { channel, tenant_id }
+        };
+        ctx.text(reply.encode());
     }
 }
 

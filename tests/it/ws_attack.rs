@@ -1,12 +1,18 @@
 //! The WebSocket endpoint under attack (SPEC §5.1), driven over raw TCP: frames declaring more
-//! than the message limit, fragmented messages growing past it, and clients that stop reading.
+//! than the message limit, fragmented messages growing past it, clients that stop reading, and
+//! subscriptions whose audit record must be on disk before the answer.
 
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use rampart::audit::chain::Head;
+use rampart::audit::file_sink::Sink;
+use rampart::audit::monitor::Thresholds;
+use rampart::audit::{Audit, AuditConfig};
 use serde_json::{json, Value};
 
 use crate::harness::ws::raw::{client_frame, client_header, RawWs, Read};
-use crate::harness::ws::{bearer, open};
+use crate::harness::ws::{bearer, open, open_with_ticket, spawn_with_audit};
 use crate::harness::TestApp;
 
 const LIMIT: usize = 10_240;
@@ -241,4 +247,125 @@ async fn stalled_sockets_keep_their_slots_until_the_server_drops_them() {
         );
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// An audit sink whose fsync can be held (only a sync covering a chosen kind of event, so
+/// other events pass) or whose writes can fail, like the audit tests' own.
+#[derive(Clone, Default)]
+struct Gate(Arc<(Mutex<GateState>, Condvar)>);
+
+#[derive(Default)]
+struct GateState {
+    /// Holds the sync of any batch containing this text.
+    hold: Option<&'static str>,
+    /// True while a sync is held.
+    holding: bool,
+    failing: bool,
+    /// Appended since the last sync.
+    pending: String,
+}
+
+impl Gate {
+    fn set(&self, f: impl FnOnce(&mut GateState)) {
+        f(&mut self.0 .0.lock().unwrap());
+        self.0 .1.notify_all();
+    }
+
+    fn holding(&self) -> bool {
+        self.0 .0.lock().unwrap().holding
+    }
+
+    fn audit(&self) -> Audit {
+        let config = AuditConfig {
+            instance: "gated".into(),
+            thresholds: Thresholds {
+                brute_force: 1000,
+                cross_tenant: 1000,
+                window: Duration::from_secs(60),
+            },
+        };
+        let log = rampart::telemetry::logging::discard();
+        Audit::start_with_sink(Box::new(self.clone()), Head::genesis(), config, log, None)
+    }
+}
+
+impl Sink for Gate {
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let mut s = self.0 .0.lock().unwrap();
+        if s.failing {
+            return Err(std::io::Error::other("disk full"));
+        }
+        s.pending.push_str(&String::from_utf8_lossy(bytes));
+        Ok(())
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        let (lock, cond) = &*self.0;
+        let mut s = lock.lock().unwrap();
+        if s.hold.is_some_and(|kind| s.pending.contains(kind)) {
+            s.holding = true;
+            while s.hold.is_some() {
+                s = cond.wait(s).unwrap();
+            }
+            s.holding = false;
+        }
+        s.pending.clear();
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.0 .0.lock().unwrap().pending.clear();
+    }
+}
+
+async fn until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_subscription_is_answered_only_once_its_audit_record_is_on_disk() {
+    let gate = Gate::default();
+    let app = spawn_with_audit(gate.audit(), |_| {}).await;
+    let (a, b) = (app.tenant("alpha").await, app.tenant("beta").await);
+    let owner = app.verified_owner().await;
+    let (mut wo, _) = open_with_ticket(&app, &owner).await;
+
+    gate.set(|s| s.hold = Some("platform.owner_access"));
+    wo.send_json(&json!({"type": "subscribe", "channel": "orders", "tenant_id": a.id}))
+        .await;
+    wo.send_json(&json!({"type": "ping", "id": "after"})).await;
+    let g = gate.clone();
+    until("the owner access record's fsync", move || g.holding()).await;
+    // Held inside fsync: no answer yet, and nothing after it either (frames keep their order).
+    assert!(wo.quiet_for(Duration::from_millis(500)).await);
+    gate.set(|s| s.hold = None);
+    let sub = wo.json().await;
+    assert_eq!(
+        (sub["type"].as_str(), sub["tenant_id"].as_str()),
+        (Some("subscribed"), Some(a.id.to_string().as_str()))
+    );
+    assert_eq!(wo.json().await, json!({"type": "pong", "id": "after"}));
+
+    // A tenant user naming another tenant: the refusal waits for its record as well.
+    let staff = app.login(&b.staff).await;
+    let (mut ws, _) = open_with_ticket(&app, &staff).await;
+    gate.set(|s| s.hold = Some("tenant.cross_access_denied"));
+    ws.send_json(&json!({"type": "subscribe", "channel": "orders", "tenant_id": a.id}))
+        .await;
+    let g = gate.clone();
+    until("the denial record's fsync", move || g.holding()).await;
+    assert!(ws.quiet_for(Duration::from_millis(500)).await);
+    gate.set(|s| s.hold = None);
+    assert_eq!(ws.json().await["code"], "forbidden");
+
+    // A platform owner's subscription whose record fails is refused.
+    gate.set(|s| s.failing = true);
+    wo.send_json(&json!({"type": "subscribe", "channel": "orders", "tenant_id": b.id}))
+        .await;
+    let refused = wo.json().await;
+    assert_eq!(refused["code"], "forbidden", "{refused}");
 }
