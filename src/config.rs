@@ -222,7 +222,7 @@ impl Config {
 
 impl Limits {
     fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Ok(Limits {
+        let limits = Limits {
             ws_connect_limit: env.positive("RAMPART_WS_CONNECT_LIMIT", 10)?,
             ws_connect_window_secs: env.positive("RAMPART_WS_CONNECT_WINDOW_SECS", 60)?,
             ws_max_connections_per_user: env.positive("RAMPART_WS_MAX_CONNECTIONS_PER_USER", 5)?,
@@ -249,7 +249,19 @@ impl Limits {
             alert_cross_tenant_threshold: env
                 .positive("RAMPART_ALERT_CROSS_TENANT_THRESHOLD", 5)?,
             alert_window_secs: env.positive("RAMPART_ALERT_WINDOW_SECS", 300)?,
-        })
+        };
+        // The heartbeat is what wakes a quiet connection; a connection not woken within the
+        // client timeout is taken for stalled and dropped (ws::stall).
+        if limits.ws_heartbeat_secs >= limits.ws_client_timeout_secs {
+            return Err(ConfigError {
+                var: "RAMPART_WS_HEARTBEAT_SECS",
+                reason: format!(
+                    "must be less than RAMPART_WS_CLIENT_TIMEOUT_SECS ({}), got {}",
+                    limits.ws_client_timeout_secs, limits.ws_heartbeat_secs
+                ),
+            });
+        }
+        Ok(limits)
     }
 }
 
@@ -289,6 +301,26 @@ mod tests {
         assert_eq!(err.var, "RAMPART_MASTER_KEY");
         let err = Config::from_map(vars(&[("RAMPART_BIND", "nowhere")])).unwrap_err();
         assert_eq!(err.var, "RAMPART_BIND");
+    }
+
+    #[test]
+    fn the_heartbeat_must_be_shorter_than_the_client_timeout() {
+        let beat = |secs: &str| {
+            Config::from_map(vars(&[
+                ("RAMPART_WS_HEARTBEAT_SECS", secs),
+                ("RAMPART_WS_CLIENT_TIMEOUT_SECS", "10"),
+            ]))
+        };
+        assert_eq!(beat("9").unwrap().limits.ws_heartbeat_secs, 9);
+        for bad in ["10", "11"] {
+            assert_eq!(
+                beat(bad).unwrap_err().var,
+                "RAMPART_WS_HEARTBEAT_SECS",
+                "{bad}"
+            );
+        }
+        let err = Config::from_map(vars(&[("RAMPART_WS_CLIENT_TIMEOUT_SECS", "15")])).unwrap_err();
+        assert_eq!(err.var, "RAMPART_WS_HEARTBEAT_SECS");
     }
 
     #[test]

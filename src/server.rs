@@ -254,6 +254,8 @@ pub fn start(state: AppState, workers: usize) -> anyhow::Result<Running> {
             .wrap(middleware::from_fn(crate::api::observe))
             .configure(crate::api::configure)
     })
+    // Each connection's descriptor, so that a stalled WebSocket can be dropped (ws::stall).
+    .on_connect(crate::ws::stall::on_connect)
     .workers(workers)
     .bind(bind)
     .with_context(|| format!("cannot listen on {bind} (RAMPART_BIND)"))?;

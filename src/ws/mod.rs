@@ -1,11 +1,15 @@
 //! WebSocket sessions: the checks before an upgrade, one actor per connection
 //! ([`session`]), the JSON protocol ([`protocol`]), the event hub ([`hub`]) and single-use
-//! tickets ([`ticket`]).
+//! tickets ([`ticket`]); oversized frames are refused from their header (`frame_guard`) and
+//! stalled connections dropped ([`stall`]).
 
+mod access;
+mod frame_guard;
 pub mod hub;
 pub mod protocol;
 mod relay;
 pub mod session;
+pub mod stall;
 pub mod ticket;
 
 use std::net::IpAddr;

@@ -174,6 +174,7 @@ pub fn error(code: ErrorCode, message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     #[test]
@@ -247,6 +248,84 @@ mod tests {
             ServerFrame::Pong { id: None }.encode(),
             r#"{"type":"pong"}"#
         );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        for open in ["[", "{\"a\":"] {
+            let deep = format!(r#"{{"type":"ping","id":{}}}"#, open.repeat(100_000));
+            assert!(matches!(ClientFrame::parse(&deep), Err(BadFrame)));
+        }
+    }
+
+    /// A JSON number as a client might write it (trailing zeros, exponents, huge).
+    fn number() -> impl Strategy<Value = String> {
+        "-?(0|[1-9][0-9]{0,40})(\\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?"
+    }
+
+    /// A JSON string, escaped in every way JSON allows.
+    fn string() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            any::<char>().prop_map(|c| serde_json::to_string(&c.to_string()).unwrap()),
+            (0u16..0xD800).prop_map(|u| format!("\"\\u{u:04x}\"")),
+            Just(r#""\/\b\f\n\r\t\"\\""#.to_string()),
+        ];
+        prop::collection::vec(piece, 0..8).prop_map(|ps| {
+            let inner: String = ps.iter().map(|p| &p[1..p.len() - 1]).collect();
+            format!("\"{inner}\"")
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn any_text_parses_or_is_a_bad_frame(text in any::<String>()) {
+            let _ = ClientFrame::parse(&text);
+        }
+
+        #[test]
+        fn json_ish_text_parses_or_is_a_bad_frame(
+            text in r#"[ {}\[\]":,.\\a-z0-9_-]{0,80}"#,
+            prefix in prop_oneof![Just(""), Just(r#"{"type":"#), Just(r#"{"type":"ping","id":"#)],
+        ) {
+            let text = format!("{prefix}{text}");
+            if let Ok(ClientFrame::Ping { id: Some(id) }) = ClientFrame::parse(&text) {
+                // The id is borrowed from the frame, never copied.
+                let (from, to) = (text.as_ptr() as usize, text.as_ptr() as usize + text.len());
+                let at = id.get().as_ptr() as usize;
+                prop_assert!(at >= from && at + id.get().len() <= to);
+            }
+        }
+
+        #[test]
+        fn anything_but_an_object_is_a_bad_frame(text in "\\PC*") {
+            prop_assume!(!text.trim_start().starts_with('{'));
+            prop_assert_eq!(ClientFrame::parse(&text).err(), Some(BadFrame));
+        }
+
+        #[test]
+        fn an_unknown_type_is_a_bad_frame(kind in "\\PC{0,20}") {
+            prop_assume!(!["ping", "subscribe", "unsubscribe"].contains(&kind.as_str()));
+            let text = json!({"type": kind, "channel": "orders"}).to_string();
+            prop_assert_eq!(ClientFrame::parse(&text).err(), Some(BadFrame));
+        }
+
+        #[test]
+        fn a_ping_id_comes_back_byte_for_byte(
+            id in prop_oneof![number(), string()],
+            space in "[ \t\n]{0,2}",
+        ) {
+            let text = format!(r#"{{"type":"ping","id":{space}{id}{space}}}"#);
+            let frame = ClientFrame::parse(&text);
+            let Ok(ClientFrame::Ping { id: got }) = frame else {
+                return Err(TestCaseError::fail(format!("{text}: {frame:?}")));
+            };
+            prop_assert_eq!(
+                ServerFrame::Pong { id: got }.encode(),
+                format!(r#"{{"type":"pong","id":{id}}}"#)
+            );
+        }
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! One actor per WebSocket connection. This is the only file that uses `actix-web-actors`
 //! (deprecated upstream in favour of `actix-ws`), so a move touches nothing else.
 //!
-//! Every client message is first put to the connection's message gate (size, then rate, from
-//! the rate limiter's policies), in the actor itself: per-connection limits are never shared,
-//! so that check needs no other thread. Violations, bans and connection slots are the
-//! RateLimiter's.
+//! Bytes from the client pass the frame guard first (`frame_guard`: a frame or fragmented
+//! message over the size limit is refused from its header, before its payload is buffered),
+//! then actix's codec. Every client message is then put to the connection's message gate
+//! (size, then rate, from the rate limiter's policies), in the actor itself: per-connection
+//! limits are never shared, so that check needs no other thread. Violations, bans and
+//! connection slots are the RateLimiter's; a slot is given back when the socket is gone, which
+//! [`stall`] also enforces for clients that stop reading.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -18,26 +21,41 @@ use actix_web_actors::ws;
 use chrono::Utc;
 use serde_json::json;
 
+use super::access::{access, named, Access, UNRECORDED};
+use super::frame_guard::{FrameGuard, OversizeSignal};
 use super::hub::{Join, Leave, Push, Subscribe, Topic, Unsubscribe, QUEUE_FRAMES};
 use super::protocol::{self, close, Channel, ClientFrame, ErrorCode, ServerFrame, WelcomeLimits};
+use super::stall::{self, ConnFd};
 use super::{count_violation, Admitted};
 use crate::audit::{Event, Kind};
-use crate::auth::{Role, Session, SessionId};
+use crate::auth::{Session, SessionId};
 use crate::ids::TenantId;
 use crate::rate_limit::{ConnId, MessageGate, MessageVerdict, ViolationOutcome};
 use crate::state::AppState;
 use crate::store::RedisStatus;
 
-/// Upgrades the request and starts the connection's actor.
+/// Upgrades the request and starts the connection's actor. On success the connection slot is
+/// given back when the socket's response body is dropped (see [`stall`]); on error the caller
+/// still holds it.
 pub fn start(
     admitted: Admitted,
     req: &HttpRequest,
     stream: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    // One byte over the limit still reaches the actor (and gets 1009 there); anything longer
-    // is cut off by the codec before it is buffered, and closed with 1009 as well.
-    let frame_limit = state.config.limits.ws_max_message_bytes + 1;
+    let mut response = ws::handshake(req)?;
+    let limits = &state.config.limits;
+    let limit = limits.ws_max_message_bytes;
+    // The guard refuses any frame (or fragmented message) over the limit from its header, so
+    // the codec never meets one; its own check stays as a second line.
+    let (stream, oversize) = FrameGuard::new(stream, limit);
+    let codec = actix_http::ws::Codec::new().max_size(limit);
+    let timeout = Duration::from_secs(limits.ws_client_timeout_secs);
+    let (limiter, user, conn) = (
+        state.limiter.clone(),
+        admitted.session.user_id,
+        admitted.conn,
+    );
     let actor = WsSession {
         conn: admitted.conn,
         session_id: admitted.session_id,
@@ -46,10 +64,12 @@ pub fn start(
         gate: state.limiter.message_gate(),
         state,
         last_heard: Instant::now(),
+        oversize,
     };
-    ws::WsResponseBuilder::new(actor, req, stream)
-        .frame_size(frame_limit)
-        .start()
+    let body = ws::WebsocketContext::with_codec(actor, stream, codec);
+    let fd = req.conn_data::<ConnFd>().copied();
+    let body = stall::watch(body, fd, timeout, move || limiter.release(user, conn));
+    Ok(response.streaming(body))
 }
 
 pub struct WsSession {
@@ -60,6 +80,8 @@ pub struct WsSession {
     state: web::Data<AppState>,
     gate: MessageGate,
     last_heard: Instant,
+    /// Set when the frame guard stopped the stream for an oversized message.
+    oversize: OversizeSignal,
 }
 
 /// A client message that passed the limiter.
@@ -94,9 +116,10 @@ impl Actor for WsSession {
         });
     }
 
+    /// The connection slot is not released here but when the socket's body is dropped: an
+    /// actor can stop while its socket, stalled, is still open.
     fn stopped(&mut self, _: &mut Self::Context) {
         self.state.hub.do_send(Leave { conn: self.conn });
-        self.state.limiter.release(self.session.user_id, self.conn);
     }
 }
 
@@ -163,12 +186,12 @@ impl WsSession {
     fn check_then(&mut self, ctx: &mut ws::WebsocketContext<Self>, bytes: usize, msg: Incoming) {
         match self.gate.check(bytes) {
             MessageVerdict::Allowed => self.on_message(msg, ctx),
-            MessageVerdict::TooLarge => self.too_large(ctx, bytes),
+            MessageVerdict::TooLarge => self.too_large(ctx, bytes as u64),
             MessageVerdict::Limited { retry_after } => self.rate_limited(ctx, retry_after),
         }
     }
 
-    fn too_large(&mut self, ctx: &mut ws::WebsocketContext<Self>, bytes: usize) {
+    fn too_large(&mut self, ctx: &mut ws::WebsocketContext<Self>, bytes: u64) {
         let details = json!({"bytes": bytes, "max_message_bytes": self.state.config.limits.ws_max_message_bytes});
         self.state
             .audit
@@ -222,98 +245,80 @@ impl WsSession {
     }
 
     fn on_frame(&mut self, frame: ClientFrame<'_>, ctx: &mut ws::WebsocketContext<Self>) {
-        let reply = match frame {
-            ClientFrame::Ping { id } => ServerFrame::Pong { id }.encode(),
+        match frame {
+            ClientFrame::Ping { id } => ctx.text(ServerFrame::Pong { id }.encode()),
             ClientFrame::Subscribe { channel, tenant_id } => {
-                match self.topic(channel, tenant_id, true) {
-                    Ok(topic) => {
-                        self.state.hub.do_send(Subscribe {
-                            conn: self.conn,
-                            topic,
-                        });
-                        ServerFrame::Subscribed {
-                            channel,
-                            tenant_id: self.named(topic),
-                        }
-                        .encode()
-                    }
-                    Err((code, message)) => protocol::error(code, message),
-                }
+                self.subscription(ctx, channel, tenant_id, true)
             }
             ClientFrame::Unsubscribe { channel, tenant_id } => {
-                match self.topic(channel, tenant_id, false) {
-                    Ok(topic) => {
-                        self.state.hub.do_send(Unsubscribe {
-                            conn: self.conn,
-                            topic,
-                        });
-                        ServerFrame::Unsubscribed {
-                            channel,
-                            tenant_id: self.named(topic),
-                        }
-                        .encode()
-                    }
-                    Err((code, message)) => protocol::error(code, message),
-                }
+                self.subscription(ctx, channel, tenant_id, false)
             }
-        };
-        ctx.text(reply);
-    }
-
-    /// The tenant a platform owner named (echoed in `subscribed`), none for tenant users.
-    fn named(&self, topic: Topic) -> Option<TenantId> {
-        match topic {
-            Topic::Orders(t) if self.session.role == Role::PlatformOwner => Some(t),
-            _ => None,
         }
     }
 
-    /// Which topic a (un)subscription means for this user, or why it is refused. A platform
-    /// owner's subscription to a tenant is audited; a tenant user naming another tenant is
-    /// refused and audited.
-    fn topic(
-        &self,
+    /// Answers a (un)subscription. When it is audited, the answer waits until the event is on
+    /// disk, and the connection handles nothing else meanwhile (`ctx.wait`), so frames keep
+    /// their order.
+    fn subscription(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
         channel: Channel,
         tenant: Option<TenantId>,
         subscribing: bool,
-    ) -> Result<Topic, (ErrorCode, &'static str)> {
-        let owner = self.session.role == Role::PlatformOwner;
-        let audit = &self.state.audit;
-        match (channel, owner, tenant, self.session.tenant_id) {
-            (Channel::Security, true, _, _) => Ok(Topic::Security),
-            (Channel::Security, false, _, _) => Err((
-                ErrorCode::Forbidden,
-                "the security channel is for platform owners",
-            )),
-            (Channel::Orders, true, Some(t), _) => {
-                if subscribing {
-                    // Fail closed: platform access that cannot be recorded is refused.
-                    if !audit.is_available() {
-                        return Err((ErrorCode::Forbidden, "the audit trail is unavailable"));
+    ) {
+        let audit = self.state.audit.clone();
+        let event = |kind| self.event(kind);
+        let available = audit.is_available();
+        match access(
+            &self.session,
+            event,
+            available,
+            channel,
+            tenant,
+            subscribing,
+        ) {
+            Access::Open(topic) => self.apply(ctx, channel, topic, subscribing),
+            Access::Refused(code, message, None) => ctx.text(protocol::error(code, message)),
+            Access::Recorded(topic, event) => {
+                let recorded = async move { audit.record(event).await };
+                ctx.wait(recorded.into_actor(self).map(move |result, act, ctx| {
+                    match result {
+                        Ok(()) => act.apply(ctx, channel, topic, subscribing),
+                        // Fail closed: platform access that cannot be recorded is refused.
+                        Err(_) => ctx.text(protocol::error(ErrorCode::Forbidden, UNRECORDED)),
                     }
-                    let details = json!({"channel": "orders", "via": "websocket"});
-                    audit.record_nowait(
-                        self.event(Kind::PlatformOwnerAccess)
-                            .target(t)
-                            .details(details),
-                    );
-                }
-                Ok(Topic::Orders(t))
+                }));
             }
-            (Channel::Orders, true, None, _) => {
-                Err((ErrorCode::BadMessage, "platform owners name a tenant_id"))
+            Access::Refused(code, message, Some(event)) => {
+                let recorded = async move {
+                    let _ = audit.record(event).await;
+                };
+                ctx.wait(
+                    recorded
+                        .into_actor(self)
+                        .map(move |(), _, ctx| ctx.text(protocol::error(code, message))),
+                );
             }
-            (Channel::Orders, false, None, Some(own)) => Ok(Topic::Orders(own)),
-            (Channel::Orders, false, Some(t), Some(own)) if t == own => Ok(Topic::Orders(own)),
-            (Channel::Orders, false, Some(t), _) => {
-                audit.record_nowait(self.event(Kind::TenantCrossAccessDenied).target(t));
-                Err((
-                    ErrorCode::Forbidden,
-                    "that tenant's orders belong to another tenant",
-                ))
-            }
-            (Channel::Orders, false, None, None) => Err((ErrorCode::Forbidden, "no tenant")),
         }
+    }
+
+    /// Tells the hub and answers the client.
+    fn apply(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        channel: Channel,
+        topic: Topic,
+        subscribing: bool,
+    ) {
+        let (conn, tenant_id) = (self.conn, named(&self.session, topic));
+        let reply = if subscribing {
+            self.state.hub.do_send(Subscribe { conn, topic });
+            ServerFrame::Subscribed { channel, tenant_id }
+        } else {
+            self.state.hub.do_send(Unsubscribe { conn, topic });
+            ServerFrame::Unsubscribed { channel, tenant_id }
+        };
+        ctx.text(reply.encode());
     }
 }
 
@@ -321,14 +326,15 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
     fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
         let msg = match item {
             Ok(msg) => msg,
-            Err(ws::ProtocolError::Overflow) => {
-                let bytes = self.state.config.limits.ws_max_message_bytes + 1;
-                self.too_large(ctx, bytes);
-                return;
-            }
-            Err(_) => {
-                ctx.stop();
-                return;
+            Err(e) => {
+                let declared = match (self.oversize.get(), e) {
+                    (Some(declared), _) => declared,
+                    (None, ws::ProtocolError::Overflow) => {
+                        self.state.config.limits.ws_max_message_bytes as u64 + 1
+                    }
+                    (None, _) => return ctx.stop(),
+                };
+                return self.too_large(ctx, declared);
             }
         };
         self.last_heard = Instant::now();

@@ -1,4 +1,5 @@
-//! A WebSocket test client (awc) with bounded waits, and helpers for `/ws`.
+//! A WebSocket test client (awc) with bounded waits, a raw one spoken by hand over TCP (for
+//! what a well-behaved client library would never send), and helpers for `/ws`.
 
 use std::time::Duration;
 
@@ -9,6 +10,8 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 
 use super::{Client, TestApp};
+
+pub mod raw;
 
 /// How long a test waits for one frame before failing.
 pub const FRAME_WAIT: Duration = Duration::from_secs(10);
@@ -152,5 +155,39 @@ impl Ws {
             }
         })
         .await;
+    }
+}
+
+/// A server whose audit handle is `audit` (a test's gated or failing sink) instead of its file.
+/// The hub and start-up keep the file's handle; everything a request or a socket records goes
+/// to `audit`.
+pub async fn spawn_with_audit(
+    audit: rampart::audit::Audit,
+    tweak: impl FnOnce(&mut std::collections::HashMap<String, String>),
+) -> TestApp {
+    let db = super::TestDb::create();
+    let dir = std::env::temp_dir().join(format!("rampart-app-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("app dir");
+    let mut vars = super::base_vars(&db, &dir);
+    tweak(&mut vars);
+    let config = rampart::config::Config::from_map(vars.clone()).expect("test config");
+    let url = config.database_url.clone().expect("tests use DATABASE_URL");
+    let log = rampart::telemetry::logging::discard();
+    let mut state = rampart::server::prepare(config.clone(), &url, log)
+        .await
+        .expect("server state");
+    state.audit = audit;
+    let pool = rampart::db::DbPool::new(&db.superuser_url(), 2).expect("pool");
+    let running = rampart::server::start(state, 1).expect("start server");
+    actix_web::rt::spawn(running.server);
+    TestApp {
+        base: format!("http://{}", running.addr),
+        db: std::sync::Arc::new(db),
+        pool,
+        config,
+        dir,
+        vars,
+        owns_dir: true,
+        handle: running.handle,
     }
 }

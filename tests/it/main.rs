@@ -24,6 +24,7 @@ mod rate_limit;
 mod two_factor;
 mod two_factor_browser;
 mod ws;
+mod ws_attack;
 
 use serde_json::{json, Value};
 
