@@ -51,6 +51,7 @@ pub fn start(
     let (stream, oversize) = FrameGuard::new(stream, limit);
     let codec = actix_http::ws::Codec::new().max_size(limit);
     let timeout = Duration::from_secs(limits.ws_client_timeout_secs);
+    let beat = Duration::from_secs(limits.ws_heartbeat_secs);
     let (limiter, user, conn) = (
         state.limiter.clone(),
         admitted.session.user_id,
@@ -68,7 +69,16 @@ pub fn start(
     };
     let body = ws::WebsocketContext::with_codec(actor, stream, codec);
     let fd = req.conn_data::<ConnFd>().copied();
-    let body = stall::watch(body, fd, timeout, move || limiter.release(user, conn));
+    let upkeep = stall::Upkeep {
+        every: beat,
+        renew: Box::new({
+            let limiter = limiter.clone();
+            move || limiter.refresh(user, conn)
+        }),
+    };
+    let body = stall::watch(body, fd, timeout, upkeep, move || {
+        limiter.release(user, conn)
+    });
     Ok(response.streaming(body))
 }
 
@@ -155,8 +165,9 @@ impl WsSession {
             .tenant(s.tenant_id)
     }
 
-    /// Pings, closes a silent connection, renews the lease, and re-checks the session (a
-    /// logout this instance did not hear about still ends the socket).
+    /// Pings, closes a silent connection and re-checks the session (a logout this instance did
+    /// not hear about still ends the socket). The lease is renewed by the socket's watchdog
+    /// (see [`stall`]), which runs even while this actor cannot.
     fn heartbeat(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         let timeout = Duration::from_secs(self.state.config.limits.ws_client_timeout_secs);
         if self.last_heard.elapsed() >= timeout {
@@ -164,8 +175,6 @@ impl WsSession {
             return;
         }
         ctx.ping(b"");
-        let (user, conn) = (self.session.user_id, self.conn);
-        self.state.limiter.refresh(user, conn);
         // While Redis is away its sessions cannot be checked; that is no reason to cut
         // every socket.
         if self.state.store.status() == RedisStatus::Fallback {

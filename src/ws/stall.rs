@@ -11,6 +11,11 @@
 //! the socket down; the dispatcher's next write fails, it ends the connection and drops the
 //! body, and only that drop gives the user's connection slot back.
 //!
+//! The same watchdog renews the slot's lease while the body lives (every
+//! `RAMPART_WS_HEARTBEAT_SECS`), not the actor: a stalled socket keeps counting toward its
+//! user's limit until it is really gone, whatever the lease length, and only a dead instance's
+//! connections lapse.
+//!
 //! The socket is reached through its raw descriptor, taken when the connection was accepted
 //! ([`on_connect`]). Using a raw descriptor later is safe only while it still names this
 //! connection: the dispatcher owns both the socket and the body, closes the socket no earlier
@@ -54,36 +59,60 @@ pub struct StallWatch<B> {
     on_drop: Option<Box<dyn FnOnce()>>,
 }
 
-/// Wraps `body`; with a descriptor, starts the watchdog on this (the connection's) thread.
+/// What the watchdog keeps alive while the body lives: `renew` runs every `every`.
+pub struct Upkeep {
+    pub every: Duration,
+    pub renew: Box<dyn Fn()>,
+}
+
+/// Wraps `body` and starts its watchdog on this (the connection's) thread. Without a
+/// descriptor (not a TCP connection) stalls cannot be cut, and the watchdog only renews.
 pub fn watch<B>(
     body: B,
     fd: Option<ConnFd>,
     timeout: Duration,
+    upkeep: Upkeep,
     on_drop: impl FnOnce() + 'static,
 ) -> StallWatch<B> {
     let polled = Rc::new(Cell::new(Instant::now()));
-    let watchdog = fd.map(|fd| actix_web::rt::spawn(watchdog(Rc::downgrade(&polled), fd, timeout)));
+    let watchdog = actix_web::rt::spawn(watchdog(Rc::downgrade(&polled), fd, timeout, upkeep));
     StallWatch {
         body: Box::pin(body),
         polled,
-        watchdog,
+        watchdog: Some(watchdog),
         on_drop: Some(Box::new(on_drop)),
     }
 }
 
-async fn watchdog(polled: Weak<Cell<Instant>>, fd: ConnFd, timeout: Duration) {
+async fn watchdog(
+    polled: Weak<Cell<Instant>>,
+    fd: Option<ConnFd>,
+    timeout: Duration,
+    upkeep: Upkeep,
+) {
+    let mut renewal = Instant::now() + upkeep.every;
     loop {
         // Alive means the dispatcher still holds the body, and so the socket `fd` names.
         let Some(last) = polled.upgrade().map(|p| p.get()) else {
             return;
         };
+        let now = Instant::now();
         let deadline = last + timeout;
-        if Instant::now() >= deadline {
+        if let Some(fd) = fd.filter(|_| now >= deadline) {
             // The dispatcher's pending write now fails and it ends the connection.
             let _ = shutdown(fd.0, Shutdown::Both);
             return;
         }
-        sleep_until(deadline).await;
+        if now >= renewal {
+            (upkeep.renew)();
+            renewal = now + upkeep.every;
+        }
+        let wake = if fd.is_some() {
+            deadline.min(renewal)
+        } else {
+            renewal
+        };
+        sleep_until(wake).await;
     }
 }
 

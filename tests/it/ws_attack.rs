@@ -181,9 +181,12 @@ fn big_ping(len: usize) -> Vec<u8> {
 
 #[actix_web::test]
 async fn stalled_sockets_keep_their_slots_until_the_server_drops_them() {
-    let timeout_secs = 4;
+    let timeout_secs = 6;
     let app = TestApp::spawn_with(|v| {
         v.insert("RAMPART_WS_HEARTBEAT_SECS".into(), "1".into());
+        // A lease shorter than the timeout: the slots must not lapse while the stalled
+        // sockets are still open.
+        v.insert("RAMPART_WS_LEASE_SECS".into(), "2".into());
         v.insert(
             "RAMPART_WS_CLIENT_TIMEOUT_SECS".into(),
             timeout_secs.to_string(),
@@ -223,6 +226,10 @@ async fn stalled_sockets_keep_their_slots_until_the_server_drops_them() {
     assert_eq!(blocked, [true; 5], "every client got the server stuck");
 
     // While they are open, they count: a sixth socket of that user is refused.
+    let r = staff.get("/ws").await;
+    assert_eq!((r.status, r.code()), (429, "too_many_connections"));
+    // Still so once their sessions' actors have been stuck for longer than a lease.
+    actix_web::rt::time::sleep_until((stalled_at + Duration::from_secs(3)).into()).await;
     let r = staff.get("/ws").await;
     assert_eq!((r.status, r.code()), (429, "too_many_connections"));
 
