@@ -25,7 +25,7 @@ use diesel_async::{
     TransactionManager,
 };
 
-use super::{DbError, DbPool, APP_ROLE, PLATFORM_ROLE};
+use super::{DbError, DbPool, APP_ROLE, LOGIN_ROLE, PLATFORM_ROLE};
 use crate::ids::{TenantId, UserId};
 
 /// Who acts, in which tenant. Built only by the auth layer after the route check, so holding
@@ -250,13 +250,20 @@ impl DbPool {
     }
 
     /// Looks a user up by email for login, through the narrow `SECURITY DEFINER` function, as
-    /// the request role with no tenant set (the only pre-tenant path).
+    /// the login role (the only pre-tenant path). The lookup returns password hashes, so the
+    /// request roles may not call it: only [`LOGIN_ROLE`], which may do nothing else, and only
+    /// for this one statement (`SET LOCAL ROLE`, like every scoped transaction).
+    ///
+    /// An email PostgreSQL cannot hold as text (a NUL character) matches no user.
     pub async fn login_lookup(&self, email: &str) -> Result<Option<LoginRecord>, DbError> {
         use diesel::sql_types::Text;
         use diesel_async::RunQueryDsl;
 
+        if email.contains('\0') {
+            return Ok(None);
+        }
         let mut conn = self.conn().await?;
-        begin(&mut conn, &format!("BEGIN; SET LOCAL ROLE {APP_ROLE}")).await?;
+        begin(&mut conn, &format!("BEGIN; SET LOCAL ROLE {LOGIN_ROLE}")).await?;
         let found = diesel::sql_query(
             "SELECT id, tenant_id, email, password_hash, role, two_factor_enabled \
              FROM rampart_login_lookup($1)",

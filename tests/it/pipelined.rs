@@ -259,7 +259,7 @@ async fn a_failed_begin_batch_never_hands_an_aborted_transaction_on() {
 
     app.db
         .exec_as_superuser(&format!(
-            "GRANT rampart_app, rampart_platform TO {probe}"
+            "GRANT rampart_app, rampart_platform, rampart_login TO {probe}"
         ))
         .await;
     let seen = pool
