@@ -44,6 +44,10 @@ impl Auditor {
             let text = String::from_utf8_lossy(&line);
             self.shared.monitor().remember_alert(text.trim_end());
         }
+        if head.seq == 1 {
+            // The first line names the log (see `checkpoint`).
+            let _ = self.shared.log_id.set(head.hash.clone());
+        }
         self.head = head.clone();
         if let Err(lost) = self.writer.send(Pending { line, head, ack }) {
             // The writer only goes away at shutdown; tell a waiting caller rather than hang.
@@ -58,8 +62,9 @@ impl Handler<Record> for Auditor {
     type Result = ();
 
     fn handle(&mut self, msg: Record, _: &mut Context<Self>) {
-        let alert = self.shared.monitor().observe(&msg.event, Instant::now());
-        self.seal_and_send(&msg.event, msg.ack);
+        let event = msg.event.capped();
+        let alert = self.shared.monitor().observe(&event, Instant::now());
+        self.seal_and_send(&event, msg.ack);
         if let Some(alert) = alert {
             self.shared.monitor().observe(&alert, Instant::now());
             self.seal_and_send(&alert, None);

@@ -5,6 +5,7 @@
 mod harness;
 
 mod audit;
+mod audit_verify;
 mod auth;
 mod cli;
 mod dashboard;
