@@ -263,7 +263,10 @@ mod tests {
             .details(serde_json::json!({"reason": "x", "ua": ["ok", "€".repeat(500)]}))
             .capped();
         let kept = e.actor.email.as_deref().unwrap();
-        assert!(kept.len() <= MAX_STRING_BYTES && kept.ends_with('…'), "{kept}");
+        assert!(
+            kept.len() <= MAX_STRING_BYTES && kept.ends_with('…'),
+            "{kept}"
+        );
         assert!(kept.starts_with("éé"));
         let ua = e.details["ua"][1].as_str().unwrap();
         assert!(ua.len() <= MAX_STRING_BYTES && ua.ends_with('…'));

@@ -3,7 +3,8 @@
 //!
 //! Code anywhere in the server records through [`Audit`], a cheap cloneable handle:
 //! `audit.record(event).await` returns once the event is queued, or — for `high` and
-//! `critical` events — once it is on disk.
+//! `critical` events, and for an event that raises an alert — once it (and the alert) is on
+//! disk.
 
 mod actor;
 pub mod chain;
@@ -146,7 +147,13 @@ impl Audit {
                 error!(log, "cannot open the audit log; failing closed until it is writable";
                        "path" => %path.display(), "error" => %e);
                 let sink = Box::new(FileSink::deferred(path));
-                return Ok(Self::start_with_sink(sink, Head::genesis(), config, log, None));
+                return Ok(Self::start_with_sink(
+                    sink,
+                    Head::genesis(),
+                    config,
+                    log,
+                    None,
+                ));
             }
         };
         let damaged = |which: &'static str, line: &[u8], reason: String| DamagedLog {
@@ -165,8 +172,8 @@ impl Audit {
         };
         let head = match &tail.last_line {
             Some(line) => {
-                let f =
-                    chain::check_line_bytes(line).map_err(|reason| damaged("last", line, reason))?;
+                let f = chain::check_line_bytes(line)
+                    .map_err(|reason| damaged("last", line, reason))?;
                 Head {
                     seq: f.seq,
                     hash: f.hash,
@@ -259,14 +266,16 @@ impl Audit {
     }
 
     /// Records `event`. Returns when it is queued, or for `high`/`critical` events when it is
-    /// durable; `Err` means the log cannot be written (the event is still kept and written
+    /// durable; an event that raises an alert (always `critical`) returns once the alert is
+    /// durable too. `Err` means the log cannot be written (the event is still kept and written
     /// once the file works again).
     pub async fn record(&self, event: Event) -> Result<(), AuditError> {
-        if !event.severity().is_durable_before_reply() {
+        let durable = event.severity().is_durable_before_reply();
+        if !durable && !Monitor::may_alert(event.kind) {
             self.record_nowait(event);
             return Ok(());
         }
-        if !self.is_available() {
+        if durable && !self.is_available() {
             self.record_nowait(event);
             return Err(AuditError::Unavailable);
         }
@@ -274,13 +283,19 @@ impl Audit {
         self.addr.do_send(Record {
             event,
             ack: Some(tx),
+            ack_queued: !durable,
         });
         rx.await.unwrap_or(Err(AuditError::Unavailable))
     }
 
-    /// Records without waiting, for callers that cannot await (actor handlers).
+    /// Records without waiting, for callers that cannot await (actor handlers). An alert this
+    /// raises is not waited for either: prefer [`Audit::record`] wherever a reply follows.
     pub fn record_nowait(&self, event: Event) {
-        self.addr.do_send(Record { event, ack: None });
+        self.addr.do_send(Record {
+            event,
+            ack: None,
+            ack_queued: false,
+        });
     }
 
     /// False while the log cannot be written.

@@ -69,7 +69,9 @@ impl std::fmt::Display for Verdict {
                     Anchor::NoCheckpoint { others_at_path } => {
                         f.write_str(" (not anchored: no checkpoint for this log")?;
                         if *others_at_path {
-                            f.write_str("; the checkpoints recorded for this path belong to another log")?;
+                            f.write_str(
+                                "; the checkpoints recorded for this path belong to another log",
+                            )?;
                         }
                         f.write_str(")")
                     }
@@ -126,7 +128,10 @@ pub fn verify_reader(
     if let Some(a) = &anchors {
         for cp in a.checkpoints {
             let seq = cp.seq as u64;
-            if !a.key.verify(cp.log_id.as_deref(), seq, &cp.hash, &cp.ts, &cp.mac) {
+            if !a
+                .key
+                .verify(cp.log_id.as_deref(), seq, &cp.hash, &cp.ts, &cp.mac)
+            {
                 return Ok(Verdict::Broken {
                     line: 0,
                     seq: Some(seq),

@@ -61,8 +61,18 @@ fn check(bytes: &[u8], cp: &CheckpointRow) -> Verdict {
 fn an_intact_anchored_log_is_ok_and_says_nothing_more() {
     let (bytes, cp) = log(3);
     let verdict = check(&bytes, &cp);
-    assert!(matches!(verdict, Verdict::Ok { events: 3, anchor: Anchor::Anchored, .. }));
-    assert_eq!(verdict.to_string(), format!("ok: 3 events, head {}", cp.hash));
+    assert!(matches!(
+        verdict,
+        Verdict::Ok {
+            events: 3,
+            anchor: Anchor::Anchored,
+            ..
+        }
+    ));
+    assert_eq!(
+        verdict.to_string(),
+        format!("ok: 3 events, head {}", cp.hash)
+    );
 }
 
 #[test]
