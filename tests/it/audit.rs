@@ -178,7 +178,10 @@ async fn a_huge_email_writes_a_short_audit_line_everywhere() {
     let stream = format!("{}:audit", app.config.redis_prefix);
     let url = crate::harness::shared().redis_url();
     let from_redis = move || -> Option<String> {
-        let mut conn = redis::Client::open(url.as_str()).ok()?.get_connection().ok()?;
+        let mut conn = redis::Client::open(url.as_str())
+            .ok()?
+            .get_connection()
+            .ok()?;
         let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
             .arg(&stream)
             .arg("-")

@@ -172,13 +172,14 @@ async fn verify_catches_every_kind_of_tampering() {
     assert!(out.status.success(), "the chain alone cannot see a rewrite");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.trim().ends_with("(not anchored: checkpoints not checked)"),
+        stdout
+            .trim()
+            .ends_with("(not anchored: checkpoints not checked)"),
         "{stdout}"
     );
     std::fs::write(&path, pristine).unwrap();
     assert!(verify(&app, &path).0);
 }
-
 
 #[actix_web::test]
 async fn checkpoints_vouch_for_their_own_log_at_any_path_and_for_no_other() {
@@ -250,9 +251,16 @@ async fn a_damaged_last_line_is_reported_and_refused_at_start_never_a_panic() {
     let mut invalid = pristine.clone();
     invalid[pristine.len() - 10] = 0xff;
     let mut text = pristine.clone();
-    text.splice(pristine.len() - 35..pristine.len() - 3, "é".repeat(16).bytes());
+    text.splice(
+        pristine.len() - 35..pristine.len() - 3,
+        "é".repeat(16).bytes(),
+    );
     for (name, bytes, reason) in [
-        ("a character across the hash", straddling, "line does not end with a hash"),
+        (
+            "a character across the hash",
+            straddling,
+            "line does not end with a hash",
+        ),
         ("invalid UTF-8", invalid, "the line is not valid UTF-8"),
         ("text for the hash", text, "line does not end with a hash"),
     ] {
@@ -289,6 +297,10 @@ async fn a_damaged_last_line_is_reported_and_refused_at_start_never_a_panic() {
             )),
             "{name}: {msg}"
         );
-        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{name}: nothing written");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "{name}: nothing written"
+        );
     }
 }

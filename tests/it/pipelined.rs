@@ -252,10 +252,16 @@ async fn a_failed_begin_batch_never_hands_an_aborted_transaction_on() {
     let tenant = TenantId::random();
     let refused = pool.in_scope(&scope(tenant), async |_| Ok(())).await;
     let err = refused.expect_err("the role switch was refused");
-    assert!(err.to_string().contains("permission denied to set role"), "{err}");
+    assert!(
+        err.to_string().contains("permission denied to set role"),
+        "{err}"
+    );
     let lookup = pool.login_lookup("nobody@example.test").await;
     let err = lookup.expect_err("the login role switch was refused");
-    assert!(err.to_string().contains("permission denied to set role"), "{err}");
+    assert!(
+        err.to_string().contains("permission denied to set role"),
+        "{err}"
+    );
 
     app.db
         .exec_as_superuser(&format!(
@@ -264,7 +270,9 @@ async fn a_failed_begin_batch_never_hands_an_aborted_transaction_on() {
         .await;
     let seen = pool
         .in_scope(&scope(tenant), async |c| {
-            Ok(diesel::sql_query(CONTEXT).get_result::<Context>(c.pg()).await?)
+            Ok(diesel::sql_query(CONTEXT)
+                .get_result::<Context>(c.pg())
+                .await?)
         })
         .await
         .expect("the next transaction starts clean");

@@ -215,10 +215,7 @@ async fn request_roles_cannot_read_or_change_password_hashes() {
                 "call the login lookup",
                 format!("SELECT password_hash FROM rampart_login_lookup('{email}')"),
             ),
-            (
-                "read a hash",
-                "SELECT password_hash FROM users".to_string(),
-            ),
+            ("read a hash", "SELECT password_hash FROM users".to_string()),
             (
                 "change a hash",
                 format!("UPDATE users SET password_hash = 'x' WHERE email = '{email}'"),

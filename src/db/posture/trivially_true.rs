@@ -13,7 +13,16 @@
 /// Operators that hold when both sides are the same expression.
 const REFLEXIVE: &[&str] = &["IS NOT DISTINCT FROM", ">=", "<=", "="];
 /// Every comparison tried, longest first so `>=` is not read as `>`.
-const COMPARISONS: &[&str] = &["IS NOT DISTINCT FROM", ">=", "<=", "<>", "!=", "=", "<", ">"];
+const COMPARISONS: &[&str] = &[
+    "IS NOT DISTINCT FROM",
+    ">=",
+    "<=",
+    "<>",
+    "!=",
+    "=",
+    "<",
+    ">",
+];
 /// Deeper nesting than this is not examined (and counts as not trivially true).
 const MAX_DEPTH: usize = 32;
 
