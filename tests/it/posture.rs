@@ -56,7 +56,7 @@ async fn truncate_granted_to_the_request_role_is_refused() {
 async fn a_security_definer_function_without_search_path_is_refused() {
     refuses_after(
         "CREATE FUNCTION leaky() RETURNS int LANGUAGE sql SECURITY DEFINER AS 'SELECT 1'",
-        "function leaky() is SECURITY DEFINER but does not pin search_path",
+        "function public.leaky() is SECURITY DEFINER but does not pin search_path",
     )
     .await;
 }
@@ -156,14 +156,14 @@ async fn a_security_definer_function_the_request_roles_may_run_is_refused() {
     refuses_after(
         "CREATE FUNCTION all_hashes() RETURNS SETOF text LANGUAGE sql SECURITY DEFINER \
          SET search_path = pg_catalog AS 'SELECT password_hash FROM public.users'",
-        "function all_hashes() is SECURITY DEFINER and role rampart_app may execute it \
+        "function public.all_hashes() is SECURITY DEFINER and role rampart_app may execute it \
          (granted to PUBLIC)",
     )
     .await;
     refuses_after(
         "GRANT EXECUTE ON FUNCTION rampart_login_lookup(text) TO rampart_platform",
-        "function rampart_login_lookup(text) is SECURITY DEFINER and role rampart_platform \
-         may execute it",
+        "function public.rampart_login_lookup(text) is SECURITY DEFINER and role \
+         rampart_platform may execute it",
     )
     .await;
 }

@@ -31,7 +31,7 @@ pub use trivially_true::trivially_true;
 /// owner's rights, a door around row-level security. The request roles may execute none.
 pub const DECLARED_DEFINERS: &[(&str, &str)] = &[
     // Returns one user, with the password hash, by email: the login path's only way in.
-    (LOGIN_ROLE, "rampart_login_lookup(text)"),
+    (LOGIN_ROLE, "public.rampart_login_lookup(text)"),
 ];
 
 /// Roles whose policies may be unconditional: the platform door, whose every use is audited,

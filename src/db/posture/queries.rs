@@ -110,10 +110,11 @@ SELECT format('view %s reads tenant table %s but is not security_invoker (it rea
     FROM flagged WHERE relkind = 'v' AND NOT invoker
 "#;
 
-/// SECURITY DEFINER functions: one row per function and role that may execute it, and the
-/// functions whose `search_path` a caller could hijack.
+/// SECURITY DEFINER functions: one row per function (named `schema.name(argument types)`,
+/// whatever the search path) and role that may execute it.
 const DEFINER_RULES: &str = r#"
-SELECT p.oid::regprocedure::text AS function, r.rolname AS role,
+SELECT format('%s.%s(%s)', n.nspname, p.proname, oidvectortypes(p.proargtypes)) AS function,
+       r.rolname::text AS role,
        EXISTS (SELECT 1 FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) acl
                WHERE acl.grantee = 0 AND acl.privilege_type = 'EXECUTE') AS public
 FROM pg_proc p
@@ -126,8 +127,8 @@ WHERE p.prosecdef
 "#;
 
 pub const SEARCH_PATH_RULE: &str = r#"
-SELECT format('function %s is SECURITY DEFINER but does not pin search_path',
-              p.oid::regprocedure) AS problem
+SELECT format('function %s.%s(%s) is SECURITY DEFINER but does not pin search_path',
+              n.nspname, p.proname, oidvectortypes(p.proargtypes)) AS problem
     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
     WHERE p.prosecdef
       AND n.nspname NOT IN ('pg_catalog', 'information_schema')
