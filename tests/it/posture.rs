@@ -144,6 +144,13 @@ async fn a_policy_that_is_always_true_is_refused() {
                          OR true)",
             "policy widened on table orders has a condition that is always true (WITH CHECK",
         ),
+        (
+            // Not constant, but blind to the tenant: every tenant's orders.
+            "CREATE POLICY any_tenant ON orders FOR SELECT TO rampart_app \
+             USING (tenant_id IS NOT NULL)",
+            "policy any_tenant on table orders does not read app.tenant_id or app.user_id \
+             (USING (tenant_id IS NOT NULL)) for role rampart_app",
+        ),
     ] {
         refuses_after(sql, expected).await;
     }

@@ -9,9 +9,9 @@
 //!   BYPASSRLS, or may TRUNCATE or REFERENCE one (both ignore RLS);
 //! - a view over a tenant table that is not `security_invoker`, and any materialized view over
 //!   one (it can never be: it stores what its owner saw);
-//! - a permissive policy on a tenant table for `PUBLIC`, or with a condition that is
-//!   trivially true (see [`trivially_true`]) for any role but the ones built to see every row
-//!   ([`SEE_ALL_ROLES`]);
+//! - a permissive policy on a tenant table for `PUBLIC`, or, for any role but the ones built
+//!   to see every row ([`SEE_ALL_ROLES`]), with a condition that is trivially true (see
+//!   [`trivially_true`]) or that reads neither `app.tenant_id` nor `app.user_id`;
 //! - a `SECURITY DEFINER` function that a request role or the login role may execute, unless
 //!   [`DECLARED_DEFINERS`] lists it for that role, or one that does not pin `search_path`.
 
@@ -146,14 +146,30 @@ fn policy_problem(p: &PolicyRow) -> Option<Problem> {
     if p.roles.iter().all(|r| SEE_ALL_ROLES.contains(&r.as_str())) {
         return None;
     }
-    let (clause, expr) = [("USING", &p.using_expr), ("WITH CHECK", &p.check_expr)]
-        .into_iter()
-        .find(|(_, e)| trivially_true(e))?;
+    let roles = p.roles.join(", ");
+    let clauses = [("USING", &p.using_expr), ("WITH CHECK", &p.check_expr)];
+    if let Some((clause, expr)) = clauses.iter().find(|(_, e)| trivially_true(e)) {
+        return Some(Problem(format!(
+            "policy {policy} on table {table} has a condition that is always true ({clause} \
+             {expr}) for role {roles}"
+        )));
+    }
+    // Policies scope rows by the transaction's settings; one that reads neither lets the role
+    // see (or write) rows of every tenant, e.g. `USING (tenant_id IS NOT NULL)`.
+    let (clause, expr) = clauses
+        .iter()
+        .find(|(_, e)| !e.is_empty() && !reads_a_scope_setting(e))?;
     Some(Problem(format!(
-        "policy {policy} on table {table} has a condition that is always true ({clause} \
-         {expr}) for role {}",
-        p.roles.join(", ")
+        "policy {policy} on table {table} does not read app.tenant_id or app.user_id \
+         ({clause} {expr}) for role {roles}"
     )))
+}
+
+/// Whether a policy condition (as PostgreSQL prints it) reads one of the scope settings.
+fn reads_a_scope_setting(expr: &str) -> bool {
+    ["'app.tenant_id'", "'app.user_id'"]
+        .iter()
+        .any(|name| expr.contains(&format!("current_setting({name}")))
 }
 
 fn definer_problem(d: &DefinerRow) -> Option<Problem> {
