@@ -104,15 +104,15 @@ pub async fn user_create(
 pub struct Damaged;
 
 /// `rampart audit verify [--file F]`: prints the verdict; `Ok(true)` when the file is intact.
-/// Checkpoints are checked when the database can be reached; otherwise only the chain is, and
-/// a warning says so.
+/// Checkpoints of this log are checked when the database can be reached; otherwise only the
+/// chain is, a warning says why, and the verdict says the file is not anchored.
 pub async fn audit_verify(
     config: &Config,
     log: &Logger,
     file: Option<std::path::PathBuf>,
 ) -> anyhow::Result<bool> {
     use crate::audit::checkpoint::CheckpointKey;
-    use crate::audit::verify::{verify, Anchors};
+    use crate::audit::verify::{self, verify, Anchors};
 
     let path = file.unwrap_or_else(|| config.audit_log.clone());
     if !path.exists() {
@@ -125,19 +125,24 @@ pub async fn audit_verify(
             .and_then(|t| crate::secret::decode_master_key(&t).ok()),
     }
     .map(|k| CheckpointKey::derive(&k));
-    let checkpoints = match &key {
-        Some(_) => load_checkpoints(config, log, &path).await,
+    let log_id = {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || verify::log_id(&path)).await??
+    };
+    let found = match &key {
+        Some(_) => load_checkpoints(config, log, &path, log_id.as_deref()).await,
         None => Err(anyhow::anyhow!("no master key")),
     };
-    let verdict = match (&key, &checkpoints) {
-        (Some(key), Ok(cps)) => {
-            let (path, cps, key) = (path.clone(), cps.clone(), key.clone());
+    let verdict = match (key, found) {
+        (Some(key), Ok((cps, others_at_path))) => {
+            let path = path.clone();
             tokio::task::spawn_blocking(move || {
                 verify(
                     &path,
                     Some(Anchors {
                         checkpoints: &cps,
                         key: &key,
+                        others_at_path,
                     }),
                 )
             })
@@ -154,16 +159,23 @@ pub async fn audit_verify(
     Ok(matches!(verdict, crate::audit::verify::Verdict::Ok { .. }))
 }
 
+/// The checkpoints of the log `log_id` (found at `path`), and whether checkpoints stored for
+/// that path belong to another log.
 async fn load_checkpoints(
     config: &Config,
     log: &Logger,
     path: &std::path::Path,
-) -> anyhow::Result<Vec<crate::db::checkpoints::CheckpointRow>> {
+    log_id: Option<&str>,
+) -> anyhow::Result<(Vec<crate::db::checkpoints::CheckpointRow>, bool)> {
     let (mut database, pool) = open(config, log).await?;
-    let rows = pool
-        .checkpoints_of(&crate::server::audit_log_key(path))
-        .await
-        .map_err(anyhow::Error::from);
+    let key = crate::server::audit_log_key(path);
+    let rows = async {
+        let rows = pool.checkpoints_of(log_id, &key).await?;
+        let others = pool.other_logs_at(log_id, &key).await?;
+        Ok::<_, db::DbError>((rows, others))
+    }
+    .await
+    .map_err(anyhow::Error::from);
     database.shutdown();
     rows
 }

@@ -137,7 +137,7 @@ pub async fn prepare(config: Config, db_url: &str, log: Logger) -> anyhow::Resul
     .await?;
     let sessions = SessionStore::new(store.clone(), config.limits.session_ttl());
     let instance = instance_id();
-    let audit = start_audit(&config, &instance, &log);
+    let audit = start_audit(&config, &instance, &log).context("refusing to start")?;
     audit.attach_redis(&store, &config.audit_log);
     watch_redis(&store, &audit);
     audit.record_nowait(
@@ -199,9 +199,13 @@ pub fn audit_log_key(path: &std::path::Path) -> String {
         .to_string()
 }
 
-fn start_audit(config: &Config, instance: &str, log: &Logger) -> Audit {
+fn start_audit(
+    config: &Config,
+    instance: &str,
+    log: &Logger,
+) -> Result<Audit, crate::audit::DamagedLog> {
     let l = &config.limits;
-    Audit::start(
+    Audit::open(
         &config.audit_log,
         AuditConfig {
             instance: instance.to_string(),

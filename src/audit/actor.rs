@@ -2,6 +2,7 @@
 //! into the chain. It runs on an arbiter (thread) of its own and hands sealed lines to the
 //! writer thread, so neither hashing nor disk I/O ever runs on an HTTP worker.
 
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,12 +15,16 @@ use super::event::Event;
 use super::file_sink::Pending;
 use super::{AuditError, Shared};
 
-/// Record one event; `ack` (when given) is answered once the line is durable.
+/// Record one event; `ack` (when given) is answered once the line is durable — or, when
+/// `ack_queued` is set and the event raised no alert, as soon as it is sealed. An alert the
+/// event raises is sealed right after it and takes over the `ack`: the caller is answered once
+/// the alert (and so the event before it) is on disk.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Record {
     pub event: Event,
     pub ack: Option<oneshot::Sender<Result<(), AuditError>>>,
+    pub ack_queued: bool,
 }
 
 pub struct Auditor {
@@ -44,6 +49,10 @@ impl Auditor {
             let text = String::from_utf8_lossy(&line);
             self.shared.monitor().remember_alert(text.trim_end());
         }
+        if head.seq == 1 {
+            // The first line names the log (see `checkpoint`).
+            let _ = self.shared.log_id.set(head.hash.clone());
+        }
         self.head = head.clone();
         if let Err(lost) = self.writer.send(Pending { line, head, ack }) {
             // The writer only goes away at shutdown; tell a waiting caller rather than hang.
@@ -58,11 +67,29 @@ impl Handler<Record> for Auditor {
     type Result = ();
 
     fn handle(&mut self, msg: Record, _: &mut Context<Self>) {
-        let alert = self.shared.monitor().observe(&msg.event, Instant::now());
-        self.seal_and_send(&msg.event, msg.ack);
-        if let Some(alert) = alert {
-            self.shared.monitor().observe(&alert, Instant::now());
-            self.seal_and_send(&alert, None);
+        let event = msg.event.capped();
+        let alert = self.shared.monitor().observe(&event, Instant::now());
+        let Some(alert) = alert else {
+            let ack = match msg.ack {
+                Some(ack) if msg.ack_queued => {
+                    let _ = ack.send(Ok(()));
+                    None
+                }
+                ack => ack,
+            };
+            self.seal_and_send(&event, ack);
+            return;
+        };
+        self.seal_and_send(&event, None);
+        self.shared.monitor().observe(&alert, Instant::now());
+        let mut ack = msg.ack;
+        if !self.shared.available.load(Ordering::SeqCst) {
+            // The writer is retrying: say so now rather than when the disk is back. The alert
+            // is still kept and written then.
+            if let Some(ack) = ack.take() {
+                let _ = ack.send(Err(AuditError::Unavailable));
+            }
         }
+        self.seal_and_send(&alert, ack);
     }
 }

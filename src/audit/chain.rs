@@ -94,20 +94,33 @@ pub struct LineFacts {
 
 /// Checks one line (without its `\n`) against its own hash and reads its chain fields.
 pub fn check_line(line: &str) -> Result<LineFacts, String> {
+    check_line_bytes(line.as_bytes())
+}
+
+/// [`check_line`] on raw bytes, as they are on disk: any damage — invalid UTF-8, multi-byte
+/// text where the hash belongs, a line of any length — is an `Err` with the reason, never a
+/// panic.
+pub fn check_line_bytes(line: &[u8]) -> Result<LineFacts, String> {
+    if let Err(e) = std::str::from_utf8(line) {
+        return Err(format!(
+            "the line is not valid UTF-8 (at byte {})",
+            e.valid_up_to() + 1
+        ));
+    }
     if line.len() < HASH_SUFFIX_LEN + 2 {
         return Err("line too short to hold a hash".into());
     }
-    let split = line.len() - HASH_SUFFIX_LEN;
-    let (body, suffix) = line.split_at(split);
+    // Bytes, not `str`: the split may fall inside a character of a damaged line.
+    let (body, suffix) = line.split_at(line.len() - HASH_SUFFIX_LEN);
     let hash = suffix
-        .strip_prefix(",\"hash\":\"")
-        .and_then(|s| s.strip_suffix("\"}"))
-        .filter(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .strip_prefix(b",\"hash\":\"")
+        .and_then(|s| s.strip_suffix(b"\"}"))
+        .filter(|h| h.len() == 64 && h.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
         .ok_or("line does not end with a hash")?;
     let mut hashed = Vec::with_capacity(body.len() + 1);
-    hashed.extend_from_slice(body.as_bytes());
+    hashed.extend_from_slice(body);
     hashed.push(b'}');
-    if hex_digest(&hashed) != hash {
+    if hex_digest(&hashed).as_bytes() != hash {
         return Err("hash does not match the line's content".into());
     }
     let value: serde_json::Value =
@@ -118,20 +131,21 @@ pub fn check_line(line: &str) -> Result<LineFacts, String> {
     Ok(LineFacts {
         seq,
         prev,
-        hash: hash.to_string(),
+        hash: String::from_utf8_lossy(hash).into_owned(),
         ts,
     })
 }
 
 /// The `seq` a line holds, if it can be read at all (for error messages): from the whole
 /// object, or from the `{"seq":N,` every line starts with when the rest is damaged.
-pub fn claimed_seq(line: &str) -> Option<u64> {
-    serde_json::from_str::<serde_json::Value>(line)
+pub fn claimed_seq(line: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<serde_json::Value>(line)
         .ok()
         .and_then(|v| v["seq"].as_u64())
         .or_else(|| {
-            let rest = line.strip_prefix("{\"seq\":")?;
-            rest[..rest.find(',')?].parse().ok()
+            let rest = line.strip_prefix(b"{\"seq\":")?;
+            let digits = &rest[..rest.iter().position(|b| *b == b',')?];
+            std::str::from_utf8(digits).ok()?.parse().ok()
         })
 }
 
@@ -157,6 +171,32 @@ mod tests {
         // The hash is over the exact bytes.
         let tampered = s1.replacen("\"x\"", "\"y\"", 1);
         assert!(check_line(&tampered).is_err());
+    }
+
+    #[test]
+    fn multi_byte_text_or_bad_utf8_where_the_hash_belongs_is_damage_not_a_panic() {
+        let (line, _) = seal(&Event::new(Kind::AuthLoginFailed), "i-1", &Head::genesis());
+        let line = std::str::from_utf8(&line).unwrap().trim_end();
+        let cut = line.len() - HASH_SUFFIX_LEN;
+        // A two-byte character across the boundary between the body and the hash.
+        let straddling = format!("{}é{}", &line[..cut - 1], &line[cut + 1..]);
+        assert_eq!(straddling.len(), line.len());
+        assert!(!straddling.is_char_boundary(cut));
+        assert_eq!(
+            check_line(&straddling).unwrap_err(),
+            "line does not end with a hash"
+        );
+        let text = format!("{}{}\"}}", &line[..cut + 9], "é".repeat(32));
+        assert!(check_line(&text).is_err());
+        let mut bytes = line.as_bytes().to_vec();
+        let at = bytes.len() - 10;
+        bytes[at] = 0xff;
+        assert_eq!(
+            check_line_bytes(&bytes).unwrap_err(),
+            format!("the line is not valid UTF-8 (at byte {})", at + 1)
+        );
+        assert_eq!(claimed_seq(&bytes), Some(1));
+        assert_eq!(claimed_seq(b"{\"seq\":\xff,"), None);
     }
 
     #[test]

@@ -5,6 +5,11 @@
 //! `RAMPART_AUDIT_CHECKPOINT_SECS` seconds the durable head `(seq, hash, ts)` is signed with
 //! HMAC-SHA256 under a key derived from the master key, and stored in PostgreSQL (and Redis).
 //! `rampart audit verify` then checks the file against those signatures.
+//!
+//! A checkpoint also names the log it signs: the log's identity is the hash of its first line
+//! (`seq` 1), which the signature covers, so a checkpoint vouches for one log only, wherever
+//! the file is found. Checkpoints from before logs had an identity sign `(seq, hash, ts)`
+//! alone and are matched by the log's path.
 
 use std::time::Duration;
 
@@ -36,20 +41,36 @@ impl CheckpointKey {
         HmacSha256::new_from_slice(&self.0).expect("any key length")
     }
 
-    /// The signature of a head, hex.
-    pub fn sign(&self, seq: u64, hash: &str, ts: &str) -> String {
+    /// What is signed: the log's identity with the head (`None`: a checkpoint from before
+    /// logs had one).
+    fn message(log_id: Option<&str>, seq: u64, hash: &str, ts: &str) -> String {
+        match log_id {
+            Some(id) => format!("v2\n{id}\n{seq}\n{hash}\n{ts}"),
+            None => format!("{seq}\n{hash}\n{ts}"),
+        }
+    }
+
+    /// The signature of a head of the log `log_id`, hex.
+    pub fn sign(&self, log_id: Option<&str>, seq: u64, hash: &str, ts: &str) -> String {
         let mut mac = self.mac();
-        mac.update(format!("{seq}\n{hash}\n{ts}").as_bytes());
+        mac.update(Self::message(log_id, seq, hash, ts).as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
 
     /// Constant-time check of a stored signature.
-    pub fn verify(&self, seq: u64, hash: &str, ts: &str, mac_hex: &str) -> bool {
+    pub fn verify(
+        &self,
+        log_id: Option<&str>,
+        seq: u64,
+        hash: &str,
+        ts: &str,
+        mac_hex: &str,
+    ) -> bool {
         let Ok(given) = hex::decode(mac_hex) else {
             return false;
         };
         let mut mac = self.mac();
-        mac.update(format!("{seq}\n{hash}\n{ts}").as_bytes());
+        mac.update(Self::message(log_id, seq, hash, ts).as_bytes());
         mac.verify_slice(&given).is_ok()
     }
 }
@@ -103,11 +124,16 @@ impl Checkpointer {
                 if moved == 0 || (moved < cadence.every_events && since.elapsed() < cadence.every) {
                     continue;
                 }
+                // Known once the log's first line is sealed (or read back at start).
+                let Some(log_id) = audit.log_id() else {
+                    continue;
+                };
                 let row = CheckpointRow {
                     log_path: log_path.clone(),
+                    log_id: Some(log_id.clone()),
                     instance: instance.clone(),
                     seq: head.seq as i64,
-                    mac: key.sign(head.seq, &head.hash, &head.ts),
+                    mac: key.sign(Some(&log_id), head.seq, &head.hash, &head.ts),
                     hash: head.hash.clone(),
                     ts: head.ts.clone(),
                 };
@@ -127,7 +153,7 @@ impl Checkpointer {
 async fn mirror_to_redis(store: &SharedStore, row: &CheckpointRow) {
     let value = serde_json::json!({
         "seq": row.seq, "hash": row.hash, "ts": row.ts, "mac": row.mac,
-        "instance": row.instance, "log_path": row.log_path,
+        "instance": row.instance, "log_path": row.log_path, "log_id": row.log_id,
     })
     .to_string();
     // Redis keeps the newest checkpoint for dashboards; PostgreSQL is the record.
@@ -145,16 +171,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn signatures_bind_seq_hash_and_ts() {
+    fn signatures_bind_the_log_seq_hash_and_ts() {
         let master =
             crate::secret::decode_master_key("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
                 .unwrap();
         let key = CheckpointKey::derive(&master);
-        let mac = key.sign(7, "ab", "t");
-        assert!(key.verify(7, "ab", "t", &mac));
-        assert!(!key.verify(8, "ab", "t", &mac));
-        assert!(!key.verify(7, "ac", "t", &mac));
-        assert!(!key.verify(7, "ab", "u", &mac));
-        assert!(!key.verify(7, "ab", "t", "zz"));
+        let (log, other) = ("a".repeat(64), "b".repeat(64));
+        let mac = key.sign(Some(&log), 7, "ab", "t");
+        assert!(key.verify(Some(&log), 7, "ab", "t", &mac));
+        assert!(!key.verify(Some(&other), 7, "ab", "t", &mac));
+        assert!(!key.verify(None, 7, "ab", "t", &mac));
+        assert!(!key.verify(Some(&log), 8, "ab", "t", &mac));
+        assert!(!key.verify(Some(&log), 7, "ac", "t", &mac));
+        assert!(!key.verify(Some(&log), 7, "ab", "u", &mac));
+        assert!(!key.verify(Some(&log), 7, "ab", "t", "zz"));
+        // Checkpoints from before logs had an identity still verify.
+        let legacy = key.sign(None, 7, "ab", "t");
+        assert!(key.verify(None, 7, "ab", "t", &legacy));
+        assert!(!key.verify(Some(&log), 7, "ab", "t", &legacy));
     }
 }

@@ -1,4 +1,11 @@
 //! Audit events: the kinds of the contract, their severities, and the event value.
+//!
+//! Strings in an event often come from a request (the email tried, a user agent, an origin),
+//! so none may be longer than [`MAX_STRING_BYTES`]: a longer one is cut on a character
+//! boundary and ends with `…`, and the event's `details` get `"truncated": true`. The
+//! builders cut as values are set, and the Auditor cuts again before sealing whatever was set
+//! some other way, so one client cannot write a 60 KB line to the file, the Redis stream and
+//! the live feed.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -107,6 +114,36 @@ impl Serialize for Kind {
     }
 }
 
+/// Most bytes of any string in a sealed event (the mark included).
+pub const MAX_STRING_BYTES: usize = 256;
+/// Ends a cut string.
+const CUT_MARK: &str = "…";
+
+/// Cuts `s` to at most [`MAX_STRING_BYTES`] bytes, on a character boundary, ending with
+/// [`CUT_MARK`]. True when it was cut.
+fn cap(s: &mut String) -> bool {
+    if s.len() <= MAX_STRING_BYTES {
+        return false;
+    }
+    let mut end = MAX_STRING_BYTES - CUT_MARK.len();
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    s.push_str(CUT_MARK);
+    true
+}
+
+/// Caps every string inside `v` (object keys are the code's own). True when any was cut.
+fn cap_value(v: &mut Value) -> bool {
+    match v {
+        Value::String(s) => cap(s),
+        Value::Array(items) => items.iter_mut().fold(false, |cut, v| cap_value(v) | cut),
+        Value::Object(map) => map.values_mut().fold(false, |cut, v| cap_value(v) | cut),
+        _ => false,
+    }
+}
+
 /// Who acted. Every field may be unknown (a failed login knows only the email tried).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Actor {
@@ -128,6 +165,9 @@ pub struct Event {
     /// When it happened (set at creation, so queueing does not shift it).
     #[serde(skip)]
     pub at: DateTime<Utc>,
+    /// A string was cut (see [`MAX_STRING_BYTES`]); `details` say so once sealed.
+    #[serde(skip)]
+    truncated: bool,
 }
 
 impl Event {
@@ -140,6 +180,7 @@ impl Event {
             target_tenant_id: None,
             details: Value::Object(Default::default()),
             at: Utc::now(),
+            truncated: false,
         }
     }
 
@@ -149,9 +190,20 @@ impl Event {
         email: Option<&str>,
         role: Option<Role>,
     ) -> Self {
+        let mut email = email.map(|e| {
+            // Copy no more of a long email than is kept.
+            let mut end = e.len().min(MAX_STRING_BYTES + 4);
+            while !e.is_char_boundary(end) {
+                end -= 1;
+            }
+            e[..end].to_string()
+        });
+        if let Some(e) = &mut email {
+            self.truncated |= cap(e);
+        }
         self.actor = Actor {
             user_id,
-            email: email.map(str::to_string),
+            email,
             role,
         };
         self
@@ -172,8 +224,25 @@ impl Event {
         self
     }
 
-    pub fn details(mut self, details: Value) -> Self {
+    pub fn details(mut self, mut details: Value) -> Self {
+        self.truncated |= cap_value(&mut details);
         self.details = details;
+        self
+    }
+
+    /// Cuts every string still over [`MAX_STRING_BYTES`] (fields set directly) and marks
+    /// `details` with `"truncated": true` when anything was cut. The Auditor calls this before
+    /// sealing; it is idempotent.
+    pub fn capped(mut self) -> Self {
+        if let Some(e) = &mut self.actor.email {
+            self.truncated |= cap(e);
+        }
+        self.truncated |= cap_value(&mut self.details);
+        if self.truncated {
+            if let Value::Object(map) = &mut self.details {
+                map.insert("truncated".into(), Value::Bool(true));
+            }
+        }
         self
     }
 
@@ -185,6 +254,35 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_strings_are_cut_on_a_character_boundary_and_marked() {
+        let email = format!("{}@example.test", "é".repeat(30_000));
+        let e = Event::new(Kind::AuthLoginFailed)
+            .actor(None, Some(&email), None)
+            .details(serde_json::json!({"reason": "x", "ua": ["ok", "€".repeat(500)]}))
+            .capped();
+        let kept = e.actor.email.as_deref().unwrap();
+        assert!(
+            kept.len() <= MAX_STRING_BYTES && kept.ends_with('…'),
+            "{kept}"
+        );
+        assert!(kept.starts_with("éé"));
+        let ua = e.details["ua"][1].as_str().unwrap();
+        assert!(ua.len() <= MAX_STRING_BYTES && ua.ends_with('…'));
+        assert_eq!(e.details["ua"][0], "ok");
+        assert_eq!(e.details["truncated"], true);
+        assert_eq!(e.clone().capped(), e, "idempotent");
+        // Short strings are left alone, and nothing is marked.
+        let short = Event::new(Kind::AuthLoginFailed)
+            .actor(None, Some("a@b.example"), None)
+            .capped();
+        assert_eq!(short.actor.email.as_deref(), Some("a@b.example"));
+        assert_eq!(short.details, serde_json::json!({}));
+        // A string of exactly the limit is kept whole.
+        let mut exact = "x".repeat(MAX_STRING_BYTES);
+        assert!(!cap(&mut exact));
+    }
 
     #[test]
     fn severities_follow_the_contract() {

@@ -196,8 +196,8 @@ fn write_durably(sink: &mut dyn Sink, buf: &[u8], batch: &mut [Pending], shared:
 /// What start-up found at the end of the file.
 #[derive(Debug, Default)]
 pub struct TailReport {
-    /// The last complete line, if any.
-    pub last_line: Option<String>,
+    /// The last complete line (without its `\n`), if any, as bytes: it may be damaged.
+    pub last_line: Option<Vec<u8>>,
     /// Bytes after the last newline (a write cut short by a crash), moved aside.
     pub torn: Option<(u64, PathBuf)>,
 }
@@ -239,9 +239,27 @@ pub fn recover_tail(path: &Path) -> io::Result<TailReport> {
         let mut line = vec![0u8; (end - 1 - start) as usize];
         file.seek(SeekFrom::Start(start))?;
         file.read_exact(&mut line)?;
-        report.last_line = Some(String::from_utf8_lossy(&line).into_owned());
+        report.last_line = Some(line);
     }
     Ok(report)
+}
+
+/// The first line of `path` (without its `\n`): `None` when the file is missing or holds no
+/// complete line; a line longer than `max` bytes is returned cut (it then fails its check).
+pub fn first_line(path: &Path, max: u64) -> io::Result<Option<Vec<u8>>> {
+    use std::io::BufRead;
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut line = Vec::new();
+    io::BufReader::new(file.take(max)).read_until(b'\n', &mut line)?;
+    Ok(match line.pop() {
+        Some(b'\n') => Some(line),
+        Some(_) if line.len() as u64 + 1 >= max => Some(line),
+        _ => None,
+    })
 }
 
 /// Offset of the last `\n` before `end`, reading backwards in chunks.
@@ -273,7 +291,7 @@ mod tests {
         let path = dir.join("audit.log");
         std::fs::write(&path, b"{\"a\":1}\n{\"b\":2}\n{\"c\":").unwrap();
         let report = recover_tail(&path).unwrap();
-        assert_eq!(report.last_line.as_deref(), Some("{\"b\":2}"));
+        assert_eq!(report.last_line.as_deref(), Some(&b"{\"b\":2}"[..]));
         let (bytes, aside) = report.torn.unwrap();
         assert_eq!(bytes, 5);
         assert_eq!(std::fs::read(&aside).unwrap(), b"{\"c\":");

@@ -3,7 +3,8 @@
 //!
 //! Code anywhere in the server records through [`Audit`], a cheap cloneable handle:
 //! `audit.record(event).await` returns once the event is queued, or — for `high` and
-//! `critical` events — once it is on disk.
+//! `critical` events, and for an event that raises an alert — once it (and the alert) is on
+//! disk.
 
 mod actor;
 pub mod chain;
@@ -36,6 +37,21 @@ pub enum AuditError {
     Unavailable,
 }
 
+/// The audit log cannot be continued: its first or last line fails verification.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the audit log {} is damaged: its {which} line (seq {}) fails verification: {reason}. \
+     Run `rampart audit verify --file {}` to find the first damage, then restore the file or \
+     move it aside (a new log then starts)",
+    path.display(), seq.map_or("?".to_string(), |s| s.to_string()), path.display()
+)]
+pub struct DamagedLog {
+    pub path: std::path::PathBuf,
+    pub which: &'static str,
+    pub seq: Option<u64>,
+    pub reason: String,
+}
+
 /// Capacity of the live feed; a subscriber that falls this far behind skips ahead.
 const LIVE_FEED_CAPACITY: usize = 4096;
 
@@ -45,6 +61,9 @@ pub struct Shared {
     fsyncs: AtomicU64,
     written: AtomicU64,
     durable_head: Mutex<Head>,
+    /// The log's identity, the hash of its first line: read back at start, or set when this
+    /// process seals `seq` 1 (see [`checkpoint`]).
+    log_id: OnceLock<String>,
     live: broadcast::Sender<Arc<str>>,
     redis: OnceLock<tokio::sync::mpsc::Sender<Arc<str>>>,
     redis_stats: Arc<redis_sink::SinkStats>,
@@ -113,42 +132,78 @@ impl Audit {
     /// Opens the log at `path` (repairing a torn tail and continuing the chain from its last
     /// line) and starts the Auditor on its own arbiter and the writer on its own thread. An
     /// unwritable path does not stop the server: the trail starts unavailable (fail closed) and
-    /// recovers when the path becomes writable.
+    /// recovers when the path becomes writable. A log whose first or last line fails its own
+    /// hash is refused: the chain cannot be continued from it, and writing on would bury the
+    /// damage.
+    pub fn open(path: &Path, config: AuditConfig, log: Logger) -> Result<Audit, DamagedLog> {
+        let opened = file_sink::recover_tail(path).and_then(|tail| {
+            let first = file_sink::first_line(path, verify::MAX_LINE_BYTES)?;
+            let sink = FileSink::open(path)?;
+            Ok((tail, first, sink))
+        });
+        let (tail, first, sink) = match opened {
+            Ok(found) => found,
+            Err(e) => {
+                error!(log, "cannot open the audit log; failing closed until it is writable";
+                       "path" => %path.display(), "error" => %e);
+                let sink = Box::new(FileSink::deferred(path));
+                return Ok(Self::start_with_sink(
+                    sink,
+                    Head::genesis(),
+                    config,
+                    log,
+                    None,
+                ));
+            }
+        };
+        let damaged = |which: &'static str, line: &[u8], reason: String| DamagedLog {
+            path: path.to_path_buf(),
+            which,
+            seq: chain::claimed_seq(line),
+            reason,
+        };
+        let log_id = match &first {
+            Some(line) => Some(
+                chain::check_line_bytes(line)
+                    .map_err(|reason| damaged("first", line, reason))?
+                    .hash,
+            ),
+            None => None,
+        };
+        let head = match &tail.last_line {
+            Some(line) => {
+                let f = chain::check_line_bytes(line)
+                    .map_err(|reason| damaged("last", line, reason))?;
+                Head {
+                    seq: f.seq,
+                    hash: f.hash,
+                    ts: f.ts,
+                }
+            }
+            None => Head::genesis(),
+        };
+        let torn = tail.torn.map(|(bytes, aside)| {
+            warn!(log, "audit log ended with a torn line; moved it aside";
+                  "bytes" => bytes, "moved_to" => %aside.display());
+            Event::new(Kind::SystemAuditTornTail).details(serde_json::json!({
+                "bytes": bytes,
+                "moved_to": aside.display().to_string(),
+                "after_seq": head.seq,
+            }))
+        });
+        let audit = Self::start_with_sink(Box::new(sink), head, config, log, torn);
+        if let Some(id) = log_id {
+            let _ = audit.shared.log_id.set(id);
+        }
+        Ok(audit)
+    }
+
+    /// [`Audit::open`] for callers that start on a log they made themselves (tests, benches).
+    ///
+    /// # Panics
+    /// When the log at `path` is damaged; the server uses [`Audit::open`] and refuses to start.
     pub fn start(path: &Path, config: AuditConfig, log: Logger) -> Audit {
-        let (head, torn, sink): (Head, Option<Event>, Box<dyn Sink>) =
-            match file_sink::recover_tail(path).and_then(|tail| {
-                let sink = FileSink::open(path)?;
-                Ok((tail, sink))
-            }) {
-                Ok((tail, sink)) => {
-                    let head = tail
-                        .last_line
-                        .as_deref()
-                        .and_then(|l| chain::check_line(l).ok())
-                        .map(|f| Head {
-                            seq: f.seq,
-                            hash: f.hash,
-                            ts: f.ts,
-                        })
-                        .unwrap_or_else(Head::genesis);
-                    let torn = tail.torn.map(|(bytes, aside)| {
-                        warn!(log, "audit log ended with a torn line; moved it aside";
-                              "bytes" => bytes, "moved_to" => %aside.display());
-                        Event::new(Kind::SystemAuditTornTail).details(serde_json::json!({
-                            "bytes": bytes,
-                            "moved_to": aside.display().to_string(),
-                            "after_seq": head.seq,
-                        }))
-                    });
-                    (head, torn, Box::new(sink))
-                }
-                Err(e) => {
-                    error!(log, "cannot open the audit log; failing closed until it is writable";
-                           "path" => %path.display(), "error" => %e);
-                    (Head::genesis(), None, Box::new(FileSink::deferred(path)))
-                }
-            };
-        Self::start_with_sink(sink, head, config, log, torn)
+        Self::open(path, config, log).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Starts with any sink (tests inject faults this way).
@@ -164,6 +219,7 @@ impl Audit {
             fsyncs: AtomicU64::new(0),
             written: AtomicU64::new(0),
             durable_head: Mutex::new(head.clone()),
+            log_id: OnceLock::new(),
             live: broadcast::channel(LIVE_FEED_CAPACITY).0,
             redis: OnceLock::new(),
             redis_stats: Arc::default(),
@@ -210,14 +266,16 @@ impl Audit {
     }
 
     /// Records `event`. Returns when it is queued, or for `high`/`critical` events when it is
-    /// durable; `Err` means the log cannot be written (the event is still kept and written
+    /// durable; an event that raises an alert (always `critical`) returns once the alert is
+    /// durable too. `Err` means the log cannot be written (the event is still kept and written
     /// once the file works again).
     pub async fn record(&self, event: Event) -> Result<(), AuditError> {
-        if !event.severity().is_durable_before_reply() {
+        let durable = event.severity().is_durable_before_reply();
+        if !durable && !Monitor::may_alert(event.kind) {
             self.record_nowait(event);
             return Ok(());
         }
-        if !self.is_available() {
+        if durable && !self.is_available() {
             self.record_nowait(event);
             return Err(AuditError::Unavailable);
         }
@@ -225,13 +283,19 @@ impl Audit {
         self.addr.do_send(Record {
             event,
             ack: Some(tx),
+            ack_queued: !durable,
         });
         rx.await.unwrap_or(Err(AuditError::Unavailable))
     }
 
-    /// Records without waiting, for callers that cannot await (actor handlers).
+    /// Records without waiting, for callers that cannot await (actor handlers). An alert this
+    /// raises is not waited for either: prefer [`Audit::record`] wherever a reply follows.
     pub fn record_nowait(&self, event: Event) {
-        self.addr.do_send(Record { event, ack: None });
+        self.addr.do_send(Record {
+            event,
+            ack: None,
+            ack_queued: false,
+        });
     }
 
     /// False while the log cannot be written.
@@ -242,6 +306,11 @@ impl Audit {
     /// The live feed of sealed lines (the `security` WebSocket channel reads it).
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
         self.shared.live.subscribe()
+    }
+
+    /// The log's identity (the hash of its first line), once that line exists.
+    pub fn log_id(&self) -> Option<String> {
+        self.shared.log_id.get().cloned()
     }
 
     /// The last durable `(seq, hash, ts)`.

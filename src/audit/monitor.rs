@@ -61,6 +61,15 @@ impl Monitor {
         now.duration_since(self.started).as_secs() / BUCKET_SECS
     }
 
+    /// Whether an event of `kind` can raise an alert (its recorder then waits for the alert to
+    /// be durable). Kept in step with the kinds [`Monitor::observe`] counts toward one.
+    pub fn may_alert(kind: Kind) -> bool {
+        matches!(
+            kind,
+            Kind::AuthLoginFailed | Kind::TwofaFailed | Kind::TenantCrossAccessDenied
+        )
+    }
+
     /// Counts `event`; returns an alert to record when this event crosses a threshold.
     pub fn observe(&mut self, event: &Event, now: Instant) -> Option<Event> {
         let minute = self.minute(now);

@@ -45,11 +45,16 @@ impl Sink for ScriptedSink {
 }
 
 fn start(sink: ScriptedSink) -> Audit {
+    start_alerting_after(sink, 1000)
+}
+
+/// Starts with both alert thresholds at `n`.
+fn start_alerting_after(sink: ScriptedSink, n: u32) -> Audit {
     let config = AuditConfig {
         instance: "test".into(),
         thresholds: Thresholds {
-            brute_force: 1000,
-            cross_tenant: 1000,
+            brute_force: n,
+            cross_tenant: n,
             window: Duration::from_secs(60),
         },
     };
@@ -133,4 +138,103 @@ async fn an_unwritable_log_fails_closed_and_loses_nothing() {
         audit.record(Event::new(Kind::PlatformOwnerAccess)).await,
         Ok(())
     );
+}
+
+fn count(journal: &Journal, entry: &str) -> usize {
+    journal
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| *e == entry)
+        .count()
+}
+
+/// A warning whose recording raises an alert (critical) is answered only once the alert is on
+/// disk: before, alerts were sealed with no one waiting, so the reply could leave first.
+#[actix_web::test]
+async fn an_event_that_raises_an_alert_waits_for_the_alert_to_be_durable() {
+    let journal: Journal = Arc::default();
+    let written: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let (release, gate) = mpsc::channel();
+    let sink = ScriptedSink {
+        journal: journal.clone(),
+        gate: Some(gate),
+        failing: Arc::default(),
+        written: written.clone(),
+    };
+    let audit = start_alerting_after(sink, 2);
+    let failure = || Event::new(Kind::AuthLoginFailed).ip("10.0.0.7".parse().unwrap());
+    // Below the threshold a warning is answered once queued, fsync or not.
+    assert_eq!(audit.record(failure()).await, Ok(()));
+    let j = journal.clone();
+    wait_until("the first fsync to start", move || {
+        count(&j, "sync-start") == 1
+    })
+    .await;
+    let waiter = {
+        let (audit, journal) = (audit.clone(), journal.clone());
+        actix_web::rt::spawn(async move {
+            let result = audit.record(failure()).await;
+            journal.lock().unwrap().push("acked".into());
+            result
+        })
+    };
+    let a = audit.clone();
+    wait_until("the alert to be sealed", move || a.alerts().len() == 1).await;
+    assert_eq!(
+        count(&journal, "acked"),
+        0,
+        "answered before the alert was written"
+    );
+    release.send(()).unwrap();
+    let j = journal.clone();
+    wait_until("the alert's fsync to start", move || {
+        count(&j, "sync-start") == 2
+    })
+    .await;
+    assert_eq!(
+        count(&journal, "acked"),
+        0,
+        "answered before the alert was durable"
+    );
+    release.send(()).unwrap();
+    assert_eq!(waiter.await.unwrap(), Ok(()));
+    assert_eq!(
+        journal.lock().unwrap().last().map(String::as_str),
+        Some("acked")
+    );
+    let text = String::from_utf8(written.lock().unwrap().clone()).unwrap();
+    let kinds: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"].to_string())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "\"auth.login_failed\"",
+            "\"auth.login_failed\"",
+            "\"alert.brute_force\""
+        ]
+    );
+}
+
+/// While the log cannot be written, such a caller is told at once, not when the disk is back.
+#[actix_web::test]
+async fn an_alert_that_cannot_be_written_is_reported_at_once() {
+    let failing = Arc::new(AtomicBool::new(true));
+    let sink = ScriptedSink {
+        journal: Arc::default(),
+        gate: None,
+        failing: failing.clone(),
+        written: Arc::default(),
+    };
+    let audit = start_alerting_after(sink, 2);
+    let denial = || Event::new(Kind::AuthLoginFailed).ip("10.0.0.8".parse().unwrap());
+    assert_eq!(audit.record(denial()).await, Ok(()));
+    let a = audit.clone();
+    wait_until("the log to be unavailable", move || !a.is_available()).await;
+    assert_eq!(audit.record(denial()).await, Err(AuditError::Unavailable));
+    failing.store(false, Ordering::SeqCst);
+    let a = audit.clone();
+    wait_until("all three lines written", move || a.written() == 3).await;
 }

@@ -1,14 +1,42 @@
 //! `rampart audit verify`: checks every line's own hash, the `seq`/`prev` chain, and the file
-//! against the signed checkpoints (when the database is reachable), and reports the first line
-//! that fails.
+//! against the signed checkpoints of *this log* (when the database is reachable), and reports
+//! the first line that fails.
+//!
+//! A checkpoint names the log it signs by the log's identity, the hash of its first line
+//! ([`log_id`]), so the checkpoints of a log vouch for it at any path (a rotated or copied
+//! file) and for no other log. When no checkpoint anchors the file, the verdict says so:
+//! `ok: N events, head H (not anchored: …)`. A chain alone cannot tell a wholesale,
+//! self-consistent rewrite from the real history, so such a file is only as trustworthy as
+//! whoever could write it.
+//!
+//! Lines are read as bytes, at most [`MAX_LINE_BYTES`] each: any damage (invalid UTF-8,
+//! multi-byte text where the hash belongs, an endless line) is a `broken:` verdict, never a
+//! panic.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use super::chain::{self, GENESIS};
 use super::checkpoint::CheckpointKey;
 use crate::db::checkpoints::CheckpointRow;
+
+/// Longest line read. Sealed lines are far shorter (strings from requests are capped); a
+/// longer one is damage, and reading stops there rather than buffering the rest of the file.
+pub const MAX_LINE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Whether signed checkpoints vouch for the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Anchor {
+    /// At least one signed checkpoint of this log matched its line.
+    Anchored,
+    /// Checkpoints were read, and none belongs to this log. `others_at_path`: checkpoints
+    /// recorded for the file's path belong to another log (the file was replaced, or a new
+    /// log has not been checkpointed yet).
+    NoCheckpoint { others_at_path: bool },
+    /// Checkpoints could not be read (no database or no master key).
+    Unchecked,
+}
 
 /// The outcome of a verification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +44,7 @@ pub enum Verdict {
     Ok {
         events: u64,
         head: String,
+        anchor: Anchor,
     },
     Broken {
         /// 1-based line number.
@@ -29,7 +58,26 @@ pub enum Verdict {
 impl std::fmt::Display for Verdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Verdict::Ok { events, head } => write!(f, "ok: {events} events, head {head}"),
+            Verdict::Ok {
+                events,
+                head,
+                anchor,
+            } => {
+                write!(f, "ok: {events} events, head {head}")?;
+                match anchor {
+                    Anchor::Anchored => Ok(()),
+                    Anchor::NoCheckpoint { others_at_path } => {
+                        f.write_str(" (not anchored: no checkpoint for this log")?;
+                        if *others_at_path {
+                            f.write_str(
+                                "; the checkpoints recorded for this path belong to another log",
+                            )?;
+                        }
+                        f.write_str(")")
+                    }
+                    Anchor::Unchecked => f.write_str(" (not anchored: checkpoints not checked)"),
+                }
+            }
             Verdict::Broken { line, seq, reason } => {
                 let seq = seq.map_or("?".to_string(), |s| s.to_string());
                 write!(f, "broken: line {line} seq {seq}: {reason}")
@@ -40,17 +88,50 @@ impl std::fmt::Display for Verdict {
 
 /// Signed checkpoints to hold the file against, with the key to check their signatures.
 pub struct Anchors<'a> {
+    /// The checkpoints of this log (and, from before logs had an identity, of its path).
     pub checkpoints: &'a [CheckpointRow],
     pub key: &'a CheckpointKey,
+    /// Checkpoints recorded for this path belong to other logs.
+    pub others_at_path: bool,
+}
+
+/// The identity of the log at `path`: the hash of its first line, when that line is intact
+/// and is `seq` 1. `None` for an empty file or a damaged first line (which verification then
+/// reports).
+pub fn log_id(path: &Path) -> std::io::Result<Option<String>> {
+    let mut reader = BufReader::new(std::fs::File::open(path)?);
+    let mut first = Vec::new();
+    reader
+        .by_ref()
+        .take(MAX_LINE_BYTES + 1)
+        .read_until(b'\n', &mut first)?;
+    let Some(line) = first.strip_suffix(b"\n") else {
+        return Ok(None);
+    };
+    Ok(chain::check_line_bytes(line)
+        .ok()
+        .filter(|f| f.seq == 1)
+        .map(|f| f.hash))
 }
 
 /// Verifies `path`. `anchors` adds the checkpoint checks (a cut tail, a rewritten history).
 pub fn verify(path: &Path, anchors: Option<Anchors<'_>>) -> std::io::Result<Verdict> {
+    verify_reader(BufReader::new(std::fs::File::open(path)?), anchors)
+}
+
+/// [`verify`] over any reader of the log's bytes.
+pub fn verify_reader(
+    mut reader: impl BufRead,
+    anchors: Option<Anchors<'_>>,
+) -> std::io::Result<Verdict> {
     let mut signed: HashMap<u64, &CheckpointRow> = HashMap::new();
     if let Some(a) = &anchors {
         for cp in a.checkpoints {
             let seq = cp.seq as u64;
-            if !a.key.verify(seq, &cp.hash, &cp.ts, &cp.mac) {
+            if !a
+                .key
+                .verify(cp.log_id.as_deref(), seq, &cp.hash, &cp.ts, &cp.mac)
+            {
                 return Ok(Verdict::Broken {
                     line: 0,
                     seq: Some(seq),
@@ -60,28 +141,33 @@ pub fn verify(path: &Path, anchors: Option<Anchors<'_>>) -> std::io::Result<Verd
             signed.insert(seq, cp);
         }
     }
-    let mut reader = BufReader::new(std::fs::File::open(path)?);
     let mut raw = Vec::new();
     let (mut line_no, mut last_seq, mut last_hash) = (0u64, 0u64, GENESIS.to_string());
+    let mut anchored = false;
     loop {
         raw.clear();
-        if reader.read_until(b'\n', &mut raw)? == 0 {
+        let read = reader
+            .by_ref()
+            .take(MAX_LINE_BYTES + 1)
+            .read_until(b'\n', &mut raw)?;
+        if read == 0 {
             break;
         }
         line_no += 1;
-        let text = String::from_utf8_lossy(&raw);
         let broken = |seq: Option<u64>, reason: String| Verdict::Broken {
             line: line_no,
             seq,
             reason,
         };
-        let Some(line) = text.strip_suffix('\n') else {
-            return Ok(broken(
-                chain::claimed_seq(&text),
-                "the line is incomplete (the file was truncated)".into(),
-            ));
+        let Some(line) = raw.strip_suffix(b"\n") else {
+            let reason = if raw.len() as u64 > MAX_LINE_BYTES {
+                format!("the line is longer than {MAX_LINE_BYTES} bytes")
+            } else {
+                "the line is incomplete (the file was truncated)".into()
+            };
+            return Ok(broken(chain::claimed_seq(&raw), reason));
         };
-        let facts = match chain::check_line(line) {
+        let facts = match chain::check_line_bytes(line) {
             Ok(f) => f,
             Err(reason) => return Ok(broken(chain::claimed_seq(line), reason)),
         };
@@ -109,6 +195,7 @@ pub fn verify(path: &Path, anchors: Option<Anchors<'_>>) -> std::io::Result<Verd
                         .into(),
                 ));
             }
+            anchored = true;
         }
         last_seq = facts.seq;
         last_hash = facts.hash;
@@ -123,8 +210,19 @@ pub fn verify(path: &Path, anchors: Option<Anchors<'_>>) -> std::io::Result<Verd
             ),
         });
     }
+    let anchor = match &anchors {
+        None => Anchor::Unchecked,
+        Some(_) if anchored => Anchor::Anchored,
+        Some(a) => Anchor::NoCheckpoint {
+            others_at_path: a.others_at_path,
+        },
+    };
     Ok(Verdict::Ok {
         events: line_no,
         head: last_hash,
+        anchor,
     })
 }
+
+#[cfg(test)]
+mod tests;

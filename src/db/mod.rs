@@ -27,6 +27,9 @@ pub use tenant::{LoginRecord, PlatformScope, Scope, TenantConn, TenantScope};
 pub const APP_ROLE: &str = "rampart_app";
 /// Role of the explicit platform-owner door.
 pub const PLATFORM_ROLE: &str = "rampart_platform";
+/// Role of the login lookup: it may execute `rampart_login_lookup` and nothing else, so the
+/// password hashes that lookup returns are out of reach of the request roles.
+pub const LOGIN_ROLE: &str = "rampart_login";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {

@@ -25,7 +25,7 @@ use diesel_async::{
     TransactionManager,
 };
 
-use super::{DbError, DbPool, APP_ROLE, PLATFORM_ROLE};
+use super::{DbError, DbPool, APP_ROLE, LOGIN_ROLE, PLATFORM_ROLE};
 use crate::ids::{TenantId, UserId};
 
 /// Who acts, in which tenant. Built only by the auth layer after the route check, so holding
@@ -115,6 +115,20 @@ fn begin_sql(role: &str, tenant: Option<TenantId>, user: Option<UserId>) -> Stri
     format!("BEGIN; {}", settings_sql(role, tenant, user))
 }
 
+/// Opens a transaction with one simple-query batch that starts with `BEGIN`. When the batch
+/// fails after its `BEGIN` ran (a refused role switch, a failed setting), the server is left
+/// inside an aborted transaction that diesel's transaction manager does not know about (it
+/// counts a transaction only once the whole batch succeeded). Such a connection is marked
+/// broken, so the pool drops it instead of handing the next caller a transaction it did not
+/// open, where every statement fails or — worse — runs under settings that are not its own.
+async fn begin(conn: &mut AsyncPgConnection, sql: &str) -> Result<(), DbError> {
+    if let Err(e) = AnsiTransactionManager::begin_transaction_sql(conn, sql).await {
+        AnsiTransactionManager::transaction_manager_status_mut(conn).set_in_error();
+        return Err(e.into());
+    }
+    Ok(())
+}
+
 /// Moves the transaction manager's depth by one. The manager's depth is what the pool reads
 /// to decide whether a returned connection is clean.
 fn track(conn: &mut AsyncPgConnection, change: TransactionDepthChange) -> QueryResult<()> {
@@ -168,7 +182,7 @@ impl DbPool {
         let mut tc = TenantConn {
             conn: self.conn().await?,
         };
-        AnsiTransactionManager::begin_transaction_sql(&mut *tc.conn, begin).await?;
+        self::begin(&mut tc.conn, begin).await?;
         match work(&mut tc).await {
             Ok(value) => {
                 AnsiTransactionManager::commit_transaction(&mut *tc.conn).await?;
@@ -236,14 +250,20 @@ impl DbPool {
     }
 
     /// Looks a user up by email for login, through the narrow `SECURITY DEFINER` function, as
-    /// the request role with no tenant set (the only pre-tenant path).
+    /// the login role (the only pre-tenant path). The lookup returns password hashes, so the
+    /// request roles may not call it: only [`LOGIN_ROLE`], which may do nothing else, and only
+    /// for this one statement (`SET LOCAL ROLE`, like every scoped transaction).
+    ///
+    /// An email PostgreSQL cannot hold as text (a NUL character) matches no user.
     pub async fn login_lookup(&self, email: &str) -> Result<Option<LoginRecord>, DbError> {
         use diesel::sql_types::Text;
         use diesel_async::RunQueryDsl;
 
+        if email.contains('\0') {
+            return Ok(None);
+        }
         let mut conn = self.conn().await?;
-        let begin = format!("BEGIN; SET LOCAL ROLE {APP_ROLE}");
-        AnsiTransactionManager::begin_transaction_sql(&mut *conn, &begin).await?;
+        begin(&mut conn, &format!("BEGIN; SET LOCAL ROLE {LOGIN_ROLE}")).await?;
         let found = diesel::sql_query(
             "SELECT id, tenant_id, email, password_hash, role, two_factor_enabled \
              FROM rampart_login_lookup($1)",

@@ -11,6 +11,12 @@ pub const MAX_ITEMS: usize = 100;
 pub const MAX_ITEM_NAME_CHARS: usize = 200;
 pub const MAX_NOTE_CHARS: usize = 1000;
 
+/// PostgreSQL can store no NUL character in `text` or `jsonb`: one in a client's string is a
+/// validation error, never a database error.
+fn has_nul(s: &str) -> bool {
+    s.contains('\0')
+}
+
 /// The life of an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -168,6 +174,12 @@ impl TryFrom<NewOrderBody> for NewOrder {
                     format!("name must be 1 to {MAX_ITEM_NAME_CHARS} characters"),
                 ));
             }
+            if has_nul(&item.name) {
+                return Err(ApiError::validation(
+                    format!("items[{i}].name"),
+                    "name must not contain NUL characters",
+                ));
+            }
             if item.quantity < 1 {
                 return Err(ApiError::validation(
                     format!("items[{i}].quantity"),
@@ -198,6 +210,12 @@ impl TryFrom<NewOrderBody> for NewOrder {
                 format!("note must be at most {MAX_NOTE_CHARS} characters"),
             ));
         }
+        if body.note.as_deref().is_some_and(has_nul) {
+            return Err(ApiError::validation(
+                "note",
+                "note must not contain NUL characters",
+            ));
+        }
         Ok(NewOrder {
             items: body.items,
             note: body.note,
@@ -223,6 +241,9 @@ impl StatusChange {
         })
     }
 }
+
+#[cfg(test)]
+mod proptests;
 
 #[cfg(test)]
 mod tests {
@@ -300,6 +321,15 @@ mod tests {
             "items[0].quantity"
         );
         assert!(NewOrder::try_from(body(vec![item(&"n".repeat(200), 1, 0)])).is_ok());
+        assert_eq!(
+            field_of(body(vec![item("tea", 1, 1), item("t\0a", 1, 1)])),
+            "items[1].name"
+        );
+        let noted = NewOrderBody {
+            items: vec![item("tea", 1, 1)],
+            note: Some("a\0".into()),
+        };
+        assert_eq!(field_of(noted), "note");
     }
 
     #[test]

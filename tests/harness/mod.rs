@@ -28,6 +28,8 @@ pub use processes::{shared, RedisServer};
 
 pub const TEMPLATE_DB: &str = "rampart_template";
 /// A login role that is neither superuser nor owner, for tests that must not connect as one.
+/// Like a least-privileged production user, it may switch to the request roles and the login
+/// role and nothing else.
 pub const PLAIN_LOGIN: &str = "rampart_test_login";
 
 /// Runs `fut` to completion on a private runtime on its own thread (for set-up and `Drop`
@@ -78,7 +80,7 @@ fn template() {
                          CREATE ROLE {PLAIN_LOGIN} LOGIN NOSUPERUSER NOBYPASSRLS;
                        END IF;
                      END $$;
-                     GRANT rampart_app, rampart_platform TO {PLAIN_LOGIN};"
+                     GRANT rampart_app, rampart_platform, rampart_login TO {PLAIN_LOGIN};"
                 ))
                 .await
                 .expect("create plain login role");

@@ -345,3 +345,25 @@ async fn the_list_query_uses_the_tenant_index_under_the_request_role() {
     assert!(!text.contains("Seq Scan"), "{text}");
     conn.batch_execute("ROLLBACK").await.unwrap();
 }
+
+/// The login lookup takes the email as text: one holding NUL (which PostgreSQL text cannot
+/// hold) matches no user — 401, like any unknown email, not a database error.
+#[actix_web::test]
+async fn a_nul_in_a_login_email_is_invalid_credentials() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    for email in [format!("{}\u{0}", a.staff.email), "\u{0}".to_string()] {
+        let r = app
+            .client()
+            .post(
+                "/api/v1/auth/login",
+                &serde_json::json!({"email": email, "password": a.staff.password}),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (401, "invalid_credentials"),
+            "{email:?}"
+        );
+    }
+}

@@ -259,3 +259,103 @@ async fn stored_timestamps_come_back_to_the_microsecond() {
         );
     }
 }
+
+/// A NUL character cannot be stored as PostgreSQL text or `jsonb`: it used to reach the
+/// database and answer 500. It is a validation error naming the field; so is a NUL in the
+/// status of a change.
+#[actix_web::test]
+async fn nul_characters_are_a_validation_error_naming_the_field() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let staff = app.login(&a.staff).await;
+    let item = |name: &str| json!({"name": name, "quantity": 1, "unit_price_cents": 100});
+    for (body, field) in [
+        (
+            json!({"items": [item("tea")], "note": "table\u{0} 4"}),
+            "note",
+        ),
+        (json!({"items": [item("te\u{0}a")]}), "items[0].name"),
+        (
+            json!({"items": [item("tea"), item("\u{0}")]}),
+            "items[1].name",
+        ),
+    ] {
+        let r = staff.post(&orders_path(a.id), &body).await;
+        assert_eq!(
+            (r.status, r.code(), r.body["error"]["field"].as_str()),
+            (422, "validation_failed", Some(field)),
+            "{body}: {:?}",
+            r.body
+        );
+    }
+    let created = staff
+        .post(&orders_path(a.id), &order_body("tea", 1, 1))
+        .await;
+    let id = created.body["id"].as_str().unwrap();
+    let r = staff
+        .patch(&order_path(a.id, id), &json!({"status": "ready\u{0}"}))
+        .await;
+    assert_eq!((r.status, r.code()), (422, "validation_failed"));
+    // Nothing was stored but the one valid order.
+    let listed = staff.get(&orders_path(a.id)).await;
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
+}
+
+/// Hostile bodies through the real server and database: each is answered with a spec code,
+/// never a 500.
+#[actix_web::test]
+async fn hostile_order_bodies_get_spec_codes_never_a_500() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let staff = app.login(&a.staff).await;
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let bodies: Vec<(Vec<u8>, u16)> = vec![
+        (
+            br#"{"items":[{"name":"\u0000","quantity":1,"unit_price_cents":1}]}"#.to_vec(),
+            422,
+        ),
+        (
+            br#"{"items":[{"name":"\ud800","quantity":1,"unit_price_cents":1}]}"#.to_vec(),
+            400,
+        ),
+        (
+            b"{\"items\":[{\"name\":\"\xff\",\"quantity\":1,\"unit_price_cents\":1}]}".to_vec(),
+            400,
+        ),
+        (
+            br#"{"items":[{"name":"x","quantity":1e400,"unit_price_cents":1}]}"#.to_vec(),
+            400,
+        ),
+        (
+            br#"{"items":[{"name":"x","quantity":4611686018427387904,"unit_price_cents":4}]}"#
+                .to_vec(),
+            422,
+        ),
+        (
+            br#"{"items":[{"name":"x","quantity":1,"unit_price_cents":1}],"note":"\u0000"}"#
+                .to_vec(),
+            422,
+        ),
+        (
+            br#"{"items":[{"name":"\u0001\u001f\u007f","quantity":1,"unit_price_cents":0}]}"#
+                .to_vec(),
+            201,
+        ),
+        (
+            br#"{"items":[{"name":"x","quantity":1,"unit_price_cents":1}],"note":null}"#.to_vec(),
+            201,
+        ),
+        (deep.into_bytes(), 400),
+        (vec![0u8; 100], 400),
+    ];
+    for (body, expected) in bodies {
+        let r = staff.post_raw(&orders_path(a.id), body.clone()).await;
+        assert_eq!(
+            r.status,
+            expected,
+            "{}: {:?}",
+            String::from_utf8_lossy(&body),
+            r.body
+        );
+    }
+}

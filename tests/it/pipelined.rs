@@ -232,3 +232,66 @@ async fn a_refused_role_switch_stops_the_statement_behind_it() {
         .exec_as_superuser(&format!("DROP ROLE {probe}"))
         .await;
 }
+
+/// A transaction whose first batch fails after its `BEGIN` ran (a role switch the login role
+/// may not make) leaves the server inside an aborted transaction. That connection must not go
+/// back to the pool as clean: the next caller, once the switch is allowed, must start a
+/// transaction of its own, under its own scope, on every path that opens one.
+#[actix_web::test]
+async fn a_failed_begin_batch_never_hands_an_aborted_transaction_on() {
+    let app = TestApp::spawn().await;
+    let probe = format!("probe_{}", uuid::Uuid::new_v4().simple());
+    app.db
+        .exec_as_superuser(&format!("CREATE ROLE {probe} LOGIN"))
+        .await;
+    let url = app
+        .db
+        .superuser_url()
+        .replacen("postgres@", &format!("{probe}@"), 1);
+    let pool = DbPool::new(&url, 1).expect("pool");
+    let tenant = TenantId::random();
+    let refused = pool.in_scope(&scope(tenant), async |_| Ok(())).await;
+    let err = refused.expect_err("the role switch was refused");
+    assert!(
+        err.to_string().contains("permission denied to set role"),
+        "{err}"
+    );
+    let lookup = pool.login_lookup("nobody@example.test").await;
+    let err = lookup.expect_err("the login role switch was refused");
+    assert!(
+        err.to_string().contains("permission denied to set role"),
+        "{err}"
+    );
+
+    app.db
+        .exec_as_superuser(&format!(
+            "GRANT rampart_app, rampart_platform, rampart_login TO {probe}"
+        ))
+        .await;
+    let seen = pool
+        .in_scope(&scope(tenant), async |c| {
+            Ok(diesel::sql_query(CONTEXT)
+                .get_result::<Context>(c.pg())
+                .await?)
+        })
+        .await
+        .expect("the next transaction starts clean");
+    let expected = Context {
+        who: "rampart_app".into(),
+        tenant: tenant.to_string(),
+        open: 1,
+    };
+    assert_eq!(seen, expected);
+    let found = pool.login_lookup("nobody@example.test").await;
+    assert!(matches!(found, Ok(None)), "{found:?}");
+    let again = pool
+        .one_in_scope(&scope(tenant), async |c| context(c).await)
+        .await
+        .expect("the one-statement path starts clean too");
+    assert_eq!(again, expected);
+    assert_eq!(pool.status().size, 1);
+    drop(pool);
+    app.db
+        .exec_as_superuser(&format!("DROP OWNED BY {probe}; DROP ROLE {probe}"))
+        .await;
+}
