@@ -6,11 +6,14 @@ mod harness;
 
 mod audit;
 mod auth;
+mod auth_bodies;
 mod cli;
 mod dashboard;
 mod errors;
+mod hashing_memory;
 mod health;
 mod isolation;
+mod login_limits;
 mod monitor;
 mod multi_instance;
 mod orders;
