@@ -62,6 +62,8 @@ pub enum ApiError {
     Unavailable,
     #[error("the server is busy checking other sign-ins; retry shortly")]
     Busy { retry_after_secs: u64 },
+    #[error("confirm your password to do this")]
+    ReauthenticationRequired,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -92,6 +94,7 @@ impl ApiError {
             ApiError::AuditUnavailable => "audit_unavailable",
             ApiError::Unavailable => "service_unavailable",
             ApiError::Busy { .. } => "busy",
+            ApiError::ReauthenticationRequired => "reauthentication_required",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -114,7 +117,8 @@ impl ResponseError for ApiError {
             ApiError::Unauthenticated
             | ApiError::InvalidCredentials
             | ApiError::InvalidCode(CodeContext::Login)
-            | ApiError::ChallengeExpired => StatusCode::UNAUTHORIZED,
+            | ApiError::ChallengeExpired
+            | ApiError::ReauthenticationRequired => StatusCode::UNAUTHORIZED,
             ApiError::InvalidCode(CodeContext::Confirmation) => StatusCode::BAD_REQUEST,
             ApiError::Forbidden
             | ApiError::CrossTenantDenied

@@ -5,6 +5,7 @@ pub mod login;
 pub mod password;
 pub mod principal;
 pub mod session;
+pub mod sudo;
 #[cfg(test)]
 pub(crate) mod test_json;
 

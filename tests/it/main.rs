@@ -23,6 +23,7 @@ mod platform;
 mod pool;
 mod posture;
 mod rate_limit;
+mod reauth_browser;
 mod second_factor_limits;
 mod session_revocation;
 mod two_factor;
