@@ -60,6 +60,10 @@ pub enum ApiError {
     AuditUnavailable,
     #[error("a dependency is unavailable")]
     Unavailable,
+    #[error("the server is busy checking other sign-ins; retry shortly")]
+    Busy { retry_after_secs: u64 },
+    #[error("confirm your password to do this")]
+    ReauthenticationRequired,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -89,6 +93,8 @@ impl ApiError {
             ApiError::TooManyConnections(_) => "too_many_connections",
             ApiError::AuditUnavailable => "audit_unavailable",
             ApiError::Unavailable => "service_unavailable",
+            ApiError::Busy { .. } => "busy",
+            ApiError::ReauthenticationRequired => "reauthentication_required",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -111,7 +117,8 @@ impl ResponseError for ApiError {
             ApiError::Unauthenticated
             | ApiError::InvalidCredentials
             | ApiError::InvalidCode(CodeContext::Login)
-            | ApiError::ChallengeExpired => StatusCode::UNAUTHORIZED,
+            | ApiError::ChallengeExpired
+            | ApiError::ReauthenticationRequired => StatusCode::UNAUTHORIZED,
             ApiError::InvalidCode(CodeContext::Confirmation) => StatusCode::BAD_REQUEST,
             ApiError::Forbidden
             | ApiError::CrossTenantDenied
@@ -127,7 +134,9 @@ impl ResponseError for ApiError {
             ApiError::TooManyAttempts(_)
             | ApiError::TooManyConnectionAttempts(_)
             | ApiError::TooManyConnections(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable | ApiError::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::AuditUnavailable | ApiError::Busy { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -146,7 +155,7 @@ impl ResponseError for ApiError {
                     .insert_header(("ratelimit-policy", l.policy_field()))
                     .insert_header(("ratelimit", l.state_field()));
             }
-            ApiError::IpBanned { retry_after_secs } => {
+            ApiError::IpBanned { retry_after_secs } | ApiError::Busy { retry_after_secs } => {
                 res.insert_header((header::RETRY_AFTER, (*retry_after_secs).max(1).to_string()));
             }
             _ => {}

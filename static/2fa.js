@@ -23,6 +23,51 @@ function onSubmit(formId, handler) {
   });
 }
 
+// --- Confirming the password ------------------------------------------------------------------
+
+// Changing the second factor needs a sign-in within the last five minutes. When the server
+// answers reauthentication_required, the password is asked for and the request sent again
+// with it (a right password counts as a fresh sign-in, so the next step needs it no more).
+// Resolves to the last reply; a cancelled prompt resolves to the refusal.
+async function withPassword(method, path, body) {
+  let reply = await api(method, path, body);
+  while (reply.body && reply.body.error && reply.body.error.code === "reauthentication_required") {
+    const password = await askPassword(reply);
+    if (password === null) return reply;
+    reply = await api(method, path, Object.assign({}, body, { password }));
+    if (reply.body && reply.body.error && reply.body.error.code === "invalid_credentials") {
+      $("reauth-error").textContent = "That password is not correct. Please try again.";
+      reply = { status: 401, body: { error: { code: "reauthentication_required" } }, retryAfter: null };
+    }
+  }
+  $("reauth").hidden = true;
+  return reply;
+}
+
+// Shows the password form; resolves to the password typed, or null when cancelled.
+function askPassword() {
+  $("reauth").hidden = false;
+  $("reauth-password").value = "";
+  $("reauth-password").focus();
+  return new Promise((resolve) => {
+    $("reauth-form").onsubmit = (event) => {
+      event.preventDefault();
+      const password = $("reauth-password").value;
+      if (!password) {
+        $("reauth-error").textContent = "Please type your password.";
+        return;
+      }
+      $("reauth-error").textContent = "";
+      resolve(password);
+    };
+    $("reauth-cancel").onclick = () => {
+      $("reauth").hidden = true;
+      $("reauth-error").textContent = "";
+      resolve(null);
+    };
+  });
+}
+
 // --- The second step of a login -------------------------------------------------------------
 
 function startVerify(challenge) {
@@ -78,7 +123,7 @@ function startVerify(challenge) {
 // --- Enrollment -----------------------------------------------------------------------------
 
 async function startEnroll(errorId) {
-  const reply = await api("POST", "/api/v1/auth/2fa/setup");
+  const reply = await withPassword("POST", "/api/v1/auth/2fa/setup", {});
   if (reply.status !== 200) {
     $(errorId).textContent = explain(reply);
     return;
@@ -96,7 +141,7 @@ onSubmit("enable-form", async () => {
     $("enroll-error").textContent = "The code has 6 digits. Please type all of them.";
     return;
   }
-  const reply = await api("POST", "/api/v1/auth/2fa/enable", { code });
+  const reply = await withPassword("POST", "/api/v1/auth/2fa/enable", { code });
   if (reply.status !== 200) {
     $("enroll-error").textContent = explain(reply);
     return;
@@ -153,7 +198,7 @@ onSubmit("regenerate-form", async () => {
 onSubmit("disable-form", async () => {
   $("manage-error").textContent = "";
   const code = $("disable-code").value.replace(/\s/g, "");
-  const reply = await api("DELETE", "/api/v1/auth/2fa", { code });
+  const reply = await withPassword("DELETE", "/api/v1/auth/2fa", { code });
   if (reply.status !== 204) {
     $("manage-error").textContent = explain(reply);
     return;

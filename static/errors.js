@@ -40,6 +40,12 @@ function explain(reply) {
       const wait = reply.retryAfter ? ` Wait ${reply.retryAfter} seconds and` : " Wait a while and";
       return `Too many attempts.${wait} try again.`;
     }
+    case "busy": {
+      const wait = reply.retryAfter ? ` in ${reply.retryAfter} seconds` : " in a moment";
+      return `The server is busy checking other sign-ins. Please try again${wait}.`;
+    }
+    case "reauthentication_required":
+      return "Please confirm your password to continue.";
     case "two_factor_required":
       return "Platform owners must keep two-factor authentication turned on.";
     case "unauthenticated":

@@ -7,17 +7,47 @@ use chrono::Utc;
 use serde::Deserialize;
 
 use super::auth::session_cookie;
-use crate::auth::Principal;
+use crate::auth::{sudo, Principal, Role, SessionId};
 use crate::error::ApiError;
 use crate::net::client_ip;
 use crate::state::AppState;
 use crate::two_factor::{self, Account, VerifyBody};
+use crate::ws::hub::EndSession;
 
 /// `{code}`: a current code confirming a change.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CodeBody {
     code: String,
+}
+
+/// `{code, password?}`: a change of the second factor itself, which also needs a recent
+/// sign-in or the password (`auth::sudo`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensitiveCodeBody {
+    code: String,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+/// `{password?}`, or no body at all: starting an enrollment.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetupBody {
+    #[serde(default)]
+    password: Option<String>,
+}
+
+impl SetupBody {
+    /// An empty body is `{}`; anything else must be that JSON object.
+    fn parse(bytes: &[u8]) -> Result<SetupBody, ApiError> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(SetupBody::default());
+        }
+        serde_json::from_slice(bytes)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    }
 }
 
 /// The caller as the two-factor capability sees them, and where they call from.
@@ -33,9 +63,12 @@ fn now_unix() -> u64 {
 pub async fn setup(
     req: HttpRequest,
     p: Principal,
+    body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = SetupBody::parse(&body)?;
     let (who, ip) = caller(&req, &p, &state);
+    sudo::confirm(&state, &p, body.password, ip).await?;
     let enrollment = two_factor::start_enrollment(&state, &who, ip).await?;
     Ok(HttpResponse::Ok().json(enrollment))
 }
@@ -43,13 +76,25 @@ pub async fn setup(
 pub async fn enable(
     req: HttpRequest,
     p: Principal,
-    body: web::Json<CodeBody>,
+    body: web::Json<SensitiveCodeBody>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
     let (who, ip) = caller(&req, &p, &state);
+    sudo::confirm(&state, &p, body.password, ip).await?;
     let codes = two_factor::enable(&state, &who, &body.code, ip, now_unix()).await?;
-    // The code just proved the second factor: this session is now fully verified.
+    // The code just proved the second factor: this session is now fully verified (unless it
+    // was ended meanwhile, which this cannot undo).
     state.sessions.mark_verified(&p.token, &p.session).await;
+    // Every other session of the user was opened without this factor: they end, on every
+    // instance, and so do their sockets.
+    let ended = state
+        .sessions
+        .end_others(p.user_id(), &SessionId::of_token(&p.token))
+        .await;
+    for session in ended {
+        state.hub.do_send(EndSession { session });
+    }
     Ok(HttpResponse::Ok().json(codes))
 }
 
@@ -81,10 +126,16 @@ pub async fn regenerate_backup_codes(
 pub async fn disable(
     req: HttpRequest,
     p: Principal,
-    body: web::Json<CodeBody>,
+    body: web::Json<SensitiveCodeBody>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
     let (who, ip) = caller(&req, &p, &state);
+    if who.role == Role::PlatformOwner {
+        // No password asked for a change that is refused anyway.
+        return Err(ApiError::TwoFactorRequired);
+    }
+    sudo::confirm(&state, &p, body.password, ip).await?;
     two_factor::disable(&state, &who, &body.code, ip, now_unix()).await?;
     Ok(HttpResponse::NoContent().finish())
 }

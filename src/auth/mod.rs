@@ -5,6 +5,9 @@ pub mod login;
 pub mod password;
 pub mod principal;
 pub mod session;
+pub mod sudo;
+#[cfg(test)]
+pub(crate) mod test_json;
 
 pub use principal::{Access, Principal};
 pub use session::{Role, SecondFactor, Session, SessionId, SessionStore};

@@ -65,6 +65,11 @@ pub struct Session {
     pub expires_at: DateTime<Utc>,
     #[serde(default)]
     pub second_factor: SecondFactor,
+    /// When the holder last proved their password (signing in, or confirming it for a
+    /// sensitive change). Sessions stored before this was recorded read back as `None`, which
+    /// counts as long ago.
+    #[serde(default)]
+    pub signed_in_at: Option<DateTime<Utc>>,
 }
 
 impl Session {
@@ -82,6 +87,14 @@ impl Session {
     /// True when the session's second factor was proven (platform routes require it).
     pub fn second_factor_verified(&self) -> bool {
         self.second_factor == SecondFactor::Verified
+    }
+
+    /// True when the holder proved their password within `window` before `now` ("sudo mode":
+    /// changes to the second factor need that, or the password again).
+    pub fn signed_in_within(&self, window: Duration, now: DateTime<Utc>) -> bool {
+        let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+        self.signed_in_at
+            .is_some_and(|at| at <= now + chrono::Duration::seconds(5) && now - at <= window)
     }
 }
 
@@ -123,6 +136,11 @@ impl SessionId {
     }
 }
 
+/// The store key of the set of a user's session ids (to end them all but one).
+fn user_key(user: UserId) -> String {
+    format!("sessions:user:{user}")
+}
+
 /// The store key of a token: its SHA-256, so a leak of the store does not leak usable tokens.
 fn token_key(token: &str) -> String {
     SessionId::of_token(token).store_key()
@@ -149,7 +167,8 @@ impl SessionStore {
         let mut raw = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut raw);
         let token = URL_SAFE_NO_PAD.encode(raw);
-        let expires_at = Utc::now() + self.ttl;
+        let now = Utc::now();
+        let expires_at = now + self.ttl;
         let session = Session {
             user_id,
             tenant_id,
@@ -157,27 +176,66 @@ impl SessionStore {
             role,
             expires_at,
             second_factor,
+            signed_in_at: Some(now),
         };
         let value = serde_json::to_string(&session).expect("session serializes");
-        self.store.put(&token_key(&token), &value, self.ttl).await;
+        let id = SessionId::of_token(&token);
+        self.store.put(&id.store_key(), &value, self.ttl).await;
+        self.store
+            .set_add(&user_key(user_id), id.as_str(), self.ttl)
+            .await;
         IssuedToken { token, expires_at }
     }
 
     /// Marks the live session of `token` as having proven a second factor, keeping its token
-    /// and expiry (enabling two-factor authentication upgrades the session in place).
-    pub async fn mark_verified(&self, token: &str, session: &Session) {
-        let remaining = (session.expires_at - Utc::now())
-            .to_std()
-            .unwrap_or_default();
-        if remaining.is_zero() {
-            return;
-        }
+    /// and expiry (enabling two-factor authentication upgrades the session in place). Only a
+    /// session that still exists is updated: a logout racing this cannot be undone by it.
+    pub async fn mark_verified(&self, token: &str, session: &Session) -> bool {
         let upgraded = Session {
             second_factor: SecondFactor::Verified,
             ..session.clone()
         };
-        let value = serde_json::to_string(&upgraded).expect("session serializes");
-        self.store.put(&token_key(token), &value, remaining).await;
+        self.update(token, &upgraded).await
+    }
+
+    /// Records that the holder of `token` has just proved their password again (sudo mode).
+    pub async fn mark_reauthenticated(&self, token: &str, session: &Session) -> bool {
+        let renewed = Session {
+            signed_in_at: Some(Utc::now()),
+            ..session.clone()
+        };
+        self.update(token, &renewed).await
+    }
+
+    /// Rewrites a live session, never re-creating one that ended meanwhile.
+    async fn update(&self, token: &str, session: &Session) -> bool {
+        let remaining = (session.expires_at - Utc::now())
+            .to_std()
+            .unwrap_or_default();
+        if remaining.is_zero() {
+            return false;
+        }
+        let value = serde_json::to_string(session).expect("session serializes");
+        self.store
+            .put_if_present(&token_key(token), &value, remaining)
+            .await
+    }
+
+    /// Ends every session of `user` but `keep`, on every instance that shares the store, and
+    /// returns the ids it ended (their sockets are to be closed too).
+    pub async fn end_others(&self, user: UserId, keep: &SessionId) -> Vec<SessionId> {
+        let key = user_key(user);
+        let mut ended = Vec::new();
+        for id in self.store.set_members(&key).await {
+            if id == keep.0 {
+                continue;
+            }
+            let id = SessionId(id);
+            self.store.delete(&id.store_key(), self.ttl).await;
+            self.store.set_remove(&key, id.as_str()).await;
+            ended.push(id);
+        }
+        ended
     }
 
     /// The live session of `token`, if any. Malformed tokens are not looked up at all.

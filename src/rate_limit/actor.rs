@@ -23,6 +23,9 @@ use super::{keys, Admission, BanInfo, ConnId, Limited, Policy, Record, Verdict, 
 use crate::ids::UserId;
 use crate::store::{RedisStatus, SharedStore};
 
+mod login;
+pub use login::{LoginReservation, RefundLogin, ReserveLogin};
+
 /// A decision made by the actor, to be awaited by whoever asked for it.
 pub type Pending<T> = BoxFuture<'static, T>;
 
@@ -145,14 +148,6 @@ pub struct RefreshLease {
 pub struct ReleaseConnection {
     pub user: UserId,
     pub conn: ConnId,
-}
-
-/// Before verifying a password: may this account and IP try now?
-#[derive(Debug, Message)]
-#[rtype(result = "Pending<Result<(), Limited>>")]
-pub struct CheckLogin {
-    pub ip: IpAddr,
-    pub account: String,
 }
 
 /// Counts a failed login (or a wrong second-factor code) of the account and IP.
@@ -287,20 +282,6 @@ impl RateLimiter {
             let (a, i) = futures_util::future::join(by_account, by_ip).await;
             [(a, pa), (i, pi)]
         }
-    }
-}
-
-impl Handler<CheckLogin> for RateLimiter {
-    type Result = MessageResult<CheckLogin>;
-
-    fn handle(&mut self, msg: CheckLogin, _: &mut Context<Self>) -> Self::Result {
-        let hits = self.login_hits(msg.ip, &msg.account, Record::Never);
-        MessageResult(pending(async move {
-            match hits.await.into_iter().find(|(v, _)| !v.allowed) {
-                Some((v, p)) => Err(Limited::new(&p, v.retry_after)),
-                None => Ok(()),
-            }
-        }))
     }
 }
 

@@ -10,7 +10,8 @@
 //!   backend, on the caller's thread: the same state and the same code the actor would use,
 //!   under a lock held for one map operation, never across an `.await`. Sending them to the
 //!   actor's thread would cost two thread wake-ups per decision for no gain in correctness.
-//! - Login limits and ban listings always go through the actor.
+//! - Login limits (reservations, refunds, counted failures) and ban listings always go
+//!   through the actor.
 //! - Per-connection message limits are a [`MessageGate`] owned by the connection's session.
 //!
 //! Every address is reduced to its limit key here ([`limit_key`]: IPv6 by its /64), so the
@@ -22,8 +23,9 @@ use std::sync::Arc;
 use actix::{Actor, Addr, Arbiter};
 
 use super::actor::{
-    AcquireConnection, AdmitConnection, CheckLogin, CountLoginFailure, LiftBan, ListBans,
-    LoginFailure, RateLimiter, RecordViolation, RefreshLease, ReleaseConnection,
+    AcquireConnection, AdmitConnection, CountLoginFailure, LiftBan, ListBans, LoginFailure,
+    LoginReservation, RateLimiter, RecordViolation, RefreshLease, RefundLogin, ReleaseConnection,
+    ReserveLogin,
 };
 use super::memory::{MemoryBackend, MessageGate};
 use super::policies::Policies;
@@ -176,13 +178,23 @@ impl Limiter {
         MessageGate::new(&self.policies.messages, self.policies.max_message_bytes)
     }
 
-    pub async fn check_login(
+    /// Counts a login attempt (password or second factor) of `account` from `ip` before it is
+    /// checked, if both login logs have room; refused with the limit that is full. See
+    /// [`LoginReservation`]: a failure keeps it, a success gives it back with
+    /// [`Limiter::refund_login`].
+    pub async fn reserve_login(
         &self,
         ip: IpAddr,
         account: &str,
-    ) -> Result<Result<(), Limited>, actix::MailboxError> {
+    ) -> Result<Result<LoginReservation, Limited>, actix::MailboxError> {
         let (ip, account) = (limit_key(ip), account.to_string());
-        Ok(self.addr.send(CheckLogin { ip, account }).await?.await)
+        Ok(self.addr.send(ReserveLogin { ip, account }).await?.await)
+    }
+
+    /// Gives back a reserved login attempt (it succeeded, or was never checked).
+    pub async fn refund_login(&self, r: LoginReservation) -> Result<(), actix::MailboxError> {
+        self.addr.send(RefundLogin(r)).await?.await;
+        Ok(())
     }
 
     pub async fn count_login_failure(

@@ -89,6 +89,14 @@ impl Log {
     fn idle(&self, now: u64) -> bool {
         self.stamps.back().is_none_or(|t| t + self.window_ms <= now)
     }
+
+    /// Takes back one entry stamped `stamp` (a refunded reservation); false if none is left.
+    fn unhit(&mut self, stamp: u64) -> bool {
+        match self.stamps.iter().rposition(|t| *t == stamp) {
+            Some(i) => self.stamps.remove(i).is_some(),
+            None => false,
+        }
+    }
 }
 
 impl Default for MemoryBackend {
@@ -144,6 +152,14 @@ impl MemoryBackend {
 
     pub fn hit_at(&self, key: &str, policy: &Policy, record: Record, now: u64) -> Verdict {
         self.with(&key, now, |s| s.hit(key, policy, record, now))
+    }
+
+    /// Takes back a hit recorded at `stamp` under `key` (a login attempt reserved before its
+    /// password was checked, refunded because the password was right).
+    pub fn unhit_at(&self, key: &str, stamp: u64) -> bool {
+        self.with(&key, stamp, |s| {
+            s.logs.get_mut(key).is_some_and(|l| l.unhit(stamp))
+        })
     }
 
     pub fn admit_at(&self, ip: IpAddr, policy: &Policy, now: u64) -> Admission {
@@ -447,6 +463,26 @@ mod tests {
         assert!(m.hit_at("k", &p, Record::IfAllowed, 1_010_000).allowed);
         assert!(!m.hit_at("k", &p, Record::IfAllowed, 1_013_999).allowed);
         assert!(m.hit_at("k", &p, Record::IfAllowed, 1_014_000).allowed);
+    }
+
+    #[test]
+    fn a_refunded_hit_frees_its_slot_and_only_its_own() {
+        let m = MemoryBackend::default();
+        let p = policy(2, 10);
+        let t0 = 3_000_000;
+        assert!(m.hit_at("k", &p, Record::IfAllowed, t0).allowed);
+        assert!(m.hit_at("k", &p, Record::IfAllowed, t0 + 5).allowed);
+        assert!(!m.hit_at("k", &p, Record::IfAllowed, t0 + 6).allowed);
+        assert!(m.unhit_at("k", t0 + 5));
+        assert!(!m.unhit_at("k", t0 + 5), "refunded once");
+        assert!(!m.unhit_at("other", t0));
+        let v = m.hit_at("k", &p, Record::IfAllowed, t0 + 7);
+        assert!(v.allowed && v.count == 2);
+        // The refund took the later stamp: the wait still runs from the first hit.
+        assert_eq!(
+            m.hit_at("k", &p, Record::Never, t0 + 8).retry_after,
+            Duration::from_millis(9_992)
+        );
     }
 
     #[test]

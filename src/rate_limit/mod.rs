@@ -56,11 +56,12 @@ impl Policy {
 /// Whether a hit is written to the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Record {
-    /// Only when admitted (messages: a refused message does not extend the wait).
+    /// Only when admitted (messages: a refused message does not extend the wait; sign-in
+    /// attempts, counted before they are checked).
     IfAllowed,
     /// Always (connection attempts and failures count whether refused or not).
     Always,
-    /// Never (a check before the counted event, such as a login attempt).
+    /// Never (a look at the log that counts nothing).
     Never,
 }
 

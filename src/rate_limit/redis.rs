@@ -142,7 +142,8 @@ pub struct RedisBackend {
     store: SharedStore,
 }
 
-fn member() -> String {
+/// A unique name for one entry of a log.
+pub fn member() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
@@ -182,6 +183,45 @@ where
 impl RedisBackend {
     pub fn new(store: SharedStore) -> Self {
         RedisBackend { store }
+    }
+
+    /// Records one hit under `key` as `member` if the log has room (the sliding-window script,
+    /// atomic), so that the caller can take exactly that hit back with
+    /// [`RedisBackend::unhit`]: a login attempt is counted before its password is checked.
+    pub fn hit_as(&self, key: &str, policy: Policy, member: String) -> Decision<Verdict> {
+        let key = self.store.key(key);
+        let conn = self.conn();
+        Box::pin(async move {
+            let reply = within(conn, |mut c| async move {
+                scripts()
+                    .hit
+                    .key(key)
+                    .arg(policy.limit)
+                    .arg(policy.window_ms())
+                    .arg(mode(Record::IfAllowed))
+                    .arg(member)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+            Ok(verdict(reply))
+        })
+    }
+
+    /// Takes back the hit recorded as `member` under `key`.
+    pub fn unhit(&self, key: &str, member: String) -> Decision<()> {
+        let key = self.store.key(key);
+        let conn = self.conn();
+        Box::pin(async move {
+            within(conn, |mut c| async move {
+                redis::cmd("ZREM")
+                    .arg(key)
+                    .arg(member)
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await
+        })
     }
 
     /// Where a decision's connection comes from (see [`within`]).

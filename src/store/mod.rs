@@ -6,9 +6,13 @@
 //! writes go to this instance's map (entries held in Redis cannot be checked, so clients log in
 //! again); a delete that cannot reach Redis is remembered as a tombstone and replayed when Redis
 //! returns, so a logout is never undone. A background probe switches back to Redis once it
-//! answers. Both transitions are logged and reported to whoever watches [`RedisStatus`].
+//! answers, copying there what this instance wrote meanwhile (so a session opened during the
+//! fallback can be ended through any instance) and then replaying the tombstones (see
+//! `recovery`). Both transitions are logged and reported to whoever watches [`RedisStatus`].
 
 mod memory;
+mod ops;
+mod recovery;
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use slog::{info, warn, Logger};
+use slog::{warn, Logger};
 use tokio::sync::watch;
 
 use memory::MemoryMap;
@@ -191,6 +195,9 @@ impl SharedStore {
         }
         if self.inner.client.is_some() {
             self.inner.memory.tombstone(key, ttl);
+            // Redis may have come back while this delete was failing over: the recovery that
+            // replays tombstones could have looked before this one was written.
+            self.retry_tombstone(key).await;
         }
     }
 
@@ -313,65 +320,5 @@ impl SharedStore {
                 None
             }
         }
-    }
-
-    /// Switches this instance to the in-process fallback (when Redis was active) and starts
-    /// the background probe that switches back once Redis answers.
-    pub fn mark_down(&self, reason: &str) {
-        let changed = self.inner.status.send_if_modified(|s| {
-            let was_up = *s == RedisStatus::Connected;
-            *s = RedisStatus::Fallback;
-            was_up
-        });
-        if changed {
-            warn!(self.inner.log, "Redis became unreachable; switching to in-process state";
-                  "reason" => reason, "redis" => "fallback");
-        }
-        self.start_probe();
-    }
-
-    fn start_probe(&self) {
-        if self.inner.probing.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let store = self.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(PROBE_INTERVAL).await;
-                if store.try_reconnect().await {
-                    break;
-                }
-            }
-            store.inner.probing.store(false, Ordering::SeqCst);
-        });
-    }
-
-    /// Connects and pings; on success replays remembered deletes and switches to Redis.
-    async fn try_reconnect(&self) -> bool {
-        let Some(client) = self.inner.client.clone() else {
-            return false;
-        };
-        let connected = tokio::time::timeout(REDIS_TIMEOUT * 4, async {
-            let mut conn = ConnectionManager::new(client).await?;
-            redis::cmd("PING").query_async::<()>(&mut conn).await?;
-            for key in self.inner.memory.tombstones() {
-                redis::cmd("DEL")
-                    .arg(self.key(&key))
-                    .query_async::<()>(&mut conn)
-                    .await?;
-            }
-            Ok::<_, redis::RedisError>(conn)
-        })
-        .await;
-        let Ok(Ok(conn)) = connected else {
-            return false;
-        };
-        *self.inner.conn.lock().expect("store lock") = Some(conn);
-        self.inner.generation.fetch_add(1, Ordering::SeqCst);
-        self.inner.memory.clear_tombstones();
-        self.inner.status.send_replace(RedisStatus::Connected);
-        info!(self.inner.log, "Redis is reachable; shared state is back in Redis";
-              "redis" => "connected");
-        true
     }
 }

@@ -5,6 +5,12 @@
 //! by one instance verifies on any other. It lives `RAMPART_MFA_CHALLENGE_SECS` (5 minutes)
 //! and allows [`MAX_TRIES`] tries: each try takes a number from an atomic counter *before*
 //! its code is checked, so parallel guesses cannot slip past the limit.
+//!
+//! An account has at most one live challenge: the store keeps, per user, which challenge is
+//! current (`mfa:user:<id>`, swapped atomically), and issuing one ends the one it replaces.
+//! Collecting challenges by signing in again therefore buys no extra tries; what bounds the
+//! guesses of an account is its login limit, which the second step applies before it checks
+//! a code.
 
 use std::time::Duration;
 
@@ -48,12 +54,26 @@ pub struct Challenges<'a> {
     ttl: Duration,
 }
 
+/// A challenge's id in the store: the SHA-256 of its token, in hex.
+fn id(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn key_of(id: &str) -> String {
+    format!("mfa:{id}")
+}
+
 fn key(token: &str) -> String {
-    format!("mfa:{}", hex::encode(Sha256::digest(token.as_bytes())))
+    key_of(&id(token))
 }
 
 fn tries_key(token: &str) -> String {
     format!("{}:tries", key(token))
+}
+
+/// Which challenge of `user` is the live one.
+fn current_key(user: crate::ids::UserId) -> String {
+    format!("mfa:user:{user}")
 }
 
 fn well_formed(token: &str) -> bool {
@@ -68,7 +88,8 @@ impl<'a> Challenges<'a> {
         Challenges { store, ttl }
     }
 
-    /// Starts the second step of a login for `account`.
+    /// Starts the second step of a login for `account`, ending the challenge it had before.
+    /// Two logins at once each end the one they replace, so one challenge survives.
     pub async fn issue(&self, account: &Account, now: DateTime<Utc>) -> Issued {
         let mut raw = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut raw);
@@ -79,7 +100,14 @@ impl<'a> Challenges<'a> {
             expires_at,
         };
         let value = serde_json::to_string(&stored).expect("challenge serializes");
-        self.store.put(&key(&token), &value, self.ttl).await;
+        let new_id = id(&token);
+        self.store.put(&key_of(&new_id), &value, self.ttl).await;
+        let current = current_key(account.user_id);
+        if let Some(old) = self.store.swap(&current, &new_id, self.ttl).await {
+            if old != new_id {
+                self.store.delete(&key_of(&old), self.ttl).await;
+            }
+        }
         Issued { token, expires_at }
     }
 
@@ -151,6 +179,20 @@ mod tests {
             assert_eq!(t.is_last, n == MAX_TRIES);
         }
         assert!(c.begin_try(&issued.token, now).await.is_none());
+    }
+
+    #[actix_web::test]
+    async fn a_new_challenge_ends_the_accounts_previous_one_only() {
+        let store = store().await;
+        let c = Challenges::new(&store, Duration::from_secs(300));
+        let now = Utc::now();
+        let (me, other) = (account(), account());
+        let first = c.issue(&me, now).await;
+        let theirs = c.issue(&other, now).await;
+        let second = c.issue(&me, now).await;
+        assert!(c.begin_try(&first.token, now).await.is_none(), "replaced");
+        assert!(c.begin_try(&second.token, now).await.is_some());
+        assert!(c.begin_try(&theirs.token, now).await.is_some());
     }
 
     #[actix_web::test]

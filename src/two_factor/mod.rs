@@ -305,7 +305,10 @@ impl<'a> CodeCheck<'a> {
         };
         // The refusal stands whether or not it could be recorded.
         let _ = state.audit.record(event).await;
-        count_failed_attempt(state, self.ip, &self.who.email).await;
+        // At login the attempt was counted before the check (`verify_login`).
+        if self.purpose != Purpose::Login {
+            count_failed_attempt(state, self.ip, &self.who.email).await;
+        }
         ApiError::InvalidCode(self.purpose.context())
     }
 }

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::challenge::Challenges;
 use super::{backup_codes, factors, Account, CodeCheck, Purpose, Refusal};
 use crate::audit::Kind;
-use crate::auth::login::LoggedIn;
+use crate::auth::login::{self, LoggedIn};
 use crate::auth::SecondFactor;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -49,9 +49,12 @@ impl VerifyBody {
     }
 }
 
-/// Completes a login. Each try uses up one of the challenge's five; a wrong code is 401
-/// `invalid_code` (audited, counted as a failed login), and a challenge that is unknown,
-/// expired, out of tries or already answered is 401 `challenge_expired`.
+/// Completes a login. Each try uses up one of the challenge's five, and is counted as a login
+/// attempt of the challenge's account and of `ip` *before* its code is checked: over either
+/// login limit it is 429 `too_many_attempts` and no code is checked. A wrong code is 401
+/// `invalid_code` (audited; the attempt stays counted as a failed login), a right one gives
+/// the attempt back. A challenge that is unknown, expired, out of tries, replaced by a newer
+/// login or already answered is 401 `challenge_expired`.
 pub async fn verify_login(
     state: &AppState,
     body: VerifyBody,
@@ -65,17 +68,31 @@ pub async fn verify_login(
         .await
         .ok_or(ApiError::ChallengeExpired)?;
     let who = &attempt.account;
+    let reserved = state
+        .limiter
+        .reserve_login(ip, &who.email)
+        .await?
+        .map_err(ApiError::TooManyAttempts)?;
     let unix_now = u64::try_from(now.timestamp()).unwrap_or_default();
     let check = CodeCheck::new(who, ip, unix_now, Purpose::Login);
     let (checked, method) = match &proof {
         Proof::Totp(code) => (check.run(state, code, async |_, _| Ok(())).await, "totp"),
         Proof::Backup(code) => (spend_backup_code(state, &check, code).await, "backup_code"),
     };
-    if let Err(refused) = checked {
-        if attempt.is_last {
-            challenges.discard(&token).await;
+    match checked {
+        Ok(()) => state.limiter.refund_login(reserved).await?,
+        Err(refused @ ApiError::InvalidCode(_)) => {
+            if attempt.is_last {
+                challenges.discard(&token).await;
+            }
+            login::keep_failure(state, ip, &who.email, reserved).await;
+            return Err(refused);
         }
-        return Err(refused);
+        // Not an answer to the challenge (the database or the trail failed): not counted.
+        Err(other) => {
+            state.limiter.refund_login(reserved).await?;
+            return Err(other);
+        }
     }
     if !challenges.redeem(&token).await {
         // Another right answer to this challenge was accepted first; its factor is spent
@@ -134,4 +151,51 @@ async fn open_session(state: &AppState, who: &Account) -> Result<LoggedIn, ApiEr
         },
         enrollment_required: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::test_json;
+    use proptest::prelude::*;
+
+    /// What a verify body must be: `challenge` and exactly one of `code`, `backup_code`, all
+    /// strings, nothing else (`null` counts as absent for the two optional fields).
+    fn accepted(v: &serde_json::Value) -> bool {
+        let Some(o) = test_json::as_fields(v, &["challenge", "code", "backup_code"]) else {
+            return false;
+        };
+        let known = ["challenge", "code", "backup_code"];
+        let optional = |k: &str| match o.get(k) {
+            None | Some(serde_json::Value::Null) => Some(false),
+            Some(serde_json::Value::String(_)) => Some(true),
+            Some(_) => None,
+        };
+        o.keys().all(|k| known.contains(&k.as_str()))
+            && o.get("challenge").is_some_and(|c| c.is_string())
+            && matches!(
+                (optional("code"), optional("backup_code")),
+                (Some(true), Some(false)) | (Some(false), Some(true))
+            )
+    }
+
+    proptest! {
+        /// Any JSON yields a proof exactly when it is one the contract accepts; the rest is a
+        /// parser refusal or 400 `bad_request`, never a panic.
+        #[test]
+        fn verify_bodies_yield_a_proof_exactly_when_accepted(
+            v in prop_oneof![test_json::value(), test_json::object()]
+        ) {
+            let proof = serde_json::from_str::<VerifyBody>(&v.to_string())
+                .map_err(|_| ApiError::BadRequest(String::new()))
+                .and_then(VerifyBody::proof);
+            match proof {
+                Ok(_) => prop_assert!(accepted(&v)),
+                Err(e) => {
+                    prop_assert!(!accepted(&v));
+                    prop_assert_eq!(e.code(), "bad_request");
+                }
+            }
+        }
+    }
 }

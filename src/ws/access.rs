@@ -97,6 +97,7 @@ mod tests {
             role,
             expires_at: chrono::Utc::now(),
             second_factor: SecondFactor::Verified,
+            signed_in_at: None,
         }
     }
 
