@@ -276,8 +276,8 @@ impl RateLimiter {
     ) -> impl std::future::Future<Output = [(Verdict, Policy); 2]> + Send + 'static {
         let (pa, pi) = (self.policies.login_account, self.policies.login_ip);
         let account = keys::login_account(account);
-        let by_account = self.decide(move |b| b.hit(account.clone(), pa, record));
-        let by_ip = self.decide(move |b| b.hit(keys::login_ip(ip), pi, record));
+        let by_account = self.decide_mirrored(move |b| b.hit(account.clone(), pa, record));
+        let by_ip = self.decide_mirrored(move |b| b.hit(keys::login_ip(ip), pi, record));
         async move {
             let (a, i) = futures_util::future::join(by_account, by_ip).await;
             [(a, pa), (i, pi)]

@@ -205,3 +205,35 @@ async fn connection_attempts_made_before_redis_went_away_still_count_here() {
     let r = app.client().get("/ws").await;
     assert_eq!((r.status, r.code()), (429, "too_many_connection_attempts"));
 }
+
+#[actix_web::test]
+async fn login_failures_counted_before_redis_went_away_still_count_here() {
+    let mut redis = RedisServer::start_new();
+    let url = redis.url();
+    let app = TestApp::spawn_with(|v| {
+        v.insert("REDIS_URL".into(), url);
+        v.insert("RAMPART_LOGIN_ACCOUNT_LIMIT".into(), "3".into());
+    })
+    .await;
+    let a = app.tenant("alpha").await;
+    let login = |password: &'static str| {
+        let body = json!({"email": a.staff.email, "password": password});
+        let client = app.client();
+        async move { client.post("/api/v1/auth/login", &body).await }
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            login("wrong password!!").await.code(),
+            "invalid_credentials"
+        );
+    }
+    redis.stop();
+    wait_for_redis(&app, "fallback").await;
+    // The fallback starts from the two failures Redis counted: one more, then locked out.
+    assert_eq!(
+        login("wrong password!!").await.code(),
+        "invalid_credentials"
+    );
+    let r = login("wrong password!!").await;
+    assert_eq!((r.status, r.code()), (429, "too_many_attempts"));
+}

@@ -27,8 +27,16 @@ use crate::store::SharedStore;
 /// Where one reserved slot was written, to give exactly that one back.
 #[derive(Debug)]
 enum Slot {
-    Redis { key: String, member: String },
-    Memory { key: String, stamp: u64 },
+    /// In Redis, and this instance's own copy in memory (see [`RateLimiter::reserve_slot`]).
+    Redis {
+        key: String,
+        member: String,
+        stamp: u64,
+    },
+    Memory {
+        key: String,
+        stamp: u64,
+    },
 }
 
 /// A login attempt counted in the account's and the IP's logs before its check. Dropping it
@@ -64,7 +72,9 @@ pub struct RefundLogin(pub LoginReservation);
 
 impl RateLimiter {
     /// Takes one slot of `key` if it has room: in Redis while it decides, else (or when it
-    /// fails) in memory.
+    /// fails) in memory. A slot Redis grants is recorded in memory too, as this instance's
+    /// share: when Redis goes away the fallback starts from what this instance already
+    /// counted, so the switch never admits more than the limit per instance.
     fn reserve_slot(&self, key: String, policy: Policy) -> Pending<(Verdict, Option<Slot>)> {
         let memory = self.memory.clone();
         let in_memory = move |memory: &MemoryBackend, key: String| {
@@ -82,7 +92,11 @@ impl RateLimiter {
         pending(async move {
             match decided.await {
                 Ok(v) => {
-                    let slot = v.allowed.then_some(Slot::Redis { key, member });
+                    let slot = v.allowed.then(|| {
+                        let stamp = now_ms();
+                        memory.hit_at(&key, &policy, Record::Always, stamp);
+                        Slot::Redis { key, member, stamp }
+                    });
                     (v, slot)
                 }
                 Err(e) => {
@@ -174,7 +188,8 @@ impl Refunds {
                 Slot::Memory { key, stamp } => {
                     self.memory.unhit_at(&key, stamp);
                 }
-                Slot::Redis { key, member } => {
+                Slot::Redis { key, member, stamp } => {
+                    self.memory.unhit_at(&key, stamp);
                     refund_in_redis(&self.redis, &self.store, key, member).await
                 }
             }
