@@ -14,6 +14,7 @@ mod dashboard;
 mod errors;
 mod hashing_memory;
 mod health;
+mod hostile;
 mod isolation;
 mod login_limits;
 mod monitor;
