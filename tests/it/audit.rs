@@ -313,6 +313,9 @@ async fn events_reach_the_redis_stream_and_are_backfilled_after_an_outage() {
     let app = TestApp::spawn_with(move |v| {
         v.insert("REDIS_URL".into(), u);
         v.insert("RAMPART_REDIS_PREFIX".into(), pfx);
+        // Eight failures of one account: all of them must be answered 401, not locked out
+        // (the fallback keeps counting from the failures Redis saw).
+        v.insert("RAMPART_LOGIN_ACCOUNT_LIMIT".into(), "100".into());
     })
     .await;
     let a = app.tenant("alpha").await;
