@@ -189,6 +189,17 @@ impl RedisBackend {
     /// atomic), so that the caller can take exactly that hit back with
     /// [`RedisBackend::unhit`]: a login attempt is counted before its password is checked.
     pub fn hit_as(&self, key: &str, policy: Policy, member: String) -> Decision<Verdict> {
+        self.hit_with(key, policy, Record::IfAllowed, member)
+    }
+
+    /// One run of the sliding-window script on `key`, recording the hit as `member`.
+    fn hit_with(
+        &self,
+        key: &str,
+        policy: Policy,
+        record: Record,
+        member: String,
+    ) -> Decision<Verdict> {
         let key = self.store.key(key);
         let conn = self.conn();
         Box::pin(async move {
@@ -198,7 +209,7 @@ impl RedisBackend {
                     .key(key)
                     .arg(policy.limit)
                     .arg(policy.window_ms())
-                    .arg(mode(Record::IfAllowed))
+                    .arg(mode(record))
                     .arg(member)
                     .invoke_async(&mut c)
                     .await
@@ -232,23 +243,7 @@ impl RedisBackend {
 
 impl Backend for RedisBackend {
     fn hit(&self, key: String, policy: Policy, record: Record) -> Decision<Verdict> {
-        let key = self.store.key(&key);
-        let conn = self.conn();
-        Box::pin(async move {
-            let reply = within(conn, |mut c| async move {
-                scripts()
-                    .hit
-                    .key(key)
-                    .arg(policy.limit)
-                    .arg(policy.window_ms())
-                    .arg(mode(record))
-                    .arg(member())
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
-            Ok(verdict(reply))
-        })
+        self.hit_with(&key, policy, record, member())
     }
 
     fn admit(&self, ip: IpAddr, policy: Policy) -> Decision<Admission> {

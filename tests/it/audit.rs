@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::cli::rampart;
+use crate::harness::TenantFixture;
 use crate::harness::{RedisServer, TestApp};
 use crate::{order_body, orders_path};
 
@@ -204,13 +205,7 @@ async fn a_huge_email_writes_a_short_audit_line_everywhere() {
 
 #[actix_web::test]
 async fn a_restart_continues_the_chain_and_a_torn_tail_is_set_aside() {
-    let first = TestApp::spawn().await;
-    let a = first.tenant("alpha").await;
-    first.login(&a.staff).await;
-    let path = audit_path(&first);
-    let p = path.clone();
-    eventually("the login line", move || lines(&p).len() >= 2).await;
-    first.handle_stop().await;
+    let (first, path, a) = stopped_after_a_login().await;
     let before = lines(&path).len();
     // A crash mid-write leaves half a line.
     let mut text = std::fs::read_to_string(&path).unwrap();
@@ -564,4 +559,17 @@ async fn a_hundred_thousand_concurrent_events_are_all_chained_in_order() {
         );
     }
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A server that wrote a login to its audit log and was then stopped (its files stay), that
+/// log's path and the tenant whose staff signed in.
+pub(crate) async fn stopped_after_a_login() -> (TestApp, std::path::PathBuf, TenantFixture) {
+    let first = TestApp::spawn().await;
+    let a = first.tenant("alpha").await;
+    first.login(&a.staff).await;
+    let path = audit_path(&first);
+    let p = path.clone();
+    eventually("the login line", move || lines(&p).len() >= 2).await;
+    first.handle_stop().await;
+    (first, path, a)
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::audit::{audit_path, dir_file, eventually, lines, verify};
+use crate::audit::{audit_path, dir_file, lines, verify};
 use crate::cli::rampart;
 use crate::harness::{TestApp, TestDb};
 
@@ -235,13 +235,7 @@ async fn checkpoints_vouch_for_their_own_log_at_any_path_and_for_no_other() {
 /// panic both `audit verify` and start-up (a `str` split inside a character).
 #[actix_web::test]
 async fn a_damaged_last_line_is_reported_and_refused_at_start_never_a_panic() {
-    let first = TestApp::spawn().await;
-    let a = first.tenant("alpha").await;
-    first.login(&a.staff).await;
-    let path = audit_path(&first);
-    let p = path.clone();
-    eventually("the login line", move || lines(&p).len() >= 2).await;
-    first.handle_stop().await;
+    let (first, path, _) = crate::audit::stopped_after_a_login().await;
     let pristine = std::fs::read(&path).unwrap();
     let n = lines(&path).len();
     // Where the last line's `,"hash":"…"}` starts (its last 75 bytes, before the newline).

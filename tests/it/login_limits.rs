@@ -6,9 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::client::Reply;
 use crate::harness::{Client, TestApp};
-use crate::rate_limit::audit_kinds;
+use crate::rate_limit::{audit_kinds, login_status as login};
 
 /// One answer of a flood: status, error code, `Retry-After`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,15 +83,6 @@ impl Marker {
             actix_web::rt::time::sleep(Duration::from_millis(50)).await;
         }
     }
-}
-
-async fn login(app: &TestApp, email: &str, password: &str) -> Reply {
-    app.client()
-        .post(
-            "/api/v1/auth/login",
-            &json!({"email": email, "password": password}),
-        )
-        .await
 }
 
 #[actix_web::test]

@@ -203,15 +203,7 @@ async fn an_abandoned_transaction_never_reaches_the_next_caller() {
 #[actix_web::test]
 async fn a_refused_role_switch_stops_the_statement_behind_it() {
     let app = TestApp::spawn().await;
-    let probe = format!("probe_{}", uuid::Uuid::new_v4().simple());
-    app.db
-        .exec_as_superuser(&format!("CREATE ROLE {probe} LOGIN"))
-        .await;
-    let url = app
-        .db
-        .superuser_url()
-        .replacen("postgres@", &format!("{probe}@"), 1);
-    let pool = DbPool::new(&url, 1).expect("pool");
+    let (pool, probe) = pool_as_a_plain_login(&app).await;
     for run in ["prepared now", "cached"] {
         let refused = pool
             .one_in_scope(&scope(TenantId::random()), async |c| context(c).await)
@@ -240,15 +232,7 @@ async fn a_refused_role_switch_stops_the_statement_behind_it() {
 #[actix_web::test]
 async fn a_failed_begin_batch_never_hands_an_aborted_transaction_on() {
     let app = TestApp::spawn().await;
-    let probe = format!("probe_{}", uuid::Uuid::new_v4().simple());
-    app.db
-        .exec_as_superuser(&format!("CREATE ROLE {probe} LOGIN"))
-        .await;
-    let url = app
-        .db
-        .superuser_url()
-        .replacen("postgres@", &format!("{probe}@"), 1);
-    let pool = DbPool::new(&url, 1).expect("pool");
+    let (pool, probe) = pool_as_a_plain_login(&app).await;
     let tenant = TenantId::random();
     let refused = pool.in_scope(&scope(tenant), async |_| Ok(())).await;
     let err = refused.expect_err("the role switch was refused");
@@ -294,4 +278,18 @@ async fn a_failed_begin_batch_never_hands_an_aborted_transaction_on() {
     app.db
         .exec_as_superuser(&format!("DROP OWNED BY {probe}; DROP ROLE {probe}"))
         .await;
+}
+
+/// A pool of one connection logged in as a fresh role that may not switch to the request
+/// roles; returns the role's name too, to drop it afterwards.
+async fn pool_as_a_plain_login(app: &TestApp) -> (DbPool, String) {
+    let probe = format!("probe_{}", uuid::Uuid::new_v4().simple());
+    app.db
+        .exec_as_superuser(&format!("CREATE ROLE {probe} LOGIN"))
+        .await;
+    let url = app
+        .db
+        .superuser_url()
+        .replacen("postgres@", &format!("{probe}@"), 1);
+    (DbPool::new(&url, 1).expect("pool"), probe)
 }

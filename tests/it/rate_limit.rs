@@ -28,7 +28,11 @@ pub async fn audited(app: &TestApp, kind: &str) {
     }
 }
 
-async fn login_status(app: &TestApp, email: &str, password: &str) -> crate::harness::client::Reply {
+pub async fn login_status(
+    app: &TestApp,
+    email: &str,
+    password: &str,
+) -> crate::harness::client::Reply {
     app.client()
         .post(
             "/api/v1/auth/login",
