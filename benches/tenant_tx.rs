@@ -17,9 +17,9 @@ use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
-use rampart::auth::Role;
 use rampart::db::{DbPool, PlatformScope, Scope, TenantScope};
 use rampart::embedded_pg::{find_binaries, Cluster, ClusterOptions};
+use rampart::ids::Role;
 use rampart::orders::{self, NewOrder, OrderItem};
 use rampart::tenants::{self, NewTenant};
 use rampart::users::{self, NewUser};

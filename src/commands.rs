@@ -6,9 +6,9 @@ use std::io::BufRead;
 
 use slog::Logger;
 
-use crate::auth::Role;
 use crate::config::Config;
 use crate::db::{self, DbPool, PlatformScope};
+use crate::ids::Role;
 use crate::server::{self, Database};
 use crate::tenants::{self, NewTenant};
 use crate::users::{self, NewUser};

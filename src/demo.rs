@@ -3,8 +3,8 @@
 
 use slog::{info, Logger};
 
-use crate::auth::Role;
 use crate::db::{DbPool, PlatformScope};
+use crate::ids::Role;
 use crate::tenants::{self, NewTenant};
 use crate::users::{self, NewUser};
 

@@ -1,4 +1,5 @@
-//! Typed identifiers. A `TenantId` cannot be passed where a `UserId` is expected.
+//! Typed identifiers and the shared vocabulary every layer may name: a `TenantId` cannot be
+//! passed where a `UserId` is expected, and a [`Role`] is one of three.
 
 use std::fmt;
 use std::str::FromStr;
@@ -60,3 +61,31 @@ uuid_id!(
     /// An order of one tenant.
     OrderId
 );
+
+/// What a user may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    PlatformOwner,
+    TenantAdmin,
+    TenantStaff,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::PlatformOwner => "platform_owner",
+            Role::TenantAdmin => "tenant_admin",
+            Role::TenantStaff => "tenant_staff",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "platform_owner" => Some(Role::PlatformOwner),
+            "tenant_admin" => Some(Role::TenantAdmin),
+            "tenant_staff" => Some(Role::TenantStaff),
+            _ => None,
+        }
+    }
+}

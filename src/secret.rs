@@ -1,6 +1,7 @@
-//! The master key: 32 bytes that encrypt second-factor secrets at rest and sign audit
-//! checkpoints. Given as base64 in `RAMPART_MASTER_KEY`, or generated once into
-//! `RAMPART_DATA_DIR/master.key` (mode 0600, one line of base64).
+//! Secrets. The master key: 32 bytes that encrypt second-factor secrets at rest and sign audit
+//! checkpoints, given as base64 in `RAMPART_MASTER_KEY` or generated once into
+//! `RAMPART_DATA_DIR/master.key` (mode 0600, one line of base64). [`Token`]: every bearer
+//! secret the server hands out. Neither prints in `Debug` output.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -10,6 +11,10 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use rand::RngCore;
 
+mod token;
+
+pub use token::{Token, TOKEN_LEN};
+
 pub const MASTER_KEY_FILE: &str = "master.key";
 
 /// The decoded master key. Its `Debug` output never shows the bytes.
@@ -18,7 +23,7 @@ pub struct MasterKey([u8; 32]);
 
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MasterKey(..)")
+        f.write_str("MasterKey([redacted])")
     }
 }
 

@@ -5,11 +5,11 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{password, Role};
+use crate::auth::password;
 use crate::db::schema::users;
 use crate::db::{DbError, DbPool, PlatformScope, Scope};
 use crate::error::ApiError;
-use crate::ids::{TenantId, UserId};
+use crate::ids::{Role, TenantId, UserId};
 
 /// A user as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,8 +7,9 @@ use chrono::Utc;
 use serde::Deserialize;
 
 use super::auth::session_cookie;
-use crate::auth::{sudo, Principal, Role, SessionId};
+use crate::auth::{sudo, Principal, SessionId};
 use crate::error::ApiError;
+use crate::ids::Role;
 use crate::net::client_ip;
 use crate::state::AppState;
 use crate::two_factor::{self, Account, VerifyBody};

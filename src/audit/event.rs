@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::auth::Role;
+use crate::ids::Role;
 use crate::ids::{TenantId, UserId};
 
 /// How serious an event is. `High` and `Critical` events are on disk before the request that

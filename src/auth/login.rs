@@ -7,11 +7,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::password;
-use super::session::{Role, SecondFactor};
+use super::session::SecondFactor;
 use crate::audit::{Event, Kind};
 use crate::db::LoginRecord;
 use crate::error::ApiError;
-use crate::ids::{TenantId, UserId};
+use crate::ids::{Role, TenantId, UserId};
 use crate::rate_limit::actor::LoginReservation;
 use crate::rate_limit::Limited;
 use crate::state::AppState;

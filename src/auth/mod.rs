@@ -10,4 +10,4 @@ pub mod sudo;
 pub(crate) mod test_json;
 
 pub use principal::{Access, Principal};
-pub use session::{Role, SecondFactor, Session, SessionId, SessionStore};
+pub use session::{SecondFactor, Session, SessionId, SessionStore};

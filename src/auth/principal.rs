@@ -9,9 +9,10 @@ use actix_web::http::{header, Method};
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
-use super::session::{Role, Session};
+use super::session::Session;
 use crate::db::{PlatformScope, Scope, TenantScope};
 use crate::error::ApiError;
+use crate::ids::Role;
 use crate::ids::{TenantId, UserId};
 use crate::state::AppState;
 

@@ -10,36 +10,8 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::ids::{TenantId, UserId};
+use crate::ids::{Role, TenantId, UserId};
 use crate::store::SharedStore;
-
-/// What a user may be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    PlatformOwner,
-    TenantAdmin,
-    TenantStaff,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::PlatformOwner => "platform_owner",
-            Role::TenantAdmin => "tenant_admin",
-            Role::TenantStaff => "tenant_staff",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "platform_owner" => Some(Role::PlatformOwner),
-            "tenant_admin" => Some(Role::TenantAdmin),
-            "tenant_staff" => Some(Role::TenantStaff),
-            _ => None,
-        }
-    }
-}
 
 /// Where a session stands with the second factor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -150,7 +150,7 @@ impl<'a> Challenges<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Role;
+    use crate::ids::Role;
     use crate::ids::UserId;
 
     async fn store() -> SharedStore {

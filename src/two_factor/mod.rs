@@ -19,10 +19,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::audit::{Event, Kind};
-use crate::auth::{Role, Session};
+use crate::auth::Session;
 use crate::db::{DbError, Scope, TenantConn};
 use crate::error::{ApiError, CodeContext};
-use crate::ids::{TenantId, UserId};
+use crate::ids::{Role, TenantId, UserId};
 use crate::state::AppState;
 use factors::TotpRow;
 use secret_box::SecretBox;

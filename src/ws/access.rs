@@ -9,8 +9,8 @@ use serde_json::json;
 use super::hub::Topic;
 use super::protocol::{Channel, ErrorCode};
 use crate::audit::{Event, Kind};
-use crate::auth::{Role, Session};
-use crate::ids::TenantId;
+use crate::auth::Session;
+use crate::ids::{Role, TenantId};
 
 /// Why a platform owner's subscription is refused when it cannot be recorded.
 pub const UNRECORDED: &str = "the audit trail is unavailable";

@@ -16,9 +16,9 @@ use std::sync::OnceLock;
 
 use actix_web::dev::ServerHandle;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
-use rampart::auth::Role;
 use rampart::config::Config;
 use rampart::db::{DbPool, PlatformScope};
+use rampart::ids::Role;
 use rampart::ids::TenantId;
 use rampart::tenants::{self, NewTenant};
 use rampart::users::{self, NewUser};

@@ -7,7 +7,8 @@
 use std::time::{Duration, Instant};
 
 use awc::http::Method;
-use rampart::auth::{Role, SecondFactor, SessionStore};
+use rampart::auth::{SecondFactor, SessionStore};
+use rampart::ids::Role;
 use rampart::ids::UserId;
 use rampart::store::{RedisStatus, SharedStore};
 use serde_json::{json, Value};
