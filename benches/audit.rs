@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rampart::audit::monitor::Thresholds;
-use rampart::audit::{Audit, AuditConfig, Event, Kind};
+use rampart::audit::{Audit, AuditConfig, Event, EventActor, Kind};
 
 const BATCH: u64 = 100_000;
 
@@ -45,7 +45,7 @@ fn start(path: &std::path::Path) -> Audit {
 fn event(i: u64) -> Event {
     Event::new(Kind::AuthLoginFailed)
         .ip(std::net::IpAddr::from([203, 0, 113, (i % 250) as u8]))
-        .actor(None, Some("someone@tenant.example"), None)
+        .actor(EventActor::sign_in_attempt("someone@tenant.example", None))
         .details(serde_json::json!({"reason": "wrong_password", "n": i}))
 }
 

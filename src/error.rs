@@ -1,12 +1,18 @@
 //! The one error type of the HTTP API. Each variant knows its status and its contract `code`;
-//! internal causes go to the log, never into a response body.
+//! internal causes go to the log, never into a response body. The capabilities' own errors
+//! (`AuthError`, `LoginError`, `TwoFactorError`, `PasswordError`) become answers here, and only
+//! here.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use crate::auth::password::PasswordError;
+use crate::auth::AuthError;
 use crate::db::DbError;
+use crate::login::LoginError;
 use crate::rate_limit::Limited;
+use crate::two_factor::TwoFactorError;
 
 /// Where a second-factor code was refused: at the second step of a login (401, the caller is
 /// not signed in yet) or to confirm a change by a signed-in user (400).
@@ -183,6 +189,60 @@ impl From<DbError> for ApiError {
             DbError::NotFound => ApiError::NotFound,
             DbError::Conflict(what) => ApiError::Conflict(what),
             other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Forbidden => ApiError::Forbidden,
+            AuthError::CrossTenantDenied => ApiError::CrossTenantDenied,
+            AuthError::TwoFactorRequired => ApiError::TwoFactorRequired,
+            AuthError::Audit(e) => e.into(),
+        }
+    }
+}
+
+impl From<PasswordError> for ApiError {
+    fn from(e: PasswordError) -> Self {
+        match e {
+            PasswordError::Busy { retry_after_secs } => ApiError::Busy { retry_after_secs },
+            unfinished @ PasswordError::Unfinished(_) => ApiError::internal(unfinished),
+        }
+    }
+}
+
+impl From<LoginError> for ApiError {
+    fn from(e: LoginError) -> Self {
+        match e {
+            LoginError::InvalidCredentials => ApiError::InvalidCredentials,
+            LoginError::TooManyAttempts(limited) => ApiError::TooManyAttempts(limited),
+            LoginError::InvalidCode => ApiError::InvalidCode(CodeContext::Login),
+            LoginError::ChallengeExpired => ApiError::ChallengeExpired,
+            e @ LoginError::AmbiguousProof => ApiError::BadRequest(e.to_string()),
+            LoginError::ReauthenticationRequired => ApiError::ReauthenticationRequired,
+            LoginError::Password(e) => e.into(),
+            e @ LoginError::UnknownRole(_) => ApiError::internal(e),
+            LoginError::TwoFactor(e) => e.into(),
+            LoginError::Db(e) => e.into(),
+            LoginError::Audit(e) => e.into(),
+            LoginError::LimiterGone(e) => e.into(),
+        }
+    }
+}
+
+impl From<TwoFactorError> for ApiError {
+    fn from(e: TwoFactorError) -> Self {
+        match e {
+            TwoFactorError::InvalidCode => ApiError::InvalidCode(CodeContext::Confirmation),
+            e @ (TwoFactorError::AlreadyEnabled
+            | TwoFactorError::NoEnrollment
+            | TwoFactorError::NotEnabled) => ApiError::Conflict(e.to_string()),
+            TwoFactorError::Required => ApiError::TwoFactorRequired,
+            e @ TwoFactorError::SecretUnreadable { .. } => ApiError::internal(e),
+            TwoFactorError::Db(e) => e.into(),
+            TwoFactorError::Audit(e) => e.into(),
         }
     }
 }

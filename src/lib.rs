@@ -2,8 +2,9 @@
 //!
 //! Module map: `config` (environment), `db` (pool, migrations, posture check, the tenant
 //! transaction), `embedded_pg` (the private PostgreSQL of embedded mode), `store` (Redis-backed
-//! shared state with an in-process fallback), `auth` (passwords, sessions, the principal),
-//! `two_factor` (TOTP, backup codes, login challenges), `orders`, `tenants`, `users`
+//! shared state with an in-process fallback), `auth` (passwords, sessions, the route check),
+//! `login` (signing in: password, second step, lock-out, re-authentication; logout),
+//! `two_factor` (TOTP, backup codes), `orders`, `tenants`, `users`
 //! (capabilities), `api` (thin HTTP handlers), `telemetry`
 //! (logs, metrics), `server` (start-up), `commands` (the operator CLI).
 
@@ -17,6 +18,7 @@ pub mod demo;
 pub mod embedded_pg;
 pub mod error;
 pub mod ids;
+pub mod login;
 pub mod net;
 pub mod orders;
 pub mod rate_limit;

@@ -10,6 +10,7 @@ use anyhow::Context;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use slog::{info, warn, Logger};
 
+use crate::api::principal::OriginPolicy;
 use crate::audit::checkpoint::{Cadence, CheckpointKey, Checkpointer};
 use crate::audit::monitor::Thresholds;
 use crate::audit::{Audit, AuditConfig, Event, Kind};
@@ -17,11 +18,13 @@ use crate::auth::SessionStore;
 use crate::config::Config;
 use crate::db::{self, DbPool};
 use crate::embedded_pg::{self, Cluster, ClusterOptions};
+use crate::login::{Challenges, Lockout, Login};
 use crate::rate_limit::Limiter;
-use crate::secret::{self, KeySource};
+use crate::secret::{self, KeySource, MasterKey};
 use crate::state::AppState;
 use crate::store::{RedisStatus, SharedStore};
 use crate::telemetry::metrics::Metrics;
+use crate::two_factor::TwoFactor;
 use crate::ws::Hub;
 
 /// Name of the database the embedded cluster serves.
@@ -167,7 +170,18 @@ pub async fn prepare(config: Config, db_url: &str, log: Logger) -> anyhow::Resul
         log: log.new(slog::o!("component" => "audit")),
     }
     .spawn();
+    let (login, two_factor) = sign_in_services(
+        &config,
+        &pool,
+        &audit,
+        &limiter,
+        &sessions,
+        &store,
+        &master_key,
+    );
     Ok(AppState {
+        login,
+        two_factor,
         audit,
         limiter,
         hub,
@@ -179,6 +193,57 @@ pub async fn prepare(config: Config, db_url: &str, log: Logger) -> anyhow::Resul
         master_key,
         log,
     })
+}
+
+impl AppState {
+    /// The same state with every request recording to `audit` instead (tests hand in a gated
+    /// or failing sink); the services that record are rebuilt around it.
+    pub fn with_audit(mut self, audit: Audit) -> AppState {
+        let (login, two_factor) = sign_in_services(
+            &self.config,
+            &self.db,
+            &audit,
+            &self.limiter,
+            &self.sessions,
+            &self.store,
+            &self.master_key,
+        );
+        self.audit = audit;
+        self.login = login;
+        self.two_factor = two_factor;
+        self
+    }
+}
+
+/// The login and two-factor capabilities, sharing one lock-out: a wrong code that confirms a
+/// change counts as a failed sign-in exactly as a wrong password does.
+fn sign_in_services(
+    config: &Config,
+    db: &DbPool,
+    audit: &Audit,
+    limiter: &Limiter,
+    sessions: &SessionStore,
+    store: &SharedStore,
+    master_key: &MasterKey,
+) -> (Login, TwoFactor) {
+    let lockout = Lockout::new(limiter.clone(), audit.clone());
+    let two_factor = TwoFactor::new(
+        db.clone(),
+        audit.clone(),
+        master_key.clone(),
+        Arc::new(lockout.clone()),
+    );
+    let challenges = Challenges::new(store.clone(), config.limits.mfa_challenge_ttl());
+    let login = Login::new(
+        db.clone(),
+        audit.clone(),
+        limiter.clone(),
+        sessions.clone(),
+        challenges,
+        two_factor.clone(),
+        lockout,
+    );
+    (login, two_factor)
 }
 
 /// This process's name in audit lines: host name plus a random suffix per start.
@@ -251,10 +316,15 @@ pub struct Running {
 /// Binds and starts serving `state` (the caller awaits `server`).
 pub fn start(state: AppState, workers: usize) -> anyhow::Result<Running> {
     let bind = state.config.bind;
+    // What the `Principal` extractor needs, and nothing more.
+    let sessions = web::Data::new(state.sessions.clone());
+    let origins = web::Data::new(OriginPolicy::new(state.config.allowed_origins.clone()));
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .app_data(sessions.clone())
+            .app_data(origins.clone())
             .wrap(middleware::from_fn(crate::api::observe))
             .configure(crate::api::configure)
     })

@@ -1,4 +1,5 @@
-//! What every handler can reach.
+//! What every handler can reach: the HTTP layer's bag of shared services. Capabilities never
+//! take it; handlers pass each the part it uses.
 
 use std::sync::Arc;
 
@@ -8,10 +9,12 @@ use crate::audit::Audit;
 use crate::auth::SessionStore;
 use crate::config::Config;
 use crate::db::DbPool;
+use crate::login::Login;
 use crate::rate_limit::Limiter;
 use crate::secret::MasterKey;
 use crate::store::SharedStore;
 use crate::telemetry::metrics::Metrics;
+use crate::two_factor::TwoFactor;
 use crate::ws::Hub;
 
 /// Shared by all workers (wrapped in `web::Data`).
@@ -28,5 +31,9 @@ pub struct AppState {
     pub limiter: Limiter,
     /// Fans events out to WebSocket subscribers on every instance.
     pub hub: actix::Addr<Hub>,
+    /// Signing in and out (both steps, the lock-out, re-authentication).
+    pub login: Login,
+    /// The second factors themselves.
+    pub two_factor: TwoFactor,
     pub log: Logger,
 }

@@ -3,11 +3,9 @@
 use actix_web::cookie::{time, Cookie, SameSite};
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::audit::{Event, Kind};
-use crate::auth::login::{self, Credentials, LoginOutcome};
-use crate::auth::principal::SESSION_COOKIE;
-use crate::auth::{Principal, SessionId};
+use super::principal::{Principal, SESSION_COOKIE};
 use crate::error::ApiError;
+use crate::login::{Credentials, LoginOutcome};
 use crate::net::client_ip;
 use crate::state::AppState;
 use crate::users;
@@ -38,11 +36,11 @@ pub async fn login(
     body: web::Json<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
     let ip = client_ip(&req, state.config.trust_forwarded);
-    match login::login(&state, body.into_inner(), ip).await? {
+    match state.login.login(body.into_inner(), ip).await? {
         LoginOutcome::Session(out) => {
-            let ttl = state.sessions.ttl().as_secs() as i64;
+            let ttl = state.login.session_ttl().as_secs() as i64;
             Ok(HttpResponse::Ok()
-                .cookie(session_cookie(&req, out.token.clone(), ttl))
+                .cookie(session_cookie(&req, out.token.expose().to_string(), ttl))
                 .json(out))
         }
         // No cookie yet: the session exists only after the second step.
@@ -55,20 +53,13 @@ pub async fn logout(
     p: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.sessions.revoke(&p.token).await;
+    let ip = client_ip(&req, state.config.trust_forwarded);
     // Its open WebSockets close with 1008, on every instance.
-    state.hub.do_send(EndSession {
-        session: SessionId::of_token(&p.token),
-    });
-    let event = Event::new(Kind::AuthLogout)
-        .actor(
-            Some(p.user_id()),
-            Some(&p.session.email),
-            Some(p.session.role),
-        )
-        .ip(client_ip(&req, state.config.trust_forwarded))
-        .tenant(p.session.tenant_id);
-    state.audit.record(event).await?;
+    let close_sockets = |session| state.hub.do_send(EndSession { session });
+    state
+        .login
+        .logout(&p.session, &p.token, ip, close_sockets)
+        .await?;
     Ok(HttpResponse::NoContent()
         .cookie(session_cookie(&req, String::new(), 0))
         .finish())

@@ -1,12 +1,14 @@
 //! HTTP routes: thin handlers that extract, authorise, call one capability and shape the reply.
 
 mod auth;
+mod guard;
 mod health;
 mod monitoring;
 mod observe;
 mod orders;
 mod pages;
 mod platform;
+pub mod principal;
 mod two_factor;
 mod ws;
 

@@ -4,12 +4,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::guard::platform_access;
 use super::list_response;
+use super::principal::Principal;
 use crate::audit::monitor::SUMMARY_WINDOW_SECS;
 use crate::audit::query::{self, Filter, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::audit::{Kind, Severity};
-use crate::auth::guard::platform_access;
-use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
 

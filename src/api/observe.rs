@@ -8,7 +8,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
 use slog::{error, info, Drain};
 
-use crate::auth::principal::RequestActor;
+use super::principal::RequestActor;
 use crate::state::AppState;
 
 /// Logs one structured line per request (method, route, status, latency, tenant, user; never

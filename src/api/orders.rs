@@ -3,9 +3,9 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
+use super::guard::tenant_access;
 use super::list_response;
-use crate::auth::guard::tenant_access;
-use crate::auth::Principal;
+use super::principal::Principal;
 use crate::error::ApiError;
 use crate::ids::{OrderId, TenantId};
 use crate::orders::{

@@ -3,10 +3,10 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
+use super::guard::platform_access;
 use super::list_response;
+use super::principal::Principal;
 use crate::audit::{Event, Kind};
-use crate::auth::guard::platform_access;
-use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::ids::{Role, TenantId};
 use crate::state::AppState;
@@ -101,11 +101,7 @@ pub async fn lift_ban(
         return Err(ApiError::NotFound);
     }
     let event = Event::new(Kind::BanLifted)
-        .actor(
-            Some(p.user_id()),
-            Some(&p.session.email),
-            Some(p.session.role),
-        )
+        .actor(p.session.actor())
         .ip(crate::net::client_ip(&req, state.config.trust_forwarded))
         .details(serde_json::json!({ "banned_ip": ip }));
     state.audit.record(event).await?;

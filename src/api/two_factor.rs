@@ -4,40 +4,43 @@ use std::net::IpAddr;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
+use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::auth::session_cookie;
-use crate::auth::{sudo, Principal, SessionId};
+use super::principal::Principal;
+use crate::auth::SessionId;
 use crate::error::ApiError;
 use crate::ids::Role;
+use crate::login::VerifyBody;
 use crate::net::client_ip;
 use crate::state::AppState;
-use crate::two_factor::{self, Account, VerifyBody};
+use crate::two_factor::Account;
 use crate::ws::hub::EndSession;
 
 /// `{code}`: a current code confirming a change.
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CodeBody {
-    code: String,
+    code: SecretString,
 }
 
 /// `{code, password?}`: a change of the second factor itself, which also needs a recent
-/// sign-in or the password (`auth::sudo`).
-#[derive(Deserialize)]
+/// sign-in or the password (`login::reauth`).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SensitiveCodeBody {
-    code: String,
+    code: SecretString,
     #[serde(default)]
-    password: Option<String>,
+    password: Option<SecretString>,
 }
 
 /// `{password?}`, or no body at all: starting an enrollment.
-#[derive(Default, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetupBody {
     #[serde(default)]
-    password: Option<String>,
+    password: Option<SecretString>,
 }
 
 impl SetupBody {
@@ -61,6 +64,19 @@ fn now_unix() -> u64 {
     u64::try_from(Utc::now().timestamp()).unwrap_or_default()
 }
 
+/// A recent sign-in, or the password again (`login::reauth`).
+async fn confirm_recent_sign_in(
+    state: &AppState,
+    p: &Principal,
+    password: Option<SecretString>,
+    ip: IpAddr,
+) -> Result<(), ApiError> {
+    Ok(state
+        .login
+        .confirm_recent_sign_in(&p.session, &p.token, password, ip)
+        .await?)
+}
+
 pub async fn setup(
     req: HttpRequest,
     p: Principal,
@@ -69,8 +85,8 @@ pub async fn setup(
 ) -> Result<HttpResponse, ApiError> {
     let body = SetupBody::parse(&body)?;
     let (who, ip) = caller(&req, &p, &state);
-    sudo::confirm(&state, &p, body.password, ip).await?;
-    let enrollment = two_factor::start_enrollment(&state, &who, ip).await?;
+    confirm_recent_sign_in(&state, &p, body.password, ip).await?;
+    let enrollment = state.two_factor.start_enrollment(&who, ip).await?;
     Ok(HttpResponse::Ok().json(enrollment))
 }
 
@@ -82,8 +98,11 @@ pub async fn enable(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let (who, ip) = caller(&req, &p, &state);
-    sudo::confirm(&state, &p, body.password, ip).await?;
-    let codes = two_factor::enable(&state, &who, &body.code, ip, now_unix()).await?;
+    confirm_recent_sign_in(&state, &p, body.password, ip).await?;
+    let codes = state
+        .two_factor
+        .enable(&who, &body.code, ip, now_unix())
+        .await?;
     // The code just proved the second factor: this session is now fully verified (unless it
     // was ended meanwhile, which this cannot undo).
     state.sessions.mark_verified(&p.token, &p.session).await;
@@ -105,10 +124,13 @@ pub async fn verify(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let ip = client_ip(&req, state.config.trust_forwarded);
-    let out = two_factor::verify_login(&state, body.into_inner(), ip, Utc::now()).await?;
-    let ttl = state.sessions.ttl().as_secs() as i64;
+    let out = state
+        .login
+        .verify_second_factor(body.into_inner(), ip, Utc::now())
+        .await?;
+    let ttl = state.login.session_ttl().as_secs() as i64;
     Ok(HttpResponse::Ok()
-        .cookie(session_cookie(&req, out.token.clone(), ttl))
+        .cookie(session_cookie(&req, out.token.expose().to_string(), ttl))
         .json(out))
 }
 
@@ -119,8 +141,10 @@ pub async fn regenerate_backup_codes(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (who, ip) = caller(&req, &p, &state);
-    let codes =
-        two_factor::regenerate_backup_codes(&state, &who, &body.code, ip, now_unix()).await?;
+    let codes = state
+        .two_factor
+        .regenerate_backup_codes(&who, &body.code, ip, now_unix())
+        .await?;
     Ok(HttpResponse::Ok().json(codes))
 }
 
@@ -136,7 +160,10 @@ pub async fn disable(
         // No password asked for a change that is refused anyway.
         return Err(ApiError::TwoFactorRequired);
     }
-    sudo::confirm(&state, &p, body.password, ip).await?;
-    two_factor::disable(&state, &who, &body.code, ip, now_unix()).await?;
+    confirm_recent_sign_in(&state, &p, body.password, ip).await?;
+    state
+        .two_factor
+        .disable(&who, &body.code, ip, now_unix())
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

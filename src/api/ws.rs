@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::auth::{Principal, SessionId};
+use super::principal::Principal;
+use crate::auth::SessionId;
 use crate::state::AppState;
 use crate::ws::{self, session, ticket};
 

@@ -144,12 +144,60 @@ fn cap_value(v: &mut Value) -> bool {
     }
 }
 
-/// Who acted. Every field may be unknown (a failed login knows only the email tried).
+/// Who acted, named one way whatever the event: [`Actor::user`] (a known user: the holder
+/// of a session, or the account a login or second factor concerns), [`Actor::sign_in_attempt`]
+/// (an email someone tried to sign in as, and the account it names if any) or
+/// [`Actor::system`] (the server itself). Serialized as `{"user_id","email","role"}`, any of
+/// them `null`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Actor {
-    pub user_id: Option<UserId>,
-    pub email: Option<String>,
-    pub role: Option<Role>,
+    pub(super) user_id: Option<UserId>,
+    pub(super) email: Option<String>,
+    pub(super) role: Option<Role>,
+}
+
+impl Actor {
+    /// A known user acting.
+    pub fn user(user_id: UserId, email: &str, role: Role) -> Actor {
+        Actor {
+            user_id: Some(user_id),
+            email: Some(bounded_copy(email)),
+            role: Some(role),
+        }
+    }
+
+    /// Someone signing in as `email`: `account` is the user that email names, when one does
+    /// (the role is not shown: the attempt has not proved to be that user).
+    pub fn sign_in_attempt(email: &str, account: Option<UserId>) -> Actor {
+        Actor {
+            user_id: account,
+            email: Some(bounded_copy(email)),
+            role: None,
+        }
+    }
+
+    /// The server itself (start-up, Redis status, alerts without a cause): nobody named.
+    pub fn system() -> Actor {
+        Actor::default()
+    }
+
+    pub fn user_id(&self) -> Option<UserId> {
+        self.user_id
+    }
+
+    pub fn email(&self) -> Option<&str> {
+        self.email.as_deref()
+    }
+}
+
+/// Copies no more of a (possibly client-sent, possibly huge) string than an event keeps; the
+/// event cuts and marks it when the actor is set.
+fn bounded_copy(s: &str) -> String {
+    let mut end = s.len().min(MAX_STRING_BYTES + 4);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
 }
 
 /// One security event, before the Auditor gives it a place in the chain.
@@ -184,28 +232,12 @@ impl Event {
         }
     }
 
-    pub fn actor(
-        mut self,
-        user_id: Option<UserId>,
-        email: Option<&str>,
-        role: Option<Role>,
-    ) -> Self {
-        let mut email = email.map(|e| {
-            // Copy no more of a long email than is kept.
-            let mut end = e.len().min(MAX_STRING_BYTES + 4);
-            while !e.is_char_boundary(end) {
-                end -= 1;
-            }
-            e[..end].to_string()
-        });
-        if let Some(e) = &mut email {
+    /// Names who acted (see [`Actor`]).
+    pub fn actor(mut self, mut actor: Actor) -> Self {
+        if let Some(e) = &mut actor.email {
             self.truncated |= cap(e);
         }
-        self.actor = Actor {
-            user_id,
-            email,
-            role,
-        };
+        self.actor = actor;
         self
     }
 
@@ -259,7 +291,7 @@ mod tests {
     fn long_strings_are_cut_on_a_character_boundary_and_marked() {
         let email = format!("{}@example.test", "é".repeat(30_000));
         let e = Event::new(Kind::AuthLoginFailed)
-            .actor(None, Some(&email), None)
+            .actor(Actor::sign_in_attempt(&email, None))
             .details(serde_json::json!({"reason": "x", "ua": ["ok", "€".repeat(500)]}))
             .capped();
         let kept = e.actor.email.as_deref().unwrap();
@@ -275,13 +307,35 @@ mod tests {
         assert_eq!(e.clone().capped(), e, "idempotent");
         // Short strings are left alone, and nothing is marked.
         let short = Event::new(Kind::AuthLoginFailed)
-            .actor(None, Some("a@b.example"), None)
+            .actor(Actor::sign_in_attempt("a@b.example", None))
             .capped();
         assert_eq!(short.actor.email.as_deref(), Some("a@b.example"));
         assert_eq!(short.details, serde_json::json!({}));
         // A string of exactly the limit is kept whole.
         let mut exact = "x".repeat(MAX_STRING_BYTES);
         assert!(!cap(&mut exact));
+    }
+
+    #[test]
+    fn each_kind_of_actor_serializes_as_the_three_fields_of_the_line() {
+        let id = UserId::random();
+        let json = |a: &Actor| serde_json::to_string(a).unwrap();
+        assert_eq!(
+            json(&Actor::user(id, "a@b.example", Role::TenantStaff)),
+            format!(r#"{{"user_id":"{id}","email":"a@b.example","role":"tenant_staff"}}"#)
+        );
+        assert_eq!(
+            json(&Actor::sign_in_attempt("a@b.example", Some(id))),
+            format!(r#"{{"user_id":"{id}","email":"a@b.example","role":null}}"#)
+        );
+        assert_eq!(
+            json(&Actor::sign_in_attempt("x@y.example", None)),
+            r#"{"user_id":null,"email":"x@y.example","role":null}"#
+        );
+        assert_eq!(
+            json(&Actor::system()),
+            r#"{"user_id":null,"email":null,"role":null}"#
+        );
     }
 
     #[test]

@@ -2,48 +2,50 @@
 //! (durably, before the request proceeds) and a tenant user naming another tenant is refused
 //! and recorded.
 
-use actix_web::HttpRequest;
+use std::net::IpAddr;
+
 use serde_json::json;
 
-use super::Principal;
-use crate::audit::{Event, Kind};
+use super::{AuthError, Session};
+use crate::audit::{Audit, Event, Kind};
 use crate::db::{PlatformScope, Scope};
-use crate::error::ApiError;
 use crate::ids::TenantId;
-use crate::net::client_ip;
-use crate::state::AppState;
 
-fn event(state: &AppState, p: &Principal, req: &HttpRequest, kind: Kind) -> Event {
+/// The request being checked, as the audit trail names it.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    pub ip: IpAddr,
+    pub method: &'a str,
+    pub path: &'a str,
+}
+
+fn event(session: &Session, call: &Call<'_>, kind: Kind) -> Event {
     Event::new(kind)
-        .actor(
-            Some(p.session.user_id),
-            Some(&p.session.email),
-            Some(p.session.role),
-        )
-        .ip(client_ip(req, state.config.trust_forwarded))
-        .tenant(p.session.tenant_id)
-        .details(json!({"method": req.method().as_str(), "path": req.path()}))
+        .actor(session.actor())
+        .ip(call.ip)
+        .tenant(session.tenant_id)
+        .details(json!({"method": call.method, "path": call.path}))
 }
 
 /// The route check for `/tenants/{tenant_id}/…`: own tenant, or a platform owner through the
-/// audited platform door (503 `audit_unavailable` when that cannot be recorded).
+/// audited platform door (`AuthError::Audit` when that cannot be recorded).
 pub async fn tenant_access(
-    state: &AppState,
-    p: &Principal,
-    req: &HttpRequest,
+    audit: &Audit,
+    session: &Session,
+    call: &Call<'_>,
     tenant: TenantId,
-) -> Result<Scope, ApiError> {
-    match p.scope_for(tenant) {
+) -> Result<Scope, AuthError> {
+    match session.scope_for(tenant) {
         Ok(scope @ Scope::Platform(_)) => {
-            let e = event(state, p, req, Kind::PlatformOwnerAccess).target(tenant);
-            state.audit.record(e).await?;
+            let e = event(session, call, Kind::PlatformOwnerAccess).target(tenant);
+            audit.record(e).await?;
             Ok(scope)
         }
         Ok(scope) => Ok(scope),
         Err(denied) => {
-            let e = event(state, p, req, Kind::TenantCrossAccessDenied).target(tenant);
+            let e = event(session, call, Kind::TenantCrossAccessDenied).target(tenant);
             // The denial stands whether or not it could be recorded.
-            let _ = state.audit.record(e).await;
+            let _ = audit.record(e).await;
             Err(denied)
         }
     }
@@ -52,17 +54,17 @@ pub async fn tenant_access(
 /// The check for `/platform/*`: platform owners only, and only while the audit trail works.
 /// `target` names the tenant the request concerns, when there is one.
 pub async fn platform_access(
-    state: &AppState,
-    p: &Principal,
-    req: &HttpRequest,
+    audit: &Audit,
+    session: &Session,
+    call: &Call<'_>,
     target: Option<TenantId>,
-) -> Result<PlatformScope, ApiError> {
-    let mut scope = p.require_platform()?;
+) -> Result<PlatformScope, AuthError> {
+    let mut scope = session.require_platform()?;
     scope.target = target;
-    let mut e = event(state, p, req, Kind::PlatformOwnerAccess);
+    let mut e = event(session, call, Kind::PlatformOwnerAccess);
     if let Some(t) = target {
         e = e.target(t);
     }
-    state.audit.record(e).await?;
+    audit.record(e).await?;
     Ok(scope)
 }

@@ -1,13 +1,15 @@
-//! Authentication: argon2id passwords, opaque session tokens, and the request [`Principal`].
+//! Authentication: argon2id passwords, opaque session tokens, and the rules a session is
+//! checked against (which tenant door it gets, who reaches platform routes, with the audited
+//! versions in [`guard`]). Signing in is the `login` capability's; the HTTP extractor of the
+//! caller (`Principal`) is the API's.
 
+mod access;
+mod error;
 pub mod guard;
-pub mod login;
 pub mod password;
-pub mod principal;
 pub mod session;
-pub mod sudo;
 #[cfg(test)]
 pub(crate) mod test_json;
 
-pub use principal::{Access, Principal};
-pub use session::{SecondFactor, Session, SessionId, SessionStore};
+pub use error::AuthError;
+pub use session::{IssuedToken, SecondFactor, Session, SessionId, SessionStore};

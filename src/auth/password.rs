@@ -10,9 +10,19 @@ use rand::distributions::{Alphanumeric, DistString};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 
-use crate::error::ApiError;
+/// Why a password could not be checked (it was neither right nor wrong).
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    /// The process's argon2 queue is full (503 `busy`).
+    #[error("the server is busy checking other sign-ins; retry shortly")]
+    Busy { retry_after_secs: u64 },
+    /// The computation could not run to its end (the blocking pool or the gate went away).
+    #[error("password check did not complete: {0}")]
+    Unfinished(String),
+}
 
 /// Length of generated passwords (alphanumeric, about 119 bits).
 const GENERATED_LEN: usize = 20;
@@ -91,13 +101,13 @@ impl Gate {
 
     /// A turn to hash: at once if a permit is free, after waiting if the queue has room, else
     /// `Busy`.
-    pub async fn enter(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    pub async fn enter(&self) -> Result<tokio::sync::OwnedSemaphorePermit, PasswordError> {
         if let Ok(permit) = self.permits.clone().try_acquire_owned() {
             return Ok(permit);
         }
         if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
-            return Err(ApiError::Busy {
+            return Err(PasswordError::Busy {
                 retry_after_secs: 1,
             });
         }
@@ -113,7 +123,7 @@ impl Gate {
             .clone()
             .acquire_owned()
             .await
-            .map_err(ApiError::internal)
+            .map_err(|e| PasswordError::Unfinished(e.to_string()))
     }
 }
 
@@ -138,14 +148,17 @@ fn map_large_allocations() {
 
 /// [`verify`] on the blocking pool, within the process's [`Gate`]. The permit travels with
 /// the computation, so a request dropped while argon2 runs still holds it until argon2 ends.
-pub async fn verify_bounded(password: String, stored: Option<String>) -> Result<bool, ApiError> {
+pub async fn verify_bounded(
+    password: SecretString,
+    stored: Option<String>,
+) -> Result<bool, PasswordError> {
     let permit = Gate::global().enter().await?;
     actix_web::web::block(move || {
         let _permit = permit;
-        verify(&password, stored.as_deref())
+        verify(password.expose_secret(), stored.as_deref())
     })
     .await
-    .map_err(ApiError::internal)
+    .map_err(|e| PasswordError::Unfinished(e.to_string()))
 }
 
 /// A random password for users created without one.
@@ -189,7 +202,7 @@ mod tests {
         let refused = gate.enter().await;
         assert!(matches!(
             refused,
-            Err(ApiError::Busy {
+            Err(PasswordError::Busy {
                 retry_after_secs: 1
             })
         ));

@@ -3,14 +3,12 @@
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use chrono::{DateTime, Utc};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+use crate::audit::EventActor;
 use crate::ids::{Role, TenantId, UserId};
+use crate::secret::Token;
 use crate::store::SharedStore;
 
 /// Where a session stands with the second factor.
@@ -68,11 +66,17 @@ impl Session {
         self.signed_in_at
             .is_some_and(|at| at <= now + chrono::Duration::seconds(5) && now - at <= window)
     }
+
+    /// The session's user, as the actor of an audit event.
+    pub fn actor(&self) -> EventActor {
+        EventActor::user(self.user_id, &self.email, self.role)
+    }
 }
 
 /// A freshly issued token: the only time its clear text exists on the server.
+#[derive(Debug)]
 pub struct IssuedToken {
-    pub token: String,
+    pub token: Token,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -90,8 +94,8 @@ pub struct SessionStore {
 pub struct SessionId(String);
 
 impl SessionId {
-    pub fn of_token(token: &str) -> SessionId {
-        SessionId(hex::encode(Sha256::digest(token.as_bytes())))
+    pub fn of_token(token: &Token) -> SessionId {
+        SessionId(token.digest_hex())
     }
 
     /// An id read back from storage (checked when resolved).
@@ -114,7 +118,7 @@ fn user_key(user: UserId) -> String {
 }
 
 /// The store key of a token: its SHA-256, so a leak of the store does not leak usable tokens.
-fn token_key(token: &str) -> String {
+fn token_key(token: &Token) -> String {
     SessionId::of_token(token).store_key()
 }
 
@@ -136,9 +140,7 @@ impl SessionStore {
         role: Role,
         second_factor: SecondFactor,
     ) -> IssuedToken {
-        let mut raw = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut raw);
-        let token = URL_SAFE_NO_PAD.encode(raw);
+        let token = Token::generate();
         let now = Utc::now();
         let expires_at = now + self.ttl;
         let session = Session {
@@ -162,7 +164,7 @@ impl SessionStore {
     /// Marks the live session of `token` as having proven a second factor, keeping its token
     /// and expiry (enabling two-factor authentication upgrades the session in place). Only a
     /// session that still exists is updated: a logout racing this cannot be undone by it.
-    pub async fn mark_verified(&self, token: &str, session: &Session) -> bool {
+    pub async fn mark_verified(&self, token: &Token, session: &Session) -> bool {
         let upgraded = Session {
             second_factor: SecondFactor::Verified,
             ..session.clone()
@@ -171,7 +173,7 @@ impl SessionStore {
     }
 
     /// Records that the holder of `token` has just proved their password again (sudo mode).
-    pub async fn mark_reauthenticated(&self, token: &str, session: &Session) -> bool {
+    pub async fn mark_reauthenticated(&self, token: &Token, session: &Session) -> bool {
         let renewed = Session {
             signed_in_at: Some(Utc::now()),
             ..session.clone()
@@ -180,7 +182,7 @@ impl SessionStore {
     }
 
     /// Rewrites a live session, never re-creating one that ended meanwhile.
-    async fn update(&self, token: &str, session: &Session) -> bool {
+    async fn update(&self, token: &Token, session: &Session) -> bool {
         let remaining = (session.expires_at - Utc::now())
             .to_std()
             .unwrap_or_default();
@@ -210,15 +212,9 @@ impl SessionStore {
         ended
     }
 
-    /// The live session of `token`, if any. Malformed tokens are not looked up at all.
-    pub async fn resolve(&self, token: &str) -> Option<Session> {
-        if token.len() != 43
-            || !token
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return None;
-        }
+    /// The live session of `token`, if any. A token from a client is [`Token::parse`]d
+    /// first, so a malformed one is never looked up at all.
+    pub async fn resolve(&self, token: &Token) -> Option<Session> {
         let value = self.store.get(&token_key(token)).await?;
         let session: Session = serde_json::from_str(&value).ok()?;
         (session.expires_at > Utc::now()).then_some(session)
@@ -236,7 +232,7 @@ impl SessionStore {
     }
 
     /// Revokes `token` at once, on every instance.
-    pub async fn revoke(&self, token: &str) {
+    pub async fn revoke(&self, token: &Token) {
         self.store.delete(&token_key(token), self.ttl).await;
     }
 }

@@ -605,7 +605,7 @@ mod tests {
         let tenant = TenantId::random();
         hub.send(Join {
             conn,
-            session: SessionId::of_token("t"),
+            session: SessionId::of_token(&crate::secret::Token::generate()),
             ip: IpAddr::from([127, 0, 0, 1]),
             to: stuck.recipient(),
         })

@@ -18,12 +18,13 @@ use actix_web::{web, HttpRequest};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::api::principal::{origin_allowed, presented_token};
 use crate::audit::{Event, Kind};
-use crate::auth::principal::{origin_allowed, presented_token};
 use crate::auth::{Session, SessionId};
 use crate::error::ApiError;
 use crate::net::client_ip;
 use crate::rate_limit::{Admission, ConnId, Limited, ViolationOutcome};
+use crate::secret::Token;
 use crate::state::AppState;
 
 pub use hub::{BanLifted, Hub, Publish};
@@ -156,7 +157,7 @@ async fn check_origin(
 async fn authenticate(state: &AppState, creds: Credentials) -> Option<(SessionId, Session)> {
     let id = match creds {
         Credentials::Ticket(t) => ticket::redeem(&state.store, &t).await?,
-        Credentials::Token { token, .. } => SessionId::of_token(&token),
+        Credentials::Token { token, .. } => SessionId::of_token(&Token::parse(&token)?),
         Credentials::Missing => return None,
     };
     let session = state.sessions.resolve_id(&id).await?;
@@ -170,11 +171,7 @@ async fn take_slot(state: &AppState, ip: IpAddr, session: &Session) -> Result<Co
         return Ok(conn);
     }
     let e = event(Kind::WsUserConnectionLimit, ip)
-        .actor(
-            Some(session.user_id),
-            Some(&session.email),
-            Some(session.role),
-        )
+        .actor(session.actor())
         .tenant(session.tenant_id);
     let _ = state.audit.record(e).await;
     count_violation(state, ip, Kind::WsUserConnectionLimit).await;

@@ -160,7 +160,7 @@ impl WsSession {
     fn event(&self, kind: Kind) -> Event {
         let s = &self.session;
         Event::new(kind)
-            .actor(Some(s.user_id), Some(&s.email), Some(s.role))
+            .actor(s.actor())
             .ip(self.ip)
             .tenant(s.tenant_id)
     }

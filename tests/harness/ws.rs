@@ -173,10 +173,10 @@ pub async fn spawn_with_audit(
     let config = rampart::config::Config::from_map(vars.clone()).expect("test config");
     let url = config.database_url.clone().expect("tests use DATABASE_URL");
     let log = rampart::telemetry::logging::discard();
-    let mut state = rampart::server::prepare(config.clone(), &url, log)
+    let state = rampart::server::prepare(config.clone(), &url, log)
         .await
-        .expect("server state");
-    state.audit = audit;
+        .expect("server state")
+        .with_audit(audit);
     let pool = rampart::db::DbPool::new(&db.superuser_url(), 2).expect("pool");
     let running = rampart::server::start(state, 1).expect("start server");
     actix_web::rt::spawn(running.server);

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use super::{verify_reader, Anchor, Anchors, Verdict, MAX_LINE_BYTES};
 use crate::audit::chain::{self, Head};
 use crate::audit::checkpoint::CheckpointKey;
-use crate::audit::{Event, Kind};
+use crate::audit::{Event, EventActor, Kind};
 use crate::db::checkpoints::CheckpointRow;
 
 fn key() -> CheckpointKey {
@@ -23,7 +23,10 @@ fn log(n: usize) -> (Vec<u8>, CheckpointRow) {
     let mut first = None;
     for i in 0..n {
         let e = Event::new(Kind::AuthLoginFailed)
-            .actor(None, Some(&format!("ünïcödé-{i}@example.test")), None)
+            .actor(EventActor::sign_in_attempt(
+                &format!("ünïcödé-{i}@example.test"),
+                None,
+            ))
             .details(serde_json::json!({"reason": "wrong_password", "note": "€ ✓ 🦀"}));
         let (line, next) = chain::seal(&e, "i-1", &head);
         bytes.extend_from_slice(&line);

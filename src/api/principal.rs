@@ -2,19 +2,19 @@
 //!
 //! Handlers take a [`Principal`] argument and are therefore unreachable without a live
 //! session. Cookie-authenticated requests that change state must come from an allowed
-//! `Origin` (cross-site request forgery).
+//! `Origin` (cross-site request forgery). The extractor needs only the session store and the
+//! [`OriginPolicy`], each registered as `web::Data` at start-up.
 
 use actix_web::dev::Payload;
 use actix_web::http::{header, Method};
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
-use super::session::Session;
-use crate::db::{PlatformScope, Scope, TenantScope};
+use crate::auth::{Session, SessionStore};
+use crate::db::{PlatformScope, Scope};
 use crate::error::ApiError;
-use crate::ids::Role;
 use crate::ids::{TenantId, UserId};
-use crate::state::AppState;
+use crate::secret::Token;
 
 pub const SESSION_COOKIE: &str = "rampart_session";
 /// Routes under this prefix stay open to enrollment-only sessions (to enroll, see who they
@@ -33,12 +33,9 @@ pub struct RequestActor {
 pub struct Principal {
     pub session: Session,
     /// The presented token, kept only for the length of the request (logout revokes it).
-    pub token: String,
+    pub token: Token,
     pub via_cookie: bool,
 }
-
-/// What kind of database access a principal gets for a tenant.
-pub type Access = Scope;
 
 impl Principal {
     pub fn user_id(&self) -> UserId {
@@ -46,49 +43,45 @@ impl Principal {
     }
 
     pub fn is_platform_owner(&self) -> bool {
-        self.session.role == Role::PlatformOwner
+        self.session.is_platform_owner()
     }
 
-    /// The route check: a tenant user may act only in their own tenant; a platform owner may
-    /// act in any, through the platform door.
+    /// The route check (see [`Session::scope_for`]).
     pub fn scope_for(&self, tenant: TenantId) -> Result<Scope, ApiError> {
-        match (self.session.role, self.session.tenant_id) {
-            (Role::PlatformOwner, _) if !self.session.second_factor_verified() => {
-                Err(ApiError::TwoFactorRequired)
-            }
-            (Role::PlatformOwner, _) => Ok(Scope::Platform(PlatformScope {
-                user: Some(self.session.user_id),
-                target: Some(tenant),
-            })),
-            (_, Some(own)) if own == tenant => Ok(Scope::Tenant(TenantScope {
-                tenant,
-                user: self.session.user_id,
-            })),
-            _ => Err(ApiError::CrossTenantDenied),
-        }
+        Ok(self.session.scope_for(tenant)?)
     }
 
     /// The scope of the caller's own data (`/auth/me`, their second factors).
     pub fn own_scope(&self) -> Scope {
-        Scope::own(self.session.user_id, self.session.tenant_id)
+        self.session.own_scope()
     }
 
     /// Platform routes: platform owners only, with their second factor verified.
     pub fn require_platform(&self) -> Result<PlatformScope, ApiError> {
-        if !self.is_platform_owner() {
-            return Err(ApiError::Forbidden);
-        }
-        if !self.session.second_factor_verified() {
-            return Err(ApiError::TwoFactorRequired);
-        }
-        Ok(PlatformScope {
-            user: Some(self.session.user_id),
-            target: None,
-        })
+        Ok(self.session.require_platform()?)
     }
 }
 
-/// The credentials a request presents: the Bearer header wins over the cookie.
+/// Which origins may send cookie-authenticated requests that change state: the server's own
+/// and `RAMPART_ALLOWED_ORIGINS`.
+#[derive(Debug, Clone, Default)]
+pub struct OriginPolicy {
+    allowed: Vec<String>,
+}
+
+impl OriginPolicy {
+    pub fn new(allowed: Vec<String>) -> OriginPolicy {
+        OriginPolicy { allowed }
+    }
+
+    /// See [`origin_allowed`].
+    pub fn allows(&self, req: &HttpRequest) -> bool {
+        origin_allowed(req, &self.allowed)
+    }
+}
+
+/// The credentials a request presents, as sent: the Bearer header wins over the cookie.
+/// Whether they have the shape of a token is checked later ([`Token::parse`]).
 pub fn presented_token(req: &HttpRequest) -> Option<(String, bool)> {
     if let Some(value) = req.headers().get(header::AUTHORIZATION) {
         let token = value
@@ -136,19 +129,23 @@ impl FromRequest for Principal {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let state = req
-                .app_data::<web::Data<AppState>>()
-                .expect("AppState is registered")
+            let sessions = req
+                .app_data::<web::Data<SessionStore>>()
+                .expect("the SessionStore is registered")
                 .clone();
-            let (token, via_cookie) = presented_token(&req).ok_or(ApiError::Unauthenticated)?;
-            if via_cookie
-                && changes_state(req.method())
-                && !origin_allowed(&req, &state.config.allowed_origins)
-            {
-                return Err(ApiError::OriginNotAllowed);
+            let (text, via_cookie) = presented_token(&req).ok_or(ApiError::Unauthenticated)?;
+            if via_cookie && changes_state(req.method()) {
+                let origins = req
+                    .app_data::<web::Data<OriginPolicy>>()
+                    .expect("the OriginPolicy is registered");
+                if !origins.allows(&req) {
+                    return Err(ApiError::OriginNotAllowed);
+                }
             }
-            let session = state
-                .sessions
+            // Not the shape of an issued token (another length, other characters): it can name
+            // no session, and is not looked up.
+            let token = Token::parse(&text).ok_or(ApiError::Unauthenticated)?;
+            let session = sessions
                 .resolve(&token)
                 .await
                 .ok_or(ApiError::Unauthenticated)?;

@@ -14,15 +14,12 @@
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use chrono::{DateTime, Utc};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use super::Account;
+use crate::secret::Token;
 use crate::store::SharedStore;
+use crate::two_factor::Account;
 
 /// Wrong codes a challenge survives; the try after the last wrong one finds it expired.
 pub const MAX_TRIES: i64 = 5;
@@ -36,7 +33,7 @@ struct Stored {
 /// A new challenge: the token (shown to the client once) and when it expires.
 #[derive(Debug)]
 pub struct Issued {
-    pub token: String,
+    pub token: Token,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -48,26 +45,23 @@ pub struct Try {
     pub is_last: bool,
 }
 
-/// Issues and checks challenges in the shared store.
-pub struct Challenges<'a> {
-    store: &'a SharedStore,
+/// Issues and checks challenges in the shared store (built once, at start-up).
+#[derive(Clone)]
+pub struct Challenges {
+    store: SharedStore,
     ttl: Duration,
-}
-
-/// A challenge's id in the store: the SHA-256 of its token, in hex.
-fn id(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 fn key_of(id: &str) -> String {
     format!("mfa:{id}")
 }
 
-fn key(token: &str) -> String {
-    key_of(&id(token))
+/// A challenge's key in the store: the SHA-256 of its token, in hex.
+fn key(token: &Token) -> String {
+    key_of(&token.digest_hex())
 }
 
-fn tries_key(token: &str) -> String {
+fn tries_key(token: &Token) -> String {
     format!("{}:tries", key(token))
 }
 
@@ -76,31 +70,22 @@ fn current_key(user: crate::ids::UserId) -> String {
     format!("mfa:user:{user}")
 }
 
-fn well_formed(token: &str) -> bool {
-    token.len() == 43
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-impl<'a> Challenges<'a> {
-    pub fn new(store: &'a SharedStore, ttl: Duration) -> Self {
+impl Challenges {
+    pub fn new(store: SharedStore, ttl: Duration) -> Self {
         Challenges { store, ttl }
     }
 
     /// Starts the second step of a login for `account`, ending the challenge it had before.
     /// Two logins at once each end the one they replace, so one challenge survives.
     pub async fn issue(&self, account: &Account, now: DateTime<Utc>) -> Issued {
-        let mut raw = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut raw);
-        let token = URL_SAFE_NO_PAD.encode(raw);
+        let token = Token::generate();
         let expires_at = now + self.ttl;
         let stored = Stored {
             account: account.clone(),
             expires_at,
         };
         let value = serde_json::to_string(&stored).expect("challenge serializes");
-        let new_id = id(&token);
+        let new_id = token.digest_hex();
         self.store.put(&key_of(&new_id), &value, self.ttl).await;
         let current = current_key(account.user_id);
         if let Some(old) = self.store.swap(&current, &new_id, self.ttl).await {
@@ -112,11 +97,9 @@ impl<'a> Challenges<'a> {
     }
 
     /// Takes one try at `token` at time `now`. `None` when the challenge was never issued,
-    /// has expired, was used up, or has had [`MAX_TRIES`] tries already.
-    pub async fn begin_try(&self, token: &str, now: DateTime<Utc>) -> Option<Try> {
-        if !well_formed(token) {
-            return None;
-        }
+    /// has expired, was used up, or has had [`MAX_TRIES`] tries already. A token from a client
+    /// is [`Token::parse`]d first, so a malformed one is never looked up.
+    pub async fn begin_try(&self, token: &Token, now: DateTime<Utc>) -> Option<Try> {
         let stored: Stored = serde_json::from_str(&self.store.get(&key(token)).await?).ok()?;
         if stored.expires_at <= now {
             self.discard(token).await;
@@ -137,12 +120,12 @@ impl<'a> Challenges<'a> {
     /// (Redis `GETDEL`, or this instance's map). Two right answers to one challenge at the
     /// same moment — a code and a backup code, or two backup codes, on two instances — open
     /// one session, not two.
-    pub async fn redeem(&self, token: &str) -> bool {
+    pub async fn redeem(&self, token: &Token) -> bool {
         self.store.take(&key(token)).await.is_some()
     }
 
     /// Ends the challenge (used, or out of tries) on every instance.
-    pub async fn discard(&self, token: &str) {
+    pub async fn discard(&self, token: &Token) {
         self.store.delete(&key(token), self.ttl).await;
     }
 }
@@ -171,7 +154,7 @@ mod tests {
     #[actix_web::test]
     async fn five_tries_then_expired() {
         let store = store().await;
-        let c = Challenges::new(&store, Duration::from_secs(300));
+        let c = Challenges::new(store, Duration::from_secs(300));
         let now = Utc::now();
         let issued = c.issue(&account(), now).await;
         for n in 1..=MAX_TRIES {
@@ -184,7 +167,7 @@ mod tests {
     #[actix_web::test]
     async fn a_new_challenge_ends_the_accounts_previous_one_only() {
         let store = store().await;
-        let c = Challenges::new(&store, Duration::from_secs(300));
+        let c = Challenges::new(store, Duration::from_secs(300));
         let now = Utc::now();
         let (me, other) = (account(), account());
         let first = c.issue(&me, now).await;
@@ -198,7 +181,7 @@ mod tests {
     #[actix_web::test]
     async fn challenges_expire_and_unknown_ones_never_lived() {
         let store = store().await;
-        let c = Challenges::new(&store, Duration::from_secs(300));
+        let c = Challenges::new(store, Duration::from_secs(300));
         let now = Utc::now();
         let issued = c.issue(&account(), now).await;
         assert_eq!(issued.expires_at, now + Duration::from_secs(300));
@@ -206,8 +189,8 @@ mod tests {
         assert!(c.begin_try(&issued.token, later).await.is_none());
         // Once found expired it is gone for good, even at an earlier clock.
         assert!(c.begin_try(&issued.token, now).await.is_none());
-        let never = URL_SAFE_NO_PAD.encode([9u8; 32]);
-        assert!(c.begin_try(&never, now).await.is_none());
-        assert!(c.begin_try("short", now).await.is_none());
+        assert!(c.begin_try(&Token::generate(), now).await.is_none());
+        // A malformed token is not even a `Token`.
+        assert!(Token::parse("short").is_none());
     }
 }

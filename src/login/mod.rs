@@ -1,0 +1,87 @@
+//! Signing in and out: the password step ([`password_step`]), the login challenges
+//! ([`challenge`]) and the second step that answers them ([`second_step`]), the account
+//! lock-out ([`lockout`]), re-authentication for sensitive changes ([`reauth`]) and logout.
+//! Sessions are issued only here; `two_factor` checks the codes it is asked about.
+
+pub mod challenge;
+mod error;
+pub mod lockout;
+mod password_step;
+mod reauth;
+mod second_step;
+
+use std::net::IpAddr;
+
+use crate::audit::{Audit, Event, Kind};
+use crate::auth::{Session, SessionId, SessionStore};
+use crate::db::DbPool;
+use crate::rate_limit::Limiter;
+use crate::secret::Token;
+use crate::two_factor::TwoFactor;
+
+pub use challenge::Challenges;
+pub use error::LoginError;
+pub use lockout::Lockout;
+pub use password_step::{plausible_email, Credentials, LoggedIn, LoginOutcome, MfaRequired};
+pub use reauth::SUDO_WINDOW;
+pub use second_step::VerifyBody;
+
+/// The login capability: what it uses, built once at start-up.
+#[derive(Clone)]
+pub struct Login {
+    db: DbPool,
+    audit: Audit,
+    limiter: Limiter,
+    sessions: SessionStore,
+    challenges: Challenges,
+    two_factor: TwoFactor,
+    lockout: Lockout,
+}
+
+impl Login {
+    /// `lockout` is the one `two_factor` was given, so both count failures the same way.
+    pub fn new(
+        db: DbPool,
+        audit: Audit,
+        limiter: Limiter,
+        sessions: SessionStore,
+        challenges: Challenges,
+        two_factor: TwoFactor,
+        lockout: Lockout,
+    ) -> Login {
+        Login {
+            db,
+            audit,
+            limiter,
+            sessions,
+            challenges,
+            two_factor,
+            lockout,
+        }
+    }
+
+    /// How long a session lives (the session cookie's `Max-Age`).
+    pub fn session_ttl(&self) -> std::time::Duration {
+        self.sessions.ttl()
+    }
+
+    /// Ends the session of `token` at once, on every instance, hands its id to
+    /// `close_sockets` (its open WebSockets end too, whatever the trail says next) and records
+    /// `auth.logout`.
+    pub async fn logout(
+        &self,
+        session: &Session,
+        token: &Token,
+        ip: IpAddr,
+        close_sockets: impl FnOnce(SessionId),
+    ) -> Result<(), LoginError> {
+        self.sessions.revoke(token).await;
+        close_sockets(SessionId::of_token(token));
+        let event = Event::new(Kind::AuthLogout)
+            .actor(session.actor())
+            .ip(ip)
+            .tenant(session.tenant_id);
+        self.audit.record(event).await?;
+        Ok(())
+    }
+}

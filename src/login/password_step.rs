@@ -1,0 +1,246 @@
+//! The password step of a sign-in: a session at once, or for a user with a second factor the
+//! challenge of the second step ([`super::second_step`]).
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use super::{Login, LoginError};
+use crate::audit::{Event, EventActor, Kind};
+use crate::auth::password;
+use crate::auth::SecondFactor;
+use crate::db::LoginRecord;
+use crate::ids::{Role, TenantId, UserId};
+use crate::secret::Token;
+use crate::two_factor::Account;
+use crate::users::User;
+
+/// The body of `POST /api/v1/auth/login`. The password never prints.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    pub email: String,
+    pub password: SecretString,
+}
+
+/// A successful login: the token (shown once) and who it belongs to.
+#[derive(Debug, Serialize)]
+pub struct LoggedIn {
+    pub token: Token,
+    pub expires_at: DateTime<Utc>,
+    pub user: User,
+    /// A platform owner without a second factor: the token reaches only `/api/v1/auth/*`
+    /// until one is enrolled. Sent only when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub enrollment_required: bool,
+}
+
+/// The password was right and the user has a second factor: the login continues at
+/// `POST /api/v1/auth/2fa/verify` with this challenge.
+#[derive(Debug, Serialize)]
+pub struct MfaRequired {
+    pub mfa_required: bool,
+    pub challenge: Token,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What the password step answers.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum LoginOutcome {
+    Session(LoggedIn),
+    MfaRequired(MfaRequired),
+}
+
+impl Login {
+    /// Checks the credentials and opens a session, or for a user with a second factor issues
+    /// the challenge of the second step (revoking any earlier one of that user). A wrong
+    /// password and an unknown email give the same error after the same work (an argon2
+    /// verification either way). Both outcomes are audited; the password never is. See
+    /// [`Login::check_password`] for the limits.
+    pub async fn login(&self, creds: Credentials, ip: IpAddr) -> Result<LoginOutcome, LoginError> {
+        let record = self
+            .check_password(ip, creds.email.trim(), creds.password, "login")
+            .await?;
+        let role = Role::parse(&record.role).ok_or(LoginError::UnknownRole(record.role))?;
+        let user = User {
+            id: UserId::from(record.id),
+            email: record.email,
+            role,
+            tenant_id: record.tenant_id.map(TenantId::from),
+        };
+        let event = Event::new(Kind::AuthLoginSucceeded)
+            .actor(EventActor::user(user.id, &user.email, role))
+            .ip(ip)
+            .tenant(user.tenant_id)
+            .details(serde_json::json!({ "mfa_required": record.two_factor_enabled }));
+        self.audit.record(event).await?;
+        if record.two_factor_enabled {
+            let account = Account {
+                user_id: user.id,
+                tenant_id: user.tenant_id,
+                email: user.email,
+                role,
+            };
+            let issued = self.challenges.issue(&account, Utc::now()).await;
+            return Ok(LoginOutcome::MfaRequired(MfaRequired {
+                mfa_required: true,
+                challenge: issued.token,
+                expires_at: issued.expires_at,
+            }));
+        }
+        let enrollment_required = role == Role::PlatformOwner;
+        let second_factor = if enrollment_required {
+            SecondFactor::EnrollmentRequired
+        } else {
+            SecondFactor::PasswordOnly
+        };
+        let issued = self
+            .sessions
+            .issue(user.id, user.tenant_id, &user.email, role, second_factor)
+            .await;
+        Ok(LoginOutcome::Session(LoggedIn {
+            token: issued.token,
+            expires_at: issued.expires_at,
+            user,
+            enrollment_required,
+        }))
+    }
+
+    /// Checks `password` for `email` as one login attempt, counted *before* the check (see
+    /// `rate_limit::actor::login`): over the account's or the IP's limit,
+    /// `TooManyAttempts` and nothing is hashed; when the process's argon2 queue is full,
+    /// `Busy`. The right password gives the attempt back; a wrong one (or an unknown email, or
+    /// an email no account can have, such as one with control characters) keeps it, is
+    /// audited as `auth.login_failed` with `purpose`, and answers `InvalidCredentials`.
+    pub async fn check_password(
+        &self,
+        ip: IpAddr,
+        email: &str,
+        password: SecretString,
+        purpose: &str,
+    ) -> Result<LoginRecord, LoginError> {
+        let attempt = self
+            .limiter
+            .reserve_login(ip, email)
+            .await?
+            .map_err(LoginError::TooManyAttempts)?;
+        let checked = match self.lookup(email).await {
+            Ok(record) => {
+                let stored = record.as_ref().map(|r| r.password_hash.clone());
+                password::verify_bounded(password, stored)
+                    .await
+                    .map(|ok| (ok, record))
+                    .map_err(LoginError::from)
+            }
+            Err(e) => Err(e),
+        };
+        let (ok, record) = match checked {
+            Ok(v) => v,
+            // Never checked (busy, or the database failed): not an attempt.
+            Err(e) => {
+                self.limiter.refund_login(attempt).await?;
+                return Err(e);
+            }
+        };
+        if let (true, Some(record)) = (ok, &record) {
+            self.limiter.refund_login(attempt).await?;
+            return Ok(record.clone());
+        }
+        let reason = if record.is_some() {
+            "wrong_password"
+        } else {
+            "unknown_email"
+        };
+        let account = record.as_ref().map(|r| UserId::from(r.id));
+        let event = Event::new(Kind::AuthLoginFailed)
+            .actor(EventActor::sign_in_attempt(email, account))
+            .ip(ip)
+            .details(serde_json::json!({ "reason": reason, "purpose": purpose }));
+        self.audit.record(event).await?;
+        self.lockout.keep_failure(ip, email, attempt).await;
+        Err(LoginError::InvalidCredentials)
+    }
+
+    /// The login record of `email`, or `None` for an email no account can have (over 254
+    /// bytes, or holding a control character such as NUL, which PostgreSQL text cannot even
+    /// carry).
+    async fn lookup(&self, email: &str) -> Result<Option<LoginRecord>, LoginError> {
+        if !plausible_email(email) {
+            return Ok(None);
+        }
+        Ok(self.db.login_lookup(email).await?)
+    }
+}
+
+/// Whether `email` could belong to an account: at most 254 bytes, no control characters.
+pub fn plausible_email(email: &str) -> bool {
+    email.len() <= 254 && !email.chars().any(char::is_control)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::test_json;
+    use proptest::prelude::*;
+
+    /// What a login body must be: exactly `email` and `password`, strings.
+    fn well_formed(v: &serde_json::Value) -> bool {
+        test_json::as_fields(v, &["email", "password"]).is_some_and(|o| {
+            o.len() == 2
+                && o.get("email").is_some_and(|e| e.is_string())
+                && o.get("password").is_some_and(|p| p.is_string())
+        })
+    }
+
+    proptest! {
+        /// Any JSON parses into credentials exactly when it is well formed; everything else is
+        /// refused by the parser (400 `bad_request` at the edge), never a panic.
+        #[test]
+        fn login_bodies_parse_exactly_when_well_formed(
+            v in prop_oneof![test_json::value(), test_json::object()]
+        ) {
+            let parsed = serde_json::from_str::<Credentials>(&v.to_string());
+            prop_assert_eq!(parsed.is_ok(), well_formed(&v));
+        }
+
+        /// Arbitrary bytes never panic the parser.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            let _ = serde_json::from_slice::<Credentials>(&bytes);
+        }
+
+        /// No email holding a control character (NUL included) is ever looked up: it cannot
+        /// belong to an account, and PostgreSQL text cannot carry a NUL.
+        #[test]
+        fn emails_with_control_characters_are_never_looked_up(
+            head in ".{0,20}",
+            c in any::<char>().prop_filter("a control character", |c| c.is_control()),
+            tail in ".{0,20}",
+        ) {
+            let email = format!("{head}{c}{tail}");
+            prop_assert!(!plausible_email(&email));
+        }
+    }
+
+    #[test]
+    fn ordinary_emails_are_plausible_and_overlong_ones_are_not() {
+        assert!(plausible_email("staff@alpha.example"));
+        assert!(plausible_email("ünïcode@exämple.test"));
+        assert!(!plausible_email(&format!("{}@x.example", "a".repeat(250))));
+    }
+
+    #[test]
+    fn credentials_never_print_the_password() {
+        let creds: Credentials =
+            serde_json::from_str(r#"{"email":"a@b.example","password":"hunter2-hunter2"}"#)
+                .unwrap();
+        let shown = format!("{creds:?}");
+        assert!(
+            shown.contains("a@b.example") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+    }
+}

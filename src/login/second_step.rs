@@ -1,0 +1,175 @@
+//! The second step of a sign-in: a challenge plus a TOTP code or a backup code → a session.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::password_step::LoggedIn;
+use super::{Login, LoginError};
+use crate::audit::Kind;
+use crate::auth::SecondFactor;
+use crate::secret::Token;
+use crate::two_factor::{Account, Proof, TwoFactorError};
+use crate::users::User;
+
+/// The body of `POST /api/v1/auth/2fa/verify`: the challenge and exactly one of the two.
+/// Nothing of it prints.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyBody {
+    pub challenge: SecretString,
+    #[serde(default)]
+    pub code: Option<SecretString>,
+    #[serde(default)]
+    pub backup_code: Option<SecretString>,
+}
+
+impl VerifyBody {
+    fn proof(self) -> Result<(SecretString, Proof), LoginError> {
+        match (self.code, self.backup_code) {
+            (Some(code), None) => Ok((self.challenge, Proof::Totp(code))),
+            (None, Some(code)) => Ok((self.challenge, Proof::BackupCode(code))),
+            _ => Err(LoginError::AmbiguousProof),
+        }
+    }
+}
+
+impl Login {
+    /// Completes a login. Each try uses up one of the challenge's five, and is counted as a
+    /// login attempt of the challenge's account and of `ip` *before* its code is checked: over
+    /// either login limit it is `TooManyAttempts` and no code is checked. A wrong code is
+    /// `InvalidCode` (audited; the attempt stays counted as a failed login), a right one gives
+    /// the attempt back. A challenge that is malformed, unknown, expired, out of tries,
+    /// replaced by a newer login or already answered is `ChallengeExpired`.
+    pub async fn verify_second_factor(
+        &self,
+        body: VerifyBody,
+        ip: IpAddr,
+        now: DateTime<Utc>,
+    ) -> Result<LoggedIn, LoginError> {
+        let (challenge, proof) = body.proof()?;
+        let token = Token::parse(challenge.expose_secret()).ok_or(LoginError::ChallengeExpired)?;
+        let attempt = self
+            .challenges
+            .begin_try(&token, now)
+            .await
+            .ok_or(LoginError::ChallengeExpired)?;
+        let who = &attempt.account;
+        let reserved = self
+            .limiter
+            .reserve_login(ip, &who.email)
+            .await?
+            .map_err(LoginError::TooManyAttempts)?;
+        let unix_now = u64::try_from(now.timestamp()).unwrap_or_default();
+        match self
+            .two_factor
+            .check_sign_in(who, &proof, ip, unix_now)
+            .await
+        {
+            Ok(()) => self.limiter.refund_login(reserved).await?,
+            Err(TwoFactorError::InvalidCode) => {
+                if attempt.is_last {
+                    self.challenges.discard(&token).await;
+                }
+                self.lockout.keep_failure(ip, &who.email, reserved).await;
+                return Err(LoginError::InvalidCode);
+            }
+            // Not an answer to the challenge (the database or the trail failed): not counted.
+            Err(other) => {
+                self.limiter.refund_login(reserved).await?;
+                return Err(other.into());
+            }
+        }
+        if !self.challenges.redeem(&token).await {
+            // Another right answer to this challenge was accepted first; its factor is spent
+            // all the same (the step, or the backup code).
+            return Err(LoginError::ChallengeExpired);
+        }
+        let event = who.event(Kind::TwofaVerified, ip, json!({"method": proof.method()}));
+        self.audit.record(event).await?;
+        Ok(self.open_verified_session(who).await)
+    }
+
+    async fn open_verified_session(&self, who: &Account) -> LoggedIn {
+        let issued = self
+            .sessions
+            .issue(
+                who.user_id,
+                who.tenant_id,
+                &who.email,
+                who.role,
+                SecondFactor::Verified,
+            )
+            .await;
+        LoggedIn {
+            token: issued.token,
+            expires_at: issued.expires_at,
+            user: User {
+                id: who.user_id,
+                email: who.email.clone(),
+                role: who.role,
+                tenant_id: who.tenant_id,
+            },
+            enrollment_required: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::test_json;
+    use proptest::prelude::*;
+
+    /// What a verify body must be: `challenge` and exactly one of `code`, `backup_code`, all
+    /// strings, nothing else (`null` counts as absent for the two optional fields).
+    fn accepted(v: &serde_json::Value) -> bool {
+        let Some(o) = test_json::as_fields(v, &["challenge", "code", "backup_code"]) else {
+            return false;
+        };
+        let known = ["challenge", "code", "backup_code"];
+        let optional = |k: &str| match o.get(k) {
+            None | Some(serde_json::Value::Null) => Some(false),
+            Some(serde_json::Value::String(_)) => Some(true),
+            Some(_) => None,
+        };
+        o.keys().all(|k| known.contains(&k.as_str()))
+            && o.get("challenge").is_some_and(|c| c.is_string())
+            && matches!(
+                (optional("code"), optional("backup_code")),
+                (Some(true), Some(false)) | (Some(false), Some(true))
+            )
+    }
+
+    proptest! {
+        /// Any JSON yields a proof exactly when it is one the contract accepts; the rest is a
+        /// parser refusal or `AmbiguousProof` (both 400 `bad_request`), never a panic.
+        #[test]
+        fn verify_bodies_yield_a_proof_exactly_when_accepted(
+            v in prop_oneof![test_json::value(), test_json::object()]
+        ) {
+            match serde_json::from_str::<VerifyBody>(&v.to_string()).map(VerifyBody::proof) {
+                Ok(Ok(_)) => prop_assert!(accepted(&v)),
+                Ok(Err(e)) => {
+                    prop_assert!(!accepted(&v));
+                    prop_assert!(matches!(e, LoginError::AmbiguousProof));
+                }
+                Err(_) => prop_assert!(!accepted(&v)),
+            }
+        }
+    }
+
+    #[test]
+    fn verify_bodies_never_print_their_secrets() {
+        let body: VerifyBody =
+            serde_json::from_str(r#"{"challenge":"challenge-text","code":"123456"}"#).unwrap();
+        let shown = format!("{body:?}");
+        assert!(
+            !shown.contains("challenge-text") && !shown.contains("123456"),
+            "{shown}"
+        );
+    }
+}
