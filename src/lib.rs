@@ -18,7 +18,7 @@ pub mod demo;
 pub mod embedded_pg;
 pub mod error;
 pub mod ids;
-pub mod login;
+pub(crate) mod login;
 pub mod net;
 pub mod orders;
 pub mod rate_limit;

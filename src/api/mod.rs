@@ -8,7 +8,7 @@ mod observe;
 mod orders;
 mod pages;
 mod platform;
-pub mod principal;
+pub(crate) mod principal;
 mod two_factor;
 mod ws;
 

@@ -11,7 +11,7 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
 use crate::auth::{Session, SessionStore};
-use crate::db::{PlatformScope, Scope};
+use crate::db::Scope;
 use crate::error::ApiError;
 use crate::ids::{TenantId, UserId};
 use crate::secret::Token;
@@ -34,7 +34,6 @@ pub struct Principal {
     pub session: Session,
     /// The presented token, kept only for the length of the request (logout revokes it).
     pub token: Token,
-    pub via_cookie: bool,
 }
 
 impl Principal {
@@ -42,23 +41,9 @@ impl Principal {
         self.session.user_id
     }
 
-    pub fn is_platform_owner(&self) -> bool {
-        self.session.is_platform_owner()
-    }
-
-    /// The route check (see [`Session::scope_for`]).
-    pub fn scope_for(&self, tenant: TenantId) -> Result<Scope, ApiError> {
-        Ok(self.session.scope_for(tenant)?)
-    }
-
     /// The scope of the caller's own data (`/auth/me`, their second factors).
     pub fn own_scope(&self) -> Scope {
         self.session.own_scope()
-    }
-
-    /// Platform routes: platform owners only, with their second factor verified.
-    pub fn require_platform(&self) -> Result<PlatformScope, ApiError> {
-        Ok(self.session.require_platform()?)
     }
 }
 
@@ -161,11 +146,7 @@ impl FromRequest for Principal {
             if session.is_enrollment_only() && !auth_route {
                 return Err(ApiError::TwoFactorEnrollmentRequired);
             }
-            Ok(Principal {
-                session,
-                token,
-                via_cookie,
-            })
+            Ok(Principal { session, token })
         })
     }
 }

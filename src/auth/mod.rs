@@ -5,8 +5,8 @@
 
 mod access;
 mod error;
-pub mod guard;
-pub mod password;
+pub(crate) mod guard;
+pub(crate) mod password;
 pub mod session;
 #[cfg(test)]
 pub(crate) mod test_json;

@@ -1,7 +1,7 @@
 //! Password hashing with argon2id. Hashing is deliberately slow and takes about 19 MiB of
 //! memory per computation (the argon2 defaults), so callers on the request path go through
 //! [`verify_bounded`]: it runs on the blocking pool, never on an async worker, and at most
-//! [`Gate::permits`] at a time, with a bounded queue in front.
+//! [`PERMITS_PER_CORE`] per core at a time, with a bounded queue in front.
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -62,7 +62,6 @@ pub fn verify(password: &str, stored: Option<&str>) -> bool {
 /// the memory it protects is the process's.
 pub struct Gate {
     permits: Arc<Semaphore>,
-    size: usize,
     waiting: AtomicUsize,
     max_waiting: usize,
 }
@@ -77,7 +76,6 @@ impl Gate {
     pub fn new(permits: usize, max_waiting: usize) -> Gate {
         Gate {
             permits: Arc::new(Semaphore::new(permits)),
-            size: permits,
             waiting: AtomicUsize::new(0),
             max_waiting,
         }
@@ -92,11 +90,6 @@ impl Gate {
                 PERMITS_PER_CORE * std::thread::available_parallelism().map_or(1, |n| n.get());
             Gate::new(permits, permits * WAITING_PER_PERMIT)
         })
-    }
-
-    /// How many computations may run at once.
-    pub fn permits(&self) -> usize {
-        self.size
     }
 
     /// A turn to hash: at once if a permit is free, after waiting if the queue has room, else
@@ -153,7 +146,7 @@ pub async fn verify_bounded(
     stored: Option<String>,
 ) -> Result<bool, PasswordError> {
     let permit = Gate::global().enter().await?;
-    actix_web::web::block(move || {
+    tokio::task::spawn_blocking(move || {
         let _permit = permit;
         verify(password.expose_secret(), stored.as_deref())
     })

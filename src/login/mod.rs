@@ -3,9 +3,9 @@
 //! lock-out ([`lockout`]), re-authentication for sensitive changes ([`reauth`]) and logout.
 //! Sessions are issued only here; `two_factor` checks the codes it is asked about.
 
-pub mod challenge;
+mod challenge;
 mod error;
-pub mod lockout;
+mod lockout;
 mod password_step;
 mod reauth;
 mod second_step;
@@ -22,8 +22,7 @@ use crate::two_factor::TwoFactor;
 pub use challenge::Challenges;
 pub use error::LoginError;
 pub use lockout::Lockout;
-pub use password_step::{plausible_email, Credentials, LoggedIn, LoginOutcome, MfaRequired};
-pub use reauth::SUDO_WINDOW;
+pub use password_step::{Credentials, LoginOutcome};
 pub use second_step::VerifyBody;
 
 /// The login capability: what it uses, built once at start-up.

@@ -8,7 +8,7 @@
 //! with one DELETE … RETURNING; secrets are stored only sealed with AES-256-GCM; wrong codes are
 //! audited and count as failed logins. Secrets and codes never reach the audit trail or logs.
 
-pub mod backup_codes;
+pub(crate) mod backup_codes;
 mod code_check;
 mod error;
 mod factors;

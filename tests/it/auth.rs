@@ -70,8 +70,19 @@ async fn wrong_password_and_unknown_email_answer_alike() {
 #[actix_web::test]
 async fn missing_malformed_and_forged_credentials_are_401() {
     let app = TestApp::spawn().await;
-    for token in [None, Some("garbage"), Some("A".repeat(43).as_str())] {
-        let c = Client::new(&app.base, token.map(str::to_string));
+    // Tokens of the wrong length or alphabet, and a well-shaped one nobody was issued.
+    let (short, long) = ("A".repeat(42), "A".repeat(44));
+    let odd = format!("{}+", "A".repeat(42));
+    let forged = "A".repeat(43);
+    for token in [
+        None,
+        Some("garbage"),
+        Some(&short),
+        Some(&long),
+        Some(&odd),
+        Some(&forged),
+    ] {
+        let c = Client::new(&app.base, token.map(|t| t.to_string()));
         let r = c.get("/api/v1/auth/me").await;
         assert_eq!((r.status, r.code()), (401, "unauthenticated"), "{token:?}");
     }
