@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::principal::{Principal, SESSION_COOKIE};
 use crate::error::ApiError;
-use crate::login::{Credentials, LoginOutcome};
+use crate::login::{LoginBody, LoginOutcome};
 use crate::net::client_ip;
 use crate::state::AppState;
 use crate::users;
@@ -33,7 +33,7 @@ pub(super) fn session_cookie(
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<Credentials>,
+    body: web::Json<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
     let ip = client_ip(&req, state.config.trust_forwarded);
     match state.login.login(body.into_inner(), ip).await? {

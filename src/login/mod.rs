@@ -22,7 +22,7 @@ use crate::two_factor::TwoFactor;
 pub use challenge::Challenges;
 pub use error::LoginError;
 pub use lockout::Lockout;
-pub use password_step::{Credentials, LoginOutcome};
+pub use password_step::{LoginBody, LoginOutcome};
 pub use second_step::VerifyBody;
 
 /// The login capability: what it uses, built once at start-up.

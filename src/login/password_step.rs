@@ -20,7 +20,7 @@ use crate::users::User;
 /// The body of `POST /api/v1/auth/login`. The password never prints.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Credentials {
+pub struct LoginBody {
     pub email: String,
     pub password: SecretString,
 }
@@ -60,7 +60,7 @@ impl Login {
     /// password and an unknown email give the same error after the same work (an argon2
     /// verification either way). Both outcomes are audited; the password never is. See
     /// [`Login::check_password`] for the limits.
-    pub async fn login(&self, creds: Credentials, ip: IpAddr) -> Result<LoginOutcome, LoginError> {
+    pub async fn login(&self, creds: LoginBody, ip: IpAddr) -> Result<LoginOutcome, LoginError> {
         let record = self
             .check_password(ip, creds.email.trim(), creds.password, "login")
             .await?;
@@ -202,14 +202,14 @@ mod tests {
         fn login_bodies_parse_exactly_when_well_formed(
             v in prop_oneof![test_json::value(), test_json::object()]
         ) {
-            let parsed = serde_json::from_str::<Credentials>(&v.to_string());
+            let parsed = serde_json::from_str::<LoginBody>(&v.to_string());
             prop_assert_eq!(parsed.is_ok(), well_formed(&v));
         }
 
         /// Arbitrary bytes never panic the parser.
         #[test]
         fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
-            let _ = serde_json::from_slice::<Credentials>(&bytes);
+            let _ = serde_json::from_slice::<LoginBody>(&bytes);
         }
 
         /// No email holding a control character (NUL included) is ever looked up: it cannot
@@ -234,7 +234,7 @@ mod tests {
 
     #[test]
     fn credentials_never_print_the_password() {
-        let creds: Credentials =
+        let creds: LoginBody =
             serde_json::from_str(r#"{"email":"a@b.example","password":"hunter2-hunter2"}"#)
                 .unwrap();
         let shown = format!("{creds:?}");
