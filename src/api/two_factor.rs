@@ -9,7 +9,6 @@ use serde::Deserialize;
 
 use super::auth::session_cookie;
 use super::principal::Principal;
-use crate::auth::SessionId;
 use crate::error::ApiError;
 use crate::ids::Role;
 use crate::login::VerifyBody;
@@ -103,14 +102,11 @@ pub async fn enable(
         .two_factor
         .enable(&who, &body.code, ip, now_unix())
         .await?;
-    // The code just proved the second factor: this session is now fully verified (unless it
-    // was ended meanwhile, which this cannot undo).
-    state.sessions.mark_verified(&p.token, &p.session).await;
-    // Every other session of the user was opened without this factor: they end, on every
-    // instance, and so do their sockets.
+    // The code just proved the second factor: this session is verified, the user's others
+    // end, and so do their sockets.
     let ended = state
-        .sessions
-        .end_others(p.user_id(), &SessionId::of_token(&p.token))
+        .login
+        .second_factor_enabled(&p.session, &p.token)
         .await;
     for session in ended {
         state.hub.do_send(EndSession { session });

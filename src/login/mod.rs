@@ -1,7 +1,7 @@
 //! Signing in and out: the password step ([`password_step`]), the login challenges
 //! ([`challenge`]) and the second step that answers them ([`second_step`]), the account
 //! lock-out ([`lockout`]), re-authentication for sensitive changes ([`reauth`]) and logout.
-//! Sessions are issued only here; `two_factor` checks the codes it is asked about.
+//! Sessions are issued (and upgraded when a second factor is enabled) only here; `two_factor` checks the codes it is asked about.
 
 mod challenge;
 mod error;
@@ -62,6 +62,16 @@ impl Login {
     /// How long a session lives (the session cookie's `Max-Age`).
     pub fn session_ttl(&self) -> std::time::Duration {
         self.sessions.ttl()
+    }
+
+    /// After `session` (holding `token`) enabled a second factor with a code: the session is
+    /// now fully verified (unless it ended meanwhile, which this cannot undo), and every other
+    /// session of the user — opened without this factor — ends, on every instance. Returns the
+    /// ids it ended: their sockets are to be closed too.
+    pub async fn second_factor_enabled(&self, session: &Session, token: &Token) -> Vec<SessionId> {
+        self.sessions.mark_verified(token, session).await;
+        let keep = SessionId::of_token(token);
+        self.sessions.end_others(session.user_id, &keep).await
     }
 
     /// Ends the session of `token` at once, on every instance, hands its id to
