@@ -57,8 +57,7 @@ pub async fn platform_access(
     req: &HttpRequest,
     target: Option<TenantId>,
 ) -> Result<PlatformScope, ApiError> {
-    let mut scope = p.require_platform()?;
-    scope.target = target;
+    let scope = p.require_platform()?.with_target(target);
     let mut e = event(state, p, req, Kind::PlatformOwnerAccess);
     if let Some(t) = target {
         e = e.target(t);

@@ -10,7 +10,7 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
 use super::session::Session;
-use crate::db::{PlatformScope, Scope, TenantScope};
+use crate::db::{PlatformScope, Scope};
 use crate::error::ApiError;
 use crate::ids::Role;
 use crate::ids::{TenantId, UserId};
@@ -52,39 +52,17 @@ impl Principal {
     /// The route check: a tenant user may act only in their own tenant; a platform owner may
     /// act in any, through the platform door.
     pub fn scope_for(&self, tenant: TenantId) -> Result<Scope, ApiError> {
-        match (self.session.role, self.session.tenant_id) {
-            (Role::PlatformOwner, _) if !self.session.second_factor_verified() => {
-                Err(ApiError::TwoFactorRequired)
-            }
-            (Role::PlatformOwner, _) => Ok(Scope::Platform(PlatformScope {
-                user: Some(self.session.user_id),
-                target: Some(tenant),
-            })),
-            (_, Some(own)) if own == tenant => Ok(Scope::Tenant(TenantScope {
-                tenant,
-                user: self.session.user_id,
-            })),
-            _ => Err(ApiError::CrossTenantDenied),
-        }
+        Ok(Scope::for_tenant(&self.session.caller(), tenant)?)
     }
 
     /// The scope of the caller's own data (`/auth/me`, their second factors).
     pub fn own_scope(&self) -> Scope {
-        Scope::own(self.session.user_id, self.session.tenant_id)
+        Scope::own(&self.session.caller())
     }
 
     /// Platform routes: platform owners only, with their second factor verified.
     pub fn require_platform(&self) -> Result<PlatformScope, ApiError> {
-        if !self.is_platform_owner() {
-            return Err(ApiError::Forbidden);
-        }
-        if !self.session.second_factor_verified() {
-            return Err(ApiError::TwoFactorRequired);
-        }
-        Ok(PlatformScope {
-            user: Some(self.session.user_id),
-            target: None,
-        })
+        Ok(PlatformScope::for_platform(&self.session.caller())?)
     }
 }
 
