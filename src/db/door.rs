@@ -13,7 +13,7 @@
 //!
 //! A scope cannot be built from its parts outside `db`:
 //!
-//! ```compile_fail
+//! ```compile_fail,E0451
 //! use rampart::db::TenantScope;
 //! use rampart::ids::{TenantId, UserId};
 //! let forged = TenantScope { tenant: TenantId::random(), user: UserId::random() };
@@ -271,6 +271,17 @@ mod tests {
         }
         let door = PlatformScope::for_platform(&owner).unwrap();
         assert_eq!((door.user(), door.target()), (Some(owner.user()), None));
+    }
+
+    #[test]
+    fn the_operator_door_names_no_user_and_may_be_narrowed_to_a_tenant() {
+        let log = slog::Logger::root(slog::Discard, slog::o!());
+        let door = PlatformScope::operator_cli(OperatorRecord::log(&log, "test"));
+        assert_eq!((door.user(), door.target()), (None, None));
+        let t = TenantId::random();
+        let on = door.with_target(Some(t));
+        assert_eq!((on.user(), on.target()), (None, Some(t)));
+        assert_eq!(Scope::from(on).tenant(), Some(t));
     }
 
     #[test]

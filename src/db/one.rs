@@ -31,7 +31,7 @@ use super::{DbError, DbPool, Scope};
 /// send just `Bind`/`Execute` with the rest of the batch. (`sql_query("COMMIT")` opts out of
 /// the cache, which costs a `Parse` round trip and a `Close` on every transaction; a
 /// simple-query `COMMIT` would not wait for the statement cache, which is what keeps it
-/// behind a statement still being prepared — see [`DbPool::one`].)
+/// behind a statement still being prepared — see `DbPool::one`.)
 #[derive(diesel::query_builder::QueryId)]
 struct Commit;
 
@@ -42,7 +42,7 @@ impl QueryFragment<Pg> for Commit {
     }
 }
 
-/// The statement's reply. It borrows a connection that lives only inside [`DbPool::one`];
+/// The statement's reply. It borrows a connection that lives only inside `DbPool::one`;
 /// boxing it (one small allocation beside diesel-async's own boxed query future) keeps the
 /// transaction's future `Send` for every query type, which the compiler cannot see through
 /// the generic wrappers otherwise. For the same reason the statement owns what it binds

@@ -5,8 +5,8 @@
 //! batch). All three are transaction-scoped (`SET LOCAL`, `set_config(.., true)`), so they die
 //! at COMMIT or ROLLBACK and a pooled connection carries nothing to the next request. A
 //! connection whose transaction did not finish (a dropped future) is discarded by the pool
-//! rather than reused. A transaction of one statement takes the shorter path of
-//! [`one`](super::one).
+//! rather than reused. A transaction of one statement takes the shorter, pipelined path of
+//! [`DbPool::one_get`] and its siblings.
 
 use diesel::connection::{TransactionDepthChange, TransactionManagerStatus};
 use diesel::result::QueryResult;
