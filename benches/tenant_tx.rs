@@ -6,7 +6,7 @@
 //!
 //! - `tenant_tx/empty`: `DbPool::in_tenant` with no query (BEGIN + role + settings, COMMIT).
 //! - `tenant_tx/list50`: `orders::list` (what `GET /api/v1/tenants/{t}/orders` runs), 50 rows:
-//!   `DbPool::one_in_scope`, which sends BEGIN, the role and settings, the query and COMMIT
+//!   `DbPool::one_load`, which sends BEGIN, the role and settings, the query and COMMIT
 //!   together (one round trip), and decodes the rows.
 //! - `raw/list50_one_round_trip`: BEGIN, `SET LOCAL ROLE`, the two settings, the same query
 //!   and COMMIT in one simple-query message on one connection (rows are read and dropped).
@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
-use rampart::db::{DbPool, PlatformScope, Scope, TenantScope};
+use rampart::db::{Caller, DbPool, OperatorRecord, PlatformScope, Scope, TenantScope};
 use rampart::embedded_pg::{find_binaries, Cluster, ClusterOptions};
 use rampart::ids::Role;
 use rampart::orders::{self, NewOrder, OrderItem};
@@ -25,10 +25,12 @@ use rampart::tenants::{self, NewTenant};
 use rampart::users::{self, NewUser};
 
 const ORDERS: usize = 50;
-const OPERATOR: PlatformScope = PlatformScope {
-    user: None,
-    target: None,
-};
+
+/// The operator's door, as the CLI opens it, for seeding.
+fn operator() -> PlatformScope {
+    let log = rampart::telemetry::logging::discard();
+    PlatformScope::operator_cli(OperatorRecord::log(&log, "bench seed"))
+}
 
 fn cluster_dir() -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
@@ -53,22 +55,21 @@ async fn seed(cluster: &Cluster) -> (DbPool, TenantScope) {
         slug: "bench".into(),
         name: "Bench".into(),
     };
-    let tenant = tenants::create(&pool, &OPERATOR, &new).await.unwrap();
+    let tenant = tenants::create(&pool, &operator(), &new).await.unwrap();
     let user = users::create(
         &pool,
-        &OPERATOR,
+        &operator().with_target(Some(tenant.id)),
         NewUser {
             email: "staff@bench.example".into(),
             role: Role::TenantStaff,
-            tenant_id: Some(tenant.id),
             password: Some("bench password 123".into()),
         },
     )
     .await
     .unwrap();
-    let scope = TenantScope {
-        tenant: tenant.id,
-        user: user.user.id,
+    let staff = Caller::new(user.user.id, Some(tenant.id), Role::TenantStaff, false);
+    let Ok(Scope::Tenant(scope)) = Scope::for_tenant(&staff, tenant.id) else {
+        panic!("a member reaches their tenant");
     };
     for i in 0..ORDERS {
         let order = NewOrder {
@@ -81,9 +82,7 @@ async fn seed(cluster: &Cluster) -> (DbPool, TenantScope) {
             total_cents: 700,
         };
         let s = Scope::Tenant(scope);
-        orders::create(&pool, &s, scope.tenant, scope.user, order)
-            .await
-            .unwrap();
+        orders::create(&pool, &s, order).await.unwrap();
     }
     (pool, scope)
 }
@@ -96,8 +95,8 @@ fn one_batch(scope: &TenantScope) -> String {
          SELECT id, tenant_id, items, total_cents, status, note, created_by, created_at, updated_at \
          FROM orders WHERE tenant_id = '{t}' ORDER BY created_at DESC, id DESC LIMIT {ORDERS}; \
          COMMIT",
-        t = scope.tenant,
-        u = scope.user
+        t = scope.tenant(),
+        u = scope.user()
     )
 }
 
@@ -119,7 +118,7 @@ fn tenant_tx(c: &mut Criterion) {
     group.bench_function("list50", |b| {
         b.iter(|| {
             let rows = rt
-                .block_on(orders::list(&pool, &tenant_scope, scope.tenant, None, 50))
+                .block_on(orders::list(&pool, &tenant_scope, None, 50))
                 .unwrap();
             assert_eq!(rows.len(), ORDERS);
         })

@@ -5,3 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh postgres redis browser
 cargo test --all-targets "$@"
+# Doc tests too (--all-targets leaves them out): they hold compile-time properties, such as
+# that no code outside `db` can write a tenant scope down.
+cargo test --doc

@@ -1,23 +1,23 @@
 //! The operator commands behind the CLI (`migrate`, `tenant create`, `user create`). They read
 //! the same configuration as `serve` and never write the audit file (the server is its only
-//! writer).
+//! writer): each use of the platform door is recorded in the operator's log instead (see
+//! [`OperatorRecord`]).
 
 use std::io::BufRead;
 
 use slog::Logger;
 
 use crate::config::Config;
-use crate::db::{self, DbPool, PlatformScope};
+use crate::db::{self, DbPool, OperatorRecord, PlatformScope};
 use crate::ids::Role;
 use crate::server::{self, Database};
 use crate::tenants::{self, NewTenant};
 use crate::users::{self, NewUser};
 
-/// The operator's door: the platform role, with no acting user.
-const OPERATOR: PlatformScope = PlatformScope {
-    user: None,
-    target: None,
-};
+/// The operator's door for `action`, on record in the operator's log.
+fn operator(log: &Logger, action: &'static str) -> PlatformScope {
+    PlatformScope::operator_cli(OperatorRecord::log(log, action))
+}
 
 async fn open(config: &Config, log: &Logger) -> anyhow::Result<(Database, DbPool)> {
     let database = server::open_database(config, log).await?;
@@ -46,7 +46,7 @@ pub async fn tenant_create(
     let new = NewTenant { slug, name };
     new.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
     let (mut database, pool) = open(config, log).await?;
-    let created = tenants::create(&pool, &OPERATOR, &new).await;
+    let created = tenants::create(&pool, &operator(log, "tenant create"), &new).await;
     database.shutdown();
     println!("{}", serde_json::to_string(&created?)?);
     Ok(())
@@ -73,9 +73,10 @@ pub async fn user_create(
     };
     let (mut database, pool) = open(config, log).await?;
     let result = async {
+        let door = operator(log, "user create");
         let tenant_id = match tenant_slug {
             Some(slug) => Some(
-                tenants::find_by_slug(&pool, &OPERATOR, &slug)
+                tenants::find_by_slug(&pool, &door, &slug)
                     .await
                     .map_err(|_| anyhow::anyhow!("no tenant with slug {slug:?}"))?
                     .id,
@@ -85,10 +86,9 @@ pub async fn user_create(
         let new = NewUser {
             email,
             role,
-            tenant_id,
             password,
         };
-        users::create(&pool, &OPERATOR, new)
+        users::create(&pool, &door.with_target(tenant_id), new)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))
     }

@@ -3,7 +3,7 @@
 
 use slog::{info, Logger};
 
-use crate::db::{DbPool, PlatformScope};
+use crate::db::{DbPool, OperatorRecord, PlatformScope};
 use crate::ids::Role;
 use crate::tenants::{self, NewTenant};
 use crate::users::{self, NewUser};
@@ -14,15 +14,14 @@ const TENANTS: [(&str, &str); 2] = [
 ];
 
 /// Seeds the demo data when no user exists yet; otherwise does nothing.
+/// The server's Auditor is running here, but seeding is the operator's act, recorded as the
+/// CLI's are (in the operator's log), so `--demo` adds nothing to the audit trail.
 pub async fn seed(db: &DbPool, log: &Logger) -> anyhow::Result<()> {
-    if !users::none_exist(db).await? {
+    let system = PlatformScope::operator_cli(OperatorRecord::log(log, "serve --demo"));
+    if !users::none_exist(db, &system).await? {
         info!(log, "demo data not seeded: the database already has users");
         return Ok(());
     }
-    let system = PlatformScope {
-        user: None,
-        target: None,
-    };
     let mut lines = Vec::new();
     for (slug, name) in TENANTS {
         let tenant = tenants::create(
@@ -36,7 +35,8 @@ pub async fn seed(db: &DbPool, log: &Logger) -> anyhow::Result<()> {
         .await?;
         for (local, role) in [("admin", Role::TenantAdmin), ("staff", Role::TenantStaff)] {
             let email = format!("{local}@{slug}.example");
-            let created = create(db, &system, &email, role, Some(tenant.id)).await?;
+            let door = system.with_target(Some(tenant.id));
+            let created = create(db, &door, &email, role).await?;
             lines.push(format!(
                 "demo user: {} {} ({}, {})",
                 email,
@@ -47,7 +47,7 @@ pub async fn seed(db: &DbPool, log: &Logger) -> anyhow::Result<()> {
         }
     }
     let owner = "owner@platform.example";
-    let created = create(db, &system, owner, Role::PlatformOwner, None).await?;
+    let created = create(db, &system, owner, Role::PlatformOwner).await?;
     lines.push(format!(
         "demo user: {owner} {created} (platform_owner, platform)"
     ));
@@ -58,12 +58,12 @@ pub async fn seed(db: &DbPool, log: &Logger) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Creates a user in the tenant `scope` was opened for; returns the generated password.
 async fn create(
     db: &DbPool,
     scope: &PlatformScope,
     email: &str,
     role: Role,
-    tenant_id: Option<crate::ids::TenantId>,
 ) -> anyhow::Result<String> {
     let created = users::create(
         db,
@@ -71,7 +71,6 @@ async fn create(
         NewUser {
             email: email.into(),
             role,
-            tenant_id,
             password: None,
         },
     )

@@ -247,6 +247,57 @@ impl From<TwoFactorError> for ApiError {
     }
 }
 
+/// The tenant-access rule's refusals.
+impl From<crate::db::Denied> for ApiError {
+    fn from(d: crate::db::Denied) -> Self {
+        use crate::db::Denied;
+        match d {
+            Denied::TwoFactorRequired => ApiError::TwoFactorRequired,
+            Denied::CrossTenant => ApiError::CrossTenantDenied,
+            Denied::NotPlatformOwner => ApiError::Forbidden,
+        }
+    }
+}
+
+impl From<crate::orders::OrderError> for ApiError {
+    fn from(e: crate::orders::OrderError) -> Self {
+        use crate::orders::OrderError;
+        match e {
+            OrderError::Invalid { field, reason } => ApiError::validation(field, reason),
+            OrderError::InvalidTransition { from, to } => ApiError::InvalidTransition {
+                from: from.to_string(),
+                to: to.to_string(),
+            },
+            OrderError::NotFound => ApiError::NotFound,
+            OrderError::Db(e) => e.into(),
+            other @ OrderError::NoAuthor => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<crate::tenants::TenantError> for ApiError {
+    fn from(e: crate::tenants::TenantError) -> Self {
+        use crate::tenants::TenantError;
+        match e {
+            TenantError::Invalid { field, reason } => ApiError::validation(field, reason),
+            TenantError::NotFound => ApiError::NotFound,
+            TenantError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::users::UserError> for ApiError {
+    fn from(e: crate::users::UserError) -> Self {
+        use crate::users::UserError;
+        match e {
+            UserError::Invalid { field, reason } => ApiError::validation(field, reason),
+            UserError::NotFound => ApiError::NotFound,
+            UserError::Internal(e) => ApiError::Internal(e),
+            UserError::Db(e) => e.into(),
+        }
+    }
+}
+
 /// Builds the contract's error body for extractor failures (bad JSON, oversized body, bad query).
 pub fn json_error_handler(
     err: actix_web::error::JsonPayloadError,

@@ -66,6 +66,6 @@ pub async fn logout(
 }
 
 pub async fn me(p: Principal, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let me = users::me(&state.db, &p.own_scope(), p.user_id()).await?;
+    let me = users::me(&state.db, &p.own_scope()).await?;
     Ok(HttpResponse::Ok().json(me))
 }

@@ -39,7 +39,17 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let (pool, audit) = (state.db.status(), &state.audit);
+    let gauges = crate::telemetry::metrics::Gauges {
+        pool_max: pool.max_size,
+        pool_open: pool.size,
+        pool_idle: pool.available,
+        audit_written: audit.written(),
+        audit_fsyncs: audit.fsyncs(),
+        audit_redis_gap: audit.redis_gap(),
+        audit_available: audit.is_available(),
+    };
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render(state.db.status(), &state.audit))
+        .body(state.metrics.render(&gauges))
 }

@@ -9,8 +9,7 @@ use super::principal::Principal;
 use crate::error::ApiError;
 use crate::ids::{OrderId, TenantId};
 use crate::orders::{
-    self, ChangeError, NewOrder, NewOrderBody, Status, StatusChange, DEFAULT_LIST_LIMIT,
-    MAX_LIST_LIMIT,
+    self, NewOrder, NewOrderBody, Status, StatusChange, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
 };
 use crate::state::AppState;
 use crate::ws::Publish;
@@ -51,7 +50,7 @@ pub async fn list(
     let tenant = path.into_inner();
     let scope = tenant_access(&state, &p, &req, tenant).await?;
     let (status, limit) = query.parse()?;
-    let items = orders::list(&state.db, &scope, tenant, status, limit).await?;
+    let items = orders::list(&state.db, &scope, status, limit).await?;
     Ok(list_response(&items))
 }
 
@@ -65,7 +64,7 @@ pub async fn create(
     let tenant = path.into_inner();
     let scope = tenant_access(&state, &p, &req, tenant).await?;
     let new = NewOrder::try_from(body.into_inner())?;
-    let order = orders::create(&state.db, &scope, tenant, p.user_id(), new).await?;
+    let order = orders::create(&state.db, &scope, new).await?;
     state.hub.do_send(Publish::order_created(&order));
     Ok(HttpResponse::Created().json(order))
 }
@@ -78,7 +77,7 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = path.into_inner();
     let scope = tenant_access(&state, &p, &req, tenant).await?;
-    let order = orders::get(&state.db, &scope, tenant, id).await?;
+    let order = orders::get(&state.db, &scope, id).await?;
     Ok(HttpResponse::Ok().json(order))
 }
 
@@ -92,15 +91,7 @@ pub async fn change_status(
     let (tenant, id) = path.into_inner();
     let scope = tenant_access(&state, &p, &req, tenant).await?;
     let to = body.target()?;
-    match orders::change_status(&state.db, &scope, tenant, id, to).await {
-        Ok(order) => {
-            state.hub.do_send(Publish::order_updated(&order));
-            Ok(HttpResponse::Ok().json(order))
-        }
-        Err(ChangeError::Illegal { from, to }) => Err(ApiError::InvalidTransition {
-            from: from.to_string(),
-            to: to.to_string(),
-        }),
-        Err(ChangeError::Db(e)) => Err(e.into()),
-    }
+    let order = orders::change_status(&state.db, &scope, id, to).await?;
+    state.hub.do_send(Publish::order_updated(&order));
+    Ok(HttpResponse::Ok().json(order))
 }

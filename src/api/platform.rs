@@ -8,7 +8,7 @@ use super::list_response;
 use super::principal::Principal;
 use crate::audit::{Event, Kind};
 use crate::error::ApiError;
-use crate::ids::{Role, TenantId};
+use crate::ids::TenantId;
 use crate::state::AppState;
 use crate::tenants::{self, NewTenant};
 use crate::users::{self, NewUser};
@@ -54,22 +54,13 @@ pub async fn create_user(
     let tenant = path.into_inner();
     let scope = platform_access(&state, &p, &req, Some(tenant)).await?;
     let body = body.into_inner();
-    let role = match Role::parse(&body.role) {
-        Some(r @ (Role::TenantAdmin | Role::TenantStaff)) => r,
-        _ => {
-            return Err(ApiError::validation(
-                "role",
-                "role must be tenant_admin or tenant_staff",
-            ))
-        }
-    };
-    if !tenants::exists(&state.db, &scope, tenant).await? {
+    let role = users::tenant_role(&body.role)?;
+    if !tenants::target_exists(&state.db, &scope).await? {
         return Err(ApiError::NotFound);
     }
     let new = NewUser {
         email: body.email,
         role,
-        tenant_id: Some(tenant),
         password: body.password,
     };
     let created = users::create(&state.db, &scope, new).await?;

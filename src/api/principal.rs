@@ -37,10 +37,6 @@ pub struct Principal {
 }
 
 impl Principal {
-    pub fn user_id(&self) -> UserId {
-        self.session.user_id
-    }
-
     /// The scope of the caller's own data (`/auth/me`, their second factors).
     pub fn own_scope(&self) -> Scope {
         self.session.own_scope()

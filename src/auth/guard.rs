@@ -59,8 +59,7 @@ pub async fn platform_access(
     call: &Call<'_>,
     target: Option<TenantId>,
 ) -> Result<PlatformScope, AuthError> {
-    let mut scope = session.require_platform()?;
-    scope.target = target;
+    let scope = session.require_platform()?.with_target(target);
     let mut e = event(session, call, Kind::PlatformOwnerAccess);
     if let Some(t) = target {
         e = e.target(t);

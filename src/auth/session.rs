@@ -59,6 +59,16 @@ impl Session {
         self.second_factor == SecondFactor::Verified
     }
 
+    /// Who calls, for the tenant door's access rule (`db::Scope::for_tenant` and siblings).
+    pub fn caller(&self) -> crate::db::Caller {
+        crate::db::Caller::new(
+            self.user_id,
+            self.tenant_id,
+            self.role,
+            self.second_factor_verified(),
+        )
+    }
+
     /// True when the holder proved their password within `window` before `now` ("sudo mode":
     /// changes to the second factor need that, or the password again).
     pub fn signed_in_within(&self, window: Duration, now: DateTime<Utc>) -> bool {

@@ -1,15 +1,22 @@
-//! The database: pool, migrations, the start-up RLS posture check, and the tenant-scoped
-//! transaction — the only way any code reaches tenant tables.
+//! The database: pool, migrations, the start-up RLS posture check, the tenant door (who may
+//! reach which tenant, [`door`]) and the tenant-scoped transaction — the only way any code
+//! reaches tenant tables — and the decoders of PostgreSQL's wire formats ([`wire`]).
 //!
 //! The pool itself is private to this module: outside code gets a connection only inside
-//! [`DbPool::in_tenant`], [`DbPool::in_platform`] or the narrow login lookup, each of which pins
-//! the request role and tenant settings for one transaction.
+//! [`DbPool::in_tenant`], [`DbPool::in_platform`], [`DbPool::in_scope`], the one-statement
+//! transactions ([`DbPool::one_load`] and its siblings) or the narrow login lookup, each of
+//! which pins the request role and tenant settings for one transaction, and each of which
+//! takes a scope only [`door`] can build.
 
 pub mod checkpoints;
+pub mod door;
 pub mod migrate;
+mod one;
+mod operator;
 pub mod posture;
 pub mod schema;
 mod tenant;
+pub mod wire;
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,7 +28,9 @@ use diesel_async::pooled_connection::{
 };
 use diesel_async::AsyncPgConnection;
 
-pub use tenant::{LoginRecord, PlatformScope, Scope, TenantConn, TenantScope};
+pub use door::{Caller, Denied, PlatformScope, Scope, TenantScope};
+pub use operator::OperatorRecord;
+pub use tenant::{LoginRecord, TenantConn};
 
 /// Role that requests of tenant users run under.
 pub const APP_ROLE: &str = "rampart_app";

@@ -5,65 +5,17 @@
 //! batch). All three are transaction-scoped (`SET LOCAL`, `set_config(.., true)`), so they die
 //! at COMMIT or ROLLBACK and a pooled connection carries nothing to the next request. A
 //! connection whose transaction did not finish (a dropped future) is discarded by the pool
-//! rather than reused.
-//!
-//! A transaction of one statement (most requests) takes one round trip in all
-//! ([`DbPool::one_in_scope`]): `BEGIN`, the role and settings, the statement and `COMMIT` are
-//! sent together. `BEGIN` goes in a message of its own, so nothing can keep it from running
-//! while later messages do: once it has run, any failure — of the role switch, of a setting,
-//! of the statement — aborts the transaction, every later statement fails, and the `COMMIT`
-//! ends it as a rollback. A statement therefore never runs outside the transaction, as the
-//! connection's own role, outside row-level security.
+//! rather than reused. A transaction of one statement takes the shorter, pipelined path of
+//! [`DbPool::one_get`] and its siblings.
 
 use diesel::connection::{TransactionDepthChange, TransactionManagerStatus};
-use diesel::pg::Pg;
-use diesel::query_builder::{AstPass, QueryFragment};
 use diesel::result::QueryResult;
 use diesel_async::pooled_connection::deadpool::Object;
-use diesel_async::{
-    AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection,
-    TransactionManager,
-};
+use diesel_async::{AnsiTransactionManager, AsyncPgConnection, TransactionManager};
 
-use super::{DbError, DbPool, APP_ROLE, LOGIN_ROLE, PLATFORM_ROLE};
+use super::{DbError, DbPool, PlatformScope, Scope, TenantScope};
+use super::{APP_ROLE, LOGIN_ROLE, PLATFORM_ROLE};
 use crate::ids::{TenantId, UserId};
-
-/// Who acts, in which tenant. Built only by the auth layer after the route check, so holding
-/// one means "this user may act in this tenant".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TenantScope {
-    pub tenant: TenantId,
-    pub user: UserId,
-}
-
-/// A platform owner acting through the explicit platform door, optionally on one tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PlatformScope {
-    /// The acting platform owner; `None` for the operator's CLI.
-    pub user: Option<UserId>,
-    pub target: Option<TenantId>,
-}
-
-/// How a request reaches tenant data: as a member of the tenant, or through the platform door.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    Tenant(TenantScope),
-    Platform(PlatformScope),
-}
-
-impl Scope {
-    /// The scope of a user's own data: their tenant, or for a platform owner (who has none)
-    /// the platform door with no target tenant.
-    pub fn own(user: UserId, tenant: Option<TenantId>) -> Scope {
-        match tenant {
-            Some(tenant) => Scope::Tenant(TenantScope { tenant, user }),
-            None => Scope::Platform(PlatformScope {
-                user: Some(user),
-                target: None,
-            }),
-        }
-    }
-}
 
 /// A connection inside a tenant-scoped transaction. Only this module creates one, so code that
 /// needs a connection for tenant tables must come through [`DbPool::in_tenant`] or
@@ -93,26 +45,18 @@ fn settings_sql(role: &str, tenant: Option<TenantId>, user: Option<UserId>) -> S
     )
 }
 
-/// `COMMIT` as a statement diesel keeps prepared. Its static query id makes diesel-async's
-/// statement cache key it by type, so only a connection's first use prepares it: later ones
-/// send just `Bind`/`Execute` with the rest of the batch. (`sql_query("COMMIT")` opts out of
-/// the cache, which costs a `Parse` round trip and a `Close` on every transaction; a
-/// simple-query `COMMIT` would not wait for the statement cache, which is what keeps it
-/// behind a statement still being prepared — see [`DbPool::one_in_scope`].)
-#[derive(diesel::query_builder::QueryId)]
-struct Commit;
-
-impl QueryFragment<Pg> for Commit {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql("COMMIT");
-        Ok(())
+/// The role switch and settings of whichever door `scope` names.
+pub(super) fn scope_settings(scope: &Scope) -> String {
+    match scope {
+        Scope::Tenant(s) => settings_sql(APP_ROLE, Some(s.tenant()), Some(s.user())),
+        Scope::Platform(s) => settings_sql(PLATFORM_ROLE, s.target(), s.user()),
     }
 }
 
 /// The first round trip of a scoped transaction of several statements: `BEGIN` and the
 /// settings in one batch.
-fn begin_sql(role: &str, tenant: Option<TenantId>, user: Option<UserId>) -> String {
-    format!("BEGIN; {}", settings_sql(role, tenant, user))
+fn begin_sql(scope: &Scope) -> String {
+    format!("BEGIN; {}", scope_settings(scope))
 }
 
 /// Opens a transaction with one simple-query batch that starts with `BEGIN`. When the batch
@@ -131,7 +75,10 @@ async fn begin(conn: &mut AsyncPgConnection, sql: &str) -> Result<(), DbError> {
 
 /// Moves the transaction manager's depth by one. The manager's depth is what the pool reads
 /// to decide whether a returned connection is clean.
-fn track(conn: &mut AsyncPgConnection, change: TransactionDepthChange) -> QueryResult<()> {
+pub(super) fn track(
+    conn: &mut AsyncPgConnection,
+    change: TransactionDepthChange,
+) -> QueryResult<()> {
     match AnsiTransactionManager::transaction_manager_status_mut(conn) {
         TransactionManagerStatus::Valid(status) => status.change_transaction_depth(change),
         TransactionManagerStatus::InError => Err(diesel::result::Error::BrokenTransactionManager),
@@ -147,19 +94,19 @@ impl DbPool {
         scope: &TenantScope,
         work: impl AsyncFnOnce(&mut TenantConn) -> Result<R, DbError>,
     ) -> Result<R, DbError> {
-        let sql = begin_sql(APP_ROLE, Some(scope.tenant), Some(scope.user));
-        self.scoped(&sql, work).await
+        self.scoped(&begin_sql(&Scope::Tenant(*scope)), work).await
     }
 
     /// Runs `work` through the platform door: the platform role, whose policies see every
-    /// tenant. Callers audit every use (`platform.owner_access`).
+    /// tenant. Every use is on record: a platform owner's as `platform.owner_access` by the
+    /// route or subscription that opened it, the operator's as its [`super::OperatorRecord`].
     pub async fn in_platform<R>(
         &self,
         scope: &PlatformScope,
         work: impl AsyncFnOnce(&mut TenantConn) -> Result<R, DbError>,
     ) -> Result<R, DbError> {
-        let sql = begin_sql(PLATFORM_ROLE, scope.target, scope.user);
-        self.scoped(&sql, work).await
+        self.scoped(&begin_sql(&Scope::Platform(*scope)), work)
+            .await
     }
 
     /// Runs `work` under whichever door `scope` names.
@@ -195,58 +142,6 @@ impl DbPool {
                 Err(e)
             }
         }
-    }
-
-    /// Runs one statement under whichever door `scope` names, in one round trip: `BEGIN`,
-    /// the settings, `statement` and `COMMIT` are sent together and answered together.
-    /// Commits when everything succeeds; on any failure the transaction is aborted and that
-    /// `COMMIT` ends it as a rollback.
-    ///
-    /// `statement` must send exactly one diesel statement on the shared connection as soon as
-    /// it is polled (`q.load(&mut conn)` and the like). The four requests are polled in order,
-    /// and each is written as soon as it is polled, with one exception: a statement that is not
-    /// prepared on this connection yet waits for its `Parse` to be answered. It holds
-    /// diesel-async's statement cache meanwhile, and `COMMIT` is itself sent as a statement
-    /// through that cache, so `COMMIT` still follows it. The tests in `tests/it/pipelined.rs`
-    /// hold these orderings on fresh connections.
-    ///
-    /// The connection counts as inside a transaction from before `BEGIN` is sent until
-    /// `COMMIT` has answered, so a caller that gives up half-way leaves the pool a connection
-    /// it discards rather than reuses.
-    pub async fn one_in_scope<R>(
-        &self,
-        scope: &Scope,
-        statement: impl AsyncFnOnce(&AsyncPgConnection) -> QueryResult<R>,
-    ) -> Result<R, DbError> {
-        let settings = match scope {
-            Scope::Tenant(s) => settings_sql(APP_ROLE, Some(s.tenant), Some(s.user)),
-            Scope::Platform(s) => settings_sql(PLATFORM_ROLE, s.target, s.user),
-        };
-        let mut conn = self.conn().await?;
-        track(&mut conn, TransactionDepthChange::IncreaseDepth)?;
-        let shared: &AsyncPgConnection = &conn;
-        let simple = |sql: &'static str| async move {
-            let mut c = shared;
-            c.batch_execute(sql).await
-        };
-        let settings = async {
-            let mut c = shared;
-            c.batch_execute(&settings).await
-        };
-        let commit = async {
-            let mut c = shared;
-            Commit.execute(&mut c).await
-        };
-        let (begun, set, value, committed) =
-            futures_util::future::join4(simple("BEGIN"), settings, statement(shared), commit).await;
-        if let (Err(e), _) | (Ok(_), Err(e)) = (begun, committed) {
-            // Where the transaction ended is unknown: the pool drops this connection.
-            AnsiTransactionManager::transaction_manager_status_mut(&mut *conn).set_in_error();
-            return Err(e.into());
-        }
-        track(&mut conn, TransactionDepthChange::DecreaseDepth)?;
-        set?;
-        Ok(value?)
     }
 
     /// Looks a user up by email for login, through the narrow `SECURITY DEFINER` function, as
@@ -305,7 +200,8 @@ mod tests {
     fn begin_sql_is_one_batch_with_local_settings() {
         let t = TenantId::random();
         let u = UserId::random();
-        let sql = begin_sql(APP_ROLE, Some(t), Some(u));
+        let staff = super::super::Caller::new(u, Some(t), crate::ids::Role::TenantStaff, false);
+        let sql = begin_sql(&Scope::for_tenant(&staff, t).unwrap());
         assert!(sql.starts_with("BEGIN; SET LOCAL ROLE rampart_app;"));
         assert!(sql.contains(&format!("set_config('app.tenant_id', '{t}', true)")));
         assert!(sql.contains(&format!("set_config('app.user_id', '{u}', true)")));

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::error::ApiError;
+use super::OrderError;
 use crate::ids::{OrderId, TenantId, UserId};
 
 pub const MAX_ITEMS: usize = 100;
@@ -66,6 +66,19 @@ impl Status {
     }
 }
 
+/// A status name that is none of the five.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown order status {0:?}")]
+pub struct UnknownStatus(String);
+
+impl std::str::FromStr for Status {
+    type Err = UnknownStatus;
+
+    fn from_str(s: &str) -> Result<Status, UnknownStatus> {
+        Status::parse(s).ok_or_else(|| UnknownStatus(s.to_string()))
+    }
+}
+
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -91,6 +104,11 @@ pub struct OrderItem {
 pub struct StoredItems(Box<RawValue>);
 
 impl StoredItems {
+    /// JSON text already checked to be one well-formed JSON value.
+    pub(super) fn from_raw(raw: Box<RawValue>) -> StoredItems {
+        StoredItems(raw)
+    }
+
     /// Takes JSON text, refusing text that is not one well-formed JSON value.
     pub fn from_json(text: &[u8]) -> serde_json::Result<StoredItems> {
         serde_json::from_slice(text).map(StoredItems)
@@ -150,17 +168,17 @@ pub struct NewOrder {
 }
 
 impl TryFrom<NewOrderBody> for NewOrder {
-    type Error = ApiError;
+    type Error = OrderError;
 
-    fn try_from(body: NewOrderBody) -> Result<Self, ApiError> {
+    fn try_from(body: NewOrderBody) -> Result<Self, OrderError> {
         if body.items.is_empty() {
-            return Err(ApiError::validation(
+            return Err(OrderError::invalid(
                 "items",
                 "an order needs at least one item",
             ));
         }
         if body.items.len() > MAX_ITEMS {
-            return Err(ApiError::validation(
+            return Err(OrderError::invalid(
                 "items",
                 format!("an order holds at most {MAX_ITEMS} items"),
             ));
@@ -169,25 +187,25 @@ impl TryFrom<NewOrderBody> for NewOrder {
         for (i, item) in body.items.iter().enumerate() {
             let chars = item.name.trim().chars().count();
             if chars == 0 || item.name.chars().count() > MAX_ITEM_NAME_CHARS {
-                return Err(ApiError::validation(
+                return Err(OrderError::invalid(
                     format!("items[{i}].name"),
                     format!("name must be 1 to {MAX_ITEM_NAME_CHARS} characters"),
                 ));
             }
             if has_nul(&item.name) {
-                return Err(ApiError::validation(
+                return Err(OrderError::invalid(
                     format!("items[{i}].name"),
                     "name must not contain NUL characters",
                 ));
             }
             if item.quantity < 1 {
-                return Err(ApiError::validation(
+                return Err(OrderError::invalid(
                     format!("items[{i}].quantity"),
                     "quantity must be at least 1",
                 ));
             }
             if item.unit_price_cents < 0 {
-                return Err(ApiError::validation(
+                return Err(OrderError::invalid(
                     format!("items[{i}].unit_price_cents"),
                     "unit price must not be negative",
                 ));
@@ -197,7 +215,7 @@ impl TryFrom<NewOrderBody> for NewOrder {
                 .checked_mul(item.unit_price_cents)
                 .and_then(|line| total.checked_add(line))
                 .ok_or_else(|| {
-                    ApiError::validation(format!("items[{i}].quantity"), "order total is too large")
+                    OrderError::invalid(format!("items[{i}].quantity"), "order total is too large")
                 })?;
         }
         if body
@@ -205,13 +223,13 @@ impl TryFrom<NewOrderBody> for NewOrder {
             .as_ref()
             .is_some_and(|n| n.chars().count() > MAX_NOTE_CHARS)
         {
-            return Err(ApiError::validation(
+            return Err(OrderError::invalid(
                 "note",
                 format!("note must be at most {MAX_NOTE_CHARS} characters"),
             ));
         }
         if body.note.as_deref().is_some_and(has_nul) {
-            return Err(ApiError::validation(
+            return Err(OrderError::invalid(
                 "note",
                 "note must not contain NUL characters",
             ));
@@ -232,9 +250,9 @@ pub struct StatusChange {
 }
 
 impl StatusChange {
-    pub fn target(&self) -> Result<Status, ApiError> {
+    pub fn target(&self) -> Result<Status, OrderError> {
         Status::parse(&self.status).ok_or_else(|| {
-            ApiError::validation(
+            OrderError::invalid(
                 "status",
                 "status must be one of open, preparing, ready, completed, cancelled",
             )
@@ -283,7 +301,7 @@ mod tests {
 
     fn field_of(body: NewOrderBody) -> String {
         match NewOrder::try_from(body) {
-            Err(ApiError::Validation { field, .. }) => field,
+            Err(OrderError::Invalid { field, .. }) => field,
             other => panic!("expected a validation error, got {other:?}"),
         }
     }

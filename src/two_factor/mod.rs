@@ -57,7 +57,13 @@ impl From<&Session> for Account {
 
 impl Account {
     fn scope(&self) -> Scope {
-        Scope::own(self.user_id, self.tenant_id)
+        // The door's own-data rule; it does not look at the second factor.
+        Scope::own(&crate::db::Caller::new(
+            self.user_id,
+            self.tenant_id,
+            self.role,
+            false,
+        ))
     }
 
     /// The account's user, as the actor of an audit event.

@@ -10,6 +10,7 @@ use super::hub::Topic;
 use super::protocol::{Channel, ErrorCode};
 use crate::audit::{Event, Kind};
 use crate::auth::Session;
+use crate::db::{Denied, PlatformScope, Scope};
 use crate::ids::{Role, TenantId};
 
 /// Why a platform owner's subscription is refused when it cannot be recorded.
@@ -30,6 +31,10 @@ pub enum Access {
 /// Which topic a (un)subscription means for `session`, or why it is refused. `event` builds
 /// an audit event about the session; `audit_available` is false while the trail is known to
 /// be down (a platform owner's subscription is then refused at once).
+///
+/// Who may reach a tenant's orders is the tenant door's rule ([`Scope::for_tenant`]), the
+/// one HTTP routes ask too; this adds only what is particular to subscriptions (which tenant
+/// an omitted `tenant_id` means, and which decisions must be on record first).
 pub fn access(
     session: &Session,
     event: impl Fn(Kind) -> Event,
@@ -38,15 +43,31 @@ pub fn access(
     tenant: Option<TenantId>,
     subscribing: bool,
 ) -> Access {
-    let owner = session.role == Role::PlatformOwner;
-    match (channel, owner, tenant, session.tenant_id) {
-        (Channel::Security, true, _, _) => Access::Open(Topic::Security),
-        (Channel::Security, false, _, _) => Access::Refused(
-            ErrorCode::Forbidden,
-            "the security channel is for platform owners",
-            None,
-        ),
-        (Channel::Orders, true, Some(t), _) if subscribing => {
+    let caller = session.caller();
+    if channel == Channel::Security {
+        return match PlatformScope::for_platform(&caller) {
+            Ok(_) => Access::Open(Topic::Security),
+            Err(_) => Access::Refused(
+                ErrorCode::Forbidden,
+                "the security channel is for platform owners",
+                None,
+            ),
+        };
+    }
+    // A tenant user's subscription names their own tenant unless it says otherwise.
+    let Some(t) = tenant.or(caller.tenant()) else {
+        return if caller.is_platform_owner() {
+            Access::Refused(
+                ErrorCode::BadMessage,
+                "platform owners name a tenant_id",
+                None,
+            )
+        } else {
+            Access::Refused(ErrorCode::Forbidden, "no tenant", None)
+        };
+    };
+    match Scope::for_tenant(&caller, t) {
+        Ok(Scope::Platform(_)) if subscribing => {
             if !audit_available {
                 return Access::Refused(ErrorCode::Forbidden, UNRECORDED, None);
             }
@@ -54,24 +75,18 @@ pub fn access(
             let e = event(Kind::PlatformOwnerAccess).target(t).details(details);
             Access::Recorded(Topic::Orders(t), e)
         }
-        (Channel::Orders, true, Some(t), _) => Access::Open(Topic::Orders(t)),
-        (Channel::Orders, true, None, _) => Access::Refused(
-            ErrorCode::BadMessage,
-            "platform owners name a tenant_id",
-            None,
-        ),
-        (Channel::Orders, false, None, Some(own)) => Access::Open(Topic::Orders(own)),
-        (Channel::Orders, false, Some(t), Some(own)) if t == own => {
-            Access::Open(Topic::Orders(own))
-        }
-        (Channel::Orders, false, Some(t), _) => Access::Refused(
+        Ok(_) => Access::Open(Topic::Orders(t)),
+        Err(Denied::CrossTenant) => Access::Refused(
             ErrorCode::Forbidden,
             "that tenant's orders belong to another tenant",
             Some(event(Kind::TenantCrossAccessDenied).target(t)),
         ),
-        (Channel::Orders, false, None, None) => {
-            Access::Refused(ErrorCode::Forbidden, "no tenant", None)
-        }
+        // Not reached: a session without its second factor is refused at the upgrade.
+        Err(Denied::TwoFactorRequired | Denied::NotPlatformOwner) => Access::Refused(
+            ErrorCode::Forbidden,
+            "platform owners must keep two-factor authentication turned on",
+            None,
+        ),
     }
 }
 

@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use actix_web::dev::ServerHandle;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use rampart::config::Config;
-use rampart::db::{DbPool, PlatformScope};
+use rampart::db::{DbPool, OperatorRecord, PlatformScope};
 use rampart::ids::Role;
 use rampart::ids::TenantId;
 use rampart::tenants::{self, NewTenant};
@@ -215,10 +215,11 @@ pub struct TestApp {
     handle: ServerHandle,
 }
 
-const OPERATOR: PlatformScope = PlatformScope {
-    user: None,
-    target: None,
-};
+/// The operator's door, as the CLI opens it, for seeding fixtures.
+fn operator(action: &'static str) -> PlatformScope {
+    let log = rampart::telemetry::logging::discard();
+    PlatformScope::operator_cli(OperatorRecord::log(&log, action))
+}
 
 /// Variables every test server gets; tests override or add with `spawn_with`.
 fn base_vars(db: &TestDb, dir: &std::path::Path) -> HashMap<String, String> {
@@ -380,7 +381,7 @@ impl TestApp {
     pub async fn tenant(&self, slug: &str) -> TenantFixture {
         let tenant = tenants::create(
             &self.pool,
-            &OPERATOR,
+            &operator("test fixture: tenant"),
             &NewTenant {
                 slug: slug.into(),
                 name: format!("Tenant {slug}"),
@@ -414,11 +415,10 @@ impl TestApp {
     pub async fn user(&self, email: &str, role: Role, tenant_id: Option<TenantId>) -> Account {
         let created = users::create(
             &self.pool,
-            &OPERATOR,
+            &operator("test fixture: user").with_target(tenant_id),
             NewUser {
                 email: email.into(),
                 role,
-                tenant_id,
                 password: None,
             },
         )

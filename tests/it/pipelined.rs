@@ -1,4 +1,4 @@
-//! The one-statement transaction ([`DbPool::one_in_scope`]): `BEGIN`, the settings, the
+//! The one-statement transaction ([`DbPool::one_get`] and siblings): `BEGIN`, the settings, the
 //! statement and `COMMIT` are sent without waiting for one another, so these tests attack the
 //! ways that could go wrong — a `COMMIT` that overtakes a statement still being prepared (the
 //! statement would then run outside the transaction, as the superuser the pool logs in as), a
@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use diesel::sql_types::{BigInt, Text};
 use diesel::QueryableByName;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use rampart::db::{DbError, DbPool, Scope, TenantScope};
-use rampart::ids::{TenantId, UserId};
+use diesel_async::RunQueryDsl;
+use rampart::db::{Caller, DbError, DbPool, Scope};
+use rampart::ids::{Role, TenantId, UserId};
 
 use crate::harness::TestApp;
 
@@ -32,16 +32,19 @@ const CONTEXT: &str = "SELECT current_user::text AS who, \
      coalesce(current_setting('app.tenant_id', true), '') AS tenant, \
      (CASE WHEN transaction_timestamp() < statement_timestamp() THEN 1 ELSE 0 END)::int8 AS open";
 
-async fn context(c: &AsyncPgConnection) -> diesel::QueryResult<Context> {
-    let mut c = c;
-    diesel::sql_query(CONTEXT).get_result(&mut c).await
+/// The statement that reads [`Context`].
+fn context() -> diesel::query_builder::SqlQuery {
+    diesel::sql_query(CONTEXT)
+}
+
+/// A member's scope on `tenant`, as the door's rule gives it.
+fn member(tenant: TenantId, user: UserId) -> Scope {
+    let staff = Caller::new(user, Some(tenant), Role::TenantStaff, false);
+    Scope::for_tenant(&staff, tenant).expect("a member reaches their tenant")
 }
 
 fn scope(tenant: TenantId) -> Scope {
-    Scope::Tenant(TenantScope {
-        tenant,
-        user: UserId::random(),
-    })
+    member(tenant, UserId::random())
 }
 
 /// A pool of one fresh connection, logged in as the superuser: nothing is prepared on it yet,
@@ -61,7 +64,7 @@ async fn pipelined_commit_never_overtakes_a_statement_being_prepared() {
     // once, ahead of the statement. Both runs must see the statement inside the transaction.
     for run in ["both prepared now", "COMMIT already prepared"] {
         let seen = pool
-            .one_in_scope(&scope(tenant), async |c| context(c).await)
+            .one_get::<_, Context>(&scope(tenant), context())
             .await
             .unwrap_or_else(|e| panic!("{run}: {e}"));
         let expected = Context {
@@ -74,14 +77,12 @@ async fn pipelined_commit_never_overtakes_a_statement_being_prepared() {
     // The same connection (the pool holds one) kept its prepared `COMMIT`: later
     // transactions send it without a prepare round trip.
     let after = pool
-        .one_in_scope(&scope(TenantId::random()), async |c| {
-            let mut c = c;
+        .one_get::<_, Count>(
+            &scope(TenantId::random()),
             diesel::sql_query(
                 "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement = 'COMMIT'",
-            )
-            .get_result::<Count>(&mut c)
-            .await
-        })
+            ),
+        )
         .await
         .unwrap();
     assert_eq!(after.n, 1, "COMMIT is prepared once per connection");
@@ -102,17 +103,15 @@ async fn a_failed_statement_is_rolled_back_and_the_connection_stays_clean() {
     // An insert into another tenant: row-level security refuses it.
     let other = TenantId::random();
     let refused = pool
-        .one_in_scope(&scope(a.id), async |c| {
-            let mut c = c;
+        .one_execute(
+            &scope(a.id),
             diesel::sql_query(
                 "INSERT INTO orders (tenant_id, items, total_cents, created_by) \
                  VALUES ($1::uuid, '[]', 0, $2::uuid)",
             )
             .bind::<Text, _>(other.to_string())
-            .bind::<Text, _>(UserId::random().to_string())
-            .execute(&mut c)
-            .await
-        })
+            .bind::<Text, _>(UserId::random().to_string()),
+        )
         .await;
     match refused {
         Err(DbError::Query(e)) => assert!(e.to_string().contains("row-level security"), "{e}"),
@@ -121,7 +120,7 @@ async fn a_failed_statement_is_rolled_back_and_the_connection_stays_clean() {
     // The transaction ended (the pipelined COMMIT became a rollback): the next statement on
     // the same connection starts a new one, under its own scope.
     let seen = pool
-        .one_in_scope(&scope(a.id), async |c| context(c).await)
+        .one_get::<_, Context>(&scope(a.id), context())
         .await
         .unwrap();
     assert_eq!((seen.who.as_str(), seen.open), ("rampart_app", 1));
@@ -139,32 +138,25 @@ async fn a_write_is_committed_before_the_call_returns() {
     let insert = "INSERT INTO orders (tenant_id, items, total_cents, created_by) \
                   VALUES ($1::uuid, '[]', 0, $2::uuid)";
     // Orders are written by the user the scope names.
-    let as_author = Scope::Tenant(TenantScope {
-        tenant: a.id,
-        user: author,
-    });
+    let as_author = member(a.id, author);
     let written = pool
-        .one_in_scope(&as_author, async |c| {
-            let mut c = c;
+        .one_execute(
+            &as_author,
             diesel::sql_query(insert)
                 .bind::<Text, _>(a.id.to_string())
-                .bind::<Text, _>(author.to_string())
-                .execute(&mut c)
-                .await
-        })
+                .bind::<Text, _>(author.to_string()),
+        )
         .await
         .unwrap();
     assert_eq!(written, 1);
     // Another connection sees it: it was committed, not left in an open transaction.
     let other = DbPool::new(&app.db.superuser_url(), 1).unwrap();
     let seen = other
-        .one_in_scope(&scope(a.id), async |c| {
-            let mut c = c;
+        .one_get::<_, Count>(
+            &scope(a.id),
             diesel::sql_query("SELECT count(*) AS n FROM orders WHERE created_by = $1::uuid")
-                .bind::<Text, _>(author.to_string())
-                .get_result::<Count>(&mut c)
-                .await
-        })
+                .bind::<Text, _>(author.to_string()),
+        )
         .await
         .unwrap();
     assert_eq!(seen.n, 1);
@@ -178,16 +170,11 @@ async fn an_abandoned_transaction_never_reaches_the_next_caller() {
     let (a, b) = (TenantId::random(), TenantId::random());
     let pool = fresh_pool(&app);
     let first = scope(a);
-    let slow = pool.one_in_scope(&first, async |c| {
-        let mut c = c;
-        diesel::sql_query("SELECT pg_sleep(2)")
-            .execute(&mut c)
-            .await
-    });
+    let slow = pool.one_execute(&first, diesel::sql_query("SELECT pg_sleep(2)"));
     let gave_up = actix_web::rt::time::timeout(Duration::from_millis(300), slow).await;
     assert!(gave_up.is_err(), "the statement was still running");
     let seen = pool
-        .one_in_scope(&scope(b), async |c| context(c).await)
+        .one_get::<_, Context>(&scope(b), context())
         .await
         .unwrap();
     assert_eq!(
@@ -206,7 +193,7 @@ async fn a_refused_role_switch_stops_the_statement_behind_it() {
     let (pool, probe) = pool_as_a_plain_login(&app).await;
     for run in ["prepared now", "cached"] {
         let refused = pool
-            .one_in_scope(&scope(TenantId::random()), async |c| context(c).await)
+            .one_get::<_, Context>(&scope(TenantId::random()), context())
             .await;
         let err = refused.expect_err("the statement ran without its role");
         assert!(
@@ -269,7 +256,7 @@ async fn a_failed_begin_batch_never_hands_an_aborted_transaction_on() {
     let found = pool.login_lookup("nobody@example.test").await;
     assert!(matches!(found, Ok(None)), "{found:?}");
     let again = pool
-        .one_in_scope(&scope(tenant), async |c| context(c).await)
+        .one_get::<_, Context>(&scope(tenant), context())
         .await
         .expect("the one-statement path starts clean too");
     assert_eq!(again, expected);

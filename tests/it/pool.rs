@@ -2,8 +2,7 @@
 
 use diesel::sql_types::Integer;
 use diesel::QueryableByName;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use rampart::db::{DbPool, PlatformScope, Scope};
+use rampart::db::{DbPool, OperatorRecord, PlatformScope, Scope};
 
 use crate::harness::TestApp;
 
@@ -15,19 +14,15 @@ struct Backend {
 
 /// The server process behind the connection that served the query.
 async fn backend(pool: &DbPool) -> i32 {
-    let scope = Scope::Platform(PlatformScope {
-        user: None,
-        target: None,
-    });
-    pool.one_in_scope(&scope, async |c: &AsyncPgConnection| {
-        let mut c = c;
-        diesel::sql_query("SELECT pg_backend_pid() AS pid")
-            .get_result::<Backend>(&mut c)
-            .await
-    })
-    .await
-    .expect("query")
-    .pid
+    let log = rampart::telemetry::logging::discard();
+    let scope = Scope::from(PlatformScope::operator_cli(OperatorRecord::log(
+        &log,
+        "test: which backend",
+    )));
+    pool.one_get::<_, Backend>(&scope, diesel::sql_query("SELECT pg_backend_pid() AS pid"))
+        .await
+        .expect("query")
+        .pid
 }
 
 #[actix_web::test]

@@ -7,8 +7,8 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
+use super::OrderError;
 use super::{NewOrder, NewOrderBody, MAX_ITEMS, MAX_ITEM_NAME_CHARS, MAX_NOTE_CHARS};
-use crate::error::ApiError;
 
 /// Strings a client might send: short or long, printable or not, with NUL now and then.
 fn text() -> impl Strategy<Value = String> {
@@ -108,7 +108,7 @@ proptest! {
                     prop_assert!(n.chars().count() <= MAX_NOTE_CHARS);
                 }
             }
-            Err(ApiError::Validation { field, .. }) => {
+            Err(OrderError::Invalid { field, .. }) => {
                 prop_assert!(allowed_field(&field, items.len()), "field {}", field);
             }
             Err(other) => prop_assert!(false, "not a validation error: {:?}", other),
