@@ -151,7 +151,6 @@ pub async fn prepare(config: Config, db_url: &str, log: Logger) -> anyhow::Resul
         audit.clone(),
         metrics.clone(),
         limiter.clone(),
-        log.new(slog::o!("component" => "hub")),
     );
     Checkpointer {
         audit: audit.clone(),
@@ -167,10 +166,19 @@ pub async fn prepare(config: Config, db_url: &str, log: Logger) -> anyhow::Resul
         log: log.new(slog::o!("component" => "audit")),
     }
     .spawn();
+    let ws = Arc::new(crate::ws::Services {
+        sessions: sessions.clone(),
+        store: store.clone(),
+        limiter: limiter.clone(),
+        audit: audit.clone(),
+        hub: hub.clone(),
+        settings: crate::ws::Settings::from_limits(&config.limits),
+    });
     Ok(AppState {
         audit,
         limiter,
         hub,
+        ws,
         config: Arc::new(config),
         db: pool,
         store,

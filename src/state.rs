@@ -28,5 +28,7 @@ pub struct AppState {
     pub limiter: Limiter,
     /// Fans events out to WebSocket subscribers on every instance.
     pub hub: actix::Addr<Hub>,
+    /// What WebSocket sessions use.
+    pub ws: Arc<crate::ws::Services>,
     pub log: Logger,
 }

@@ -8,12 +8,13 @@ use crate::auth::guard::tenant_access;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::ids::{OrderId, TenantId};
+use crate::orders::events::OrderEvent;
 use crate::orders::{
     self, ChangeError, NewOrder, NewOrderBody, Status, StatusChange, DEFAULT_LIST_LIMIT,
     MAX_LIST_LIMIT,
 };
 use crate::state::AppState;
-use crate::ws::Publish;
+use crate::ws::hub::{Publish, Topic};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -66,7 +67,7 @@ pub async fn create(
     let scope = tenant_access(&state, &p, &req, tenant).await?;
     let new = NewOrder::try_from(body.into_inner())?;
     let order = orders::create(&state.db, &scope, tenant, p.user_id(), new).await?;
-    state.hub.do_send(Publish::order_created(&order));
+    publish(&state, orders::events::created(&order));
     Ok(HttpResponse::Created().json(order))
 }
 
@@ -94,7 +95,7 @@ pub async fn change_status(
     let to = body.target()?;
     match orders::change_status(&state.db, &scope, tenant, id, to).await {
         Ok(order) => {
-            state.hub.do_send(Publish::order_updated(&order));
+            publish(&state, orders::events::updated(&order));
             Ok(HttpResponse::Ok().json(order))
         }
         Err(ChangeError::Illegal { from, to }) => Err(ApiError::InvalidTransition {
@@ -103,4 +104,10 @@ pub async fn change_status(
         }),
         Err(ChangeError::Db(e)) => Err(e.into()),
     }
+}
+
+/// Hands an order event to the hub for the tenant's subscribers.
+fn publish(state: &AppState, e: OrderEvent) {
+    let topic = Topic::Orders(e.tenant);
+    state.hub.do_send(Publish::new(topic, e.name, e.data));
 }

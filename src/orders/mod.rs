@@ -1,6 +1,7 @@
 //! Orders of a tenant: validation, status transitions, and the queries (always inside a
 //! tenant-scoped transaction).
 
+pub mod events;
 mod model;
 
 use chrono::{DateTime, Utc};
