@@ -27,6 +27,7 @@ pub use admission::{admit, Admitted, Handshake, OriginHeader, Presented, Upgrade
 pub use hub::{Hub, Publish};
 
 /// What WebSocket sessions use, built once at start-up.
+#[derive(Clone)]
 pub struct Services {
     pub sessions: SessionStore,
     pub store: SharedStore,

@@ -176,6 +176,10 @@ pub async fn spawn_with_audit(
     let mut state = rampart::server::prepare(config.clone(), &url, log)
         .await
         .expect("server state");
+    // WebSocket sessions record through it too.
+    let mut ws = (*state.ws).clone();
+    ws.audit = audit.clone();
+    state.ws = std::sync::Arc::new(ws);
     state.audit = audit;
     let pool = rampart::db::DbPool::new(&db.superuser_url(), 2).expect("pool");
     let running = rampart::server::start(state, 1).expect("start server");

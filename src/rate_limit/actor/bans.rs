@@ -216,8 +216,10 @@ impl Handler<LiftBan> for RateLimiter {
             return MessageResult(ready(local));
         };
         let shared = redis.lift(msg.ip);
-        MessageResult(boxed(
-            async move { Ok(local || shared.await.unwrap_or(false)) },
-        ))
+        MessageResult(boxed(async move {
+            // Always awaited: the shared ban goes even when this instance held a copy.
+            let remote = shared.await.unwrap_or(false);
+            Ok(local || remote)
+        }))
     }
 }
