@@ -23,7 +23,9 @@ pub const STREAM_MAX_LEN: usize = 100_000;
 pub const BACKFILL_MAX_LINES: usize = 50_000;
 /// Queue between the writer and the sink.
 pub const QUEUE_LINES: usize = 65_536;
-const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+/// A batch of up to thousands of lines may take longer than one command (the store's timeout
+/// policy otherwise applies: a failure marks Redis down).
+const BATCH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Counters shared with the summary and `/metrics`.
 #[derive(Debug, Default)]
@@ -142,17 +144,10 @@ impl RedisSink {
                 .arg(line)
                 .ignore();
         }
-        match tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async::<()>(conn)).await {
-            Ok(Ok(())) => true,
-            Ok(Err(e)) => {
-                self.store.mark_down(&e.to_string());
-                false
-            }
-            Err(_) => {
-                self.store.mark_down("audit stream write timed out");
-                false
-            }
-        }
+        self.store
+            .bounded_for(BATCH_TIMEOUT, pipe.query_async::<()>(conn))
+            .await
+            .is_ok()
     }
 
     /// Re-sends the lines Redis missed, from the file, in order (the stream is completed; live

@@ -68,7 +68,10 @@ impl Actor for RateLimiter {
 
 /// A change or a decision for the actor's memory, sent back by a Redis decision's future: what
 /// Redis reported that memory must keep, or the whole decision when Redis failed.
-struct InMemory<T>(Box<dyn FnOnce(&mut Memory, u64) -> T + Send>);
+struct InMemory<T>(MemoryWork<T>);
+
+/// Work on the actor's memory, given the time (ms).
+type MemoryWork<T> = Box<dyn FnOnce(&mut Memory, u64) -> T + Send>;
 
 impl<T: 'static> Message for InMemory<T> {
     type Result = T;

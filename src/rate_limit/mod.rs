@@ -27,12 +27,12 @@
 //! Windows slide exactly: each limit keeps a log of at most `limit` timestamps, so it never
 //! admits more than `limit` in any window and never refuses a client under it.
 
-pub mod actor;
+pub(crate) mod actor;
 mod bans;
 mod gate;
-pub mod handle;
-pub(crate) mod memory;
-pub mod policies;
+mod handle;
+mod memory;
+mod policies;
 pub mod redis;
 mod slots;
 mod window;
@@ -43,7 +43,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use actor::{EnforceBan, RateLimiter};
+pub use actor::{EnforceBan, LoginFailure, LoginReservation, RateLimiter};
 pub use gate::MessageGate;
 pub use handle::Limiter;
 pub use policies::Policies;
@@ -220,7 +220,7 @@ impl std::fmt::Display for ConnId {
 
 /// The keys of the limiter's state. The `{…}` part is a Redis Cluster hash tag: every key a
 /// script touches shares one, so each decision lives in a single slot.
-pub mod keys {
+pub(crate) mod keys {
     use std::net::IpAddr;
 
     use sha2::{Digest, Sha256};

@@ -10,7 +10,7 @@
 //! fallback can be ended through any instance) and then replaying the tombstones (see
 //! `recovery`). Both transitions are logged and reported to whoever watches [`RedisStatus`].
 
-pub mod bus;
+mod bus;
 mod memory;
 mod ops;
 mod policy;

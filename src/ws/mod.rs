@@ -5,13 +5,13 @@
 //! plain inputs ([`Handshake`]) and the services it uses ([`Services`]).
 
 mod access;
-pub mod admission;
+pub(crate) mod admission;
 mod frame_guard;
-pub mod hub;
-pub mod protocol;
-pub mod session;
-pub mod stall;
-pub mod ticket;
+pub(crate) mod hub;
+pub(crate) mod protocol;
+pub(crate) mod session;
+pub(crate) mod stall;
+pub(crate) mod ticket;
 
 use std::time::Duration;
 
