@@ -31,8 +31,10 @@ use super::{now_ms, Admission, ConnId, HitVerdict, ViolationOutcome};
 use crate::ids::UserId;
 use crate::store::{RedisStatus, SharedStore};
 
-pub mod bans;
+mod bans;
 mod login;
+#[cfg(test)]
+mod tests;
 pub use bans::{AnnounceBan, AnnounceLift, EnforceBan, EnforceBansWith, LiftBan, ListBans};
 pub use login::{CountLoginFailure, LoginFailure, LoginReservation, RefundLogin, ReserveLogin};
 
