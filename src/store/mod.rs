@@ -9,6 +9,10 @@
 //! answers, copying there what this instance wrote meanwhile (so a session opened during the
 //! fallback can be ended through any instance) and then replaying the tombstones (see
 //! `recovery`). Both transitions are logged and reported to whoever watches [`RedisStatus`].
+//!
+//! The store also owns the one Redis timeout policy (`policy`: every call bounded, a failure
+//! switches the instance to the fallback) and the instance bus ([`Bus`], pub/sub between the
+//! instances sharing one Redis).
 
 mod bus;
 mod memory;
@@ -28,7 +32,8 @@ use tokio::sync::watch;
 use memory::MemoryMap;
 
 pub use bus::Bus;
-pub use policy::{RedisFailure, CONNECT_TIMEOUT, REDIS_TIMEOUT};
+use policy::CONNECT_TIMEOUT;
+pub use policy::{RedisFailure, REDIS_TIMEOUT};
 
 /// How often the background probe retries an unreachable Redis.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);

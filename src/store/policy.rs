@@ -11,7 +11,7 @@ use super::SharedStore;
 /// How long one Redis call may take before this instance treats Redis as gone.
 pub const REDIS_TIMEOUT: Duration = Duration::from_millis(750);
 /// How long opening a connection (or a subscription) may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(3_000);
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_millis(3_000);
 
 /// A Redis call that failed or timed out; the instance has been switched to the fallback.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

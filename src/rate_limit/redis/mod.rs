@@ -135,10 +135,13 @@ impl RedisBackend {
 }
 
 impl RedisBackend {
+    /// Records (per `record`) and checks one event against `policy` under `key`.
     pub fn hit(&self, key: String, policy: Policy, record: Counting) -> Decision<HitVerdict> {
         self.hit_with(&key, policy, record, member())
     }
 
+    /// Checks 1 and 2 before a WebSocket upgrade: the IP's ban, then its connection attempts
+    /// (counted whether refused or not).
     pub fn admit(&self, ip: IpAddr, policy: Policy) -> Decision<Admission> {
         let (ban, log) = (
             self.store.key(&keys::ban(ip)),
@@ -166,6 +169,8 @@ impl RedisBackend {
         })
     }
 
+    /// Counts one violation of `ip`; the one that reaches the threshold bans it (and lists the
+    /// ban in the index).
     pub fn violation(&self, ip: IpAddr, policy: BanPolicy) -> Decision<ViolationOutcome> {
         let k = |key: String| self.store.key(&key);
         let (log, ban, offences) = (
@@ -210,6 +215,7 @@ impl RedisBackend {
         })
     }
 
+    /// Every active ban in the index.
     pub fn bans(&self) -> Decision<Vec<BanInfo>> {
         let index = self.store.key(keys::BANS);
         let store = self.store.clone();
@@ -261,6 +267,7 @@ impl RedisBackend {
         })
     }
 
+    /// Lifts the ban of `ip` (and forgets its pending violations); true if there was one.
     pub fn lift(&self, ip: IpAddr) -> Decision<bool> {
         let (ban, log) = (
             self.store.key(&keys::ban(ip)),
@@ -288,6 +295,7 @@ impl RedisBackend {
         })
     }
 
+    /// Takes one of `max` connection slots of `user` with a lease of `lease`.
     pub fn acquire(
         &self,
         user: UserId,
@@ -313,6 +321,7 @@ impl RedisBackend {
         })
     }
 
+    /// Extends the lease of a held slot (re-taking it if the lease was lost).
     pub fn refresh(&self, user: UserId, conn: ConnId, lease: Duration) -> Decision<()> {
         let key = self.store.key(&keys::connections(user));
         let c = self.conn();
@@ -330,6 +339,7 @@ impl RedisBackend {
         })
     }
 
+    /// Frees a slot.
     pub fn release(&self, user: UserId, conn: ConnId) -> Decision<()> {
         let key = self.store.key(&keys::connections(user));
         let c = self.conn();
