@@ -1,5 +1,5 @@
-//! Decisions per second of the rate limiter, with the in-process backend (decided on the
-//! caller's thread, as the server does without Redis) and with Redis (through the actor),
+//! Decisions per second of the rate limiter, in memory (decided by the RateLimiter actor, as
+//! the server does without Redis) and with Redis (built by the actor, awaited by the caller),
 //! at 1 and 64 concurrent callers. Redis is a private `redis-server` started here on a free
 //! loopback port (skipped with a note when it is not installed).
 //!

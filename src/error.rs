@@ -183,6 +183,21 @@ impl From<actix::MailboxError> for ApiError {
     }
 }
 
+impl From<crate::ws::UpgradeError> for ApiError {
+    fn from(e: crate::ws::UpgradeError) -> Self {
+        use crate::ws::UpgradeError as E;
+        match e {
+            E::IpBanned { retry_after_secs } => ApiError::IpBanned { retry_after_secs },
+            E::TooManyConnectionAttempts(l) => ApiError::TooManyConnectionAttempts(l),
+            E::OriginNotAllowed => ApiError::OriginNotAllowed,
+            E::Unauthenticated => ApiError::Unauthenticated,
+            E::TwoFactorEnrollmentRequired => ApiError::TwoFactorEnrollmentRequired,
+            E::TooManyConnections(l) => ApiError::TooManyConnections(l),
+            E::Unavailable => ApiError::Unavailable,
+        }
+    }
+}
+
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         match e {

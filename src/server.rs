@@ -154,7 +154,6 @@ pub async fn prepare(config: Config, db_url: &str, log: Logger) -> anyhow::Resul
         audit.clone(),
         metrics.clone(),
         limiter.clone(),
-        log.new(slog::o!("component" => "hub")),
     );
     Checkpointer {
         audit: audit.clone(),
@@ -179,12 +178,21 @@ pub async fn prepare(config: Config, db_url: &str, log: Logger) -> anyhow::Resul
         &store,
         &master_key,
     );
+    let ws = Arc::new(crate::ws::Services {
+        sessions: sessions.clone(),
+        store: store.clone(),
+        limiter: limiter.clone(),
+        audit: audit.clone(),
+        hub: hub.clone(),
+        settings: crate::ws::Settings::from_limits(&config.limits),
+    });
     Ok(AppState {
         login,
         two_factor,
         audit,
         limiter,
         hub,
+        ws,
         config: Arc::new(config),
         db: pool,
         store,
@@ -208,6 +216,10 @@ impl AppState {
             &self.store,
             &self.master_key,
         );
+        // WebSocket sessions record through it too.
+        let mut ws = (*self.ws).clone();
+        ws.audit = audit.clone();
+        self.ws = Arc::new(ws);
         self.audit = audit;
         self.login = login;
         self.two_factor = two_factor;

@@ -35,5 +35,7 @@ pub struct AppState {
     pub login: Login,
     /// The second factors themselves.
     pub two_factor: TwoFactor,
+    /// What WebSocket sessions use.
+    pub ws: Arc<crate::ws::Services>,
     pub log: Logger,
 }

@@ -8,11 +8,12 @@ use super::list_response;
 use super::principal::Principal;
 use crate::error::ApiError;
 use crate::ids::{OrderId, TenantId};
+use crate::orders::events::OrderEvent;
 use crate::orders::{
     self, NewOrder, NewOrderBody, Status, StatusChange, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
 };
 use crate::state::AppState;
-use crate::ws::Publish;
+use crate::ws::hub::{Publish, Topic};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -65,7 +66,7 @@ pub async fn create(
     let scope = tenant_access(&state, &p, &req, tenant).await?;
     let new = NewOrder::try_from(body.into_inner())?;
     let order = orders::create(&state.db, &scope, new).await?;
-    state.hub.do_send(Publish::order_created(&order));
+    publish(&state, orders::events::created(&order));
     Ok(HttpResponse::Created().json(order))
 }
 
@@ -92,6 +93,12 @@ pub async fn change_status(
     let scope = tenant_access(&state, &p, &req, tenant).await?;
     let to = body.target()?;
     let order = orders::change_status(&state.db, &scope, id, to).await?;
-    state.hub.do_send(Publish::order_updated(&order));
+    publish(&state, orders::events::updated(&order));
     Ok(HttpResponse::Ok().json(order))
+}
+
+/// Hands an order event to the hub for the tenant's subscribers.
+fn publish(state: &AppState, e: OrderEvent) {
+    let topic = Topic::Orders(e.tenant);
+    state.hub.do_send(Publish::new(topic, e.name, e.data));
 }

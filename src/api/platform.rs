@@ -98,6 +98,6 @@ pub async fn lift_ban(
     state.audit.record(event).await?;
     // Other instances may hold their own copy of the ban (each keeps one so that losing Redis
     // never lifts it); once the lift is on record, they drop theirs on this message.
-    state.hub.do_send(crate::ws::BanLifted { ip });
+    state.limiter.announce_lift(ip);
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,13 +1,18 @@
-//! `POST /api/v1/ws/ticket` and `GET /ws`.
+//! `POST /api/v1/ws/ticket` and `GET /ws`: what HTTP knows of WebSockets (the request's
+//! address, headers and query, the handshake, the response), around the `ws` capability.
 
 use std::time::Duration;
 
+use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
 
-use super::principal::Principal;
+use super::principal::{origin_allowed, presented_token, Principal};
 use crate::auth::SessionId;
+use crate::net::client_ip;
 use crate::state::AppState;
-use crate::ws::{self, session, ticket};
+use crate::ws::stall::ConnFd;
+use crate::ws::{self, session, ticket, Handshake, OriginHeader, Presented};
 
 /// A single-use ticket for opening a WebSocket (browsers cannot send a Bearer header there).
 pub async fn ticket(p: Principal, state: web::Data<AppState>) -> HttpResponse {
@@ -16,16 +21,50 @@ pub async fn ticket(p: Principal, state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(issued)
 }
 
+#[derive(Deserialize)]
+struct TicketQuery {
+    ticket: Option<String>,
+}
+
+/// What the upgrade request presents to authenticate.
+fn presented(req: &HttpRequest) -> Presented {
+    let ticket = web::Query::<TicketQuery>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.into_inner().ticket);
+    match (ticket, presented_token(req)) {
+        (Some(t), _) => Presented::Ticket(t),
+        (None, Some((token, via_cookie))) => Presented::Token { token, via_cookie },
+        (None, None) => Presented::Missing,
+    }
+}
+
+fn handshake(req: &HttpRequest, state: &AppState) -> Handshake {
+    let origin = req.headers().get(header::ORIGIN).map(|o| OriginHeader {
+        value: o.to_str().unwrap_or("").to_string(),
+        allowed: origin_allowed(req, &state.config.allowed_origins),
+    });
+    Handshake {
+        ip: client_ip(req, state.config.trust_forwarded),
+        presented: presented(req),
+        origin,
+    }
+}
+
 /// The checks of the contract, then the upgrade.
 pub async fn upgrade(
     req: HttpRequest,
     stream: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let admitted = ws::admit(&req, &state).await?;
+    let admitted = ws::admit(&state.ws, handshake(&req, &state))
+        .await
+        .map_err(crate::error::ApiError::from)?;
     let (user, conn) = (admitted.session.user_id, admitted.conn);
-    session::start(admitted, &req, stream, state.clone()).inspect_err(|_| {
+    let mut response = actix_web_actors::ws::handshake(&req).inspect_err(|_| {
         // Not a WebSocket handshake after all: give the slot back.
         state.limiter.release(user, conn);
-    })
+    })?;
+    let fd = req.conn_data::<ConnFd>().copied();
+    let body = session::start(admitted, state.ws.clone(), stream, fd);
+    Ok(response.streaming(body))
 }

@@ -54,7 +54,12 @@ impl Auditor {
             let _ = self.shared.log_id.set(head.hash.clone());
         }
         self.head = head.clone();
-        if let Err(lost) = self.writer.send(Pending { line, head, ack }) {
+        if let Err(lost) = self.writer.send(Pending {
+            kind: event.kind,
+            line,
+            head,
+            ack,
+        }) {
             // The writer only goes away at shutdown; tell a waiting caller rather than hang.
             if let Some(ack) = lost.0.ack {
                 let _ = ack.send(Err(AuditError::Unavailable));

@@ -113,6 +113,8 @@ impl Sink for FileSink {
 
 /// One sealed line on its way to disk.
 pub struct Pending {
+    /// The event's kind, for the live feed (which then never parses the line).
+    pub kind: super::Kind,
     pub line: Vec<u8>,
     pub head: Head,
     pub ack: Option<oneshot::Sender<Result<(), AuditError>>>,
@@ -162,7 +164,10 @@ pub fn run_writer(mut sink: Box<dyn Sink>, rx: Receiver<Pending>, shared: Arc<Sh
         if shared.has_listeners() {
             let lines = batch
                 .iter()
-                .map(|p| Arc::from(String::from_utf8_lossy(&p.line).trim_end()))
+                .map(|p| super::FeedLine {
+                    kind: p.kind,
+                    line: Arc::from(String::from_utf8_lossy(&p.line).trim_end()),
+                })
                 .collect();
             shared.publish(lines);
         }

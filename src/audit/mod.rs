@@ -52,6 +52,14 @@ pub struct DamagedLog {
     pub reason: String,
 }
 
+/// One sealed line on the live feed, with its event's kind, so that readers never parse it.
+#[derive(Debug, Clone)]
+pub struct FeedLine {
+    pub kind: Kind,
+    /// The line as written to the file, without its `\n`.
+    pub line: Arc<str>,
+}
+
 /// Capacity of the live feed; a subscriber that falls this far behind skips ahead.
 const LIVE_FEED_CAPACITY: usize = 4096;
 
@@ -64,7 +72,7 @@ pub struct Shared {
     /// The log's identity, the hash of its first line: read back at start, or set when this
     /// process seals `seq` 1 (see [`checkpoint`]).
     log_id: OnceLock<String>,
-    live: broadcast::Sender<Arc<str>>,
+    live: broadcast::Sender<FeedLine>,
     redis: OnceLock<tokio::sync::mpsc::Sender<Arc<str>>>,
     redis_stats: Arc<redis_sink::SinkStats>,
     monitor: Mutex<Monitor>,
@@ -93,10 +101,10 @@ impl Shared {
         self.redis.get().is_some() || self.live.receiver_count() > 0
     }
 
-    fn publish(&self, lines: Vec<Arc<str>>) {
-        for line in lines {
+    fn publish(&self, lines: Vec<FeedLine>) {
+        for fed in lines {
             if let Some(redis) = self.redis.get() {
-                if redis.try_send(line.clone()).is_err() {
+                if redis.try_send(fed.line.clone()).is_err() {
                     // Queue full (Redis far behind): counted, and still in the file.
                     self.redis_stats.gap.fetch_add(1, Ordering::Relaxed);
                     self.redis_stats
@@ -105,7 +113,7 @@ impl Shared {
                 }
             }
             // No subscriber is fine: the file is the record.
-            let _ = self.live.send(line);
+            let _ = self.live.send(fed);
         }
     }
 
@@ -303,8 +311,9 @@ impl Audit {
         self.shared.available.load(Ordering::SeqCst)
     }
 
-    /// The live feed of sealed lines (the `security` WebSocket channel reads it).
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
+    /// The live feed of sealed lines with their kinds (the `security` WebSocket channel reads
+    /// it).
+    pub fn subscribe(&self) -> broadcast::Receiver<FeedLine> {
         self.shared.live.subscribe()
     }
 

@@ -3,6 +3,7 @@
 //! second argument: an order is always read and written in the tenant the door was opened for.
 
 mod error;
+pub mod events;
 mod model;
 
 use chrono::{DateTime, Utc};

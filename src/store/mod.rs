@@ -9,9 +9,15 @@
 //! answers, copying there what this instance wrote meanwhile (so a session opened during the
 //! fallback can be ended through any instance) and then replaying the tombstones (see
 //! `recovery`). Both transitions are logged and reported to whoever watches [`RedisStatus`].
+//!
+//! The store also owns the one Redis timeout policy (`policy`: every call bounded, a failure
+//! switches the instance to the fallback) and the instance bus ([`Bus`], pub/sub between the
+//! instances sharing one Redis).
 
+mod bus;
 mod memory;
 mod ops;
+mod policy;
 mod recovery;
 
 use std::cell::RefCell;
@@ -25,8 +31,10 @@ use tokio::sync::watch;
 
 use memory::MemoryMap;
 
-/// How long one Redis call may take before this instance treats Redis as gone.
-pub const REDIS_TIMEOUT: Duration = Duration::from_millis(750);
+pub use bus::Bus;
+use policy::CONNECT_TIMEOUT;
+pub use policy::{RedisFailure, REDIS_TIMEOUT};
+
 /// How often the background probe retries an unreachable Redis.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -217,9 +225,9 @@ impl SharedStore {
     }
 
     /// The Redis connection while Redis is the active backend, for capabilities that run their
-    /// own scripts (the rate limiter, the hub, the audit stream). Callers bound every call with
-    /// [`REDIS_TIMEOUT`] and report failures with [`SharedStore::mark_down`], so one switch
-    /// governs all shared state.
+    /// own scripts (the instance bus, the audit stream). Callers bound every call with
+    /// [`SharedStore::bounded`] (the one timeout policy, which marks Redis down on a failure),
+    /// so one switch governs all shared state.
     ///
     /// This is the shared connection, driven by the thread that opened it: those actors have a
     /// thread each, and their Redis traffic is better driven beside them than on their own
@@ -303,22 +311,13 @@ impl SharedStore {
         }
     }
 
-    /// Runs one command with a timeout; `None` (and a switch to fallback) on any failure.
+    /// Runs one command under the timeout policy; `None` (and a switch to fallback) on any
+    /// failure.
     async fn run<T: redis::FromRedisValue>(
         &self,
         conn: &mut ConnectionManager,
         cmd: redis::Cmd,
     ) -> Option<T> {
-        match tokio::time::timeout(REDIS_TIMEOUT, cmd.query_async::<T>(conn)).await {
-            Ok(Ok(v)) => Some(v),
-            Ok(Err(e)) => {
-                self.mark_down(&e.to_string());
-                None
-            }
-            Err(_) => {
-                self.mark_down("timed out");
-                None
-            }
-        }
+        self.bounded(cmd.query_async::<T>(conn)).await.ok()
     }
 }

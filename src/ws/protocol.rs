@@ -161,6 +161,17 @@ impl ServerFrame<'_> {
     }
 }
 
+/// A `security` event frame carrying a sealed audit line as its `data`, as it is: the line is
+/// JSON already, so it is neither parsed nor re-encoded. `event` is a kind's dotted name
+/// (letters, digits, `.` and `_`: nothing to escape). The same bytes as an [`ServerFrame::Event`]
+/// whose data were the line (see the test).
+pub fn security_event(event: &str, line: &str) -> String {
+    debug_assert!(event
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_'));
+    format!(r#"{{"type":"event","channel":"security","event":"{event}","data":{line}}}"#)
+}
+
 /// An `error` frame.
 pub fn error(code: ErrorCode, message: &str) -> String {
     ServerFrame::Error {
@@ -176,6 +187,28 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
+
+    /// A security frame is what serde would write for an event whose data were the line.
+    #[test]
+    fn a_security_frame_carries_the_line_as_it_is() {
+        #[derive(Serialize)]
+        #[serde(tag = "type", rename_all = "snake_case")]
+        enum Frame<'a> {
+            Event {
+                channel: Channel,
+                event: &'a str,
+                data: &'a RawValue,
+            },
+        }
+        let line = r#"{"seq":7,"ts":"2026-01-01T00:00:00Z","kind":"auth.login_failed","details":{"b":1,"a":"x\"y"},"hash":"00"}"#;
+        let expected = serde_json::to_string(&Frame::Event {
+            channel: Channel::Security,
+            event: "auth.login_failed",
+            data: serde_json::from_str(line).unwrap(),
+        })
+        .unwrap();
+        assert_eq!(security_event("auth.login_failed", line), expected);
+    }
 
     #[test]
     fn client_frames_parse_by_type() {

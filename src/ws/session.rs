@@ -12,48 +12,52 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use actix::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, ContextFutureSpawner, Handler,
     StreamHandler, WrapFuture,
 };
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::error::PayloadError;
+use actix_web::web::Bytes;
 use actix_web_actors::ws;
 use chrono::Utc;
+use futures_util::Stream;
 use serde_json::json;
 
 use super::access::{access, named, Access, UNRECORDED};
+use super::admission::count_violation;
 use super::frame_guard::{FrameGuard, OversizeSignal};
 use super::hub::{Join, Leave, Push, Subscribe, Topic, Unsubscribe, QUEUE_FRAMES};
 use super::protocol::{self, close, Channel, ClientFrame, ErrorCode, ServerFrame, WelcomeLimits};
 use super::stall::{self, ConnFd};
-use super::{count_violation, Admitted};
+use super::{Admitted, Services};
 use crate::audit::{Event, Kind};
 use crate::auth::{Session, SessionId};
 use crate::ids::TenantId;
 use crate::rate_limit::{ConnId, MessageGate, MessageVerdict, ViolationOutcome};
-use crate::state::AppState;
 use crate::store::RedisStatus;
 
-/// Upgrades the request and starts the connection's actor. On success the connection slot is
-/// given back when the socket's response body is dropped (see [`stall`]); on error the caller
-/// still holds it.
-pub fn start(
+/// Starts the connection's actor on the upgraded request's byte stream and returns the
+/// response body (the HTTP layer has checked the handshake). The connection slot is given back
+/// when that body is dropped (see [`stall`]).
+pub fn start<S>(
     admitted: Admitted,
-    req: &HttpRequest,
-    stream: web::Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, actix_web::Error> {
-    let mut response = ws::handshake(req)?;
-    let limits = &state.config.limits;
-    let limit = limits.ws_max_message_bytes;
+    services: Arc<Services>,
+    stream: S,
+    fd: Option<ConnFd>,
+) -> impl Stream<Item = Result<Bytes, actix_web::Error>>
+where
+    S: Stream<Item = Result<Bytes, PayloadError>> + Unpin + 'static,
+{
+    let settings = services.settings;
+    let limit = settings.max_message_bytes;
     // The guard refuses any frame (or fragmented message) over the limit from its header, so
     // the codec never meets one; its own check stays as a second line.
     let (stream, oversize) = FrameGuard::new(stream, limit);
     let codec = actix_http::ws::Codec::new().max_size(limit);
-    let timeout = Duration::from_secs(limits.ws_client_timeout_secs);
-    let beat = Duration::from_secs(limits.ws_heartbeat_secs);
     let (limiter, user, conn) = (
-        state.limiter.clone(),
+        services.limiter.clone(),
         admitted.session.user_id,
         admitted.conn,
     );
@@ -62,24 +66,22 @@ pub fn start(
         session_id: admitted.session_id,
         session: admitted.session,
         ip: admitted.ip,
-        gate: state.limiter.message_gate(),
-        state,
+        gate: services.limiter.message_gate(),
+        services,
         last_heard: Instant::now(),
         oversize,
     };
     let body = ws::WebsocketContext::with_codec(actor, stream, codec);
-    let fd = req.conn_data::<ConnFd>().copied();
     let upkeep = stall::Upkeep {
-        every: beat,
+        every: settings.heartbeat,
         renew: Box::new({
             let limiter = limiter.clone();
             move || limiter.refresh(user, conn)
         }),
     };
-    let body = stall::watch(body, fd, timeout, upkeep, move || {
+    stall::watch(body, fd, settings.client_timeout, upkeep, move || {
         limiter.release(user, conn)
-    });
-    Ok(response.streaming(body))
+    })
 }
 
 pub struct WsSession {
@@ -87,7 +89,7 @@ pub struct WsSession {
     session_id: SessionId,
     session: Session,
     ip: IpAddr,
-    state: web::Data<AppState>,
+    services: Arc<Services>,
     gate: MessageGate,
     last_heard: Instant,
     /// Set when the frame guard stopped the stream for an oversized message.
@@ -108,15 +110,14 @@ impl Actor for WsSession {
         // The mailbox is this connection's event queue: bounded, so a slow reader cannot
         // grow server memory (the hub closes it with 1013 when full).
         ctx.set_mailbox_capacity(QUEUE_FRAMES);
-        self.state.hub.do_send(Join {
+        self.services.hub.do_send(Join {
             conn: self.conn,
             session: self.session_id.clone(),
             ip: self.ip,
             to: ctx.address().recipient(),
         });
         ctx.text(self.welcome());
-        let limits = &self.state.config.limits;
-        let beat = Duration::from_secs(limits.ws_heartbeat_secs);
+        let beat = self.services.settings.heartbeat;
         ctx.run_interval(beat, |act, ctx| act.heartbeat(ctx));
         let left = (self.session.expires_at - Utc::now())
             .to_std()
@@ -129,21 +130,20 @@ impl Actor for WsSession {
     /// The connection slot is not released here but when the socket's body is dropped: an
     /// actor can stop while its socket, stalled, is still open.
     fn stopped(&mut self, _: &mut Self::Context) {
-        self.state.hub.do_send(Leave { conn: self.conn });
+        self.services.hub.do_send(Leave { conn: self.conn });
     }
 }
 
 impl WsSession {
     fn welcome(&self) -> String {
-        let l = &self.state.config.limits;
-        let per_minute = u64::from(l.ws_message_limit) * 60 / l.ws_message_window_secs.max(1);
+        let settings = &self.services.settings;
         ServerFrame::Welcome {
             session_id: self.conn,
             user_id: self.session.user_id,
             tenant_id: self.session.tenant_id,
             limits: WelcomeLimits {
-                messages_per_minute: per_minute.min(u64::from(u32::MAX)) as u32,
-                max_message_bytes: l.ws_max_message_bytes,
+                messages_per_minute: settings.messages_per_minute,
+                max_message_bytes: settings.max_message_bytes,
             },
         }
         .encode()
@@ -169,19 +169,18 @@ impl WsSession {
     /// not hear about still ends the socket). The lease is renewed by the socket's watchdog
     /// (see [`stall`]), which runs even while this actor cannot.
     fn heartbeat(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        let timeout = Duration::from_secs(self.state.config.limits.ws_client_timeout_secs);
-        if self.last_heard.elapsed() >= timeout {
+        if self.last_heard.elapsed() >= self.services.settings.client_timeout {
             self.close(ctx, close::NORMAL, "no activity");
             return;
         }
         ctx.ping(b"");
         // While Redis is away its sessions cannot be checked; that is no reason to cut
         // every socket.
-        if self.state.store.status() == RedisStatus::Fallback {
+        if self.services.store.status() == RedisStatus::Fallback {
             return;
         }
-        let (state, id) = (self.state.clone(), self.session_id.clone());
-        async move { state.sessions.resolve_id(&id).await.is_some() }
+        let (services, id) = (self.services.clone(), self.session_id.clone());
+        async move { services.sessions.resolve_id(&id).await.is_some() }
             .into_actor(self)
             .map(|alive, act, ctx| {
                 if !alive {
@@ -201,14 +200,15 @@ impl WsSession {
     }
 
     fn too_large(&mut self, ctx: &mut ws::WebsocketContext<Self>, bytes: u64) {
-        let details = json!({"bytes": bytes, "max_message_bytes": self.state.config.limits.ws_max_message_bytes});
-        self.state
+        let details =
+            json!({"bytes": bytes, "max_message_bytes": self.services.settings.max_message_bytes});
+        self.services
             .audit
             .record_nowait(self.event(Kind::WsMessageTooLarge).details(details));
         // The violation is counted even though this actor stops now.
-        let (state, ip) = (self.state.clone(), self.ip);
+        let (services, ip) = (self.services.clone(), self.ip);
         actix::spawn(async move {
-            count_violation(&state, ip, Kind::WsMessageTooLarge).await;
+            count_violation(&services, ip, Kind::WsMessageTooLarge).await;
         });
         self.close(ctx, close::TOO_BIG, "message too large");
     }
@@ -223,11 +223,12 @@ impl WsSession {
             }
             .encode(),
         );
-        self.state
+        self.services
             .audit
             .record_nowait(self.event(Kind::WsMessageRateExceeded));
-        let (state, ip) = (self.state.clone(), self.ip);
-        let counted = async move { count_violation(&state, ip, Kind::WsMessageRateExceeded).await };
+        let (services, ip) = (self.services.clone(), self.ip);
+        let counted =
+            async move { count_violation(&services, ip, Kind::WsMessageRateExceeded).await };
         ctx.wait(counted.into_actor(self).map(|outcome, act, ctx| {
             if let Some(ViolationOutcome::Banned(_) | ViolationOutcome::AlreadyBanned(_)) = outcome
             {
@@ -275,7 +276,7 @@ impl WsSession {
         tenant: Option<TenantId>,
         subscribing: bool,
     ) {
-        let audit = self.state.audit.clone();
+        let audit = self.services.audit.clone();
         let event = |kind| self.event(kind);
         let available = audit.is_available();
         match access(
@@ -321,10 +322,10 @@ impl WsSession {
     ) {
         let (conn, tenant_id) = (self.conn, named(&self.session, topic));
         let reply = if subscribing {
-            self.state.hub.do_send(Subscribe { conn, topic });
+            self.services.hub.do_send(Subscribe { conn, topic });
             ServerFrame::Subscribed { channel, tenant_id }
         } else {
-            self.state.hub.do_send(Unsubscribe { conn, topic });
+            self.services.hub.do_send(Unsubscribe { conn, topic });
             ServerFrame::Unsubscribed { channel, tenant_id }
         };
         ctx.text(reply.encode());
@@ -339,7 +340,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
                 let declared = match (self.oversize.get(), e) {
                     (Some(declared), _) => declared,
                     (None, ws::ProtocolError::Overflow) => {
-                        self.state.config.limits.ws_max_message_bytes as u64 + 1
+                        self.services.settings.max_message_bytes as u64 + 1
                     }
                     (None, _) => return ctx.stop(),
                 };

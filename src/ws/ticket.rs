@@ -5,34 +5,26 @@
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use rand::RngCore;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::auth::SessionId;
+use crate::secret::Token;
 use crate::store::SharedStore;
 
 /// The answer of `POST /api/v1/ws/ticket`.
 #[derive(Debug, Serialize)]
 pub struct IssuedTicket {
-    pub ticket: String,
+    pub ticket: Token,
     pub expires_in: u64,
 }
 
-fn key(ticket: &str) -> String {
-    format!(
-        "ws_ticket:{}",
-        hex::encode(Sha256::digest(ticket.as_bytes()))
-    )
+fn key(ticket: &Token) -> String {
+    format!("ws_ticket:{}", ticket.digest_hex())
 }
 
 /// Issues a ticket for `session`.
 pub async fn issue(store: &SharedStore, session: &SessionId, ttl: Duration) -> IssuedTicket {
-    let mut raw = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut raw);
-    let ticket = URL_SAFE_NO_PAD.encode(raw);
+    let ticket = Token::generate();
     store.put(&key(&ticket), session.as_str(), ttl).await;
     IssuedTicket {
         ticket,
@@ -40,14 +32,9 @@ pub async fn issue(store: &SharedStore, session: &SessionId, ttl: Duration) -> I
     }
 }
 
-/// The session a ticket was issued for, once; `None` for an unknown, used or expired ticket.
+/// The session a ticket was issued for, once; `None` for an unknown, used, expired or
+/// malformed ticket.
 pub async fn redeem(store: &SharedStore, ticket: &str) -> Option<SessionId> {
-    let well_formed = ticket.len() == 43
-        && ticket
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !well_formed {
-        return None;
-    }
-    store.take(&key(ticket)).await.map(SessionId::from_hex)
+    let ticket = Token::parse(ticket)?;
+    store.take(&key(&ticket)).await.map(SessionId::from_hex)
 }

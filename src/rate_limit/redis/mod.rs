@@ -4,137 +4,33 @@
 //! ban index (`rl:bans`, its own slot) is updated beside the ban and only read by listings.
 //!
 //! Requests go over the store's multiplexed connection, so concurrent decisions are pipelined
-//! on one socket. Every call is bounded by [`REDIS_TIMEOUT`].
+//! on one socket. Every call follows the store's timeout policy ([`SharedStore::bounded`]).
+
+mod scripts;
 
 use std::net::IpAddr;
-use std::sync::OnceLock;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use redis::aio::ConnectionManager;
-use redis::Script;
 
-use super::backend::{Backend, BackendError, Decision};
 use super::{
-    keys, Admission, BanInfo, BanPolicy, ConnId, Policy, Record, Verdict, ViolationOutcome,
+    keys, Admission, BanInfo, BanPolicy, ConnId, Counting, HitVerdict, Policy, ViolationOutcome,
 };
 use crate::ids::UserId;
-use crate::store::{SharedStore, REDIS_TIMEOUT};
+use crate::store::SharedStore;
+pub use scripts::admit_script_source;
+use scripts::scripts;
 
-const COMMON: &str = r#"
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local function slide(key, limit, window, mode, member, now)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-  local n = redis.call('ZCARD', key)
-  local allowed = n < limit
-  if mode == 'always' or (mode == 'if_allowed' and allowed) then
-    redis.call('ZADD', key, now, member)
-    n = n + 1
-    if n > limit then
-      redis.call('ZREMRANGEBYRANK', key, 0, n - limit - 1)
-      n = limit
-    end
-    redis.call('PEXPIRE', key, window)
-  end
-  local retry = 0
-  if n >= limit and n > 0 then
-    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-    retry = tonumber(oldest[2]) + window - now
-  end
-  return {allowed and 1 or 0, n, retry}
-end
-local function active_ban(key, now)
-  local b = redis.call('HMGET', key, 'until', 'violations')
-  if b[1] and tonumber(b[1]) > now then return {tonumber(b[1]), tonumber(b[2])} end
-  return nil
-end
-"#;
+/// Why Redis could not decide (unreachable, timed out or answered nonsense). The store has
+/// then switched the instance to the fallback, and the limiter decides in memory.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("rate-limit backend failed: {0}")]
+pub struct BackendError(pub String);
 
-/// KEYS: log. ARGV: limit, window_ms, mode, member.
-const HIT: &str = r#"
-return slide(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], now_ms())
-"#;
-
-/// KEYS: ban, connect log. ARGV: limit, window_ms, member. → {0 ok | 1 limited | 2 banned, a, b}
-const ADMIT: &str = r#"
-local now = now_ms()
-local b = active_ban(KEYS[1], now)
-if b then return {2, b[1], b[2]} end
-local r = slide(KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), 'always', ARGV[3], now)
-return {1 - r[1], r[2], r[3]}
-"#;
-
-/// KEYS: violations log, ban, offences. ARGV: threshold, window_ms, memory_ms, member,
-/// ban seconds for the 1st, 2nd, … offence. → {0 counted | 1 banned | 2 already, until|n, n}
-const VIOLATION: &str = r#"
-local now = now_ms()
-local b = active_ban(KEYS[2], now)
-if b then return {2, b[1], b[2]} end
-local threshold = tonumber(ARGV[1])
-local r = slide(KEYS[1], threshold, tonumber(ARGV[2]), 'always', ARGV[4], now)
-local n = r[2]
-if n < threshold then return {0, n, 0} end
-local offence = redis.call('INCR', KEYS[3])
-redis.call('PEXPIRE', KEYS[3], ARGV[3])
-local idx = math.min(offence, #ARGV - 4)
-local until_ms = now + tonumber(ARGV[4 + idx]) * 1000
-redis.call('HSET', KEYS[2], 'until', string.format('%.0f', until_ms), 'violations', n)
-redis.call('PEXPIREAT', KEYS[2], string.format('%.0f', until_ms))
-redis.call('DEL', KEYS[1])
-return {1, until_ms, n}
-"#;
-
-/// KEYS: leases. ARGV: max, lease_ms, conn. → {1 | 0, count, retry_ms}
-const ACQUIRE: &str = r#"
-local now = now_ms()
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local n = redis.call('ZCARD', KEYS[1])
-if redis.call('ZSCORE', KEYS[1], ARGV[3]) or n < tonumber(ARGV[1]) then
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return {1, redis.call('ZCARD', KEYS[1]), 0}
-end
-local soonest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {0, n, tonumber(soonest[2]) - now}
-"#;
-
-/// KEYS: leases. ARGV: lease_ms, conn.
-const REFRESH: &str = r#"
-local now = now_ms()
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return 1
-"#;
-
-struct Scripts {
-    hit: Script,
-    admit: Script,
-    violation: Script,
-    acquire: Script,
-    refresh: Script,
-}
-
-/// The admission script's source (ban check plus a connection-attempt hit), for baselines that
-/// run the very same script without the limiter around it.
-pub fn admit_script_source() -> String {
-    format!("{COMMON}{ADMIT}")
-}
-
-fn scripts() -> &'static Scripts {
-    static SCRIPTS: OnceLock<Scripts> = OnceLock::new();
-    SCRIPTS.get_or_init(|| {
-        let s = |body: &str| Script::new(&format!("{COMMON}{body}"));
-        Scripts {
-            hit: s(HIT),
-            admit: s(ADMIT),
-            violation: s(VIOLATION),
-            acquire: s(ACQUIRE),
-            refresh: s(REFRESH),
-        }
-    })
-}
+/// One decision on its way from Redis. Futures own their inputs, so they travel to whoever
+/// awaits them.
+pub type Decision<T> = BoxFuture<'static, Result<T, BackendError>>;
 
 /// Limits kept in Redis, shared by every instance using the same prefix.
 #[derive(Clone)]
@@ -147,19 +43,19 @@ pub fn member() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-fn verdict(reply: (i64, i64, i64)) -> Verdict {
-    Verdict {
+fn verdict(reply: (i64, i64, i64)) -> HitVerdict {
+    HitVerdict {
         allowed: reply.0 == 1,
         count: reply.1.max(0) as u32,
         retry_after: Duration::from_millis(reply.2.max(0) as u64),
     }
 }
 
-fn mode(record: Record) -> &'static str {
+fn mode(record: Counting) -> &'static str {
     match record {
-        Record::IfAllowed => "if_allowed",
-        Record::Always => "always",
-        Record::Never => "never",
+        Counting::IfAllowed => "if_allowed",
+        Counting::Always => "always",
+        Counting::Never => "never",
     }
 }
 
@@ -173,11 +69,8 @@ where
     let conn = store
         .connection_here()
         .ok_or_else(|| BackendError("Redis is not the active backend".into()))?;
-    match tokio::time::timeout(REDIS_TIMEOUT, f(conn)).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(BackendError(e.to_string())),
-        Err(_) => Err(BackendError("timed out".into())),
-    }
+    // A failure marks Redis down (the store's one timeout policy).
+    store.bounded(f(conn)).await.map_err(|e| BackendError(e.0))
 }
 
 impl RedisBackend {
@@ -188,8 +81,8 @@ impl RedisBackend {
     /// Records one hit under `key` as `member` if the log has room (the sliding-window script,
     /// atomic), so that the caller can take exactly that hit back with
     /// [`RedisBackend::unhit`]: a login attempt is counted before its password is checked.
-    pub fn hit_as(&self, key: &str, policy: Policy, member: String) -> Decision<Verdict> {
-        self.hit_with(key, policy, Record::IfAllowed, member)
+    pub fn hit_as(&self, key: &str, policy: Policy, member: String) -> Decision<HitVerdict> {
+        self.hit_with(key, policy, Counting::IfAllowed, member)
     }
 
     /// One run of the sliding-window script on `key`, recording the hit as `member`.
@@ -197,9 +90,9 @@ impl RedisBackend {
         &self,
         key: &str,
         policy: Policy,
-        record: Record,
+        record: Counting,
         member: String,
-    ) -> Decision<Verdict> {
+    ) -> Decision<HitVerdict> {
         let key = self.store.key(key);
         let conn = self.conn();
         Box::pin(async move {
@@ -241,12 +134,15 @@ impl RedisBackend {
     }
 }
 
-impl Backend for RedisBackend {
-    fn hit(&self, key: String, policy: Policy, record: Record) -> Decision<Verdict> {
+impl RedisBackend {
+    /// Records (per `record`) and checks one event against `policy` under `key`.
+    pub fn hit(&self, key: String, policy: Policy, record: Counting) -> Decision<HitVerdict> {
         self.hit_with(&key, policy, record, member())
     }
 
-    fn admit(&self, ip: IpAddr, policy: Policy) -> Decision<Admission> {
+    /// Checks 1 and 2 before a WebSocket upgrade: the IP's ban, then its connection attempts
+    /// (counted whether refused or not).
+    pub fn admit(&self, ip: IpAddr, policy: Policy) -> Decision<Admission> {
         let (ban, log) = (
             self.store.key(&keys::ban(ip)),
             self.store.key(&keys::connect(ip)),
@@ -273,7 +169,9 @@ impl Backend for RedisBackend {
         })
     }
 
-    fn violation(&self, ip: IpAddr, policy: BanPolicy) -> Decision<ViolationOutcome> {
+    /// Counts one violation of `ip`; the one that reaches the threshold bans it (and lists the
+    /// ban in the index).
+    pub fn violation(&self, ip: IpAddr, policy: BanPolicy) -> Decision<ViolationOutcome> {
         let k = |key: String| self.store.key(&key);
         let (log, ban, offences) = (
             k(keys::violations(ip)),
@@ -317,26 +215,8 @@ impl Backend for RedisBackend {
         })
     }
 
-    fn ban_of(&self, ip: IpAddr) -> Decision<Option<BanInfo>> {
-        let key = self.store.key(&keys::ban(ip));
-        let conn = self.conn();
-        Box::pin(async move {
-            let (until, n): (Option<u64>, Option<u32>) = within(conn, |mut c| async move {
-                redis::cmd("HMGET")
-                    .arg(key)
-                    .arg("until")
-                    .arg("violations")
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-            Ok(until
-                .filter(|u| *u > super::now_ms())
-                .map(|u| BanInfo::from_millis(ip, u, n.unwrap_or(0))))
-        })
-    }
-
-    fn bans(&self) -> Decision<Vec<BanInfo>> {
+    /// Every active ban in the index.
+    pub fn bans(&self) -> Decision<Vec<BanInfo>> {
         let index = self.store.key(keys::BANS);
         let store = self.store.clone();
         let conn = self.conn();
@@ -387,7 +267,8 @@ impl Backend for RedisBackend {
         })
     }
 
-    fn lift(&self, ip: IpAddr) -> Decision<bool> {
+    /// Lifts the ban of `ip` (and forgets its pending violations); true if there was one.
+    pub fn lift(&self, ip: IpAddr) -> Decision<bool> {
         let (ban, log) = (
             self.store.key(&keys::ban(ip)),
             self.store.key(&keys::violations(ip)),
@@ -414,7 +295,14 @@ impl Backend for RedisBackend {
         })
     }
 
-    fn acquire(&self, user: UserId, conn: ConnId, max: u32, lease: Duration) -> Decision<Verdict> {
+    /// Takes one of `max` connection slots of `user` with a lease of `lease`.
+    pub fn acquire(
+        &self,
+        user: UserId,
+        conn: ConnId,
+        max: u32,
+        lease: Duration,
+    ) -> Decision<HitVerdict> {
         let key = self.store.key(&keys::connections(user));
         let c = self.conn();
         Box::pin(async move {
@@ -433,7 +321,8 @@ impl Backend for RedisBackend {
         })
     }
 
-    fn refresh(&self, user: UserId, conn: ConnId, lease: Duration) -> Decision<()> {
+    /// Extends the lease of a held slot (re-taking it if the lease was lost).
+    pub fn refresh(&self, user: UserId, conn: ConnId, lease: Duration) -> Decision<()> {
         let key = self.store.key(&keys::connections(user));
         let c = self.conn();
         Box::pin(async move {
@@ -450,7 +339,8 @@ impl Backend for RedisBackend {
         })
     }
 
-    fn release(&self, user: UserId, conn: ConnId) -> Decision<()> {
+    /// Frees a slot.
+    pub fn release(&self, user: UserId, conn: ConnId) -> Decision<()> {
         let key = self.store.key(&keys::connections(user));
         let c = self.conn();
         Box::pin(async move {
