@@ -23,7 +23,9 @@ pub const STREAM_MAX_LEN: usize = 100_000;
 pub const BACKFILL_MAX_LINES: usize = 50_000;
 /// Queue between the writer and the sink.
 pub const QUEUE_LINES: usize = 65_536;
-const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+/// A batch of up to thousands of lines may take longer than one command (the store's timeout
+/// policy otherwise applies: a failure marks Redis down).
+const BATCH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Counters shared with the summary and `/metrics`.
 #[derive(Debug, Default)]
@@ -74,13 +76,28 @@ impl RedisSink {
         tx
     }
 
+    /// Delivers batches as they come; while lines are missing, also wakes when Redis comes
+    /// back, so the stream is completed then and not only when the next event happens (on a
+    /// quiet server that could be much later).
     async fn run(mut self, mut rx: mpsc::Receiver<Arc<str>>) {
+        let mut status = self.store.watch_status();
+        let mut watching = true;
         let mut batch = Vec::new();
         loop {
-            if rx.recv_many(&mut batch, 1024).await == 0 {
-                return;
+            tokio::select! {
+                n = rx.recv_many(&mut batch, 1024) => {
+                    if n == 0 {
+                        return;
+                    }
+                    self.deliver(std::mem::take(&mut batch)).await;
+                }
+                changed = status.changed(), if watching && self.missed_from.is_some() => {
+                    watching = changed.is_ok();
+                    if *status.borrow_and_update() == RedisStatus::Connected {
+                        self.deliver(Vec::new()).await;
+                    }
+                }
             }
-            self.deliver(std::mem::take(&mut batch)).await;
         }
     }
 
@@ -142,17 +159,10 @@ impl RedisSink {
                 .arg(line)
                 .ignore();
         }
-        match tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async::<()>(conn)).await {
-            Ok(Ok(())) => true,
-            Ok(Err(e)) => {
-                self.store.mark_down(&e.to_string());
-                false
-            }
-            Err(_) => {
-                self.store.mark_down("audit stream write timed out");
-                false
-            }
-        }
+        self.store
+            .bounded_for(BATCH_TIMEOUT, pipe.query_async::<()>(conn))
+            .await
+            .is_ok()
     }
 
     /// Re-sends the lines Redis missed, from the file, in order (the stream is completed; live

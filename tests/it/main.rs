@@ -6,6 +6,7 @@ mod harness;
 
 mod addresses;
 mod audit;
+mod audit_stream;
 mod audit_verify;
 mod auth;
 mod auth_bodies;
