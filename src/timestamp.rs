@@ -1,3 +1,7 @@
+//! Time. [`now`] is the server's one clock: every "now" is a `DateTime<Utc>` read from it, and
+//! the few places that count in Unix units derive them from such an instant ([`unix_millis`]
+//! for the limiter's windows, [`unix_secs`] for TOTP steps and file names).
+//!
 //! Timestamps as the contract writes them: RFC 3339 UTC with microseconds and `Z`
 //! (`2026-11-29T08:00:00.123456Z`).
 //!
@@ -46,6 +50,21 @@ fn digits(out: &mut [u8], mut n: u32) {
         *d = b'0' + (n % 10) as u8;
         n /= 10;
     }
+}
+
+/// The current wall-clock time, UTC.
+pub fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+/// Milliseconds since the Unix epoch (zero for earlier instants).
+pub fn unix_millis(at: DateTime<Utc>) -> u64 {
+    u64::try_from(at.timestamp_millis()).unwrap_or(0)
+}
+
+/// Whole seconds since the Unix epoch (zero for earlier instants).
+pub fn unix_secs(at: DateTime<Utc>) -> u64 {
+    u64::try_from(at.timestamp()).unwrap_or(0)
 }
 
 /// The timestamp as an owned string.

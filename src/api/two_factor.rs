@@ -3,7 +3,6 @@
 use std::net::IpAddr;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::Utc;
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -60,7 +59,7 @@ fn caller(req: &HttpRequest, p: &Principal, state: &AppState) -> (Account, IpAdd
 }
 
 fn now_unix() -> u64 {
-    u64::try_from(Utc::now().timestamp()).unwrap_or_default()
+    crate::timestamp::unix_secs(crate::timestamp::now())
 }
 
 /// A recent sign-in, or the password again (`login::reauth`).
@@ -122,7 +121,7 @@ pub async fn verify(
     let ip = client_ip(&req, state.config.trust_forwarded);
     let out = state
         .login
-        .verify_second_factor(body.into_inner(), ip, Utc::now())
+        .verify_second_factor(body.into_inner(), ip, crate::timestamp::now())
         .await?;
     let ttl = state.login.session_ttl().as_secs() as i64;
     Ok(HttpResponse::Ok()

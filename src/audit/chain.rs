@@ -33,8 +33,9 @@ impl Head {
     }
 }
 
+/// A line's fields before its hash: what the hash covers.
 #[derive(Serialize)]
-struct Record<'a> {
+struct Unsealed<'a> {
     seq: u64,
     ts: &'a str,
     instance: &'a str,
@@ -59,7 +60,7 @@ fn hex_digest(bytes: &[u8]) -> String {
 pub fn seal(event: &Event, instance: &str, head: &Head) -> (Vec<u8>, Head) {
     let seq = head.seq + 1;
     let ts = crate::timestamp::format(event.at);
-    let record = Record {
+    let record = Unsealed {
         seq,
         ts: &ts,
         instance,

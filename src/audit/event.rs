@@ -227,7 +227,7 @@ impl Event {
             tenant_id: None,
             target_tenant_id: None,
             details: Value::Object(Default::default()),
-            at: Utc::now(),
+            at: crate::timestamp::now(),
             truncated: false,
         }
     }

@@ -225,9 +225,7 @@ pub fn recover_tail(path: &Path) -> io::Result<TailReport> {
             let mut torn = vec![0u8; (len - complete_end) as usize];
             file.seek(SeekFrom::Start(complete_end))?;
             file.read_exact(&mut torn)?;
-            let stamp = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
+            let stamp = crate::timestamp::unix_secs(crate::timestamp::now());
             let aside = path.with_extension(format!("torn-{stamp}"));
             std::fs::write(&aside, &torn)?;
             file.set_len(complete_end)?;

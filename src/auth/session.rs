@@ -151,7 +151,7 @@ impl SessionStore {
         second_factor: SecondFactor,
     ) -> IssuedToken {
         let token = Token::generate();
-        let now = Utc::now();
+        let now = crate::timestamp::now();
         let expires_at = now + self.ttl;
         let session = Session {
             user_id,
@@ -185,7 +185,7 @@ impl SessionStore {
     /// Records that the holder of `token` has just proved their password again (sudo mode).
     pub async fn mark_reauthenticated(&self, token: &Token, session: &Session) -> bool {
         let renewed = Session {
-            signed_in_at: Some(Utc::now()),
+            signed_in_at: Some(crate::timestamp::now()),
             ..session.clone()
         };
         self.update(token, &renewed).await
@@ -193,7 +193,7 @@ impl SessionStore {
 
     /// Rewrites a live session, never re-creating one that ended meanwhile.
     async fn update(&self, token: &Token, session: &Session) -> bool {
-        let remaining = (session.expires_at - Utc::now())
+        let remaining = (session.expires_at - crate::timestamp::now())
             .to_std()
             .unwrap_or_default();
         if remaining.is_zero() {
@@ -227,7 +227,7 @@ impl SessionStore {
     pub async fn resolve(&self, token: &Token) -> Option<Session> {
         let value = self.store.get(&token_key(token)).await?;
         let session: Session = serde_json::from_str(&value).ok()?;
-        (session.expires_at > Utc::now()).then_some(session)
+        (session.expires_at > crate::timestamp::now()).then_some(session)
     }
 
     /// The live session with this id (a WebSocket ticket's target, or a socket re-checking
@@ -238,7 +238,7 @@ impl SessionStore {
         }
         let value = self.store.get(&id.store_key()).await?;
         let session: Session = serde_json::from_str(&value).ok()?;
-        (session.expires_at > Utc::now()).then_some(session)
+        (session.expires_at > crate::timestamp::now()).then_some(session)
     }
 
     /// Revokes `token` at once, on every instance.

@@ -155,7 +155,7 @@ mod tests {
     async fn five_tries_then_expired() {
         let store = store().await;
         let c = Challenges::new(store, Duration::from_secs(300));
-        let now = Utc::now();
+        let now = crate::timestamp::now();
         let issued = c.issue(&account(), now).await;
         for n in 1..=MAX_TRIES {
             let t = c.begin_try(&issued.token, now).await.expect("live");
@@ -168,7 +168,7 @@ mod tests {
     async fn a_new_challenge_ends_the_accounts_previous_one_only() {
         let store = store().await;
         let c = Challenges::new(store, Duration::from_secs(300));
-        let now = Utc::now();
+        let now = crate::timestamp::now();
         let (me, other) = (account(), account());
         let first = c.issue(&me, now).await;
         let theirs = c.issue(&other, now).await;
@@ -182,7 +182,7 @@ mod tests {
     async fn challenges_expire_and_unknown_ones_never_lived() {
         let store = store().await;
         let c = Challenges::new(store, Duration::from_secs(300));
-        let now = Utc::now();
+        let now = crate::timestamp::now();
         let issued = c.issue(&account(), now).await;
         assert_eq!(issued.expires_at, now + Duration::from_secs(300));
         let later = issued.expires_at + chrono::Duration::seconds(1);

@@ -84,7 +84,10 @@ impl Login {
                 email: user.email,
                 role,
             };
-            let issued = self.challenges.issue(&account, Utc::now()).await;
+            let issued = self
+                .challenges
+                .issue(&account, crate::timestamp::now())
+                .await;
             return Ok(LoginOutcome::MfaRequired(MfaRequired {
                 mfa_required: true,
                 challenge: issued.token,

@@ -5,7 +5,6 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use chrono::Utc;
 use secrecy::SecretString;
 
 use super::{Login, LoginError};
@@ -29,7 +28,7 @@ impl Login {
         ip: IpAddr,
     ) -> Result<(), LoginError> {
         let Some(password) = password else {
-            return match session.signed_in_within(SUDO_WINDOW, Utc::now()) {
+            return match session.signed_in_within(SUDO_WINDOW, crate::timestamp::now()) {
                 true => Ok(()),
                 false => Err(LoginError::ReauthenticationRequired),
             };

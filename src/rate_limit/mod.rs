@@ -118,7 +118,9 @@ impl BanInfo {
 
     /// Time left, rounded up to whole seconds and at least one.
     pub fn retry_after_secs(&self) -> u64 {
-        let left = (self.until - Utc::now()).num_milliseconds().max(0) as u64;
+        let left = (self.until - crate::timestamp::now())
+            .num_milliseconds()
+            .max(0) as u64;
         ceil_secs(Duration::from_millis(left))
     }
 }
@@ -259,12 +261,9 @@ pub(crate) mod keys {
     pub const BANS: &str = "rl:bans";
 }
 
-/// Milliseconds since the Unix epoch, the clock of the in-process state.
+/// Now in milliseconds since the Unix epoch, the unit of the in-process windows.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    crate::timestamp::unix_millis(crate::timestamp::now())
 }
 
 #[cfg(test)]

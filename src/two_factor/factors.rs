@@ -93,7 +93,7 @@ pub async fn accept_step(c: &mut TenantConn, factor: &TotpRow, step: i64) -> Res
 /// Turns a pending factor on.
 pub async fn activate(c: &mut TenantConn, factor: &TotpRow) -> Result<(), DbError> {
     diesel::update(second_factors::table.find(factor.id))
-        .set(second_factors::enabled_at.eq(Some(chrono::Utc::now())))
+        .set(second_factors::enabled_at.eq(Some(crate::timestamp::now())))
         .execute(c.pg())
         .await?;
     Ok(())

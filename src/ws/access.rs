@@ -110,7 +110,7 @@ mod tests {
             tenant_id,
             email: "someone@example.com".into(),
             role,
-            expires_at: chrono::Utc::now(),
+            expires_at: crate::timestamp::now(),
             second_factor: SecondFactor::Verified,
             signed_in_at: None,
         }

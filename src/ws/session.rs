@@ -21,7 +21,6 @@ use actix::{
 use actix_web::error::PayloadError;
 use actix_web::web::Bytes;
 use actix_web_actors::ws;
-use chrono::Utc;
 use futures_util::Stream;
 use serde_json::json;
 
@@ -119,7 +118,7 @@ impl Actor for WsSession {
         ctx.text(self.welcome());
         let beat = self.services.settings.heartbeat;
         ctx.run_interval(beat, |act, ctx| act.heartbeat(ctx));
-        let left = (self.session.expires_at - Utc::now())
+        let left = (self.session.expires_at - crate::timestamp::now())
             .to_std()
             .unwrap_or_default();
         ctx.run_later(left, |act, ctx| {
