@@ -1,12 +1,43 @@
 //! Rampart: the security core of a multi-tenant, real-time SaaS backend.
 //!
-//! Module map: `config` (environment), `db` (pool, migrations, posture check, the tenant
-//! transaction), `embedded_pg` (the private PostgreSQL of embedded mode), `store` (Redis-backed
-//! shared state with an in-process fallback), `auth` (passwords, sessions, the route check),
-//! `login` (signing in: password, second step, lock-out, re-authentication; logout),
-//! `two_factor` (TOTP, backup codes), `orders`, `tenants`, `users`
-//! (capabilities), `api` (thin HTTP handlers), `telemetry`
-//! (logs, metrics), `server` (start-up), `commands` (the operator CLI).
+//! Module map, by layer; a module names only modules of its own layer or below, never in a
+//! cycle (`tests/layers.rs` checks it; `docs/architecture.md` draws the layers, the actors and
+//! a request's path through them).
+//!
+//! Entry points and start-up:
+//! - `commands`: the operator CLI (migrate, create tenants and users, verify the audit log).
+//! - `server`: builds every service once, starts the actors and the HTTP server.
+//!
+//! HTTP (the only layer that knows HTTP):
+//! - `api`: thin handlers and the `Principal` extractor; each calls one capability.
+//! - `state`: `AppState`, the handlers' bag of shared services.
+//! - `error`: `ApiError`, the contract's codes; every capability error converts into it.
+//!
+//! Capabilities (each takes the services it uses, returns its own error type):
+//! - `auth`: argon2id passwords, session tokens and the rules a session is checked against.
+//! - `login`: signing in and out: password, login challenges, second step, lock-out.
+//! - `two_factor`: TOTP and backup codes, sealed secrets; checks codes, issues no session.
+//! - `orders`: a tenant's orders, their validation, transitions and events.
+//! - `tenants`: creating and listing tenants (platform door only).
+//! - `users`: creating users and reading one's own.
+//! - `ws`: WebSocket admission, one actor per connection, the protocol and the hub.
+//! - `demo`: the demo tenants and users of `serve --demo`.
+//!
+//! Core services:
+//! - `db`: the pool, migrations, posture check, the tenant door and its transactions.
+//! - `store`: short-lived shared state in Redis with an in-process fallback, the one switch
+//!   between them, the Redis timeout policy and the instance bus.
+//! - `audit`: the Auditor actor, the hash chain, its file and Redis sinks, verification.
+//! - `rate_limit`: the RateLimiter actor, owner of every shared limit and ban.
+//! - `telemetry`: slog logging and Prometheus metrics.
+//! - `embedded_pg`: the private PostgreSQL cluster of embedded mode.
+//!
+//! Leaves:
+//! - `config`: the typed configuration read from the environment once.
+//! - `ids`: typed identifiers and `Role`.
+//! - `secret`: the master key and `Token`, secrets that never print.
+//! - `net`: the client's address behind trusted proxies, and its limit key.
+//! - `timestamp`: the one clock and the contract's timestamp format.
 
 pub mod api;
 pub mod audit;
@@ -14,21 +45,21 @@ pub mod auth;
 pub mod commands;
 pub mod config;
 pub mod db;
-pub mod demo;
+pub(crate) mod demo;
 pub mod embedded_pg;
-pub mod error;
+pub(crate) mod error;
 pub mod ids;
 pub(crate) mod login;
-pub mod net;
+pub(crate) mod net;
 pub mod orders;
 pub mod rate_limit;
 pub mod secret;
 pub mod server;
-pub mod state;
+pub(crate) mod state;
 pub mod store;
 pub mod telemetry;
 pub mod tenants;
-pub mod timestamp;
+pub(crate) mod timestamp;
 pub mod two_factor;
 pub mod users;
-pub mod ws;
+pub(crate) mod ws;

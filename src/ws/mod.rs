@@ -24,7 +24,7 @@ use crate::rate_limit::Limiter;
 use crate::store::SharedStore;
 
 pub use admission::{admit, Admitted, Handshake, OriginHeader, Presented, UpgradeError};
-pub use hub::{Hub, Publish};
+pub use hub::Hub;
 
 /// What WebSocket sessions use, built once at start-up.
 #[derive(Clone)]
