@@ -26,10 +26,12 @@ use rampart::users::{self, NewUser};
 
 const ORDERS: usize = 50;
 
-/// The operator's door, as the CLI opens it, for seeding.
-fn operator() -> PlatformScope {
-    let log = rampart::telemetry::logging::discard();
-    PlatformScope::operator_cli(OperatorRecord::log(&log, "bench seed"))
+/// The operator's door, as the CLI opens it (queued for the audit trail), for seeding.
+async fn operator(pool: &DbPool) -> PlatformScope {
+    let record = OperatorRecord::queue(pool, "bench seed", serde_json::json!({}))
+        .await
+        .unwrap();
+    PlatformScope::operator_cli(record)
 }
 
 fn cluster_dir() -> PathBuf {
@@ -55,10 +57,12 @@ async fn seed(cluster: &Cluster) -> (DbPool, TenantScope) {
         slug: "bench".into(),
         name: "Bench".into(),
     };
-    let tenant = tenants::create(&pool, &operator(), &new).await.unwrap();
+    let tenant = tenants::create(&pool, &operator(&pool).await, &new)
+        .await
+        .unwrap();
     let user = users::create(
         &pool,
-        &operator().with_target(Some(tenant.id)),
+        &operator(&pool).await.with_target(Some(tenant.id)),
         NewUser {
             email: "staff@bench.example".into(),
             role: Role::TenantStaff,

@@ -1,7 +1,7 @@
 //! The operator commands behind the CLI (`migrate`, `tenant create`, `user create`). They read
 //! the same configuration as `serve` and never write the audit file (the server is its only
-//! writer): each use of the platform door is recorded in the operator's log instead (see
-//! [`OperatorRecord`]).
+//! writer): each use of the platform door is queued in PostgreSQL for the trail first, and the
+//! running server (or the next one to start) records it (see [`OperatorRecord`]).
 
 use std::io::BufRead;
 
@@ -14,9 +14,14 @@ use crate::server::{self, Database};
 use crate::tenants::{self, NewTenant};
 use crate::users::{self, NewUser};
 
-/// The operator's door for `action`, on record in the operator's log.
-fn operator(log: &Logger, action: &'static str) -> PlatformScope {
-    PlatformScope::operator_cli(OperatorRecord::log(log, action))
+/// The operator's door for `action`, once the action is queued for the audit trail.
+async fn operator(
+    pool: &DbPool,
+    action: &'static str,
+    details: serde_json::Value,
+) -> anyhow::Result<PlatformScope> {
+    let record = OperatorRecord::queue(pool, action, details).await?;
+    Ok(PlatformScope::operator_cli(record))
 }
 
 async fn open(config: &Config, log: &Logger) -> anyhow::Result<(Database, DbPool)> {
@@ -46,7 +51,12 @@ pub async fn tenant_create(
     let new = NewTenant { slug, name };
     new.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
     let (mut database, pool) = open(config, log).await?;
-    let created = tenants::create(&pool, &operator(log, "tenant create"), &new).await;
+    let details = serde_json::json!({"slug": new.slug, "name": new.name});
+    let created = async {
+        let door = operator(&pool, "tenant create", details).await?;
+        Ok::<_, anyhow::Error>(tenants::create(&pool, &door, &new).await?)
+    }
+    .await;
     database.shutdown();
     println!("{}", serde_json::to_string(&created?)?);
     Ok(())
@@ -73,7 +83,10 @@ pub async fn user_create(
     };
     let (mut database, pool) = open(config, log).await?;
     let result = async {
-        let door = operator(log, "user create");
+        let details = serde_json::json!({
+            "email": email, "role": role.as_str(), "tenant_slug": tenant_slug,
+        });
+        let door = operator(&pool, "user create", details).await?;
         let tenant_id = match tenant_slug {
             Some(slug) => Some(
                 tenants::find_by_slug(&pool, &door, &slug)

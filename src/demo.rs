@@ -14,10 +14,11 @@ const TENANTS: [(&str, &str); 2] = [
 ];
 
 /// Seeds the demo data when no user exists yet; otherwise does nothing.
-/// The server's Auditor is running here, but seeding is the operator's act, recorded as the
-/// CLI's are (in the operator's log), so `--demo` adds nothing to the audit trail.
+/// Seeding is the operator's act: it goes through the operator's door, queued for the audit
+/// trail as the CLI's actions are (this server then records it).
 pub async fn seed(db: &DbPool, log: &Logger) -> anyhow::Result<()> {
-    let system = PlatformScope::operator_cli(OperatorRecord::log(log, "serve --demo"));
+    let record = OperatorRecord::queue(db, "serve --demo", serde_json::json!({})).await?;
+    let system = PlatformScope::operator_cli(record);
     if !users::none_exist(db, &system).await? {
         info!(log, "demo data not seeded: the database already has users");
         return Ok(());

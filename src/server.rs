@@ -332,6 +332,7 @@ pub fn start(state: AppState, workers: usize) -> anyhow::Result<Running> {
     let sessions = web::Data::new(state.sessions.clone());
     let origins = web::Data::new(OriginPolicy::new(state.config.allowed_origins.clone()));
     let data = web::Data::new(state);
+    drain_operator_queue(std::sync::Arc::downgrade(&data.clone().into_inner()));
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
@@ -353,6 +354,20 @@ pub fn start(state: AppState, workers: usize) -> anyhow::Result<Running> {
         handle,
         server,
     })
+}
+
+/// Records what the CLI queued for the trail (and whatever it queues while this server runs),
+/// at start and then every `DRAIN_EVERY`, for as long as the server holds its state.
+fn drain_operator_queue(state: std::sync::Weak<AppState>) {
+    use crate::audit::operator::{drain_once, DRAIN_EVERY};
+    actix_web::rt::spawn(async move {
+        while let Some(s) = state.upgrade() {
+            let log = s.log.new(slog::o!("component" => "audit"));
+            drain_once(&s.audit, &s.db, &log).await;
+            drop(s);
+            actix_web::rt::time::sleep(DRAIN_EVERY).await;
+        }
+    });
 }
 
 /// `rampart serve`: everything above, then serve until SIGINT or SIGTERM.

@@ -91,6 +91,7 @@ kinds! {
     TwofaBackupCodeUsed => "twofa.backup_code_used", Warning;
     TwofaBackupCodesRegenerated => "twofa.backup_codes_regenerated", Warning;
     PlatformOwnerAccess => "platform.owner_access", High;
+    PlatformOperatorAccess => "platform.operator_access", High;
     TenantCrossAccessDenied => "tenant.cross_access_denied", High;
     WsConnectionRateExceeded => "ws.connection_rate_exceeded", Warning;
     WsUserConnectionLimit => "ws.user_connection_limit", Warning;
@@ -344,7 +345,10 @@ mod tests {
         for k in Kind::ALL {
             let expected = match k {
                 AlertBruteForce | AlertCrossTenantProbing => Severity::Critical,
+                // Not in the contract's list: the operator's use of the platform door weighs
+                // what a platform owner's does.
                 PlatformOwnerAccess
+                | PlatformOperatorAccess
                 | TenantCrossAccessDenied
                 | AuthLockedOut
                 | TwofaReplayRejected

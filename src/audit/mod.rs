@@ -12,6 +12,7 @@ pub mod checkpoint;
 pub mod event;
 pub mod file_sink;
 pub mod monitor;
+pub mod operator;
 pub mod query;
 pub mod redis_sink;
 pub mod verify;

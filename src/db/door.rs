@@ -132,8 +132,8 @@ impl PlatformScope {
     }
 
     /// The operator's door (the CLI and `serve --demo`): the platform role with no acting
-    /// user. It takes the [`OperatorRecord`] of the action, so no operator use goes unrecorded;
-    /// see there for where the record is kept and why not in the audit trail.
+    /// user. It takes the [`OperatorRecord`] of the action, so no operator use goes unrecorded:
+    /// the record is queued for the audit trail before the door opens (see there).
     pub fn operator_cli(record: OperatorRecord) -> PlatformScope {
         drop(record);
         PlatformScope {
@@ -275,8 +275,7 @@ mod tests {
 
     #[test]
     fn the_operator_door_names_no_user_and_may_be_narrowed_to_a_tenant() {
-        let log = slog::Logger::root(slog::Discard, slog::o!());
-        let door = PlatformScope::operator_cli(OperatorRecord::log(&log, "test"));
+        let door = PlatformScope::operator_cli(OperatorRecord::unqueued("test"));
         assert_eq!((door.user(), door.target()), (None, None));
         let t = TenantId::random();
         let on = door.with_target(Some(t));

@@ -215,10 +215,12 @@ pub struct TestApp {
     handle: ServerHandle,
 }
 
-/// The operator's door, as the CLI opens it, for seeding fixtures.
-fn operator(action: &'static str) -> PlatformScope {
-    let log = rampart::telemetry::logging::discard();
-    PlatformScope::operator_cli(OperatorRecord::log(&log, action))
+/// The operator's door, as the CLI opens it (queued for the audit trail), for seeding fixtures.
+async fn operator(pool: &DbPool, action: &'static str) -> PlatformScope {
+    let record = OperatorRecord::queue(pool, action, serde_json::json!({}))
+        .await
+        .expect("queue the operator record");
+    PlatformScope::operator_cli(record)
 }
 
 /// Variables every test server gets; tests override or add with `spawn_with`.
@@ -381,7 +383,7 @@ impl TestApp {
     pub async fn tenant(&self, slug: &str) -> TenantFixture {
         let tenant = tenants::create(
             &self.pool,
-            &operator("test fixture: tenant"),
+            &operator(&self.pool, "test fixture: tenant").await,
             &NewTenant {
                 slug: slug.into(),
                 name: format!("Tenant {slug}"),
@@ -415,7 +417,9 @@ impl TestApp {
     pub async fn user(&self, email: &str, role: Role, tenant_id: Option<TenantId>) -> Account {
         let created = users::create(
             &self.pool,
-            &operator("test fixture: user").with_target(tenant_id),
+            &operator(&self.pool, "test fixture: user")
+                .await
+                .with_target(tenant_id),
             NewUser {
                 email: email.into(),
                 role,

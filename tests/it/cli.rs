@@ -23,7 +23,7 @@ pub fn rampart() -> Command {
     cmd
 }
 
-fn json_line(stdout: &[u8]) -> Value {
+pub(crate) fn json_line(stdout: &[u8]) -> Value {
     let text = String::from_utf8_lossy(stdout);
     let line = text
         .lines()

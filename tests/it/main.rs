@@ -20,6 +20,7 @@ mod isolation;
 mod login_limits;
 mod monitor;
 mod multi_instance;
+mod operator_audit;
 mod orders;
 mod pages;
 mod pipelined;

@@ -14,11 +14,10 @@ struct Backend {
 
 /// The server process behind the connection that served the query.
 async fn backend(pool: &DbPool) -> i32 {
-    let log = rampart::telemetry::logging::discard();
-    let scope = Scope::from(PlatformScope::operator_cli(OperatorRecord::log(
-        &log,
-        "test: which backend",
-    )));
+    let record = OperatorRecord::queue(pool, "test: which backend", serde_json::json!({}))
+        .await
+        .expect("queue the operator record");
+    let scope = Scope::from(PlatformScope::operator_cli(record));
     pool.one_get::<_, Backend>(&scope, diesel::sql_query("SELECT pg_backend_pid() AS pid"))
         .await
         .expect("query")
