@@ -46,6 +46,9 @@ pub async fn recent(store: &SharedStore, file: &Path, filter: Filter, limit: usi
 
 type StreamPage = Vec<(String, Vec<(String, String)>)>;
 
+/// How long one page of the stream may take.
+const PAGE_TIMEOUT: Duration = Duration::from_secs(2);
+
 async fn from_stream(store: &SharedStore, filter: Filter, limit: usize) -> Option<Vec<Value>> {
     let mut conn = store.connection()?;
     let key = store.key("audit");
@@ -53,19 +56,21 @@ async fn from_stream(store: &SharedStore, filter: Filter, limit: usize) -> Optio
     let mut end = "+".to_string();
     let mut scanned = 0;
     while out.len() < limit && scanned < SCAN_LINES {
-        let page: StreamPage = tokio::time::timeout(
-            Duration::from_secs(2),
-            redis::cmd("XREVRANGE")
-                .arg(&key)
-                .arg(&end)
-                .arg("-")
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn),
-        )
-        .await
-        .ok()?
-        .ok()?;
+        // A page of up to 1,000 lines may take longer than one command; the store's timeout
+        // policy otherwise applies (a failure switches to the fallback, and the file answers).
+        let page: StreamPage = store
+            .bounded_for(
+                PAGE_TIMEOUT,
+                redis::cmd("XREVRANGE")
+                    .arg(&key)
+                    .arg(&end)
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut conn),
+            )
+            .await
+            .ok()?;
         if page.is_empty() {
             break;
         }

@@ -33,6 +33,7 @@ mod second_factor_limits;
 mod session_revocation;
 mod two_factor;
 mod two_factor_browser;
+mod two_factor_login;
 mod ws;
 mod ws_attack;
 
