@@ -79,7 +79,7 @@ pub fn presented_token(req: &HttpRequest) -> Option<(String, bool)> {
 
 /// True when the request's `Origin` is the server's own or one of `RAMPART_ALLOWED_ORIGINS`.
 /// A missing `Origin` is not allowed: callers decide whether one is needed.
-pub fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
+fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
     let Some(origin) = req
         .headers()
         .get(header::ORIGIN)

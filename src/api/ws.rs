@@ -7,7 +7,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::principal::{origin_allowed, presented_token, Principal};
+use super::principal::{presented_token, OriginPolicy, Principal};
 use crate::auth::SessionId;
 use crate::net::client_ip;
 use crate::state::AppState;
@@ -38,10 +38,10 @@ fn presented(req: &HttpRequest) -> Presented {
     }
 }
 
-fn handshake(req: &HttpRequest, state: &AppState) -> Handshake {
+fn handshake(req: &HttpRequest, state: &AppState, origins: &OriginPolicy) -> Handshake {
     let origin = req.headers().get(header::ORIGIN).map(|o| OriginHeader {
         value: o.to_str().unwrap_or("").to_string(),
-        allowed: origin_allowed(req, &state.config.allowed_origins),
+        allowed: origins.allows(req),
     });
     Handshake {
         ip: client_ip(req, state.config.trust_forwarded),
@@ -55,8 +55,9 @@ pub async fn upgrade(
     req: HttpRequest,
     stream: web::Payload,
     state: web::Data<AppState>,
+    origins: web::Data<OriginPolicy>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let admitted = ws::admit(&state.ws, handshake(&req, &state))
+    let admitted = ws::admit(&state.ws, handshake(&req, &state, &origins))
         .await
         .map_err(crate::error::ApiError::from)?;
     let (user, conn) = (admitted.session.user_id, admitted.conn);
