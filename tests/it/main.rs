@@ -36,6 +36,7 @@ mod two_factor_browser;
 mod two_factor_login;
 mod ws;
 mod ws_attack;
+mod ws_limits;
 
 use serde_json::{json, Value};
 
