@@ -150,7 +150,7 @@ pub fn run_writer(mut sink: Box<dyn Sink>, rx: Receiver<Pending>, shared: Arc<Sh
         for p in &batch {
             buf.extend_from_slice(&p.line);
         }
-        write_durably(sink.as_mut(), &buf, &mut batch, &shared);
+        write_durably(sink.as_mut(), &mut buf, &mut batch, &rx, &shared);
         let head = batch
             .last()
             .map(|p| p.head.clone())
@@ -175,8 +175,16 @@ pub fn run_writer(mut sink: Box<dyn Sink>, rx: Receiver<Pending>, shared: Arc<Sh
 }
 
 /// Writes and syncs `buf`, retrying until it succeeds. Callers waiting on a failed attempt are
-/// told at once; their lines are still written once the file works again.
-fn write_durably(sink: &mut dyn Sink, buf: &[u8], batch: &mut [Pending], shared: &Shared) {
+/// told at once, and so are those whose events arrived while it failed: those events join the
+/// batch (in order) rather than wait behind it unanswered until the file works. Every line is
+/// still written once it does.
+fn write_durably(
+    sink: &mut dyn Sink,
+    buf: &mut Vec<u8>,
+    batch: &mut Vec<Pending>,
+    rx: &Receiver<Pending>,
+    shared: &Shared,
+) {
     loop {
         shared.fsyncs.fetch_add(1, Ordering::Relaxed);
         match sink.append(buf).and_then(|()| sink.sync()) {
@@ -186,6 +194,10 @@ fn write_durably(sink: &mut dyn Sink, buf: &[u8], batch: &mut [Pending], shared:
             }
             Err(e) => {
                 shared.set_available(false, Some(&e.to_string()));
+                while let Ok(p) = rx.try_recv() {
+                    buf.extend_from_slice(&p.line);
+                    batch.push(p);
+                }
                 for p in batch.iter_mut() {
                     if let Some(ack) = p.ack.take() {
                         let _ = ack.send(Err(AuditError::Unavailable));

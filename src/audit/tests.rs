@@ -44,12 +44,12 @@ impl Sink for ScriptedSink {
     fn reset(&mut self) {}
 }
 
-fn start(sink: ScriptedSink) -> Audit {
+fn start(sink: impl Sink + 'static) -> Audit {
     start_alerting_after(sink, 1000)
 }
 
 /// Starts with both alert thresholds at `n`.
-fn start_alerting_after(sink: ScriptedSink, n: u32) -> Audit {
+fn start_alerting_after(sink: impl Sink + 'static, n: u32) -> Audit {
     let config = AuditConfig {
         instance: "test".into(),
         thresholds: Thresholds {
@@ -237,4 +237,86 @@ async fn an_alert_that_cannot_be_written_is_reported_at_once() {
     failing.store(false, Ordering::SeqCst);
     let a = audit.clone();
     wait_until("all three lines written", move || a.written() == 3).await;
+}
+
+/// A sink whose first append waits for a signal and then fails, as do all later ones until
+/// `failing` is cleared.
+struct FailsOnceHeld {
+    gate: mpsc::Receiver<()>,
+    entered: Arc<AtomicBool>,
+    failing: Arc<AtomicBool>,
+    written: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Sink for FailsOnceHeld {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if !self.entered.swap(true, Ordering::SeqCst) {
+            let _ = self.gate.recv();
+        }
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(io::Error::other("disk full"));
+        }
+        self.written.lock().unwrap().extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn reset(&mut self) {}
+}
+
+/// An event sent while the trail still counted as available, queued behind a write that then
+/// fails, is answered at once too — not left waiting until the disk works again (a platform
+/// owner's subscription hung that way when another high event was being written as the disk
+/// failed).
+#[actix_web::test]
+async fn an_event_queued_behind_a_failing_write_is_refused_at_once() {
+    let (release, gate) = mpsc::channel();
+    let (entered, failing) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(true)),
+    );
+    let written: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let audit = start(FailsOnceHeld {
+        gate,
+        entered: entered.clone(),
+        failing: failing.clone(),
+        written: written.clone(),
+    });
+    let first = {
+        let audit = audit.clone();
+        actix_web::rt::spawn(
+            async move { audit.record(Event::new(Kind::PlatformOwnerAccess)).await },
+        )
+    };
+    let e = entered.clone();
+    wait_until("the first write to begin", move || e.load(Ordering::SeqCst)).await;
+    assert!(audit.is_available(), "nothing has failed yet");
+    let second = audit.record(Event::new(Kind::PlatformOwnerAccess));
+    tokio::pin!(second);
+    // One poll: the availability check passes (nothing has failed yet) and the event is sent.
+    tokio::select! {
+        biased;
+        r = &mut second => panic!("answered before any write: {r:?}"),
+        _ = std::future::ready(()) => {}
+    }
+    release.send(()).unwrap();
+    assert_eq!(first.await.unwrap(), Err(AuditError::Unavailable));
+    let answered = tokio::time::timeout(Duration::from_secs(5), second).await;
+    assert_eq!(
+        answered.expect("the second caller was left waiting"),
+        Err(AuditError::Unavailable)
+    );
+    // Nothing is lost: both lines are written, in order, once the disk works.
+    failing.store(false, Ordering::SeqCst);
+    let a = audit.clone();
+    wait_until("both events to be written", move || a.written() == 2).await;
+    let text = String::from_utf8(written.lock().unwrap().clone()).unwrap();
+    let seqs: Vec<u64> = text
+        .lines()
+        .map(|l| super::chain::check_line(l).unwrap().seq)
+        .collect();
+    assert_eq!(seqs, [1, 2]);
 }
