@@ -13,14 +13,13 @@
 //! memory. A connection's message limits are its session's own [`MessageGate`].
 //!
 //! Cost of the single owner, measured with `cargo bench --bench rate_limiter` (admissions per
-//! second) on two cores shared with other work, so runs differ widely. In memory, at 64
-//! concurrent callers: 1,420,000/s when decisions were taken on the callers' threads under
-//! sharded locks; 317,000/s and 479,000/s (two runs) through the actor, each decision now
-//! crossing to its thread and back. With one caller, 1,360,000/s before and 10,000–243,000/s
-//! after: a lone decision pays the wake-up of a sleeping actor thread. With Redis at 64 callers,
-//! 59,800/s (0.94× the raw script) before and 27,800/s (0.58×) and 49,800/s (0.87×) after. A
-//! WebSocket upgrade takes two or three decisions, so even the slowest figure leaves setup far
-//! above its target of 1,000/s; no decision is taken off the actor.
+//! second at 64 concurrent callers; docs/benchmarks.md, "Before and after the restructuring",
+//! has the runs): in memory, 1,540,000/s and 1,240,000/s when decisions were taken on the
+//! callers' threads under sharded locks, 597,000/s and 582,000/s through the actor, each
+//! decision now crossing to its thread and back (a lone caller also pays the wake-up of a
+//! sleeping actor thread). With Redis, 0.79× and 0.85× the raw script before, 0.81× and 1.09×
+//! after. A WebSocket upgrade takes two or three decisions, so setup stays far above its target
+//! of 1,000/s (5,290/s and 6,471/s after); no decision is taken off the actor.
 //!
 //! Degraded behaviour without Redis (the README lists it too): every limit stays enforced, per
 //! instance. Connection attempts, bans, violations and login failures are counted in this
