@@ -63,7 +63,7 @@ impl Login {
             .reserve_login(ip, &who.email)
             .await?
             .map_err(LoginError::TooManyAttempts)?;
-        let unix_now = u64::try_from(now.timestamp()).unwrap_or_default();
+        let unix_now = crate::timestamp::unix_secs(now);
         match self
             .two_factor
             .check_sign_in(who, &proof, ip, unix_now)

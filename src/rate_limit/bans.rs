@@ -66,7 +66,7 @@ impl Bans {
 
     /// Keeps a ban decided elsewhere (the later end wins).
     pub(crate) fn remember(&mut self, ban: &BanInfo) {
-        let until = ban.until.timestamp_millis().max(0) as u64;
+        let until = crate::timestamp::unix_millis(ban.until);
         let entry = self.bans.entry(ban.ip).or_insert((until, ban.violations));
         entry.0 = entry.0.max(until);
     }
