@@ -128,16 +128,19 @@ async fn an_unwritable_log_fails_closed_and_loses_nothing() {
     wait_until("the writer to recover", move || a.is_available()).await;
     let a = audit.clone();
     wait_until("both events to be written", move || a.written() == 2).await;
-    let text = String::from_utf8(written.lock().unwrap().clone()).unwrap();
-    let seqs: Vec<u64> = text
-        .lines()
-        .map(|l| super::chain::check_line(l).unwrap().seq)
-        .collect();
-    assert_eq!(seqs, [1, 2]);
+    assert_eq!(written_seqs(&written), [1, 2]);
     assert_eq!(
         audit.record(Event::new(Kind::PlatformOwnerAccess)).await,
         Ok(())
     );
+}
+
+/// The `seq` of every line a sink received, each line checked against its own hash.
+fn written_seqs(written: &Mutex<Vec<u8>>) -> Vec<u64> {
+    let text = String::from_utf8(written.lock().unwrap().clone()).unwrap();
+    text.lines()
+        .map(|l| super::chain::check_line(l).unwrap().seq)
+        .collect()
 }
 
 fn count(journal: &Journal, entry: &str) -> usize {
@@ -313,10 +316,5 @@ async fn an_event_queued_behind_a_failing_write_is_refused_at_once() {
     failing.store(false, Ordering::SeqCst);
     let a = audit.clone();
     wait_until("both events to be written", move || a.written() == 2).await;
-    let text = String::from_utf8(written.lock().unwrap().clone()).unwrap();
-    let seqs: Vec<u64> = text
-        .lines()
-        .map(|l| super::chain::check_line(l).unwrap().seq)
-        .collect();
-    assert_eq!(seqs, [1, 2]);
+    assert_eq!(written_seqs(&written), [1, 2]);
 }

@@ -23,6 +23,22 @@ pub fn rampart() -> Command {
     cmd
 }
 
+/// Runs `rampart ARGS` against the database at `url`, asserts it succeeded (showing its
+/// stderr otherwise) and returns its output.
+pub(crate) fn run_ok(args: &[&str], url: &str) -> std::process::Output {
+    let out = rampart()
+        .args(args)
+        .env("DATABASE_URL", url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 pub(crate) fn json_line(stdout: &[u8]) -> Value {
     let text = String::from_utf8_lossy(stdout);
     let line = text
@@ -36,44 +52,33 @@ pub(crate) fn json_line(stdout: &[u8]) -> Value {
 async fn tenant_and_user_create_print_json_and_the_user_can_sign_in() {
     let app = TestApp::spawn().await;
     let url = app.db.superuser_url();
-    let out = rampart()
-        .args([
+    let out = run_ok(
+        &[
             "tenant",
             "create",
             "--slug",
             "delta",
             "--name",
             "Delta Diner",
-        ])
-        .env("DATABASE_URL", &url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        &url,
     );
     let tenant = json_line(&out.stdout);
     assert_eq!(tenant["slug"], "delta");
     assert_eq!(tenant["name"], "Delta Diner");
 
-    let out = rampart()
-        .args([
+    let out = run_ok(
+        &[
             "user",
             "create",
             "--email",
             "cook@delta.example",
             "--role",
             "tenant_staff",
-        ])
-        .args(["--tenant", "delta"])
-        .env("DATABASE_URL", &url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+            "--tenant",
+            "delta",
+        ],
+        &url,
     );
     let user = json_line(&out.stdout);
     assert_eq!(user["tenant_id"], tenant["id"]);

@@ -236,6 +236,14 @@ async fn request_roles_cannot_read_or_change_password_hashes() {
                 "UPDATE second_factors SET user_id = user_id".to_string(),
             ),
             ("delete an order", "DELETE FROM orders".to_string()),
+            (
+                "queue a forged operator action",
+                "INSERT INTO operator_audit_queue (os_user, action) VALUES ('x', 'y')".to_string(),
+            ),
+            (
+                "drop a queued operator action",
+                "DELETE FROM operator_audit_queue".to_string(),
+            ),
         ] {
             let tenant = a.id;
             let batch = format!(
