@@ -170,6 +170,12 @@ impl ResponseError for ApiError {
     }
 }
 
+impl From<crate::page::PageError> for ApiError {
+    fn from(e: crate::page::PageError) -> ApiError {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
 impl From<crate::audit::AuditError> for ApiError {
     fn from(_: crate::audit::AuditError) -> Self {
         ApiError::AuditUnavailable

@@ -37,6 +37,7 @@
 //! - `ids`: typed identifiers and `Role`.
 //! - `secret`: the master key and `Token`, secrets that never print.
 //! - `net`: the client's address behind trusted proxies, and its limit key.
+//! - `page`: `limit` and opaque cursors, the paging of every list.
 //! - `timestamp`: the one clock and the contract's timestamp format.
 
 pub mod api;
@@ -52,6 +53,7 @@ pub mod ids;
 pub(crate) mod login;
 pub(crate) mod net;
 pub mod orders;
+pub mod page;
 pub mod rate_limit;
 pub mod secret;
 pub mod server;

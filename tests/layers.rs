@@ -7,7 +7,7 @@
 //! HTTP           api, state, error
 //! capabilities   auth, login, two_factor, orders, tenants, users, ws, demo (seed data)
 //! core services  db, store, audit, rate_limit, telemetry, embedded_pg
-//! leaves         config, ids, secret, net, timestamp
+//! leaves         config, ids, secret, net, page, timestamp
 //! ```
 //!
 //! A module may name (`crate::…`, `super::…`) only modules of its own layer or below, and no
@@ -19,7 +19,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 const LAYERS: &[(&str, &[&str])] = &[
-    ("leaves", &["config", "ids", "secret", "net", "timestamp"]),
+    (
+        "leaves",
+        &["config", "ids", "secret", "net", "page", "timestamp"],
+    ),
     (
         "core services",
         &[
