@@ -12,4 +12,4 @@ pub mod session;
 pub(crate) mod test_json;
 
 pub use error::AuthError;
-pub use session::{IssuedToken, SecondFactor, Session, SessionId, SessionStore};
+pub use session::{IssuedToken, NewSession, SecondFactor, Session, SessionId, SessionStore};

@@ -1,6 +1,7 @@
 //! Sessions: opaque 256-bit tokens handed to the client once, stored only as SHA-256 hashes
 //! with their expiry in the [`SharedStore`] (Redis, or this instance's map).
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -40,6 +41,32 @@ pub struct Session {
     /// counts as long ago.
     #[serde(default)]
     pub signed_in_at: Option<DateTime<Utc>>,
+    /// The password was reset by an administrator: until the holder sets a new one, this
+    /// session reaches only `/api/v1/auth/*`.
+    #[serde(default)]
+    pub password_change_required: bool,
+    /// When the session was opened (`None` for sessions stored before this was recorded).
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
+    /// The client's address when it signed in.
+    #[serde(default)]
+    pub ip: Option<IpAddr>,
+    /// The client's `User-Agent` when it signed in, cut to 256 bytes.
+    #[serde(default)]
+    pub user_agent: Option<String>,
+}
+
+/// What a new session is opened with (the store adds its times).
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub user_id: UserId,
+    pub tenant_id: Option<TenantId>,
+    pub email: String,
+    pub role: Role,
+    pub second_factor: SecondFactor,
+    pub password_change_required: bool,
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
 }
 
 impl Session {
@@ -142,25 +169,23 @@ impl SessionStore {
     }
 
     /// Creates a session for the user and returns its token.
-    pub async fn issue(
-        &self,
-        user_id: UserId,
-        tenant_id: Option<TenantId>,
-        email: &str,
-        role: Role,
-        second_factor: SecondFactor,
-    ) -> IssuedToken {
+    pub async fn issue(&self, new: NewSession) -> IssuedToken {
         let token = Token::generate();
         let now = crate::timestamp::now();
         let expires_at = now + self.ttl;
+        let user_id = new.user_id;
         let session = Session {
             user_id,
-            tenant_id,
-            email: email.to_string(),
-            role,
+            tenant_id: new.tenant_id,
+            email: new.email,
+            role: new.role,
             expires_at,
-            second_factor,
+            second_factor: new.second_factor,
             signed_in_at: Some(now),
+            password_change_required: new.password_change_required,
+            created_at: Some(now),
+            ip: new.ip,
+            user_agent: new.user_agent,
         };
         let value = serde_json::to_string(&session).expect("session serializes");
         let id = SessionId::of_token(&token);
@@ -220,6 +245,12 @@ impl SessionStore {
             ended.push(id);
         }
         ended
+    }
+
+    /// Ends every session of `user`, on every instance that shares the store, and returns the
+    /// ids it ended (their sockets are to be closed too).
+    pub async fn end_all(&self, user: UserId) -> Vec<SessionId> {
+        self.end_others(user, &SessionId(String::new())).await
     }
 
     /// The live session of `token`, if any. A token from a client is [`Token::parse`]d

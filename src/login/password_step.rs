@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{Login, LoginError};
 use crate::audit::{Event, EventActor, Kind};
 use crate::auth::password;
-use crate::auth::SecondFactor;
+use crate::auth::{NewSession, SecondFactor};
 use crate::db::LoginRecord;
 use crate::ids::{Role, TenantId, UserId};
 use crate::secret::Token;
@@ -102,7 +102,16 @@ impl Login {
         };
         let issued = self
             .sessions
-            .issue(user.id, user.tenant_id, &user.email, role, second_factor)
+            .issue(NewSession {
+                user_id: user.id,
+                tenant_id: user.tenant_id,
+                email: user.email.clone(),
+                role,
+                second_factor,
+                password_change_required: false,
+                ip: Some(ip),
+                user_agent: None,
+            })
             .await;
         Ok(LoginOutcome::Session(LoggedIn {
             token: issued.token,

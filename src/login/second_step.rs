@@ -10,7 +10,7 @@ use serde_json::json;
 use super::password_step::LoggedIn;
 use super::{Login, LoginError};
 use crate::audit::Kind;
-use crate::auth::SecondFactor;
+use crate::auth::{NewSession, SecondFactor};
 use crate::secret::Token;
 use crate::two_factor::{Account, Proof, TwoFactorError};
 use crate::users::User;
@@ -90,19 +90,22 @@ impl Login {
         }
         let event = who.event(Kind::TwofaVerified, ip, json!({"method": proof.method()}));
         self.audit.record(event).await?;
-        Ok(self.open_verified_session(who).await)
+        Ok(self.open_verified_session(who, ip).await)
     }
 
-    async fn open_verified_session(&self, who: &Account) -> LoggedIn {
+    async fn open_verified_session(&self, who: &Account, ip: IpAddr) -> LoggedIn {
         let issued = self
             .sessions
-            .issue(
-                who.user_id,
-                who.tenant_id,
-                &who.email,
-                who.role,
-                SecondFactor::Verified,
-            )
+            .issue(NewSession {
+                user_id: who.user_id,
+                tenant_id: who.tenant_id,
+                email: who.email.clone(),
+                role: who.role,
+                second_factor: SecondFactor::Verified,
+                password_change_required: false,
+                ip: Some(ip),
+                user_agent: None,
+            })
             .await;
         LoggedIn {
             token: issued.token,

@@ -113,6 +113,10 @@ mod tests {
             expires_at: crate::timestamp::now(),
             second_factor: SecondFactor::Verified,
             signed_in_at: None,
+            password_change_required: false,
+            created_at: None,
+            ip: None,
+            user_agent: None,
         }
     }
 

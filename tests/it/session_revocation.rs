@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use awc::http::Method;
-use rampart::auth::{SecondFactor, SessionStore};
+use rampart::auth::{NewSession, SecondFactor, SessionStore};
 use rampart::ids::Role;
 use rampart::ids::UserId;
 use rampart::store::{RedisStatus, SharedStore};
@@ -63,13 +63,16 @@ async fn a_logout_during_redis_recovery_is_not_lost() {
         .unwrap();
     let sessions = SessionStore::new(store.clone(), Duration::from_secs(3600));
     let issued = sessions
-        .issue(
-            UserId::random(),
-            None,
-            "a@b.example",
-            Role::TenantStaff,
-            SecondFactor::PasswordOnly,
-        )
+        .issue(NewSession {
+            user_id: UserId::random(),
+            tenant_id: None,
+            email: "a@b.example".into(),
+            role: Role::TenantStaff,
+            second_factor: SecondFactor::PasswordOnly,
+            password_change_required: false,
+            ip: None,
+            user_agent: None,
+        })
         .await;
     assert!(sessions.resolve(&issued.token).await.is_some());
 
