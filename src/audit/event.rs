@@ -101,6 +101,7 @@ kinds! {
     WsBannedIpRejected => "ws.banned_ip_rejected", Warning;
     WsOriginRejected => "ws.origin_rejected", Warning;
     BanLifted => "ban.lifted", Warning;
+    SessionRevoked => "session.revoked", Info;
     SystemStarted => "system.started", Info;
     SystemRedisUnavailable => "system.redis_unavailable", High;
     SystemRedisRecovered => "system.redis_recovered", Info;

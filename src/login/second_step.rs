@@ -44,10 +44,12 @@ impl Login {
     /// `InvalidCode` (audited; the attempt stays counted as a failed login), a right one gives
     /// the attempt back. A challenge that is malformed, unknown, expired, out of tries,
     /// replaced by a newer login or already answered is `ChallengeExpired`.
+    /// `user_agent` is the client's, kept with the session it opens.
     pub async fn verify_second_factor(
         &self,
         body: VerifyBody,
         ip: IpAddr,
+        user_agent: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<LoggedIn, LoginError> {
         let (challenge, proof) = body.proof()?;
@@ -90,10 +92,15 @@ impl Login {
         }
         let event = who.event(Kind::TwofaVerified, ip, json!({"method": proof.method()}));
         self.audit.record(event).await?;
-        Ok(self.open_verified_session(who, ip).await)
+        Ok(self.open_verified_session(who, ip, user_agent).await)
     }
 
-    async fn open_verified_session(&self, who: &Account, ip: IpAddr) -> LoggedIn {
+    async fn open_verified_session(
+        &self,
+        who: &Account,
+        ip: IpAddr,
+        user_agent: Option<String>,
+    ) -> LoggedIn {
         let issued = self
             .sessions
             .issue(NewSession {
@@ -104,7 +111,7 @@ impl Login {
                 second_factor: SecondFactor::Verified,
                 password_change_required: false,
                 ip: Some(ip),
-                user_agent: None,
+                user_agent,
             })
             .await;
         LoggedIn {
