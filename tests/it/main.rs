@@ -11,6 +11,8 @@ mod audit_verify;
 mod auth;
 mod auth_bodies;
 mod cli;
+mod cli_audit;
+mod cli_live;
 mod dashboard;
 mod errors;
 mod hashing_memory;
