@@ -360,7 +360,10 @@ mod tests {
         let owner = caller(Role::PlatformOwner, None, true);
         let door = AdminScope::for_tenant(&owner, other).unwrap();
         assert!(matches!(door, AdminScope::Platform(_)));
-        assert_eq!((door.tenant(), door.user()), (Some(other), Some(owner.user())));
+        assert_eq!(
+            (door.tenant(), door.user()),
+            (Some(other), Some(owner.user()))
+        );
     }
 
     #[test]

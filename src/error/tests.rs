@@ -151,8 +151,16 @@ fn route_check_refusals_keep_their_statuses() {
 fn account_refusals_keep_their_statuses() {
     use crate::users::UserError;
     for (e, status, code) in [
-        (ApiError::from(LoginError::AccountDisabled), 403, "account_disabled"),
-        (ApiError::PasswordChangeRequired, 403, "password_change_required"),
+        (
+            ApiError::from(LoginError::AccountDisabled),
+            403,
+            "account_disabled",
+        ),
+        (
+            ApiError::PasswordChangeRequired,
+            403,
+            "password_change_required",
+        ),
         (
             ApiError::from(crate::ws::UpgradeError::PasswordChangeRequired),
             403,

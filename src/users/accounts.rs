@@ -104,7 +104,10 @@ impl Accounts<'_> {
             true => Kind::UserDisabled,
             false => Kind::UserEnabled,
         };
-        let e = with(by.about(kind, &user), json!({"sessions_ended": ended.len()}));
+        let e = with(
+            by.about(kind, &user),
+            json!({"sessions_ended": ended.len()}),
+        );
         self.audit.record(e).await?;
         Ok((user, ended))
     }

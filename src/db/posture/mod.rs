@@ -38,9 +38,18 @@ pub const DECLARED_DEFINERS: &[(&str, &str)] = &[
     // An administrator's reset of a user's password or second factor: a tenant administrator
     // only within app.tenant_id (none set: nobody), the platform door within app.tenant_id
     // when one is set. Neither reads a hash or a factor.
-    (TENANT_ADMIN_ROLE, "public.rampart_set_password(uuid, text, boolean)"),
-    (PLATFORM_ROLE, "public.rampart_set_password(uuid, text, boolean)"),
-    (TENANT_ADMIN_ROLE, "public.rampart_reset_second_factor(uuid)"),
+    (
+        TENANT_ADMIN_ROLE,
+        "public.rampart_set_password(uuid, text, boolean)",
+    ),
+    (
+        PLATFORM_ROLE,
+        "public.rampart_set_password(uuid, text, boolean)",
+    ),
+    (
+        TENANT_ADMIN_ROLE,
+        "public.rampart_reset_second_factor(uuid)",
+    ),
     (PLATFORM_ROLE, "public.rampart_reset_second_factor(uuid)"),
 ];
 
