@@ -66,7 +66,10 @@ pub async fn create_user(
         role,
         password: body.password,
     };
-    let created = users::create(&state.db, &scope, new).await?;
+    let by = acting(&state, &p, &req);
+    let created = accounts(&state)
+        .create(&by, &AdminScope::from(scope), new)
+        .await?;
     Ok(HttpResponse::Created().json(created))
 }
 

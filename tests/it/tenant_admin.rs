@@ -424,9 +424,6 @@ async fn the_tenant_admin_role_reaches_only_its_own_tenants_users() {
     let owner = app.platform_owner().await;
     let owner_id = account_id(&app, &owner).await;
     let b_staff_id = account_id(&app, &b.staff).await;
-    app.db
-        .exec_as_superuser("GRANT rampart_tenant_admin TO rampart_test_login")
-        .await;
     let mut conn = AsyncPgConnection::establish(&app.db.plain_url())
         .await
         .unwrap();
