@@ -34,6 +34,7 @@ mod reauth_browser;
 mod second_factor_limits;
 mod session_revocation;
 mod tenant_admin;
+mod tenant_admin_rls;
 mod two_factor;
 mod two_factor_browser;
 mod two_factor_login;
