@@ -123,3 +123,33 @@ async fn the_tenant_admin_role_reaches_only_its_own_tenants_users() {
         );
     }
 }
+
+/// The start-up posture check watches the tenant-admin role like the other request roles.
+#[actix_web::test]
+async fn the_posture_check_covers_the_tenant_admin_role() {
+    for (sql, expected) in [
+        (
+            "GRANT EXECUTE ON FUNCTION rampart_login_lookup(text) TO rampart_tenant_admin",
+            "function public.rampart_login_lookup(text) is SECURITY DEFINER and role \
+             rampart_tenant_admin may execute it",
+        ),
+        (
+            "GRANT TRUNCATE ON users TO rampart_tenant_admin",
+            "role rampart_tenant_admin may TRUNCATE table users",
+        ),
+        (
+            "CREATE POLICY every_user ON users FOR SELECT TO rampart_tenant_admin USING (true)",
+            "policy every_user on table users has a condition that is always true",
+        ),
+    ] {
+        let db = crate::harness::TestDb::create();
+        db.exec_as_superuser(sql).await;
+        match TestApp::try_spawn_on(db, |_| {}).await {
+            Ok(_) => panic!("server started despite: {sql}"),
+            Err((e, _db)) => {
+                let msg = format!("{e:#}");
+                assert!(msg.contains(expected), "{msg}");
+            }
+        }
+    }
+}
