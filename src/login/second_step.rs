@@ -60,6 +60,15 @@ impl Login {
             .await
             .ok_or(LoginError::ChallengeExpired)?;
         let who = &attempt.account;
+        // The account as it stands now: disabled since the password step, or its password
+        // reset, changes what this step may open.
+        let current = self
+            .db
+            .login_lookup(&who.email)
+            .await?
+            .filter(|r| r.id == who.user_id.as_uuid())
+            .ok_or(LoginError::ChallengeExpired)?;
+        self.refuse_disabled(&current, ip).await?;
         let reserved = self
             .limiter
             .reserve_login(ip, &who.email)
@@ -92,7 +101,9 @@ impl Login {
         }
         let event = who.event(Kind::TwofaVerified, ip, json!({"method": proof.method()}));
         self.audit.record(event).await?;
-        Ok(self.open_verified_session(who, ip, user_agent).await)
+        Ok(self
+            .open_verified_session(who, ip, user_agent, current.password_change_required)
+            .await)
     }
 
     async fn open_verified_session(
@@ -100,6 +111,7 @@ impl Login {
         who: &Account,
         ip: IpAddr,
         user_agent: Option<String>,
+        password_change_required: bool,
     ) -> LoggedIn {
         let issued = self
             .sessions
@@ -109,7 +121,7 @@ impl Login {
                 email: who.email.clone(),
                 role: who.role,
                 second_factor: SecondFactor::Verified,
-                password_change_required: false,
+                password_change_required,
                 ip: Some(ip),
                 user_agent,
             })
@@ -124,6 +136,7 @@ impl Login {
                 tenant_id: who.tenant_id,
             },
             enrollment_required: false,
+            password_change_required,
         }
     }
 }
