@@ -173,4 +173,48 @@ pub enum UserAction {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Print users as one JSON array, oldest first (every user, or one tenant's).
+    List {
+        /// Only the users of the tenant with this slug.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Disable a user: sign-in refused (403 account_disabled); their sessions and sockets end
+    /// on every instance.
+    Disable {
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Enable a disabled user again.
+    Enable {
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Set a user's password (generated and printed unless --password-stdin; a generated one
+    /// must be changed at the next sign-in); their sessions end.
+    SetPassword {
+        #[arg(long)]
+        email: String,
+        /// Read the password from one line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// The user must choose a new password at their next sign-in.
+        #[arg(long)]
+        must_change: bool,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Remove a user's second factor and backup codes (platform owners included: they must
+    /// enroll again at their next sign-in); their sessions end.
+    #[command(name = "reset-2fa")]
+    ResetTwoFactor {
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        wait: Wait,
+    },
 }

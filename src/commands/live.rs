@@ -53,8 +53,37 @@ fn outcome(answer: Value) -> anyhow::Result<Value> {
     Err(Failure::new(exit, message).into())
 }
 
+/// What becomes of a request no server answered in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unanswered {
+    /// Withdrawn (unless a server took it meanwhile): nothing is done, exit 69.
+    Withdraw,
+    /// Left for the next server to carry out (the follow-up of a change already committed):
+    /// exit 75.
+    Keep,
+}
+
+fn queued(wait: Wait) -> anyhow::Error {
+    Failure::new(
+        Exit::Pending,
+        format!(
+            "the change is made, but no running server took its follow-up within {} s (its \
+             audit event and the end of the user's sessions): the next server to run carries \
+             it out",
+            wait.secs
+        ),
+    )
+    .into()
+}
+
 /// Asks a running server to carry out `action` and waits up to `wait` for its answer.
-pub async fn ask(pool: &DbPool, action: &str, details: Value, wait: Wait) -> anyhow::Result<Value> {
+pub async fn ask(
+    pool: &DbPool,
+    action: &str,
+    details: Value,
+    wait: Wait,
+    unanswered: Unanswered,
+) -> anyhow::Result<Value> {
     let id = pool.submit_request(action, &details).await?;
     let deadline = Instant::now() + Duration::from_secs(wait.secs);
     loop {
@@ -67,6 +96,9 @@ pub async fn ask(pool: &DbPool, action: &str, details: Value, wait: Wait) -> any
             RequestState::Pending if Instant::now() >= deadline => break,
             RequestState::Pending => actix_web::rt::time::sleep(POLL_EVERY).await,
         }
+    }
+    if unanswered == Unanswered::Keep {
+        return Err(queued(wait));
     }
     match pool.withdraw_request(id).await? {
         Withdrawal::Withdrawn => Err(no_server(wait)),
@@ -86,6 +118,22 @@ pub async fn ask(pool: &DbPool, action: &str, details: Value, wait: Wait) -> any
     }
 }
 
+/// Asks a running server for the follow-up of a change this command committed (see
+/// [`Unanswered::Keep`]); in embedded mode with no server on the data directory, the request
+/// waits for the next one at once.
+pub async fn follow_up(
+    pool: &DbPool,
+    database: &crate::server::Database,
+    details: Value,
+    wait: Wait,
+) -> anyhow::Result<Value> {
+    if database.started_here() {
+        pool.submit_request("user changed", &details).await?;
+        return Err(queued(Wait { secs: 0 }));
+    }
+    ask(pool, "user changed", details, wait, Unanswered::Keep).await
+}
+
 /// Opens the database and asks; in embedded mode with no server on the data directory (this
 /// command had to start the cluster itself) no server can answer: exit 69 at once.
 async fn ask_running(
@@ -99,7 +147,7 @@ async fn ask_running(
     let answer = if database.started_here() {
         Err(no_server(wait))
     } else {
-        ask(&pool, action, details, wait).await
+        ask(&pool, action, details, wait, Unanswered::Withdraw).await
     };
     database.shutdown();
     answer

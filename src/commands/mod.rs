@@ -14,6 +14,7 @@ mod audit_verify;
 mod create;
 mod live;
 pub mod output;
+mod users;
 
 use std::process::ExitCode;
 
@@ -80,6 +81,7 @@ async fn dispatch(command: Command, config: Config, log: Logger) -> anyhow::Resu
                     password_stdin,
                 },
         } => create::user_create(&config, &log, email, &role, tenant, password_stdin).await,
+        Command::User { action } => user(action, &config, &log).await,
         Command::Ban { action } => match action {
             BanAction::List { wait } => live::ban_list(&config, &log, wait).await,
             BanAction::Lift { ip, wait } => live::ban_lift(&config, &log, ip, wait).await,
@@ -89,6 +91,34 @@ async fn dispatch(command: Command, config: Config, log: Logger) -> anyhow::Resu
         } => live::session_revoke(&config, &log, &email, wait).await,
         Command::Audit { action } => audit(action, &config, &log).await,
     }
+}
+
+async fn user(action: UserAction, config: &Config, log: &Logger) -> anyhow::Result<()> {
+    use users::Change;
+    let (email, change, wait) = match action {
+        UserAction::Create { .. } => unreachable!("dispatched above"),
+        UserAction::List { tenant } => return users::list(config, log, tenant).await,
+        UserAction::Disable { email, wait } => (email, Change::Disable, wait),
+        UserAction::Enable { email, wait } => (email, Change::Enable, wait),
+        UserAction::SetPassword {
+            email,
+            password_stdin,
+            must_change,
+            wait,
+        } => {
+            let password = match password_stdin {
+                true => Some(users::password_from_stdin()?),
+                false => None,
+            };
+            let change = Change::SetPassword {
+                password,
+                must_change,
+            };
+            (email, change, wait)
+        }
+        UserAction::ResetTwoFactor { email, wait } => (email, Change::ResetTwoFactor, wait),
+    };
+    users::administer(config, log, &email, change, wait).await
 }
 
 async fn audit(action: AuditAction, config: &Config, log: &Logger) -> anyhow::Result<()> {

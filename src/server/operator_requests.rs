@@ -1,5 +1,5 @@
-//! Answering the operator's command line: `rampart ban list|lift` and `rampart session revoke`
-//! (and the live effects of the user commands) reach the running servers as rows of
+//! Answering the operator's command line: `rampart ban list|lift`, `rampart session revoke` and
+//! the follow-up of the user commands (`user changed`) reach the running servers as rows of
 //! `operator_requests` (see `db::operator::requests` for the protocol). Each server looks every
 //! [`ANSWER_EVERY`]; for an action that changes state it first records the audit event (actor
 //! `cli`, `details.os_user`) and waits until it is on disk, then acts with its own services —
@@ -73,6 +73,7 @@ async fn answer(state: &AppState, request: &OperatorRequest) -> Value {
             Some(email) => revoke_sessions(state, email, &details, os_user).await,
             None => error("bad_request", "no email"),
         },
+        "user changed" => user_changed(state, &details, os_user).await,
         other => error("unsupported", format!("this server cannot {other:?}")),
     }
 }
@@ -143,26 +144,76 @@ async fn revoke_sessions(state: &AppState, email: &str, details: &Value, os_user
         .map(|(id, _)| id.public_id())
         .collect();
     let on_owner = who.role == Some(Role::PlatformOwner);
-    let event: Event = cli_event(Kind::SessionRevoked, on_owner)
-        .tenant(who.tenant)
-        .details(json!({
-            "os_user": os_user,
-            "which": "all",
-            "user_id": who.user,
-            "email": who.email,
-            "target_role": who.role.map(Role::as_str),
-            "count": listed.len(),
-            "sessions": listed,
-            "reason": details.get("reason"),
-        }));
+    let event: Event = cli_event(Kind::SessionRevoked, on_owner).details(json!({
+        "os_user": os_user,
+        "which": "all",
+        "user_id": who.user,
+        "email": who.email,
+        "target_role": who.role.map(Role::as_str),
+        "count": listed.len(),
+        "sessions": listed,
+        "reason": details.get("reason"),
+    }));
+    let event = match who.tenant {
+        Some(t) => event.target(t),
+        None => event,
+    };
     if let Err(e) = state.audit.record_durable(event).await {
         return unavailable(e);
     }
-    let ended = state.sessions.end_all(who.user).await;
+    let ended = end_sessions(state, who.user).await;
+    json!({"ok": {"user_id": who.user, "email": who.email, "sessions_ended": ended}})
+}
+
+/// Ends every session of `user` and closes their sockets, on every instance; how many ended.
+async fn end_sessions(state: &AppState, user: UserId) -> usize {
+    let ended = state.sessions.end_all(user).await;
     for session in &ended {
         state.hub.do_send(EndSession {
             session: session.clone(),
         });
     }
-    json!({"ok": {"user_id": who.user, "email": who.email, "sessions_ended": ended.len()}})
+    ended.len()
+}
+
+/// A user command's change, already committed by the CLI through the operator's door, on
+/// record under the contract's kind (`details.change`: `disabled`, `enabled`,
+/// `password_reset`, `twofa_reset`; `critical` for a platform owner), and its live effect:
+/// every change but enabling ends the user's sessions and sockets.
+async fn user_changed(state: &AppState, details: &Value, os_user: &str) -> Value {
+    let kind = match details["change"].as_str() {
+        Some("disabled") => Kind::UserDisabled,
+        Some("enabled") => Kind::UserEnabled,
+        Some("password_reset") => Kind::UserPasswordReset,
+        Some("twofa_reset") => Kind::TwofaReset,
+        _ => return error("bad_request", "unknown change"),
+    };
+    let Some(user) = details["user_id"]
+        .as_str()
+        .and_then(|u| u.parse::<uuid::Uuid>().ok())
+        .map(UserId::from)
+    else {
+        return error("bad_request", "no user id");
+    };
+    let on_owner = crate::audit::operator::concerns_platform_owner(details);
+    let mut event = cli_event(kind, on_owner).details(json!({
+        "os_user": os_user,
+        "user_id": user,
+        "email": details["email"],
+        "target_role": details["target_role"],
+    }));
+    if let Some(t) = details["tenant_id"]
+        .as_str()
+        .and_then(|t| t.parse::<uuid::Uuid>().ok())
+    {
+        event = event.target(TenantId::from(t));
+    }
+    if let Err(e) = state.audit.record_durable(event).await {
+        return unavailable(e);
+    }
+    let ended = match kind {
+        Kind::UserEnabled => 0,
+        _ => end_sessions(state, user).await,
+    };
+    json!({"ok": {"sessions_ended": ended}})
 }

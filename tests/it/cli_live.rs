@@ -163,7 +163,7 @@ async fn session_revoke_ends_every_session_and_socket_of_the_user_on_every_insta
     }
     assert_eq!(revoked[0]["severity"], "info");
     assert_eq!(revoked[0]["details"]["email"], a.staff.email.as_str());
-    assert_eq!(revoked[0]["tenant_id"], a.id.to_string());
+    assert_eq!(revoked[0]["target_tenant_id"], a.id.to_string());
     assert_eq!(
         revoked[0]["details"]["sessions"].as_array().unwrap().len(),
         2
