@@ -63,14 +63,12 @@ pub enum Unanswered {
     Keep,
 }
 
-fn queued(wait: Wait) -> anyhow::Error {
+fn queued(waited: &str) -> anyhow::Error {
     Failure::new(
         Exit::Pending,
         format!(
-            "the change is made, but no running server took its follow-up within {} s (its \
-             audit event and the end of the user's sessions): the next server to run carries \
-             it out",
-            wait.secs
+            "the change is made, but {waited} to take its follow-up (its audit event and the \
+             end of the user's sessions): the next server to run carries it out"
         ),
     )
     .into()
@@ -98,7 +96,8 @@ pub async fn ask(
         }
     }
     if unanswered == Unanswered::Keep {
-        return Err(queued(wait));
+        let waited = format!("no running server answered within {} s", wait.secs);
+        return Err(queued(&waited));
     }
     match pool.withdraw_request(id).await? {
         Withdrawal::Withdrawn => Err(no_server(wait)),
@@ -129,7 +128,7 @@ pub async fn follow_up(
 ) -> anyhow::Result<Value> {
     if database.started_here() {
         pool.submit_request("user changed", &details).await?;
-        return Err(queued(Wait { secs: 0 }));
+        return Err(queued("no server runs on this data directory"));
     }
     ask(pool, "user changed", details, wait, Unanswered::Keep).await
 }
