@@ -70,6 +70,8 @@ pub enum ApiError {
     Busy { retry_after_secs: u64 },
     #[error("confirm your password to do this")]
     ReauthenticationRequired,
+    #[error("this tenant is suspended")]
+    TenantSuspended,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -101,6 +103,7 @@ impl ApiError {
             ApiError::Unavailable => "service_unavailable",
             ApiError::Busy { .. } => "busy",
             ApiError::ReauthenticationRequired => "reauthentication_required",
+            ApiError::TenantSuspended => "tenant_suspended",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -131,6 +134,7 @@ impl ResponseError for ApiError {
             | ApiError::TwoFactorEnrollmentRequired
             | ApiError::TwoFactorRequired
             | ApiError::OriginNotAllowed
+            | ApiError::TenantSuspended
             | ApiError::IpBanned { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -198,6 +202,7 @@ impl From<crate::ws::UpgradeError> for ApiError {
             E::OriginNotAllowed => ApiError::OriginNotAllowed,
             E::Unauthenticated => ApiError::Unauthenticated,
             E::TwoFactorEnrollmentRequired => ApiError::TwoFactorEnrollmentRequired,
+            E::TenantSuspended => ApiError::TenantSuspended,
             E::TooManyConnections(l) => ApiError::TooManyConnections(l),
             E::Unavailable => ApiError::Unavailable,
         }
@@ -243,6 +248,7 @@ impl From<LoginError> for ApiError {
             LoginError::ChallengeExpired => ApiError::ChallengeExpired,
             e @ LoginError::AmbiguousProof => ApiError::BadRequest(e.to_string()),
             LoginError::ReauthenticationRequired => ApiError::ReauthenticationRequired,
+            LoginError::TenantSuspended => ApiError::TenantSuspended,
             LoginError::Password(e) => e.into(),
             e @ LoginError::UnknownRole(_) => ApiError::internal(e),
             LoginError::TwoFactor(e) => e.into(),
@@ -290,6 +296,7 @@ impl From<crate::orders::OrderError> for ApiError {
                 to: to.to_string(),
             },
             OrderError::NotFound => ApiError::NotFound,
+            OrderError::Page(e) => e.into(),
             OrderError::Db(e) => e.into(),
             other @ OrderError::NoAuthor => ApiError::internal(other),
         }
@@ -302,6 +309,8 @@ impl From<crate::tenants::TenantError> for ApiError {
         match e {
             TenantError::Invalid { field, reason } => ApiError::validation(field, reason),
             TenantError::NotFound => ApiError::NotFound,
+            TenantError::Page(e) => e.into(),
+            TenantError::Audit(e) => e.into(),
             TenantError::Db(e) => e.into(),
         }
     }

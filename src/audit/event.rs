@@ -93,6 +93,9 @@ kinds! {
     PlatformOwnerAccess => "platform.owner_access", High;
     PlatformOperatorAccess => "platform.operator_access", High;
     TenantCrossAccessDenied => "tenant.cross_access_denied", High;
+    TenantCreated => "tenant.created", Warning;
+    TenantSuspended => "tenant.suspended", High;
+    TenantResumed => "tenant.resumed", Warning;
     WsConnectionRateExceeded => "ws.connection_rate_exceeded", Warning;
     WsUserConnectionLimit => "ws.user_connection_limit", Warning;
     WsMessageRateExceeded => "ws.message_rate_exceeded", Warning;

@@ -29,6 +29,9 @@ pub enum LoginError {
     /// `reauthentication_required`).
     #[error("confirm your password to do this")]
     ReauthenticationRequired,
+    /// The right password, but the user's tenant is suspended (403 `tenant_suspended`).
+    #[error("this tenant is suspended")]
+    TenantSuspended,
     /// The password could not be checked (503 `busy`, or an internal error).
     #[error(transparent)]
     Password(#[from] PasswordError),

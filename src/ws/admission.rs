@@ -60,6 +60,8 @@ pub enum UpgradeError {
     Unauthenticated,
     #[error("second factor enrollment required")]
     TwoFactorEnrollmentRequired,
+    #[error("tenant suspended")]
+    TenantSuspended,
     #[error("too many connections")]
     TooManyConnections(Limited),
     /// The limiter is gone (only at shutdown): refuse rather than skip a limit.
@@ -91,6 +93,10 @@ pub async fn admit(services: &Services, h: Handshake) -> Result<Admitted, Upgrad
     // 5: a platform owner who has not enrolled a second factor reaches only /api/v1/auth/*.
     if session.is_enrollment_only() {
         return Err(UpgradeError::TwoFactorEnrollmentRequired);
+    }
+    // 5b: a suspended tenant's users are refused until it is resumed.
+    if !services.suspensions.admits(session.tenant_id) {
+        return Err(UpgradeError::TenantSuspended);
     }
     // 6
     let conn = take_slot(services, ip, &session).await?;

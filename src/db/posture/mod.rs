@@ -32,6 +32,9 @@ pub use trivially_true::trivially_true;
 pub const DECLARED_DEFINERS: &[(&str, &str)] = &[
     // Returns one user, with the password hash, by email: the login path's only way in.
     (LOGIN_ROLE, "public.rampart_login_lookup(text)"),
+    // Returns the ids of suspended tenants and nothing else: the suspension gate's reload,
+    // which runs outside any request, before a tenant is known.
+    (LOGIN_ROLE, "public.rampart_suspended_tenants()"),
 ];
 
 /// Roles whose policies may be unconditional: the platform door, whose every use is audited,
