@@ -216,7 +216,10 @@ mod tests {
         let now = chrono::Utc::now();
         let at = Created::new(now, id);
         assert_eq!(at.get().unwrap().1, id);
-        assert_eq!(at.get().unwrap().0.timestamp_micros(), now.timestamp_micros());
+        assert_eq!(
+            at.get().unwrap().0.timestamp_micros(),
+            now.timestamp_micros()
+        );
         for t in [-1, i64::MIN, i64::MAX, 253_402_300_800_000_000] {
             assert_eq!(Created { t, id }.get(), Err(PageError::Cursor));
         }

@@ -69,7 +69,10 @@ impl AuditQuery {
         let tenant = given(&self.tenant_id)
             .map(|t| t.parse::<TenantId>().map_err(|_| bad("tenant_id", t)))
             .transpose()?;
-        let (since, until) = (instant("since", &self.since)?, instant("until", &self.until)?);
+        let (since, until) = (
+            instant("since", &self.since)?,
+            instant("until", &self.until)?,
+        );
         if let (Some(s), Some(u)) = (since, until) {
             if s > u {
                 return Err(ApiError::BadRequest("since is after until".into()));

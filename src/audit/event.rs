@@ -356,14 +356,17 @@ mod tests {
                 | AuthLockedOut
                 | TwofaReplayRejected
                 | WsIpBanned
-                | SystemRedisUnavailable => Severity::High,
+                | SystemRedisUnavailable
+                | TenantSuspended => Severity::High,
                 AuthLoginFailed
                 | TwofaFailed
                 | TwofaBackupCodeUsed
                 | TwofaBackupCodesRegenerated
                 | BanLifted
                 | TwofaDisabled
-                | SystemAuditTornTail => Severity::Warning,
+                | SystemAuditTornTail
+                | TenantCreated
+                | TenantResumed => Severity::Warning,
                 k if k.as_str().starts_with("ws.") => Severity::Warning,
                 _ => Severity::Info,
             };

@@ -102,7 +102,10 @@ async fn filters_keep_only_matching_events_across_pages() {
         ..Filter::default()
     };
     let odd = walk(&log, &logout, 7, |_| {}).await;
-    assert_eq!(odd, (1..=3_000).rev().filter(|i| i % 2 == 1).collect::<Vec<_>>());
+    assert_eq!(
+        odd,
+        (1..=3_000).rev().filter(|i| i % 2 == 1).collect::<Vec<_>>()
+    );
     let by_email = Filter {
         actor: Some(ActorMatch::Email("SOMEONE@x.example".into())),
         ..Filter::default()

@@ -106,9 +106,7 @@ pub async fn list(
     }
     let rows: Vec<OrderRow> = db.one_load(scope, q).await?;
     let items = rows.into_iter().map(Order::from).collect();
-    Ok(page.finish(LIST, items, |o| {
-        Created::new(o.created_at, o.id.as_uuid())
-    }))
+    Ok(page.finish(LIST, items, |o| Created::new(o.created_at, o.id.as_uuid())))
 }
 
 pub async fn get(db: &DbPool, scope: &Scope, id: OrderId) -> Result<Order, OrderError> {

@@ -30,9 +30,9 @@ use actix::{Actor, Addr, Arbiter, AsyncContext, Context, Handler, Message, Recip
 use super::protocol::{close, security_event, ServerFrame};
 use crate::audit::{Audit, FeedLine};
 use crate::auth::SessionId;
+use crate::ids::TenantId;
 use crate::net::limit_key;
 use crate::rate_limit::{ConnId, EnforceBan, Limiter};
-use crate::ids::TenantId;
 use crate::store::{Bus, SharedStore};
 use crate::telemetry::metrics::Metrics;
 use crate::tenants::gate::{CloseTenant, SuspensionGate};
