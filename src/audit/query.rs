@@ -199,6 +199,9 @@ fn scan(path: &Path, filter: &Filter, before: u64, limit: usize) -> std::io::Res
 /// before it, found by a binary search over the lines' `seq` prefixes (they rise line by
 /// line). Lines just before the offset may still have higher `seq`s: the reader skips them.
 fn end_before(file: &mut File, len: u64, before: u64) -> std::io::Result<u64> {
+    if before == u64::MAX {
+        return Ok(len); // the first page: every line
+    }
     // lo: 0 or the start of a line below `before`; hi: `len` or the start of a line at or
     // above it.
     let (mut lo, mut hi) = (0u64, len);
