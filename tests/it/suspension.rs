@@ -251,6 +251,12 @@ async fn a_suspension_through_the_operator_door_reaches_a_running_server_within_
     .await;
     assert_eq!(socket.close_code().await, 1008);
     assert!(refused(&login(&app, &a.staff, &a.staff.password).await));
+    // An instance that starts now knows it from the start, before its first reload.
+    let fresh = app.spawn_second(|_| {}).await;
+    let same_session = Client::new(&fresh.base, staff.token.clone());
+    assert!(refused(&same_session.get(&orders_path(a.id)).await));
+    assert!(refused(&login(&fresh, &a.staff, &a.staff.password).await));
+    fresh.handle_stop().await;
 
     operator_sets(&app, a.id, false).await;
     within("the server admits the tenant", bound, async || {
