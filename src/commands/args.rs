@@ -155,6 +155,22 @@ pub enum TenantAction {
         #[arg(long)]
         name: String,
     },
+    /// Print every tenant as one JSON array, oldest first.
+    List,
+    /// Suspend a tenant: its users get 403 tenant_suspended everywhere and their sockets close.
+    Suspend {
+        #[arg(long)]
+        slug: String,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Resume a suspended tenant.
+    Resume {
+        #[arg(long)]
+        slug: String,
+        #[command(flatten)]
+        wait: Wait,
+    },
 }
 
 #[derive(Subcommand)]

@@ -20,6 +20,10 @@ use super::output::{print_json, Exit, Failure};
 use crate::config::Config;
 use crate::db::{DbPool, RequestState, Withdrawal};
 
+/// The request naming a change this command committed, for a server to record and apply
+/// (`details.change`, see `server::operator_requests`).
+const FOLLOW_UP: &str = "follow-up";
+
 /// How often the answer is looked for.
 const POLL_EVERY: Duration = Duration::from_millis(100);
 
@@ -68,7 +72,7 @@ fn queued(waited: &str) -> anyhow::Error {
         Exit::Pending,
         format!(
             "the change is made, but {waited} to take its follow-up (its audit event and the \
-             end of the user's sessions): the next server to run carries it out"
+             live effect): the next server to run carries it out"
         ),
     )
     .into()
@@ -127,10 +131,10 @@ pub async fn follow_up(
     wait: Wait,
 ) -> anyhow::Result<Value> {
     if database.started_here() {
-        pool.submit_request("user changed", &details).await?;
+        pool.submit_request(FOLLOW_UP, &details).await?;
         return Err(queued("no server runs on this data directory"));
     }
-    ask(pool, "user changed", details, wait, Unanswered::Keep).await
+    ask(pool, FOLLOW_UP, details, wait, Unanswered::Keep).await
 }
 
 /// Opens the database and asks; in embedded mode with no server on the data directory (this

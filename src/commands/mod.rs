@@ -14,6 +14,7 @@ mod audit_verify;
 mod create;
 mod live;
 pub mod output;
+mod tenants;
 mod users;
 
 use std::process::ExitCode;
@@ -72,6 +73,16 @@ async fn dispatch(command: Command, config: Config, log: Logger) -> anyhow::Resu
         Command::Tenant {
             action: TenantAction::Create { slug, name },
         } => create::tenant_create(&config, &log, slug, name).await,
+        Command::Tenant { action } => match action {
+            TenantAction::Create { .. } => unreachable!("dispatched above"),
+            TenantAction::List => tenants::list(&config, &log).await,
+            TenantAction::Suspend { slug, wait } => {
+                tenants::set_suspended(&config, &log, &slug, true, wait).await
+            }
+            TenantAction::Resume { slug, wait } => {
+                tenants::set_suspended(&config, &log, &slug, false, wait).await
+            }
+        },
         Command::User {
             action:
                 UserAction::Create {

@@ -1,5 +1,5 @@
 //! Answering the operator's command line: `rampart ban list|lift`, `rampart session revoke` and
-//! the follow-up of the user commands (`user changed`) reach the running servers as rows of
+//! the follow-up of the user and tenant commands (`follow-up`) reach the running servers as rows of
 //! `operator_requests` (see `db::operator::requests` for the protocol). Each server looks every
 //! [`ANSWER_EVERY`]; for an action that changes state it first records the audit event (actor
 //! `cli`, `details.os_user`) and waits until it is on disk, then acts with its own services —
@@ -73,7 +73,11 @@ async fn answer(state: &AppState, request: &OperatorRequest) -> Value {
             Some(email) => revoke_sessions(state, email, &details, os_user).await,
             None => error("bad_request", "no email"),
         },
-        "user changed" => user_changed(state, &details, os_user).await,
+        "follow-up" => match details["change"].as_str() {
+            Some("tenant_suspended") => tenant_changed(state, &details, true, os_user).await,
+            Some("tenant_resumed") => tenant_changed(state, &details, false, os_user).await,
+            _ => user_changed(state, &details, os_user).await,
+        },
         other => error("unsupported", format!("this server cannot {other:?}")),
     }
 }
@@ -216,4 +220,37 @@ async fn user_changed(state: &AppState, details: &Value, os_user: &str) -> Value
         _ => end_sessions(state, user).await,
     };
     json!({"ok": {"sessions_ended": ended}})
+}
+
+/// A tenant suspended or resumed by the CLI (already stored): `tenant.suspended` (high) or
+/// `tenant.resumed` (warning) on record when the CLI's call changed it, then this instance's
+/// gate at once — and through it every instance, and the tenant's open sockets (1008).
+async fn tenant_changed(
+    state: &AppState,
+    details: &Value,
+    suspended: bool,
+    os_user: &str,
+) -> Value {
+    let Some(tenant) = details["tenant_id"]
+        .as_str()
+        .and_then(|t| t.parse::<uuid::Uuid>().ok())
+        .map(TenantId::from)
+    else {
+        return error("bad_request", "no tenant id");
+    };
+    if details["changed"] == true {
+        let kind = if suspended {
+            Kind::TenantSuspended
+        } else {
+            Kind::TenantResumed
+        };
+        let event = cli_event(kind, false)
+            .target(tenant)
+            .details(json!({"os_user": os_user, "slug": details["slug"]}));
+        if let Err(e) = state.audit.record_durable(event).await {
+            return unavailable(e);
+        }
+    }
+    state.suspensions.apply(tenant, suspended);
+    json!({"ok": {"applied": true}})
 }

@@ -13,6 +13,7 @@ mod auth_bodies;
 mod cli;
 mod cli_audit;
 mod cli_live;
+mod cli_tenants;
 mod cli_users;
 mod dashboard;
 mod errors;
