@@ -1,10 +1,15 @@
 //! `rampart tenant create` and `rampart user create`: each opens the operator's door, which
-//! queues the action for the audit trail first (see [`super::operator`]).
+//! queues the action for the audit trail first (see [`super::operator`]), and then leaves a
+//! request for a running server to record the contract's event (`tenant.created`,
+//! `user.created`, actor `cli`) — now, or when the next server starts; nothing waits for it.
 
 use std::io::BufRead;
 
 use slog::Logger;
 
+use serde_json::json;
+
+use super::live::record_later;
 use super::output::print_json;
 use super::{open, operator};
 use crate::config::Config;
@@ -25,7 +30,13 @@ pub async fn tenant_create(
     let details = serde_json::json!({"slug": new.slug, "name": new.name});
     let created = async {
         let door = operator(&pool, "tenant create", details).await?;
-        Ok::<_, anyhow::Error>(tenants::create(&pool, &door, &new).await?)
+        let tenant = tenants::create(&pool, &door, &new).await?;
+        let record = json!({
+            "change": "tenant_created", "tenant_id": tenant.id, "slug": tenant.slug,
+            "name": tenant.name,
+        });
+        record_later(&pool, &record).await?;
+        Ok::<_, anyhow::Error>(tenant)
     }
     .await;
     database.shutdown();
@@ -71,9 +82,16 @@ pub async fn user_create(
             role,
             password,
         };
-        users::create(&pool, &door.with_target(tenant_id), new)
+        let created = users::create(&pool, &door.with_target(tenant_id), new)
             .await
-            .map_err(|e| anyhow::anyhow!("{e}"))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let u = &created.user;
+        let record = json!({
+            "change": "user_created", "user_id": u.id, "email": u.email,
+            "target_role": u.role.as_str(), "tenant_id": u.tenant_id,
+        });
+        record_later(&pool, &record).await?;
+        Ok::<_, anyhow::Error>(created)
     }
     .await;
     database.shutdown();

@@ -137,6 +137,13 @@ pub async fn follow_up(
     ask(pool, FOLLOW_UP, details, wait, Unanswered::Keep).await
 }
 
+/// Leaves the record of a change this command committed for a running server (or the next
+/// to start) to put on the trail, without waiting: the change needs no live effect.
+pub async fn record_later(pool: &DbPool, details: &Value) -> anyhow::Result<()> {
+    pool.submit_request(FOLLOW_UP, details).await?;
+    Ok(())
+}
+
 /// Opens the database and asks; in embedded mode with no server on the data directory (this
 /// command had to start the cluster itself) no server can answer: exit 69 at once.
 async fn ask_running(

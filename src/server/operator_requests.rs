@@ -76,6 +76,7 @@ async fn answer(state: &AppState, request: &OperatorRequest) -> Value {
         "follow-up" => match details["change"].as_str() {
             Some("tenant_suspended") => tenant_changed(state, &details, true, os_user).await,
             Some("tenant_resumed") => tenant_changed(state, &details, false, os_user).await,
+            Some("tenant_created") => tenant_created(state, &details, os_user).await,
             _ => user_changed(state, &details, os_user).await,
         },
         other => error("unsupported", format!("this server cannot {other:?}")),
@@ -181,11 +182,12 @@ async fn end_sessions(state: &AppState, user: UserId) -> usize {
 }
 
 /// A user command's change, already committed by the CLI through the operator's door, on
-/// record under the contract's kind (`details.change`: `disabled`, `enabled`,
+/// record under the contract's kind (`details.change`: `user_created`, `disabled`, `enabled`,
 /// `password_reset`, `twofa_reset`; `critical` for a platform owner), and its live effect:
-/// every change but enabling ends the user's sessions and sockets.
+/// disabling and resets end the user's sessions and sockets.
 async fn user_changed(state: &AppState, details: &Value, os_user: &str) -> Value {
     let kind = match details["change"].as_str() {
+        Some("user_created") => Kind::UserCreated,
         Some("disabled") => Kind::UserDisabled,
         Some("enabled") => Kind::UserEnabled,
         Some("password_reset") => Kind::UserPasswordReset,
@@ -216,7 +218,7 @@ async fn user_changed(state: &AppState, details: &Value, os_user: &str) -> Value
         return unavailable(e);
     }
     let ended = match kind {
-        Kind::UserEnabled => 0,
+        Kind::UserEnabled | Kind::UserCreated => 0,
         _ => end_sessions(state, user).await,
     };
     json!({"ok": {"sessions_ended": ended}})
@@ -253,4 +255,22 @@ async fn tenant_changed(
     }
     state.suspensions.apply(tenant, suspended);
     json!({"ok": {"applied": true}})
+}
+
+/// A tenant created by the CLI: `tenant.created` on record.
+async fn tenant_created(state: &AppState, details: &Value, os_user: &str) -> Value {
+    let Some(tenant) = details["tenant_id"]
+        .as_str()
+        .and_then(|t| t.parse::<uuid::Uuid>().ok())
+        .map(TenantId::from)
+    else {
+        return error("bad_request", "no tenant id");
+    };
+    let event = cli_event(Kind::TenantCreated, false)
+        .target(tenant)
+        .details(json!({"os_user": os_user, "slug": details["slug"], "name": details["name"]}));
+    match state.audit.record_durable(event).await {
+        Ok(()) => json!({"ok": {"recorded": true}}),
+        Err(e) => unavailable(e),
+    }
 }

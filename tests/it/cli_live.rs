@@ -184,6 +184,14 @@ async fn session_revoke_ends_every_session_and_socket_of_the_user_on_every_insta
     .await;
     let created = &cli_events(&app, "platform.operator_access")[0];
     assert_cli_actor(created);
+    eventually("tenant.created in the trail", || {
+        !cli_events(&app, "tenant.created").is_empty()
+    })
+    .await;
+    let tenant = &cli_events(&app, "tenant.created")[0];
+    assert_cli_actor(tenant);
+    assert_eq!(tenant["details"]["slug"], "zulu");
+    assert_eq!(tenant["severity"], "warning");
     let (ok, verdict) = verify(&app, &audit_path(&app));
     assert!(ok, "{verdict}");
     peer.handle_stop().await;
@@ -223,6 +231,15 @@ async fn a_platform_owner_created_from_the_cli_is_a_critical_event() {
         .unwrap();
     assert_eq!(e["severity"], "critical");
     assert_cli_actor(&e);
+    // And the contract's kind, recorded by the server from the command's follow-up.
+    eventually("user.created in the trail", || {
+        !cli_events(&app, "user.created").is_empty()
+    })
+    .await;
+    let created = &cli_events(&app, "user.created")[0];
+    assert_cli_actor(created);
+    assert_eq!(created["severity"], "critical");
+    assert_eq!(created["details"]["email"], "root@platform.example");
 }
 
 #[actix_web::test]
