@@ -28,7 +28,7 @@ use crate::tenants::SuspensionGate;
 use crate::two_factor::TwoFactor;
 use crate::ws::Hub;
 
-mod operator_requests;
+pub mod operator_requests;
 
 /// Name of the database the embedded cluster serves.
 pub const EMBEDDED_DB: &str = "rampart";

@@ -19,10 +19,7 @@ use super::open;
 use super::output::{print_json, Exit, Failure};
 use crate::config::Config;
 use crate::db::{DbPool, RequestState, Withdrawal};
-
-/// The request naming a change this command committed, for a server to record and apply
-/// (`details.change`, see `server::operator_requests`).
-const FOLLOW_UP: &str = "follow-up";
+use crate::server::operator_requests::action::{BAN_LIFT, BAN_LIST, FOLLOW_UP, SESSION_REVOKE};
 
 /// How often the answer is looked for.
 const POLL_EVERY: Duration = Duration::from_millis(100);
@@ -165,7 +162,7 @@ async fn ask_running(
 
 /// `rampart ban list`: one JSON array of `{ip, until, violations}`.
 pub async fn ban_list(config: &Config, log: &Logger, wait: Wait) -> anyhow::Result<()> {
-    let bans = ask_running(config, log, "ban list", json!({}), wait).await?;
+    let bans = ask_running(config, log, BAN_LIST, json!({}), wait).await?;
     print_json(&bans)
 }
 
@@ -176,7 +173,7 @@ pub async fn ban_lift(
     ip: std::net::IpAddr,
     wait: Wait,
 ) -> anyhow::Result<()> {
-    let lifted = ask_running(config, log, "ban lift", json!({"ip": ip}), wait).await?;
+    let lifted = ask_running(config, log, BAN_LIFT, json!({"ip": ip}), wait).await?;
     print_json(&lifted)
 }
 
@@ -191,7 +188,7 @@ pub async fn session_revoke(
     let ended = ask_running(
         config,
         log,
-        "session revoke",
+        SESSION_REVOKE,
         json!({"email": email.trim()}),
         wait,
     )

@@ -20,6 +20,18 @@ use crate::ids::{Role, TenantId, UserId};
 use crate::state::AppState;
 use crate::ws::hub::EndSession;
 
+/// The requests' `action`s, which the CLI writes and the servers answer.
+pub mod action {
+    /// `{}` → the active bans.
+    pub const BAN_LIST: &str = "ban list";
+    /// `{ip}` → `{ip, lifted}`, after `ban.lifted`.
+    pub const BAN_LIFT: &str = "ban lift";
+    /// `{email}` → `{user_id, email, sessions_ended}`, after `session.revoked`.
+    pub const SESSION_REVOKE: &str = "session revoke";
+    /// `{change, …}`: a change the CLI committed, to record (and apply live).
+    pub const FOLLOW_UP: &str = "follow-up";
+}
+
 /// How often pending requests are looked for.
 pub const ANSWER_EVERY: Duration = Duration::from_secs(1);
 /// Requests taken per transaction.
@@ -64,16 +76,16 @@ async fn answer(state: &AppState, request: &OperatorRequest) -> Value {
     let details: Value = serde_json::from_str(&request.details).unwrap_or(Value::Null);
     let os_user = request.os_user.as_str();
     match request.action.as_str() {
-        "ban list" => json!({"ok": state.limiter.active_bans().await}),
-        "ban lift" => match details["ip"].as_str().and_then(|t| t.parse().ok()) {
+        action::BAN_LIST => json!({"ok": state.limiter.active_bans().await}),
+        action::BAN_LIFT => match details["ip"].as_str().and_then(|t| t.parse().ok()) {
             Some(ip) => lift_ban(state, ip, os_user).await,
             None => error("bad_request", "not an IP address"),
         },
-        "session revoke" => match details["email"].as_str() {
+        action::SESSION_REVOKE => match details["email"].as_str() {
             Some(email) => revoke_sessions(state, email, &details, os_user).await,
             None => error("bad_request", "no email"),
         },
-        "follow-up" => match details["change"].as_str() {
+        action::FOLLOW_UP => match details["change"].as_str() {
             Some("tenant_suspended") => tenant_changed(state, &details, true, os_user).await,
             Some("tenant_resumed") => tenant_changed(state, &details, false, os_user).await,
             Some("tenant_created") => tenant_created(state, &details, os_user).await,

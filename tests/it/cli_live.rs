@@ -40,12 +40,20 @@ pub(crate) fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// The events of the app's trail of `kind` whose actor is the command line.
-fn cli_events(app: &TestApp, kind: &str) -> Vec<Value> {
-    events(&audit_path(app))
-        .into_iter()
+/// The events of `kind` whose actor is the command line, in the trails of `apps` (each
+/// instance keeps its own log, and whichever instance answers a request records its event).
+pub(crate) fn cli_events_of(apps: &[&TestApp], kind: &str) -> Vec<Value> {
+    let mut found: Vec<Value> = apps
+        .iter()
+        .flat_map(|app| events(&audit_path(app)))
         .filter(|e| e["kind"] == kind && e["actor"]["role"] == "cli")
-        .collect()
+        .collect();
+    found.sort_by(|a, b| a["ts"].as_str().cmp(&b["ts"].as_str()));
+    found
+}
+
+fn cli_events(app: &TestApp, kind: &str) -> Vec<Value> {
+    cli_events_of(&[app], kind)
 }
 
 fn assert_cli_actor(e: &Value) {
@@ -156,7 +164,7 @@ async fn session_revoke_ends_every_session_and_socket_of_the_user_on_every_insta
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(owner_client.get("/api/v1/auth/me").await.status, 401);
 
-    let revoked = cli_events(&app, "session.revoked");
+    let revoked = cli_events_of(&[&app, &peer], "session.revoked");
     assert_eq!(revoked.len(), 2, "{revoked:?}");
     for e in &revoked {
         assert_cli_actor(e);
@@ -178,22 +186,25 @@ async fn session_revoke_ends_every_session_and_socket_of_the_user_on_every_insta
     )
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let both = [&app, &peer];
     eventually("tenant create in the trail", || {
-        !cli_events(&app, "platform.operator_access").is_empty()
+        !cli_events_of(&both, "platform.operator_access").is_empty()
     })
     .await;
-    let created = &cli_events(&app, "platform.operator_access")[0];
+    let created = &cli_events_of(&both, "platform.operator_access")[0];
     assert_cli_actor(created);
     eventually("tenant.created in the trail", || {
-        !cli_events(&app, "tenant.created").is_empty()
+        !cli_events_of(&both, "tenant.created").is_empty()
     })
     .await;
-    let tenant = &cli_events(&app, "tenant.created")[0];
+    let tenant = &cli_events_of(&both, "tenant.created")[0];
     assert_cli_actor(tenant);
     assert_eq!(tenant["details"]["slug"], "zulu");
     assert_eq!(tenant["severity"], "warning");
-    let (ok, verdict) = verify(&app, &audit_path(&app));
-    assert!(ok, "{verdict}");
+    for instance in both {
+        let (ok, verdict) = verify(instance, &audit_path(instance));
+        assert!(ok, "{verdict}");
+    }
     peer.handle_stop().await;
 }
 

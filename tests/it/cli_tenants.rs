@@ -1,19 +1,10 @@
 //! `rampart tenant list|suspend|resume`: the stored change through the operator's door, then a
 //! running server records it (actor `cli`) and applies it at once on every instance.
 
-use serde_json::Value;
-
-use crate::audit::{audit_path, events, verify};
-use crate::cli_live::{cli, stderr, stdout_json};
+use crate::audit::{audit_path, verify};
+use crate::cli_live::{cli, cli_events_of, stderr, stdout_json};
 use crate::harness::ws::open_with_ticket;
 use crate::harness::TestApp;
-
-fn cli_events(app: &TestApp, kind: &str) -> Vec<Value> {
-    events(&audit_path(app))
-        .into_iter()
-        .filter(|e| e["kind"] == kind && e["actor"]["role"] == "cli")
-        .collect()
-}
 
 #[actix_web::test]
 async fn tenant_list_prints_one_array_of_every_tenant() {
@@ -66,7 +57,8 @@ async fn suspend_and_resume_from_the_cli_hold_at_once_on_every_instance() {
     let unknown = cli(&app, &["tenant", "suspend", "--slug", "nowhere"]).await;
     assert_eq!(unknown.status.code(), Some(3));
 
-    let suspended = cli_events(&app, "tenant.suspended");
+    let both = [&app, &peer];
+    let suspended = cli_events_of(&both, "tenant.suspended");
     assert_eq!(suspended.len(), 1, "{suspended:?}");
     assert_eq!(suspended[0]["severity"], "high");
     assert_eq!(suspended[0]["target_tenant_id"], a.id.to_string());
@@ -74,10 +66,12 @@ async fn suspend_and_resume_from_the_cli_hold_at_once_on_every_instance() {
         .as_str()
         .unwrap()
         .is_empty());
-    let resumed = cli_events(&app, "tenant.resumed");
+    let resumed = cli_events_of(&both, "tenant.resumed");
     assert_eq!(resumed.len(), 1);
     assert_eq!(resumed[0]["severity"], "warning");
-    let (ok, verdict) = verify(&app, &audit_path(&app));
-    assert!(ok, "{verdict}");
+    for instance in both {
+        let (ok, verdict) = verify(instance, &audit_path(instance));
+        assert!(ok, "{verdict}");
+    }
     peer.handle_stop().await;
 }

@@ -7,17 +7,14 @@ use std::process::Stdio;
 
 use serde_json::{json, Value};
 
-use crate::audit::{audit_path, events, eventually, verify};
+use crate::audit::{audit_path, eventually, verify};
 use crate::cli::rampart;
-use crate::cli_live::{cli, run, stderr, stdout_json};
+use crate::cli_live::{cli, cli_events_of, run, stderr, stdout_json};
 use crate::harness::ws::open_with_ticket;
 use crate::harness::{Account, TestApp};
 
 fn cli_events(app: &TestApp, kind: &str) -> Vec<Value> {
-    events(&audit_path(app))
-        .into_iter()
-        .filter(|e| e["kind"] == kind && e["actor"]["role"] == "cli")
-        .collect()
+    cli_events_of(&[app], kind)
 }
 
 async fn login_status(app: &TestApp, account: &Account) -> (u16, String) {
@@ -94,16 +91,17 @@ async fn disabling_a_user_ends_their_sessions_and_sockets_everywhere_and_enable_
     let unknown = cli(&app, &["user", "disable", "--email", "ghost@alpha.example"]).await;
     assert_eq!(unknown.status.code(), Some(3));
 
-    let disabled = cli_events(&app, "user.disabled");
+    let both = [&app, &peer];
+    let disabled = cli_events_of(&both, "user.disabled");
     assert_eq!(disabled.len(), 1, "{disabled:?}");
     let e = &disabled[0];
     assert_eq!(e["severity"], "warning");
     assert!(!e["details"]["os_user"].as_str().unwrap().is_empty());
     assert_eq!(e["details"]["email"], a.staff.email.as_str());
     assert_eq!(e["target_tenant_id"], a.id.to_string());
-    assert_eq!(cli_events(&app, "user.enabled").len(), 1);
+    assert_eq!(cli_events_of(&both, "user.enabled").len(), 1);
     eventually("the door's uses on record", || {
-        cli_events(&app, "platform.operator_access")
+        cli_events_of(&both, "platform.operator_access")
             .iter()
             .filter(|e| {
                 let action = e["details"]["action"].as_str().unwrap_or("");
@@ -113,8 +111,10 @@ async fn disabling_a_user_ends_their_sessions_and_sockets_everywhere_and_enable_
             == 2
     })
     .await;
-    let (ok, verdict) = verify(&app, &audit_path(&app));
-    assert!(ok, "{verdict}");
+    for instance in both {
+        let (ok, verdict) = verify(instance, &audit_path(instance));
+        assert!(ok, "{verdict}");
+    }
     peer.handle_stop().await;
 }
 
