@@ -23,6 +23,7 @@ use slog::Logger;
 
 use crate::config::Config;
 use crate::db::{self, DbPool, OperatorRecord, PlatformScope};
+use crate::page::{Page, Paged, MAX_LIMIT};
 use crate::server::{self, Database};
 use args::{AuditAction, BanAction, Cli, Command, SessionAction, TenantAction, UserAction};
 use output::{exit_code, Damaged};
@@ -39,6 +40,28 @@ async fn operator(
 
 /// The database (the running server's, or an embedded cluster started for this command),
 /// migrated, with a small pool.
+/// Every item of a paged list, oldest page first: `fetch` answers one page of `list`.
+async fn every_page<T, P, E>(
+    list: &str,
+    mut fetch: impl AsyncFnMut(Page<P>) -> Result<Paged<T>, E>,
+) -> anyhow::Result<Vec<T>>
+where
+    P: serde::Serialize + serde::de::DeserializeOwned,
+    anyhow::Error: From<E>,
+{
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = Page::parse(list, Some(i64::from(MAX_LIMIT)), cursor.as_deref())?;
+        let got = fetch(page).await?;
+        all.extend(got.items);
+        match got.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(all),
+        }
+    }
+}
+
 async fn open(config: &Config, log: &Logger) -> anyhow::Result<(Database, DbPool)> {
     let database = server::open_database(config, log).await?;
     db::migrate::run(&database.url).await?;

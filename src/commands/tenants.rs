@@ -14,7 +14,7 @@ use slog::Logger;
 use super::args::Wait;
 use super::live::follow_up;
 use super::output::{print_json, Exit, Failure};
-use super::{open, operator};
+use super::{every_page, open, operator};
 use crate::config::Config;
 use crate::page::{Created, Page};
 use crate::tenants::{self, TenantError};
@@ -31,17 +31,10 @@ pub async fn list(config: &Config, log: &Logger) -> anyhow::Result<()> {
     let (mut database, pool) = open(config, log).await?;
     let all = async {
         let door = operator(&pool, "tenant list", json!({})).await?;
-        let mut all = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let page = Page::<Created>::parse(tenants::LIST, Some(200), cursor.as_deref())?;
-            let got = tenants::list(&pool, &door, &page).await.map_err(failure)?;
-            all.extend(got.items);
-            match got.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => return Ok::<_, anyhow::Error>(all),
-            }
-        }
+        every_page(tenants::LIST, async |page: Page<Created>| {
+            tenants::list(&pool, &door, &page).await.map_err(failure)
+        })
+        .await
     }
     .await;
     database.shutdown();

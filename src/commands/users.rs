@@ -17,11 +17,10 @@ use slog::Logger;
 use super::args::Wait;
 use super::live::follow_up;
 use super::output::{print_json, Exit, Failure};
-use super::{open, operator};
+use super::{every_page, open, operator};
 use crate::config::Config;
 use crate::db::{AdminScope, DbPool};
 use crate::ids::{TenantId, UserId};
-use crate::page::Page;
 use crate::tenants;
 use crate::users::{admin, UserError};
 
@@ -64,17 +63,10 @@ pub async fn list(config: &Config, log: &Logger, tenant: Option<String>) -> anyh
             None => None,
         };
         let scope = AdminScope::from(door.with_target(target));
-        let mut all = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let page = Page::parse(admin::LIST, Some(200), cursor.as_deref())?;
-            let got = admin::list(&pool, &scope, &page).await.map_err(failure)?;
-            all.extend(got.items);
-            match got.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => return Ok::<_, anyhow::Error>(all),
-            }
-        }
+        every_page(admin::LIST, async |page| {
+            admin::list(&pool, &scope, &page).await.map_err(failure)
+        })
+        .await
     }
     .await;
     database.shutdown();
