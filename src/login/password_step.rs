@@ -75,8 +75,9 @@ impl Login {
             .check_password(ip, creds.email.trim(), creds.password, "login")
             .await?;
         // Only after the password was checked (and found right): a wrong one answers
-        // `invalid_credentials` in the same time, so a disabled account cannot be probed.
-        self.refuse_disabled(&record, ip).await?;
+        // `invalid_credentials` in the same time, so neither a disabled account nor a
+        // suspended tenant can be probed.
+        self.refuse_closed(&record, ip).await?;
         let role = Role::parse(&record.role).ok_or(LoginError::UnknownRole(record.role))?;
         let user = User {
             id: UserId::from(record.id),
@@ -84,11 +85,6 @@ impl Login {
             role,
             tenant_id: record.tenant_id.map(TenantId::from),
         };
-        // Only after the password is right, so a wrong one still answers 401 and says
-        // nothing about the tenant.
-        if !self.suspensions.admits(user.tenant_id) {
-            return Err(LoginError::TenantSuspended);
-        }
         let event = Event::new(Kind::AuthLoginSucceeded)
             .actor(EventActor::user(user.id, &user.email, role))
             .ip(ip)
@@ -140,16 +136,23 @@ impl Login {
         }))
     }
 
-    /// Refuses the right password of a disabled account: `AccountDisabled`, audited as a
-    /// failed login with the reason `account_disabled`.
-    pub(super) async fn refuse_disabled(
+    /// Refuses the right password of a disabled account (`AccountDisabled`) or of a user of a
+    /// suspended tenant (`TenantSuspended`), audited as a failed login with that reason.
+    pub(super) async fn refuse_closed(
         &self,
         record: &LoginRecord,
         ip: IpAddr,
     ) -> Result<(), LoginError> {
-        if !record.disabled {
+        let (reason, refusal) = if record.disabled {
+            ("account_disabled", LoginError::AccountDisabled)
+        } else if !self
+            .suspensions
+            .admits(record.tenant_id.map(TenantId::from))
+        {
+            ("tenant_suspended", LoginError::TenantSuspended)
+        } else {
             return Ok(());
-        }
+        };
         let event = Event::new(Kind::AuthLoginFailed)
             .actor(EventActor::sign_in_attempt(
                 &record.email,
@@ -157,9 +160,9 @@ impl Login {
             ))
             .ip(ip)
             .tenant(record.tenant_id.map(TenantId::from))
-            .details(serde_json::json!({ "reason": "account_disabled" }));
+            .details(serde_json::json!({ "reason": reason }));
         self.audit.record(event).await?;
-        Err(LoginError::AccountDisabled)
+        Err(refusal)
     }
 
     /// Checks `password` for `email` as one login attempt, counted *before* the check (see

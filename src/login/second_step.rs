@@ -68,7 +68,7 @@ impl Login {
             .await?
             .filter(|r| r.id == who.user_id.as_uuid())
             .ok_or(LoginError::ChallengeExpired)?;
-        self.refuse_disabled(&current, ip).await?;
+        self.refuse_closed(&current, ip).await?;
         let reserved = self
             .limiter
             .reserve_login(ip, &who.email)

@@ -142,6 +142,17 @@ async fn a_suspended_tenant_is_refused_everywhere_until_it_is_resumed() {
     let resumed = events(&owner, "tenant.resumed").await;
     assert_eq!(resumed.len(), 1, "{resumed:?}");
     assert_eq!(resumed[0]["severity"], "warning");
+    // The refused sign-in is on record with its reason (the wrong password as ever).
+    let failed = events(&owner, "auth.login_failed").await;
+    let reasons: Vec<&str> = failed
+        .iter()
+        .filter_map(|e| e["details"]["reason"].as_str())
+        .collect();
+    assert_eq!(
+        reasons,
+        ["wrong_password", "tenant_suspended"],
+        "{failed:?}"
+    );
     second.handle_stop().await;
 }
 
