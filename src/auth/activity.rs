@@ -7,6 +7,7 @@
 //! it). The granularity is therefore about a minute: `last_seen_at` may lag the latest request
 //! by up to [`SEEN_EVERY`], and with several instances each records at most once per interval.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -19,6 +20,24 @@ pub const SEEN_EVERY: Duration = Duration::from_secs(60);
 pub const MAX_USER_AGENT_BYTES: usize = 256;
 /// Past this many remembered sessions, an instance forgets those it recorded long enough ago.
 const TOUCHED_PRUNE_AT: usize = 4096;
+
+/// Which sessions this instance recorded a use of, and when.
+#[derive(Debug)]
+pub(super) struct Touched {
+    at: HashMap<String, Instant>,
+    /// The size that triggers the next pruning: twice what the last one kept (at least
+    /// [`TOUCHED_PRUNE_AT`]), so pruning costs O(1) per use even with many live sessions.
+    prune_at: usize,
+}
+
+impl Default for Touched {
+    fn default() -> Touched {
+        Touched {
+            at: HashMap::new(),
+            prune_at: TOUCHED_PRUNE_AT,
+        }
+    }
+}
 
 /// `ua` cut to at most [`MAX_USER_AGENT_BYTES`], on a character boundary.
 pub fn cut_user_agent(mut ua: String) -> String {
@@ -48,16 +67,17 @@ impl SessionStore {
     pub(super) fn note_touched(&self, id: &SessionId) -> bool {
         let now = Instant::now();
         let mut touched = self.touched.lock().expect("touched lock");
-        if let Some(at) = touched.get(id.as_str()) {
+        if let Some(at) = touched.at.get(id.as_str()) {
             if now.duration_since(*at) < self.seen_every {
                 return false;
             }
         }
-        if touched.len() >= TOUCHED_PRUNE_AT {
+        if touched.at.len() >= touched.prune_at {
             let every = self.seen_every;
-            touched.retain(|_, at| now.duration_since(*at) < every);
+            touched.at.retain(|_, at| now.duration_since(*at) < every);
+            touched.prune_at = (2 * touched.at.len()).max(TOUCHED_PRUNE_AT);
         }
-        touched.insert(id.as_str().to_string(), now);
+        touched.at.insert(id.as_str().to_string(), now);
         true
     }
 
@@ -89,6 +109,7 @@ impl SessionStore {
         self.touched
             .lock()
             .expect("touched lock")
+            .at
             .remove(id.as_str());
         self.store.delete(&seen_key(id), self.ttl()).await;
     }
@@ -119,6 +140,25 @@ mod tests {
             ip: None,
             user_agent: Some(ua.into()),
         }
+    }
+
+    #[actix_web::test]
+    async fn many_live_sessions_do_not_make_every_use_prune() {
+        let sessions = store(SEEN_EVERY).await;
+        let ids: Vec<SessionId> = (0..TOUCHED_PRUNE_AT + 10)
+            .map(|n| SessionId::from_hex(format!("{n:064x}")))
+            .collect();
+        for id in &ids {
+            assert!(sessions.note_touched(id));
+        }
+        let touched = sessions.touched.lock().unwrap();
+        // All are recent, so the one pruning kept them all and moved the next one away.
+        assert_eq!(touched.at.len(), ids.len());
+        assert!(
+            touched.prune_at >= 2 * TOUCHED_PRUNE_AT,
+            "{}",
+            touched.prune_at
+        );
     }
 
     #[actix_web::test]

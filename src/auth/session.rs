@@ -3,10 +3,9 @@
 //! last used is kept beside it (`activity`); the user's own list of sessions and the public ids
 //! it names them by are `own_sessions`.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -129,7 +128,7 @@ pub struct SessionStore {
     /// How often, at most, this instance records that a session was used (`activity`).
     pub(super) seen_every: Duration,
     /// When this instance last recorded each session's use (by session id).
-    pub(super) touched: Arc<Mutex<HashMap<String, Instant>>>,
+    pub(super) touched: Arc<Mutex<super::activity::Touched>>,
 }
 
 /// A session's identity without its token: the SHA-256 of the token, in hex. WebSocket
