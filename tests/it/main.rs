@@ -31,6 +31,7 @@ mod rate_limit;
 mod reauth_browser;
 mod second_factor_limits;
 mod session_revocation;
+mod sign_in_browser;
 mod two_factor;
 mod two_factor_browser;
 mod two_factor_login;
