@@ -13,15 +13,6 @@ function grouped(secret) {
   return secret.match(/.{1,4}/g).join(" ");
 }
 
-function onSubmit(formId, handler) {
-  $(formId).addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const buttons = $(formId).querySelectorAll("button");
-    buttons.forEach((b) => { b.disabled = true; });
-    try { await handler(); } finally { buttons.forEach((b) => { b.disabled = false; }); }
-  });
-}
-
 // --- Confirming the password ------------------------------------------------------------------
 
 // Changing the second factor needs a sign-in within the last five minutes. When the server

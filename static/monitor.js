@@ -4,13 +4,6 @@
 
 const FEED_ROWS = 200;
 
-function cell(text, className) {
-  const td = document.createElement("td");
-  td.textContent = text === null || text === undefined ? "" : String(text);
-  if (className) td.className = className;
-  return td;
-}
-
 function renderCounts(counts) {
   const body = $("counts").querySelector("tbody");
   body.replaceChildren();
@@ -27,13 +20,8 @@ function renderBans(bans) {
   $("bans-empty").hidden = bans.length > 0;
   for (const ban of bans) {
     const tr = document.createElement("tr");
-    const lift = document.createElement("button");
-    lift.type = "button";
-    lift.className = "secondary";
-    lift.textContent = "Lift";
-    lift.addEventListener("click", () => liftBan(ban.ip));
     const action = document.createElement("td");
-    action.append(lift);
+    action.append(actionButton("Lift", () => liftBan(ban.ip)));
     tr.append(cell(ban.ip), cell(new Date(ban.until).toLocaleString()), cell(ban.violations), action);
     body.append(tr);
   }
@@ -124,6 +112,8 @@ async function start() {
     location.assign("/2fa.html");
     return;
   }
+  $("owner-tools").hidden = false;
+  startAdmin(me);
   await refresh();
   setInterval(refresh, 5000);
   liveSocket({ frame: onFrame, status: onStatus });

@@ -32,6 +32,49 @@ async function currentUser() {
   return me.body;
 }
 
+// A table cell with `text` (nothing for null).
+function cell(text, className) {
+  const td = document.createElement("td");
+  td.textContent = text === null || text === undefined ? "" : String(text);
+  if (className) td.className = className;
+  return td;
+}
+
+// A small button that runs `handler` (disabled while it runs); `data` becomes data-* attributes.
+function actionButton(text, handler, data) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = "secondary";
+  b.textContent = text;
+  for (const [k, v] of Object.entries(data || {})) b.dataset[k] = v;
+  b.addEventListener("click", async () => {
+    b.disabled = true;
+    try { await handler(); } finally { b.disabled = false; }
+  });
+  return b;
+}
+
+// A time for people: local date and time, or "" when absent.
+function when(ts) {
+  return ts ? new Date(ts).toLocaleString() : "";
+}
+
+// Runs `handler` on the form's submit, with its buttons disabled meanwhile.
+function onSubmit(formId, handler) {
+  $(formId).addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const buttons = $(formId).querySelectorAll("button");
+    buttons.forEach((b) => { b.disabled = true; });
+    try { await handler(); } finally { buttons.forEach((b) => { b.disabled = false; }); }
+  });
+}
+
+// A list route's next page: `path` with `cursor` added (the cursor is opaque, passed as given).
+function pagePath(path, cursor) {
+  if (!cursor) return path;
+  return `${path}${path.includes("?") ? "&" : "?"}cursor=${encodeURIComponent(cursor)}`;
+}
+
 function link(href, text, id) {
   const a = document.createElement("a");
   a.href = href;

@@ -151,6 +151,13 @@ impl Browser {
         }
     }
 
+    /// Gives the browser the session of `token` (as if it had signed in at `/`).
+    pub async fn use_session(&self, base: &str, token: &str) {
+        self.client.goto(&format!("{base}/app.css")).await.unwrap();
+        let set = format!("document.cookie = 'rampart_session={token}; path=/; SameSite=Strict'");
+        self.client.execute(&set, vec![]).await.unwrap();
+    }
+
     /// The value of the session cookie the sign-in set (HttpOnly: pages never see it).
     pub async fn session_token(&self) -> String {
         self.client

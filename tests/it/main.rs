@@ -4,7 +4,9 @@
 #[path = "../harness/mod.rs"]
 mod harness;
 
+mod account_browser;
 mod addresses;
+mod admin_browser;
 mod audit;
 mod audit_stream;
 mod audit_verify;
@@ -19,6 +21,7 @@ mod hostile;
 mod isolation;
 mod login_limits;
 mod monitor;
+mod monitor_admin_browser;
 mod multi_instance;
 mod operator_audit;
 mod orders;

@@ -11,7 +11,13 @@ use crate::session_revocation::rewrite_session;
 use crate::{order_body, orders_path};
 
 /// Every page that needs a session.
-const PAGES: [&str; 3] = ["/dashboard.html", "/monitor.html", "/2fa.html"];
+const PAGES: [&str; 5] = [
+    "/dashboard.html",
+    "/monitor.html",
+    "/account.html",
+    "/admin.html",
+    "/2fa.html",
+];
 
 #[actix_web::test]
 async fn staff_with_a_second_factor_sign_in_at_the_root_and_reach_the_live_dashboard() {
