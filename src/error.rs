@@ -70,6 +70,10 @@ pub enum ApiError {
     Busy { retry_after_secs: u64 },
     #[error("confirm your password to do this")]
     ReauthenticationRequired,
+    #[error("this account is disabled")]
+    AccountDisabled,
+    #[error("your password was reset; set a new one with POST /api/v1/auth/password first")]
+    PasswordChangeRequired,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -101,6 +105,8 @@ impl ApiError {
             ApiError::Unavailable => "service_unavailable",
             ApiError::Busy { .. } => "busy",
             ApiError::ReauthenticationRequired => "reauthentication_required",
+            ApiError::AccountDisabled => "account_disabled",
+            ApiError::PasswordChangeRequired => "password_change_required",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -131,6 +137,8 @@ impl ResponseError for ApiError {
             | ApiError::TwoFactorEnrollmentRequired
             | ApiError::TwoFactorRequired
             | ApiError::OriginNotAllowed
+            | ApiError::AccountDisabled
+            | ApiError::PasswordChangeRequired
             | ApiError::IpBanned { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -198,6 +206,7 @@ impl From<crate::ws::UpgradeError> for ApiError {
             E::OriginNotAllowed => ApiError::OriginNotAllowed,
             E::Unauthenticated => ApiError::Unauthenticated,
             E::TwoFactorEnrollmentRequired => ApiError::TwoFactorEnrollmentRequired,
+            E::PasswordChangeRequired => ApiError::PasswordChangeRequired,
             E::TooManyConnections(l) => ApiError::TooManyConnections(l),
             E::Unavailable => ApiError::Unavailable,
         }
@@ -243,6 +252,8 @@ impl From<LoginError> for ApiError {
             LoginError::ChallengeExpired => ApiError::ChallengeExpired,
             e @ LoginError::AmbiguousProof => ApiError::BadRequest(e.to_string()),
             LoginError::ReauthenticationRequired => ApiError::ReauthenticationRequired,
+            LoginError::AccountDisabled => ApiError::AccountDisabled,
+            LoginError::Account(e) => e.into(),
             LoginError::Password(e) => e.into(),
             e @ LoginError::UnknownRole(_) => ApiError::internal(e),
             LoginError::TwoFactor(e) => e.into(),
@@ -275,7 +286,7 @@ impl From<crate::db::Denied> for ApiError {
         match d {
             Denied::TwoFactorRequired => ApiError::TwoFactorRequired,
             Denied::CrossTenant => ApiError::CrossTenantDenied,
-            Denied::NotPlatformOwner => ApiError::Forbidden,
+            Denied::NotPlatformOwner | Denied::NotTenantAdmin => ApiError::Forbidden,
         }
     }
 }
@@ -313,6 +324,9 @@ impl From<crate::users::UserError> for ApiError {
         match e {
             UserError::Invalid { field, reason } => ApiError::validation(field, reason),
             UserError::NotFound => ApiError::NotFound,
+            e @ UserError::OwnAccount => ApiError::Conflict(e.to_string()),
+            UserError::Forbidden => ApiError::Forbidden,
+            UserError::Audit(e) => e.into(),
             UserError::Internal(e) => ApiError::Internal(e),
             UserError::Db(e) => e.into(),
         }

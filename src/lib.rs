@@ -19,7 +19,8 @@
 //! - `two_factor`: TOTP and backup codes, sealed secrets; checks codes, issues no session.
 //! - `orders`: a tenant's orders, their validation, transitions and events.
 //! - `tenants`: creating and listing tenants (platform door only).
-//! - `users`: creating users and reading one's own.
+//! - `users`: creating users, reading one's own, their administration (disable, password and
+//!   second-factor resets, approvals) and a user's own password.
 //! - `ws`: WebSocket admission, one actor per connection, the protocol and the hub.
 //! - `demo`: the demo tenants and users of `serve --demo`.
 //!

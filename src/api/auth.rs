@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::principal::{Principal, SESSION_COOKIE};
 use crate::error::ApiError;
-use crate::login::{LoginBody, LoginOutcome};
+use crate::login::{LoginBody, LoginOutcome, PasswordChange};
 use crate::net::client_ip;
 use crate::state::AppState;
 use crate::users;
@@ -68,4 +68,22 @@ pub async fn logout(
 pub async fn me(p: Principal, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let me = users::me(&state.db, &p.own_scope()).await?;
     Ok(HttpResponse::Ok().json(me))
+}
+
+/// Changes the caller's password; the user's other sessions end and their sockets close.
+pub async fn change_password(
+    req: HttpRequest,
+    p: Principal,
+    body: web::Json<PasswordChange>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let ip = client_ip(&req, state.config.trust_forwarded);
+    let ended = state
+        .login
+        .change_password(&p.session, &p.token, body.into_inner(), ip)
+        .await?;
+    for session in ended {
+        state.hub.do_send(EndSession { session });
+    }
+    Ok(HttpResponse::NoContent().finish())
 }

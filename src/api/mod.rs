@@ -10,6 +10,7 @@ mod pages;
 mod platform;
 pub(crate) mod principal;
 mod two_factor;
+mod users;
 mod ws;
 
 use actix_web::{web, HttpResponse};
@@ -61,6 +62,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route("/login", web::post().to(auth::login))
                     .route("/logout", web::post().to(auth::logout))
                     .route("/me", web::get().to(auth::me))
+                    .route("/password", web::post().to(auth::change_password))
                     .route("/2fa", web::delete().to(two_factor::disable))
                     .route("/2fa/setup", web::post().to(two_factor::setup))
                     .route("/2fa/enable", web::post().to(two_factor::enable))
@@ -71,6 +73,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     ),
             )
             .route("/ws/ticket", web::post().to(ws::ticket))
+            .service(
+                web::scope("/tenants/{tenant_id}/users")
+                    .route("", web::get().to(users::list))
+                    .route("", web::post().to(users::create))
+                    .route("/{user_id}", web::patch().to(users::set_disabled))
+                    .route(
+                        "/{user_id}/password-reset",
+                        web::post().to(users::reset_password),
+                    )
+                    .route("/{user_id}/2fa", web::delete().to(users::reset_two_factor)),
+            )
             .service(
                 web::scope("/tenants/{tenant_id}/orders")
                     .route("", web::get().to(orders::list))
@@ -89,7 +102,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route("/audit", web::get().to(monitoring::audit))
                     .route("/security/summary", web::get().to(monitoring::summary))
                     .route("/bans", web::get().to(platform::list_bans))
-                    .route("/bans/{ip}", web::delete().to(platform::lift_ban)),
+                    .route("/bans/{ip}", web::delete().to(platform::lift_ban))
+                    .route(
+                        "/users/{user_id}",
+                        web::patch().to(platform::set_user_disabled),
+                    )
+                    .route(
+                        "/users/{user_id}/2fa",
+                        web::delete().to(platform::reset_user_two_factor),
+                    )
+                    .route(
+                        "/approvals/{approval_id}",
+                        web::post().to(platform::approve),
+                    ),
             ),
     )
     .route("/{file:[A-Za-z0-9_.-]*}", web::get().to(pages::page))

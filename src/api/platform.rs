@@ -6,11 +6,14 @@ use serde::Deserialize;
 use super::guard::platform_access;
 use super::list_response;
 use super::principal::Principal;
+use super::users::{accounts, acting, close_sockets, DisabledBody};
 use crate::audit::{Event, Kind};
+use crate::db::AdminScope;
 use crate::error::ApiError;
-use crate::ids::TenantId;
+use crate::ids::{TenantId, UserId};
 use crate::state::AppState;
 use crate::tenants::{self, NewTenant};
+use crate::users::accounts::TwoFactorReset;
 use crate::users::{self, NewUser};
 
 pub async fn list_tenants(
@@ -63,7 +66,10 @@ pub async fn create_user(
         role,
         password: body.password,
     };
-    let created = users::create(&state.db, &scope, new).await?;
+    let by = acting(&state, &p, &req);
+    let created = accounts(&state)
+        .create(&by, &AdminScope::from(scope), new)
+        .await?;
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -99,5 +105,60 @@ pub async fn lift_ban(
     // Other instances may hold their own copy of the ban (each keeps one so that losing Redis
     // never lifts it); once the lift is on record, they drop theirs on this message.
     state.limiter.announce_lift(ip);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Disables or enables any user (a tenant's, or another platform owner); not oneself.
+pub async fn set_user_disabled(
+    req: HttpRequest,
+    p: Principal,
+    path: web::Path<UserId>,
+    body: web::Json<DisabledBody>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let scope = AdminScope::from(platform_access(&state, &p, &req, None).await?);
+    let by = acting(&state, &p, &req);
+    let (user, ended) = accounts(&state)
+        .set_disabled(&by, &scope, path.into_inner(), body.disabled)
+        .await?;
+    close_sockets(&state, ended);
+    Ok(HttpResponse::Ok().json(user))
+}
+
+/// Resets a tenant user's second factor at once (204); another platform owner's waits for a
+/// second platform owner's approval (202 `{approval_id}`).
+pub async fn reset_user_two_factor(
+    req: HttpRequest,
+    p: Principal,
+    path: web::Path<UserId>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let scope = platform_access(&state, &p, &req, None).await?;
+    let by = acting(&state, &p, &req);
+    match accounts(&state)
+        .platform_reset_two_factor(&by, &scope, path.into_inner())
+        .await?
+    {
+        TwoFactorReset::Done(ended) => {
+            close_sockets(&state, ended);
+            Ok(HttpResponse::NoContent().finish())
+        }
+        TwoFactorReset::Pending(pending) => Ok(HttpResponse::Accepted().json(pending)),
+    }
+}
+
+/// A platform owner other than the requester confirms a reset: 204, the reset is done.
+pub async fn approve(
+    req: HttpRequest,
+    p: Principal,
+    path: web::Path<uuid::Uuid>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let scope = platform_access(&state, &p, &req, None).await?;
+    let by = acting(&state, &p, &req);
+    let ended = accounts(&state)
+        .approve_reset(&by, &scope, path.into_inner())
+        .await?;
+    close_sockets(&state, ended);
     Ok(HttpResponse::NoContent().finish())
 }

@@ -17,8 +17,8 @@ use crate::ids::{TenantId, UserId};
 use crate::secret::Token;
 
 pub const SESSION_COOKIE: &str = "rampart_session";
-/// Routes under this prefix stay open to enrollment-only sessions (to enroll, see who they
-/// are and sign out).
+/// Routes under this prefix stay open to enrollment-only sessions and to sessions whose
+/// password must change (to enroll or set a password, see who they are and sign out).
 pub const AUTH_ROUTES: &str = "/api/v1/auth/";
 
 /// Who is calling, for the request log (set by the extractor, read by the logging middleware).
@@ -141,6 +141,10 @@ impl FromRequest for Principal {
                 .is_some_and(|p| p.starts_with(AUTH_ROUTES));
             if session.is_enrollment_only() && !auth_route {
                 return Err(ApiError::TwoFactorEnrollmentRequired);
+            }
+            // An administrator reset the password: only /api/v1/auth/* (to set a new one).
+            if session.password_change_required && !auth_route {
+                return Err(ApiError::PasswordChangeRequired);
             }
             Ok(Principal { session, token })
         })

@@ -101,6 +101,13 @@ kinds! {
     WsBannedIpRejected => "ws.banned_ip_rejected", Warning;
     WsOriginRejected => "ws.origin_rejected", Warning;
     BanLifted => "ban.lifted", Warning;
+    UserCreated => "user.created", Info;
+    UserEnabled => "user.enabled", Info;
+    UserDisabled => "user.disabled", Warning;
+    UserPasswordChanged => "user.password_changed", Warning;
+    UserPasswordReset => "user.password_reset", Warning;
+    TwofaReset => "twofa.reset", High;
+    TwofaResetRequested => "twofa.reset_requested", Critical;
     SystemStarted => "system.started", Info;
     SystemRedisUnavailable => "system.redis_unavailable", High;
     SystemRedisRecovered => "system.redis_recovered", Info;
@@ -344,7 +351,9 @@ mod tests {
         use Kind::*;
         for k in Kind::ALL {
             let expected = match k {
-                AlertBruteForce | AlertCrossTenantProbing => Severity::Critical,
+                AlertBruteForce | AlertCrossTenantProbing | TwofaResetRequested => {
+                    Severity::Critical
+                }
                 // Not in the contract's list: the operator's use of the platform door weighs
                 // what a platform owner's does.
                 PlatformOwnerAccess
@@ -353,13 +362,17 @@ mod tests {
                 | AuthLockedOut
                 | TwofaReplayRejected
                 | WsIpBanned
-                | SystemRedisUnavailable => Severity::High,
+                | SystemRedisUnavailable
+                | TwofaReset => Severity::High,
                 AuthLoginFailed
                 | TwofaFailed
                 | TwofaBackupCodeUsed
                 | TwofaBackupCodesRegenerated
                 | BanLifted
                 | TwofaDisabled
+                | UserDisabled
+                | UserPasswordChanged
+                | UserPasswordReset
                 | SystemAuditTornTail => Severity::Warning,
                 k if k.as_str().starts_with("ws.") => Severity::Warning,
                 _ => Severity::Info,

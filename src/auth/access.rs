@@ -33,7 +33,7 @@ impl From<Denied> for AuthError {
         match d {
             Denied::TwoFactorRequired => AuthError::TwoFactorRequired,
             Denied::CrossTenant => AuthError::CrossTenantDenied,
-            Denied::NotPlatformOwner => AuthError::Forbidden,
+            Denied::NotPlatformOwner | Denied::NotTenantAdmin => AuthError::Forbidden,
         }
     }
 }

@@ -216,6 +216,17 @@ impl SessionStore {
         self.update(token, &renewed).await
     }
 
+    /// Records that the holder of `token` has just set a new password: the session reaches
+    /// every route again (it is updated in place, keeping its token and expiry).
+    pub async fn mark_password_changed(&self, token: &Token, session: &Session) -> bool {
+        let changed = Session {
+            password_change_required: false,
+            signed_in_at: Some(crate::timestamp::now()),
+            ..session.clone()
+        };
+        self.update(token, &changed).await
+    }
+
     /// Rewrites a live session, never re-creating one that ended meanwhile.
     async fn update(&self, token: &Token, session: &Session) -> bool {
         let remaining = (session.expires_at - crate::timestamp::now())

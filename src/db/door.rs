@@ -86,6 +86,9 @@ pub enum Denied {
     /// The platform door is for platform owners only.
     #[error("not allowed")]
     NotPlatformOwner,
+    /// Administering a tenant's users is for its administrators (and platform owners).
+    #[error("not allowed")]
+    NotTenantAdmin,
 }
 
 /// Who acts, in which tenant, as a member of it: holding one means "this user may act in this
@@ -217,6 +220,51 @@ impl Scope {
     }
 }
 
+/// Who administers which users: a tenant administrator, as a member of their tenant (the
+/// tenant-admin role, whose policies reach only that tenant's users and never a platform
+/// owner), or the platform door (a platform owner in any tenant, or on platform owners; or the
+/// operator). Built by the same access rule as [`Scope`], or from a [`PlatformScope`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminScope {
+    Tenant(TenantScope),
+    Platform(PlatformScope),
+}
+
+impl AdminScope {
+    /// The rule for `/tenants/{tenant}/users…`: the tenant-access rule ([`Scope::for_tenant`]),
+    /// and then, for a member of the tenant, the `tenant_admin` role.
+    pub fn for_tenant(caller: &Caller, tenant: TenantId) -> Result<AdminScope, Denied> {
+        match Scope::for_tenant(caller, tenant)? {
+            Scope::Platform(door) => Ok(AdminScope::Platform(door)),
+            Scope::Tenant(s) if caller.role == Role::TenantAdmin => Ok(AdminScope::Tenant(s)),
+            Scope::Tenant(_) => Err(Denied::NotTenantAdmin),
+        }
+    }
+
+    /// The tenant whose users this scope administers; `None`: every user (the platform door
+    /// opened for no tenant).
+    pub fn tenant(&self) -> Option<TenantId> {
+        match self {
+            AdminScope::Tenant(s) => Some(s.tenant),
+            AdminScope::Platform(s) => s.target,
+        }
+    }
+
+    /// The acting user; `None` only for the operator's door.
+    pub fn user(&self) -> Option<UserId> {
+        match self {
+            AdminScope::Tenant(s) => Some(s.user),
+            AdminScope::Platform(s) => s.user,
+        }
+    }
+}
+
+impl From<PlatformScope> for AdminScope {
+    fn from(s: PlatformScope) -> AdminScope {
+        AdminScope::Platform(s)
+    }
+}
+
 impl From<PlatformScope> for Scope {
     fn from(s: PlatformScope) -> Scope {
         Scope::Platform(s)
@@ -281,6 +329,41 @@ mod tests {
         let on = door.with_target(Some(t));
         assert_eq!((on.user(), on.target()), (None, Some(t)));
         assert_eq!(Scope::from(on).tenant(), Some(t));
+    }
+
+    #[test]
+    fn only_admins_of_the_tenant_and_verified_owners_administer_its_users() {
+        let (own, other) = (TenantId::random(), TenantId::random());
+        let admin = caller(Role::TenantAdmin, Some(own), false);
+        assert!(matches!(
+            AdminScope::for_tenant(&admin, own),
+            Ok(AdminScope::Tenant(s)) if s.tenant() == own && s.user() == admin.user()
+        ));
+        assert_eq!(
+            AdminScope::for_tenant(&admin, other),
+            Err(Denied::CrossTenant)
+        );
+        let staff = caller(Role::TenantStaff, Some(own), true);
+        assert_eq!(
+            AdminScope::for_tenant(&staff, own),
+            Err(Denied::NotTenantAdmin)
+        );
+        assert_eq!(
+            AdminScope::for_tenant(&staff, other),
+            Err(Denied::CrossTenant)
+        );
+        let unproven = caller(Role::PlatformOwner, None, false);
+        assert_eq!(
+            AdminScope::for_tenant(&unproven, own),
+            Err(Denied::TwoFactorRequired)
+        );
+        let owner = caller(Role::PlatformOwner, None, true);
+        let door = AdminScope::for_tenant(&owner, other).unwrap();
+        assert!(matches!(door, AdminScope::Platform(_)));
+        assert_eq!(
+            (door.tenant(), door.user()),
+            (Some(other), Some(owner.user()))
+        );
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! reaches tenant tables — and the decoders of PostgreSQL's wire formats ([`wire`]).
 //!
 //! The pool itself is private to this module: outside code gets a connection only inside
-//! [`DbPool::in_tenant`], [`DbPool::in_platform`], [`DbPool::in_scope`], the one-statement
-//! transactions ([`DbPool::one_load`] and its siblings) or the narrow login lookup, each of
-//! which pins the request role and tenant settings for one transaction, and each of which
+//! [`DbPool::in_tenant`], [`DbPool::in_platform`], [`DbPool::in_scope`], [`DbPool::in_admin`],
+//! the one-statement transactions ([`DbPool::one_load`] and its siblings) or the narrow login
+//! lookup, each of which pins the request role and tenant settings for one transaction, and each of which
 //! takes a scope only [`door`] can build.
 
 pub mod checkpoints;
@@ -28,7 +28,7 @@ use diesel_async::pooled_connection::{
 };
 use diesel_async::AsyncPgConnection;
 
-pub use door::{Caller, Denied, PlatformScope, Scope, TenantScope};
+pub use door::{AdminScope, Caller, Denied, PlatformScope, Scope, TenantScope};
 pub use operator::{OperatorRecord, QueuedAction};
 pub use tenant::{LoginRecord, TenantConn};
 
@@ -36,6 +36,9 @@ pub use tenant::{LoginRecord, TenantConn};
 pub const APP_ROLE: &str = "rampart_app";
 /// Role of the explicit platform-owner door.
 pub const PLATFORM_ROLE: &str = "rampart_platform";
+/// Role of tenant administration: its policies reach the users of the transaction's tenant
+/// and never a platform owner.
+pub const TENANT_ADMIN_ROLE: &str = "rampart_tenant_admin";
 /// Role of the login lookup: it may execute `rampart_login_lookup` and nothing else, so the
 /// password hashes that lookup returns are out of reach of the request roles.
 pub const LOGIN_ROLE: &str = "rampart_login";

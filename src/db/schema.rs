@@ -18,6 +18,20 @@ diesel::table! {
         role -> Text,
         two_factor_enabled -> Bool,
         created_at -> Timestamptz,
+        disabled_at -> Nullable<Timestamptz>,
+        password_change_required -> Bool,
+    }
+}
+
+diesel::table! {
+    twofa_reset_approvals (id) {
+        id -> Uuid,
+        requested_by -> Uuid,
+        target_user_id -> Uuid,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        approved_by -> Nullable<Uuid>,
+        approved_at -> Nullable<Timestamptz>,
     }
 }
 

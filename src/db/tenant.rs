@@ -13,8 +13,8 @@ use diesel::result::QueryResult;
 use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection, TransactionManager};
 
-use super::{DbError, DbPool, PlatformScope, Scope, TenantScope};
-use super::{APP_ROLE, LOGIN_ROLE, PLATFORM_ROLE};
+use super::{AdminScope, DbError, DbPool, PlatformScope, Scope, TenantScope};
+use super::{APP_ROLE, LOGIN_ROLE, PLATFORM_ROLE, TENANT_ADMIN_ROLE};
 use crate::ids::{TenantId, UserId};
 
 /// A connection inside a tenant-scoped transaction. Only this module creates one, so code that
@@ -50,6 +50,14 @@ pub(super) fn scope_settings(scope: &Scope) -> String {
     match scope {
         Scope::Tenant(s) => settings_sql(APP_ROLE, Some(s.tenant()), Some(s.user())),
         Scope::Platform(s) => settings_sql(PLATFORM_ROLE, s.target(), s.user()),
+    }
+}
+
+/// The role switch and settings of an administration scope.
+fn admin_settings(scope: &AdminScope) -> String {
+    match scope {
+        AdminScope::Tenant(s) => settings_sql(TENANT_ADMIN_ROLE, Some(s.tenant()), Some(s.user())),
+        AdminScope::Platform(s) => scope_settings(&Scope::Platform(*s)),
     }
 }
 
@@ -121,6 +129,18 @@ impl DbPool {
         }
     }
 
+    /// Runs `work` as the users' administrator `scope` names: the tenant-admin role (its
+    /// policies reach only the users of its tenant, never a platform owner) or the platform
+    /// door.
+    pub async fn in_admin<R>(
+        &self,
+        scope: &AdminScope,
+        work: impl AsyncFnOnce(&mut TenantConn) -> Result<R, DbError>,
+    ) -> Result<R, DbError> {
+        self.scoped(&format!("BEGIN; {}", admin_settings(scope)), work)
+            .await
+    }
+
     async fn scoped<R>(
         &self,
         begin: &str,
@@ -160,8 +180,8 @@ impl DbPool {
         let mut conn = self.conn().await?;
         begin(&mut conn, &format!("BEGIN; SET LOCAL ROLE {LOGIN_ROLE}")).await?;
         let found = diesel::sql_query(
-            "SELECT id, tenant_id, email, password_hash, role, two_factor_enabled \
-             FROM rampart_login_lookup($1)",
+            "SELECT id, tenant_id, email, password_hash, role, two_factor_enabled, disabled, \
+             password_change_required FROM rampart_login_lookup($1)",
         )
         .bind::<Text, _>(email)
         .get_result::<LoginRecord>(&mut *conn)
@@ -190,6 +210,12 @@ pub struct LoginRecord {
     pub role: String,
     #[diesel(sql_type = diesel::sql_types::Bool)]
     pub two_factor_enabled: bool,
+    /// An administrator disabled the account: the right password gets `account_disabled`.
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub disabled: bool,
+    /// An administrator reset the password: the user must choose a new one.
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub password_change_required: bool,
 }
 
 #[cfg(test)]

@@ -146,3 +146,44 @@ fn route_check_refusals_keep_their_statuses() {
         assert_eq!((s, c.as_str()), (status, code));
     }
 }
+
+#[test]
+fn account_refusals_keep_their_statuses() {
+    use crate::users::UserError;
+    for (e, status, code) in [
+        (
+            ApiError::from(LoginError::AccountDisabled),
+            403,
+            "account_disabled",
+        ),
+        (
+            ApiError::PasswordChangeRequired,
+            403,
+            "password_change_required",
+        ),
+        (
+            ApiError::from(crate::ws::UpgradeError::PasswordChangeRequired),
+            403,
+            "password_change_required",
+        ),
+        (ApiError::from(UserError::OwnAccount), 409, "conflict"),
+        (ApiError::from(UserError::Forbidden), 403, "forbidden"),
+        (ApiError::from(UserError::NotFound), 404, "not_found"),
+        (
+            ApiError::from(LoginError::Account(UserError::Invalid {
+                field: "new_password",
+                reason: "too short",
+            })),
+            422,
+            "validation_failed",
+        ),
+        (
+            ApiError::from(crate::db::Denied::NotTenantAdmin),
+            403,
+            "forbidden",
+        ),
+    ] {
+        let (s, c, ..) = answer(e, "");
+        assert_eq!((s, c.as_str()), (status, code));
+    }
+}

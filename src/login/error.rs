@@ -29,6 +29,12 @@ pub enum LoginError {
     /// `reauthentication_required`).
     #[error("confirm your password to do this")]
     ReauthenticationRequired,
+    /// The right password of a disabled account (403 `account_disabled`).
+    #[error("this account is disabled")]
+    AccountDisabled,
+    /// The account change could not be made (a new password refused: 422 on its field).
+    #[error(transparent)]
+    Account(#[from] crate::users::UserError),
     /// The password could not be checked (503 `busy`, or an internal error).
     #[error(transparent)]
     Password(#[from] PasswordError),

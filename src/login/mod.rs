@@ -1,11 +1,13 @@
 //! Signing in and out: the password step ([`password_step`]), the login challenges
 //! ([`challenge`]) and the second step that answers them ([`second_step`]), the account
-//! lock-out ([`lockout`]), re-authentication for sensitive changes ([`reauth`]) and logout.
+//! lock-out ([`lockout`]), re-authentication for sensitive changes ([`reauth`]), changing
+//! one's password ([`password_change`]) and logout.
 //! Sessions are issued (and upgraded when a second factor is enabled) only here; `two_factor` checks the codes it is asked about.
 
 mod challenge;
 mod error;
 mod lockout;
+mod password_change;
 mod password_step;
 mod reauth;
 mod second_step;
@@ -22,6 +24,7 @@ use crate::two_factor::TwoFactor;
 pub use challenge::Challenges;
 pub use error::LoginError;
 pub use lockout::Lockout;
+pub use password_change::PasswordChange;
 pub use password_step::{LoginBody, LoginOutcome};
 pub use second_step::VerifyBody;
 

@@ -35,6 +35,10 @@ pub struct LoggedIn {
     /// until one is enrolled. Sent only when true.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub enrollment_required: bool,
+    /// An administrator reset the password: the token reaches only `/api/v1/auth/*` until
+    /// `POST /api/v1/auth/password` sets a new one. Sent only when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub password_change_required: bool,
 }
 
 /// The password was right and the user has a second factor: the login continues at
@@ -64,6 +68,9 @@ impl Login {
         let record = self
             .check_password(ip, creds.email.trim(), creds.password, "login")
             .await?;
+        // Only after the password was checked (and found right): a wrong one answers
+        // `invalid_credentials` in the same time, so a disabled account cannot be probed.
+        self.refuse_disabled(&record, ip).await?;
         let role = Role::parse(&record.role).ok_or(LoginError::UnknownRole(record.role))?;
         let user = User {
             id: UserId::from(record.id),
@@ -108,7 +115,7 @@ impl Login {
                 email: user.email.clone(),
                 role,
                 second_factor,
-                password_change_required: false,
+                password_change_required: record.password_change_required,
                 ip: Some(ip),
                 user_agent: None,
             })
@@ -118,7 +125,30 @@ impl Login {
             expires_at: issued.expires_at,
             user,
             enrollment_required,
+            password_change_required: record.password_change_required,
         }))
+    }
+
+    /// Refuses the right password of a disabled account: `AccountDisabled`, audited as a
+    /// failed login with the reason `account_disabled`.
+    pub(super) async fn refuse_disabled(
+        &self,
+        record: &LoginRecord,
+        ip: IpAddr,
+    ) -> Result<(), LoginError> {
+        if !record.disabled {
+            return Ok(());
+        }
+        let event = Event::new(Kind::AuthLoginFailed)
+            .actor(EventActor::sign_in_attempt(
+                &record.email,
+                Some(UserId::from(record.id)),
+            ))
+            .ip(ip)
+            .tenant(record.tenant_id.map(TenantId::from))
+            .details(serde_json::json!({ "reason": "account_disabled" }));
+        self.audit.record(event).await?;
+        Err(LoginError::AccountDisabled)
     }
 
     /// Checks `password` for `email` as one login attempt, counted *before* the check (see

@@ -58,6 +58,15 @@ impl Login {
             .await
             .ok_or(LoginError::ChallengeExpired)?;
         let who = &attempt.account;
+        // The account as it stands now: disabled since the password step, or its password
+        // reset, changes what this step may open.
+        let current = self
+            .db
+            .login_lookup(&who.email)
+            .await?
+            .filter(|r| r.id == who.user_id.as_uuid())
+            .ok_or(LoginError::ChallengeExpired)?;
+        self.refuse_disabled(&current, ip).await?;
         let reserved = self
             .limiter
             .reserve_login(ip, &who.email)
@@ -90,10 +99,17 @@ impl Login {
         }
         let event = who.event(Kind::TwofaVerified, ip, json!({"method": proof.method()}));
         self.audit.record(event).await?;
-        Ok(self.open_verified_session(who, ip).await)
+        Ok(self
+            .open_verified_session(who, ip, current.password_change_required)
+            .await)
     }
 
-    async fn open_verified_session(&self, who: &Account, ip: IpAddr) -> LoggedIn {
+    async fn open_verified_session(
+        &self,
+        who: &Account,
+        ip: IpAddr,
+        password_change_required: bool,
+    ) -> LoggedIn {
         let issued = self
             .sessions
             .issue(NewSession {
@@ -102,7 +118,7 @@ impl Login {
                 email: who.email.clone(),
                 role: who.role,
                 second_factor: SecondFactor::Verified,
-                password_change_required: false,
+                password_change_required,
                 ip: Some(ip),
                 user_agent: None,
             })
@@ -117,6 +133,7 @@ impl Login {
                 tenant_id: who.tenant_id,
             },
             enrollment_required: false,
+            password_change_required,
         }
     }
 }

@@ -82,11 +82,13 @@ pub fn access(
             Some(event(Kind::TenantCrossAccessDenied).target(t)),
         ),
         // Not reached: a session without its second factor is refused at the upgrade.
-        Err(Denied::TwoFactorRequired | Denied::NotPlatformOwner) => Access::Refused(
-            ErrorCode::Forbidden,
-            "platform owners must keep two-factor authentication turned on",
-            None,
-        ),
+        Err(Denied::TwoFactorRequired | Denied::NotPlatformOwner | Denied::NotTenantAdmin) => {
+            Access::Refused(
+                ErrorCode::Forbidden,
+                "platform owners must keep two-factor authentication turned on",
+                None,
+            )
+        }
     }
 }
 

@@ -60,6 +60,9 @@ pub enum UpgradeError {
     Unauthenticated,
     #[error("second factor enrollment required")]
     TwoFactorEnrollmentRequired,
+    /// The session's password was reset: it reaches only `/api/v1/auth/*` until changed.
+    #[error("password change required")]
+    PasswordChangeRequired,
     #[error("too many connections")]
     TooManyConnections(Limited),
     /// The limiter is gone (only at shutdown): refuse rather than skip a limit.
@@ -91,6 +94,10 @@ pub async fn admit(services: &Services, h: Handshake) -> Result<Admitted, Upgrad
     // 5: a platform owner who has not enrolled a second factor reaches only /api/v1/auth/*.
     if session.is_enrollment_only() {
         return Err(UpgradeError::TwoFactorEnrollmentRequired);
+    }
+    // 5 too: a session whose password an administrator reset may only set a new one.
+    if session.password_change_required {
+        return Err(UpgradeError::PasswordChangeRequired);
     }
     // 6
     let conn = take_slot(services, ip, &session).await?;

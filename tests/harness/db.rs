@@ -61,7 +61,7 @@ fn template() {
                          CREATE ROLE {PLAIN_LOGIN} LOGIN NOSUPERUSER NOBYPASSRLS;
                        END IF;
                      END $$;
-                     GRANT rampart_app, rampart_platform, rampart_login TO {PLAIN_LOGIN};"
+                     GRANT rampart_app, rampart_platform, rampart_tenant_admin, rampart_login TO {PLAIN_LOGIN};"
                 ))
                 .await
                 .expect("create plain login role");

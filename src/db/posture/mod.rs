@@ -5,7 +5,7 @@
 //! - a tenant table (see [`queries`] for what counts as one: a `tenant_id`-like column or a
 //!   foreign key to another tenant table, whatever the column is called) without RLS, or
 //!   without FORCE (so its owner bypasses it);
-//! - a request role (or the login role) that is superuser, owns a tenant table, has
+//! - a request role (the tenant-admin role included) or the login role that is superuser, owns a tenant table, has
 //!   BYPASSRLS, or may TRUNCATE or REFERENCE one (both ignore RLS);
 //! - a view over a tenant table that is not `security_invoker`, and any materialized view over
 //!   one (it can never be: it stores what its owner saw);
@@ -22,21 +22,41 @@ use diesel::sql_types::{Array, Bool, Text};
 use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
 
-use super::{DbError, DbPool, APP_ROLE, LOGIN_ROLE, PLATFORM_ROLE};
+use super::{DbError, DbPool, APP_ROLE, LOGIN_ROLE, PLATFORM_ROLE, TENANT_ADMIN_ROLE};
 pub use trivially_true::trivially_true;
 
-/// The `SECURITY DEFINER` functions the migrations declare, and the one role each may be
-/// executed by. Nothing else of the kind may be executable by [`APP_ROLE`], [`PLATFORM_ROLE`]
-/// or [`LOGIN_ROLE`] (nor by `PUBLIC`, which includes them): such a function runs with its
-/// owner's rights, a door around row-level security. The request roles may execute none.
+/// The `SECURITY DEFINER` functions the migrations declare, and the roles each may be executed
+/// by. Nothing else of the kind may be executable by [`APP_ROLE`], [`PLATFORM_ROLE`],
+/// [`TENANT_ADMIN_ROLE`] or [`LOGIN_ROLE`] (nor by `PUBLIC`, which includes them): such a
+/// function runs with its owner's rights, a door around row-level security.
 pub const DECLARED_DEFINERS: &[(&str, &str)] = &[
     // Returns one user, with the password hash, by email: the login path's only way in.
     (LOGIN_ROLE, "public.rampart_login_lookup(text)"),
+    // Writes the hash of the transaction's own user (app.user_id) and nobody else's.
+    (APP_ROLE, "public.rampart_change_own_password(text)"),
+    (PLATFORM_ROLE, "public.rampart_change_own_password(text)"),
+    // An administrator's reset of a user's password or second factor: a tenant administrator
+    // only within app.tenant_id (none set: nobody), the platform door within app.tenant_id
+    // when one is set. Neither reads a hash or a factor.
+    (
+        TENANT_ADMIN_ROLE,
+        "public.rampart_set_password(uuid, text, boolean)",
+    ),
+    (
+        PLATFORM_ROLE,
+        "public.rampart_set_password(uuid, text, boolean)",
+    ),
+    (
+        TENANT_ADMIN_ROLE,
+        "public.rampart_reset_second_factor(uuid)",
+    ),
+    (PLATFORM_ROLE, "public.rampart_reset_second_factor(uuid)"),
 ];
 
 /// Roles whose policies may be unconditional: the platform door, whose every use is audited,
-/// and the owner of the login lookup, which reaches users only through that function.
-pub const SEE_ALL_ROLES: &[&str] = &[PLATFORM_ROLE, "rampart_auth"];
+/// the owner of the login lookup, which reaches users only through that function, and the
+/// owner of the account functions above, which reaches users and factors only through them.
+pub const SEE_ALL_ROLES: &[&str] = &[PLATFORM_ROLE, "rampart_auth", "rampart_accounts"];
 
 /// One thing wrong with the database's isolation set-up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +108,7 @@ struct DefinerRow {
 
 type Conn = diesel_async::pooled_connection::deadpool::Object<diesel_async::AsyncPgConnection>;
 
-/// Runs `sql` with the three roles bound as `$1..$3`.
+/// Runs `sql` with the four roles bound as `$1..$4`.
 async fn rows<T>(conn: &mut Conn, sql: &str) -> Result<Vec<T>, DbError>
 where
     T: QueryableByName<diesel::pg::Pg> + Send + 'static,
@@ -97,6 +117,7 @@ where
         .bind::<Text, _>(APP_ROLE)
         .bind::<Text, _>(PLATFORM_ROLE)
         .bind::<Text, _>(LOGIN_ROLE)
+        .bind::<Text, _>(TENANT_ADMIN_ROLE)
         .load::<T>(&mut **conn)
         .await?)
 }
@@ -117,7 +138,7 @@ pub async fn check(pool: &DbPool) -> Result<Vec<Problem>, DbError> {
         .load(&mut *conn)
         .await?;
     problems.extend(unpinned.into_iter().map(|f| Problem(f.problem)));
-    for role in [APP_ROLE, PLATFORM_ROLE, LOGIN_ROLE] {
+    for role in [APP_ROLE, PLATFORM_ROLE, LOGIN_ROLE, TENANT_ADMIN_ROLE] {
         let exists: Flag = diesel::sql_query(
             "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) \
              AND pg_has_role(current_user, $1, 'MEMBER') AS ok",

@@ -8,7 +8,7 @@
 //! - has a foreign key to a tenant table (so `notes(ref uuid REFERENCES users(id))` is one,
 //!   and so is a table referencing that one), whatever its columns are called.
 //!
-//! `$1`, `$2`, `$3` are the request roles and the login role.
+//! `$1`, `$2`, `$3`, `$4` are the request roles, the login role and the tenant-admin role.
 
 /// The tenant tables (`oid`, and `why` — the first reason found), as a `WITH RECURSIVE`
 /// prefix the queries below continue.
@@ -42,7 +42,7 @@ WITH RECURSIVE user_tables AS (
     ORDER BY r.oid, r.why
 ), roles AS (
     SELECT r.oid, r.rolname, r.rolsuper, r.rolbypassrls FROM pg_roles r
-    WHERE r.rolname IN ($1, $2, $3)
+    WHERE r.rolname IN ($1, $2, $3, $4)
 )
 "#;
 
@@ -122,7 +122,7 @@ JOIN pg_namespace n ON n.oid = p.pronamespace
 CROSS JOIN pg_roles r
 WHERE p.prosecdef
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND r.rolname IN ($1, $2, $3)
+  AND r.rolname IN ($1, $2, $3, $4)
   AND has_function_privilege(r.oid, p.oid, 'EXECUTE')
 "#;
 
