@@ -28,7 +28,7 @@ async fn a_user_changes_the_password_and_the_other_sessions_end() {
     let elsewhere = app.login(&a.staff).await;
     let browser = Browser::start().await;
     open_account(&browser, &app, &a.staff).await;
-    browser.wait_for_text("#sessions tbody", "this one").await;
+    browser.wait_for_shown("#password-form").await;
 
     browser.fill("#current-password", "not the password").await;
     browser.fill("#new-password", "a long new password").await;
@@ -58,8 +58,10 @@ async fn a_user_changes_the_password_and_the_other_sessions_end() {
     };
     app.login(&renewed).await;
     // The page's own session goes on.
+    let own = Client::new(&app.base, Some(browser.session_token().await));
+    assert_eq!(me_status(&own).await, 200);
     browser.client.refresh().await.unwrap();
-    browser.wait_for_text("#sessions tbody", "this one").await;
+    browser.wait_for_text("#nav-who", &a.staff.email).await;
     browser.assert_no_web_storage().await;
     browser.close().await;
 }
