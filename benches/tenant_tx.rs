@@ -119,12 +119,13 @@ fn tenant_tx(c: &mut Criterion) {
                 .unwrap()
         })
     });
+    let first_page = rampart::page::Page::parse(orders::LIST, Some(50), None).unwrap();
     group.bench_function("list50", |b| {
         b.iter(|| {
             let rows = rt
-                .block_on(orders::list(&pool, &tenant_scope, None, 50))
+                .block_on(orders::list(&pool, &tenant_scope, None, &first_page))
                 .unwrap();
-            assert_eq!(rows.len(), ORDERS);
+            assert_eq!(rows.items.len(), ORDERS);
         })
     });
     group.finish();

@@ -74,6 +74,8 @@ pub enum ApiError {
     AccountDisabled,
     #[error("your password was reset; set a new one with POST /api/v1/auth/password first")]
     PasswordChangeRequired,
+    #[error("this tenant is suspended")]
+    TenantSuspended,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -107,6 +109,7 @@ impl ApiError {
             ApiError::ReauthenticationRequired => "reauthentication_required",
             ApiError::AccountDisabled => "account_disabled",
             ApiError::PasswordChangeRequired => "password_change_required",
+            ApiError::TenantSuspended => "tenant_suspended",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -139,6 +142,7 @@ impl ResponseError for ApiError {
             | ApiError::OriginNotAllowed
             | ApiError::AccountDisabled
             | ApiError::PasswordChangeRequired
+            | ApiError::TenantSuspended
             | ApiError::IpBanned { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -207,6 +211,7 @@ impl From<crate::ws::UpgradeError> for ApiError {
             E::Unauthenticated => ApiError::Unauthenticated,
             E::TwoFactorEnrollmentRequired => ApiError::TwoFactorEnrollmentRequired,
             E::PasswordChangeRequired => ApiError::PasswordChangeRequired,
+            E::TenantSuspended => ApiError::TenantSuspended,
             E::TooManyConnections(l) => ApiError::TooManyConnections(l),
             E::Unavailable => ApiError::Unavailable,
         }
@@ -254,6 +259,7 @@ impl From<LoginError> for ApiError {
             LoginError::ReauthenticationRequired => ApiError::ReauthenticationRequired,
             LoginError::AccountDisabled => ApiError::AccountDisabled,
             LoginError::Account(e) => e.into(),
+            LoginError::TenantSuspended => ApiError::TenantSuspended,
             LoginError::Password(e) => e.into(),
             e @ LoginError::UnknownRole(_) => ApiError::internal(e),
             LoginError::TwoFactor(e) => e.into(),
@@ -301,6 +307,7 @@ impl From<crate::orders::OrderError> for ApiError {
                 to: to.to_string(),
             },
             OrderError::NotFound => ApiError::NotFound,
+            OrderError::Page(e) => e.into(),
             OrderError::Db(e) => e.into(),
             other @ OrderError::NoAuthor => ApiError::internal(other),
         }
@@ -313,6 +320,8 @@ impl From<crate::tenants::TenantError> for ApiError {
         match e {
             TenantError::Invalid { field, reason } => ApiError::validation(field, reason),
             TenantError::NotFound => ApiError::NotFound,
+            TenantError::Page(e) => e.into(),
+            TenantError::Audit(e) => e.into(),
             TenantError::Db(e) => e.into(),
         }
     }

@@ -18,7 +18,8 @@
 //! - `login`: signing in and out: password, login challenges, second step, lock-out.
 //! - `two_factor`: TOTP and backup codes, sealed secrets; checks codes, issues no session.
 //! - `orders`: a tenant's orders, their validation, transitions and events.
-//! - `tenants`: creating and listing tenants (platform door only).
+//! - `tenants`: creating, listing, suspending and resuming tenants (platform door only), and the
+//!   suspension gate: every instance's in-memory set of suspended tenants.
 //! - `users`: creating users, reading one's own, their administration (disable, password and
 //!   second-factor resets, approvals) and a user's own password.
 //! - `ws`: WebSocket admission, one actor per connection, the protocol and the hub.

@@ -126,6 +126,37 @@ pub fn decode<P: DeserializeOwned>(list: &str, text: &str) -> Result<P, PageErro
     Ok(envelope.p)
 }
 
+/// The position of a list ordered by creation time and then id (orders, tenants): the
+/// instant in Unix microseconds and the id. A position outside the years 1970–9999 is refused
+/// (no row of ours was created then, and the database could not compare every such instant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Created {
+    /// `created_at` in Unix microseconds.
+    t: i64,
+    id: uuid::Uuid,
+}
+
+impl Created {
+    pub fn new(at: chrono::DateTime<chrono::Utc>, id: uuid::Uuid) -> Created {
+        Created {
+            t: at.timestamp_micros(),
+            id,
+        }
+    }
+
+    /// The instant and the id, once the instant is checked.
+    pub fn get(&self) -> Result<(chrono::DateTime<chrono::Utc>, uuid::Uuid), PageError> {
+        // 9999-12-31T23:59:59.999999Z
+        const LAST: i64 = 253_402_300_799_999_999;
+        if !(0..=LAST).contains(&self.t) {
+            return Err(PageError::Cursor);
+        }
+        let at = chrono::DateTime::from_timestamp_micros(self.t).ok_or(PageError::Cursor)?;
+        Ok((at, self.id))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +208,21 @@ mod tests {
         );
         let last = page.finish("n", vec![2, 1], |n| *n);
         assert_eq!((last.items, last.next_cursor), (vec![2, 1], None));
+    }
+
+    #[test]
+    fn creation_positions_outside_the_supported_years_are_refused() {
+        let id = uuid::Uuid::new_v4();
+        let now = chrono::Utc::now();
+        let at = Created::new(now, id);
+        assert_eq!(at.get().unwrap().1, id);
+        assert_eq!(
+            at.get().unwrap().0.timestamp_micros(),
+            now.timestamp_micros()
+        );
+        for t in [-1, i64::MIN, i64::MAX, 253_402_300_800_000_000] {
+            assert_eq!(Created { t, id }.get(), Err(PageError::Cursor));
+        }
     }
 
     proptest! {

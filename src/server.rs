@@ -24,6 +24,7 @@ use crate::secret::{self, KeySource, MasterKey};
 use crate::state::AppState;
 use crate::store::{RedisStatus, SharedStore};
 use crate::telemetry::metrics::Metrics;
+use crate::tenants::SuspensionGate;
 use crate::two_factor::TwoFactor;
 use crate::ws::Hub;
 
@@ -149,11 +150,19 @@ pub async fn prepare(config: Config, db_url: &str, log: Logger) -> anyhow::Resul
     );
     let limiter = Limiter::start(store.clone(), &config.limits);
     let metrics = Metrics::new();
+    let suspensions = SuspensionGate::start(
+        pool.clone(),
+        &store,
+        log.new(slog::o!("component" => "tenants")),
+    )
+    .await
+    .context("cannot read the suspended tenants")?;
     let hub = Hub::start(
         store.clone(),
         audit.clone(),
         metrics.clone(),
         limiter.clone(),
+        suspensions.clone(),
     );
     Checkpointer {
         audit: audit.clone(),
@@ -177,6 +186,7 @@ pub async fn prepare(config: Config, db_url: &str, log: Logger) -> anyhow::Resul
         &sessions,
         &store,
         &master_key,
+        &suspensions,
     );
     let ws = Arc::new(crate::ws::Services {
         sessions: sessions.clone(),
@@ -184,6 +194,7 @@ pub async fn prepare(config: Config, db_url: &str, log: Logger) -> anyhow::Resul
         limiter: limiter.clone(),
         audit: audit.clone(),
         hub: hub.clone(),
+        suspensions: suspensions.clone(),
         settings: crate::ws::Settings::from_limits(&config.limits),
     });
     Ok(AppState {
@@ -199,6 +210,7 @@ pub async fn prepare(config: Config, db_url: &str, log: Logger) -> anyhow::Resul
         sessions,
         metrics,
         master_key,
+        suspensions,
         log,
     })
 }
@@ -215,6 +227,7 @@ impl AppState {
             &self.sessions,
             &self.store,
             &self.master_key,
+            &self.suspensions,
         );
         // WebSocket sessions record through it too.
         let mut ws = (*self.ws).clone();
@@ -229,6 +242,7 @@ impl AppState {
 
 /// The login and two-factor capabilities, sharing one lock-out: a wrong code that confirms a
 /// change counts as a failed sign-in exactly as a wrong password does.
+#[allow(clippy::too_many_arguments)]
 fn sign_in_services(
     config: &Config,
     db: &DbPool,
@@ -237,6 +251,7 @@ fn sign_in_services(
     sessions: &SessionStore,
     store: &SharedStore,
     master_key: &MasterKey,
+    suspensions: &SuspensionGate,
 ) -> (Login, TwoFactor) {
     let lockout = Lockout::new(limiter.clone(), audit.clone());
     let two_factor = TwoFactor::new(
@@ -254,6 +269,7 @@ fn sign_in_services(
         challenges,
         two_factor.clone(),
         lockout,
+        suspensions.clone(),
     );
     (login, two_factor)
 }
@@ -331,6 +347,7 @@ pub fn start(state: AppState, workers: usize) -> anyhow::Result<Running> {
     // What the `Principal` extractor needs, and nothing more.
     let sessions = web::Data::new(state.sessions.clone());
     let origins = web::Data::new(OriginPolicy::new(state.config.allowed_origins.clone()));
+    let suspensions = web::Data::new(state.suspensions.clone());
     let data = web::Data::new(state);
     drain_operator_queue(std::sync::Arc::downgrade(&data.clone().into_inner()));
     let server = HttpServer::new(move || {
@@ -338,6 +355,7 @@ pub fn start(state: AppState, workers: usize) -> anyhow::Result<Running> {
             .app_data(data.clone())
             .app_data(sessions.clone())
             .app_data(origins.clone())
+            .app_data(suspensions.clone())
             .wrap(middleware::from_fn(crate::api::observe))
             .configure(crate::api::configure)
     })

@@ -37,5 +37,7 @@ pub struct AppState {
     pub two_factor: TwoFactor,
     /// What WebSocket sessions use.
     pub ws: Arc<crate::ws::Services>,
+    /// Which tenants are suspended, as this instance knows it (no query per request).
+    pub suspensions: crate::tenants::SuspensionGate,
     pub log: Logger,
 }

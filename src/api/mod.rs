@@ -96,6 +96,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route("/tenants", web::get().to(platform::list_tenants))
                     .route("/tenants", web::post().to(platform::create_tenant))
                     .route(
+                        "/tenants/{tenant_id}",
+                        web::patch().to(platform::change_tenant),
+                    )
+                    .route(
                         "/tenants/{tenant_id}/users",
                         web::post().to(platform::create_user),
                     )

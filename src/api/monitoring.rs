@@ -1,62 +1,107 @@
 //! `/api/v1/platform/audit` and `/api/v1/platform/security/summary` (platform owners).
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::guard::platform_access;
-use super::list_response;
 use super::principal::Principal;
 use crate::audit::monitor::SUMMARY_WINDOW_SECS;
-use crate::audit::query::{self, Filter, DEFAULT_LIMIT, MAX_LIMIT};
+use crate::audit::query::{self, ActorMatch, Filter};
 use crate::audit::{Kind, Severity};
 use crate::error::ApiError;
+use crate::ids::{TenantId, UserId};
+use crate::page::Page;
 use crate::state::AppState;
 
+/// `GET /api/v1/platform/audit`: the search's filters and the page.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     kind: Option<String>,
     severity: Option<String>,
-    limit: Option<usize>,
+    actor: Option<String>,
+    tenant_id: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// A parameter's value, when it is given and not empty.
+fn given(v: &Option<String>) -> Option<&str> {
+    v.as_deref().filter(|v| !v.is_empty())
+}
+
+fn bad(what: &str, value: &str) -> ApiError {
+    ApiError::BadRequest(format!("invalid {what} {value:?}"))
+}
+
+fn instant(name: &str, v: &Option<String>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    given(v)
+        .map(|t| {
+            DateTime::parse_from_rfc3339(t)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| bad(name, t))
+        })
+        .transpose()
 }
 
 impl AuditQuery {
-    fn parse(&self) -> Result<(Filter, usize), ApiError> {
-        let kind = match self.kind.as_deref().filter(|k| !k.is_empty()) {
-            None => None,
-            Some(k) => Some(
-                Kind::parse(k)
-                    .ok_or_else(|| ApiError::BadRequest(format!("unknown kind {k:?}")))?,
-            ),
-        };
-        let severity = match self.severity.as_deref().filter(|s| !s.is_empty()) {
-            None => None,
-            Some(s) => Some(
-                Severity::parse(s)
-                    .ok_or_else(|| ApiError::BadRequest(format!("unknown severity {s:?}")))?,
-            ),
-        };
-        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::BadRequest(format!(
-                "limit must be between 1 and {MAX_LIMIT}"
-            )));
+    fn filter(&self) -> Result<Filter, ApiError> {
+        let kind = given(&self.kind)
+            .map(|k| Kind::parse(k).ok_or_else(|| bad("kind", k)))
+            .transpose()?;
+        let severity = given(&self.severity)
+            .map(|s| Severity::parse(s).ok_or_else(|| bad("severity", s)))
+            .transpose()?;
+        // A user id, or else an email (events keep at most 256 bytes of one).
+        let actor = given(&self.actor)
+            .map(|a| match a.parse::<UserId>() {
+                Ok(id) => Ok(ActorMatch::User(id)),
+                Err(_) if a.len() <= 256 && !a.chars().any(char::is_control) => {
+                    Ok(ActorMatch::Email(a.to_string()))
+                }
+                Err(_) => Err(bad("actor", a)),
+            })
+            .transpose()?;
+        let tenant = given(&self.tenant_id)
+            .map(|t| t.parse::<TenantId>().map_err(|_| bad("tenant_id", t)))
+            .transpose()?;
+        let (since, until) = (
+            instant("since", &self.since)?,
+            instant("until", &self.until)?,
+        );
+        if let (Some(s), Some(u)) = (since, until) {
+            if s > u {
+                return Err(ApiError::BadRequest("since is after until".into()));
+            }
         }
-        Ok((Filter { kind, severity }, limit))
+        Ok(Filter {
+            kind,
+            severity,
+            actor,
+            tenant,
+            since,
+            until,
+        })
     }
 }
 
+/// Searches the audit trail of this instance, newest first (see `audit::query`).
 pub async fn audit(
     req: HttpRequest,
     p: Principal,
     q: web::Query<AuditQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (filter, limit) = q.parse()?;
+    let filter = q.filter()?;
+    let page = Page::parse(query::LIST, q.limit, q.cursor.as_deref())?;
     platform_access(&state, &p, &req, None).await?;
-    let items = query::recent(&state.store, &state.config.audit_log, filter, limit).await;
-    Ok(list_response(&items))
+    let log_id = state.audit.log_id().unwrap_or_default();
+    let paged = query::search(&state.config.audit_log, &log_id, filter, page).await?;
+    Ok(HttpResponse::Ok().json(paged))
 }
 
 pub async fn summary(

@@ -4,14 +4,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::guard::tenant_access;
-use super::list_response;
 use super::principal::Principal;
 use crate::error::ApiError;
 use crate::ids::{OrderId, TenantId};
 use crate::orders::events::OrderEvent;
-use crate::orders::{
-    self, NewOrder, NewOrderBody, Status, StatusChange, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
-};
+use crate::orders::{self, NewOrder, NewOrderBody, Status, StatusChange};
+use crate::page::{Created, Page};
 use crate::state::AppState;
 use crate::ws::hub::{Publish, Topic};
 
@@ -20,10 +18,11 @@ use crate::ws::hub::{Publish, Topic};
 pub struct ListQuery {
     status: Option<String>,
     limit: Option<i64>,
+    cursor: Option<String>,
 }
 
 impl ListQuery {
-    fn parse(&self) -> Result<(Option<Status>, i64), ApiError> {
+    fn parse(&self) -> Result<(Option<Status>, Page<Created>), ApiError> {
         let status = match self.status.as_deref() {
             None | Some("") => None,
             Some(s) => Some(
@@ -31,13 +30,8 @@ impl ListQuery {
                     .ok_or_else(|| ApiError::BadRequest(format!("unknown status {s:?}")))?,
             ),
         };
-        let limit = self.limit.unwrap_or(DEFAULT_LIST_LIMIT);
-        if !(1..=MAX_LIST_LIMIT).contains(&limit) {
-            return Err(ApiError::BadRequest(format!(
-                "limit must be between 1 and {MAX_LIST_LIMIT}"
-            )));
-        }
-        Ok((status, limit))
+        let page = Page::parse(orders::LIST, self.limit, self.cursor.as_deref())?;
+        Ok((status, page))
     }
 }
 
@@ -50,9 +44,9 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = path.into_inner();
     let scope = tenant_access(&state, &p, &req, tenant).await?;
-    let (status, limit) = query.parse()?;
-    let items = orders::list(&state.db, &scope, status, limit).await?;
-    Ok(list_response(&items))
+    let (status, page) = query.parse()?;
+    let paged = orders::list(&state.db, &scope, status, &page).await?;
+    Ok(HttpResponse::Ok().json(paged))
 }
 
 pub async fn create(

@@ -11,21 +11,35 @@ use crate::audit::{Event, Kind};
 use crate::db::AdminScope;
 use crate::error::ApiError;
 use crate::ids::{TenantId, UserId};
+use crate::net::client_ip;
+use crate::page::Page;
 use crate::state::AppState;
+use crate::tenants::suspension::{self, Acting};
 use crate::tenants::{self, NewTenant};
 use crate::users::accounts::TwoFactorReset;
 use crate::users::{self, NewUser};
 
+/// `?limit=&cursor=` of a list.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
 pub async fn list_tenants(
     req: HttpRequest,
     p: Principal,
+    q: web::Query<PageQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let page = Page::parse(tenants::LIST, q.limit, q.cursor.as_deref())?;
     let scope = platform_access(&state, &p, &req, None).await?;
-    let items = tenants::list(&state.db, &scope).await?;
-    Ok(list_response(&items))
+    let paged = tenants::list(&state.db, &scope, &page).await?;
+    Ok(HttpResponse::Ok().json(paged))
 }
 
+/// Creates a tenant; audited `tenant.created`.
 pub async fn create_tenant(
     req: HttpRequest,
     p: Principal,
@@ -35,7 +49,47 @@ pub async fn create_tenant(
     let scope = platform_access(&state, &p, &req, None).await?;
     body.validate()?;
     let tenant = tenants::create(&state.db, &scope, &body).await?;
+    let event = Event::new(Kind::TenantCreated)
+        .actor(p.session.actor())
+        .ip(client_ip(&req, state.config.trust_forwarded))
+        .target(tenant.id)
+        .details(serde_json::json!({ "slug": tenant.slug, "name": tenant.name }));
+    state.audit.record(event).await?;
     Ok(HttpResponse::Created().json(tenant))
+}
+
+/// The body of `PATCH /api/v1/platform/tenants/{tenant_id}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantChange {
+    suspended: bool,
+}
+
+/// Suspends or resumes a tenant (see `tenants::suspension::change`).
+pub async fn change_tenant(
+    req: HttpRequest,
+    p: Principal,
+    path: web::Path<TenantId>,
+    body: web::Json<TenantChange>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = path.into_inner();
+    let scope = platform_access(&state, &p, &req, Some(tenant)).await?;
+    let by = Acting {
+        actor: p.session.actor(),
+        ip: client_ip(&req, state.config.trust_forwarded),
+    };
+    let changed = suspension::change(
+        &state.db,
+        &state.suspensions,
+        &state.audit,
+        &scope,
+        by,
+        tenant,
+        body.suspended,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(changed))
 }
 
 #[derive(Deserialize)]

@@ -2,8 +2,10 @@
 //!
 //! Handlers take a [`Principal`] argument and are therefore unreachable without a live
 //! session. Cookie-authenticated requests that change state must come from an allowed
-//! `Origin` (cross-site request forgery). The extractor needs only the session store and the
-//! [`OriginPolicy`], each registered as `web::Data` at start-up.
+//! `Origin` (cross-site request forgery). A user of a suspended tenant is refused on every
+//! route (403 `tenant_suspended`), from this instance's memory of suspended tenants. The
+//! extractor needs only the session store, the [`OriginPolicy`] and the [`SuspensionGate`],
+//! each registered as `web::Data` at start-up.
 
 use actix_web::dev::Payload;
 use actix_web::http::{header, Method};
@@ -15,6 +17,7 @@ use crate::db::Scope;
 use crate::error::ApiError;
 use crate::ids::{TenantId, UserId};
 use crate::secret::Token;
+use crate::tenants::SuspensionGate;
 
 pub const SESSION_COOKIE: &str = "rampart_session";
 /// Routes under this prefix stay open to enrollment-only sessions and to sessions whose
@@ -134,6 +137,13 @@ impl FromRequest for Principal {
                 user_id: session.user_id,
                 tenant_id: session.tenant_id,
             });
+            // Every route, the auth routes included; from memory, never a query.
+            let gate = req
+                .app_data::<web::Data<SuspensionGate>>()
+                .expect("the SuspensionGate is registered");
+            if !gate.admits(session.tenant_id) {
+                return Err(ApiError::TenantSuspended);
+            }
             // The matched route template, not the raw path: percent-encoding or dot segments
             // cannot make another route look like an auth route. No match: refuse.
             let auth_route = req

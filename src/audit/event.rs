@@ -93,6 +93,9 @@ kinds! {
     PlatformOwnerAccess => "platform.owner_access", High;
     PlatformOperatorAccess => "platform.operator_access", High;
     TenantCrossAccessDenied => "tenant.cross_access_denied", High;
+    TenantCreated => "tenant.created", Warning;
+    TenantSuspended => "tenant.suspended", High;
+    TenantResumed => "tenant.resumed", Warning;
     WsConnectionRateExceeded => "ws.connection_rate_exceeded", Warning;
     WsUserConnectionLimit => "ws.user_connection_limit", Warning;
     WsMessageRateExceeded => "ws.message_rate_exceeded", Warning;
@@ -363,7 +366,8 @@ mod tests {
                 | TwofaReplayRejected
                 | WsIpBanned
                 | SystemRedisUnavailable
-                | TwofaReset => Severity::High,
+                | TwofaReset
+                | TenantSuspended => Severity::High,
                 AuthLoginFailed
                 | TwofaFailed
                 | TwofaBackupCodeUsed
@@ -373,7 +377,9 @@ mod tests {
                 | UserDisabled
                 | UserPasswordChanged
                 | UserPasswordReset
-                | SystemAuditTornTail => Severity::Warning,
+                | SystemAuditTornTail
+                | TenantCreated
+                | TenantResumed => Severity::Warning,
                 k if k.as_str().starts_with("ws.") => Severity::Warning,
                 _ => Severity::Info,
             };

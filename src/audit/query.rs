@@ -1,103 +1,155 @@
-//! Reading recent events back, newest first: from the Redis stream (every instance's events)
-//! while Redis is the active backend, otherwise from this instance's file.
+//! Searching the trail, newest first, a page at a time.
+//!
+//! Pages are read from this instance's audit file: the complete record, written by one writer
+//! in `seq` order. (The Redis stream is a capped, best-effort mirror — trimmed at about
+//! 100,000 entries, with gaps while Redis is away — so it cannot page through the whole
+//! history.) A page's position is the `seq` of its last event, bound to the file's identity
+//! (the hash of its first line): the next page holds only events of lower `seq` of the same
+//! file, so paging visits every event exactly once, however many are written meanwhile (they
+//! all have higher `seq`s, and appear on a new first page). A cursor of another instance's or
+//! of a rotated file is refused.
+//!
+//! A page is found without reading what follows it: a binary search over the file finds where
+//! events of lower `seq` end, and the file is read backwards from there in chunks. One request
+//! reads at most [`SCAN_LINES`] lines; a sparse filter may thus answer fewer events than the
+//! limit (even none) with a cursor to continue from — only `next_cursor: null` means the end.
 
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
-use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::event::{Kind, Severity};
-use crate::store::{RedisStatus, SharedStore};
+use super::redis_sink::line_seq;
+use crate::ids::{TenantId, UserId};
+use crate::page::{self, Page, PageError, Paged};
 
-/// Most events one query returns, and the default.
-pub const MAX_LIMIT: usize = 1000;
-pub const DEFAULT_LIMIT: usize = 100;
-/// How far back a filtered query looks before giving up (lines).
-const SCAN_LINES: usize = 100_000;
+/// The name the audit list's cursors carry.
+pub const LIST: &str = "audit";
+/// Most lines one request reads.
+pub const SCAN_LINES: usize = 100_000;
+const CHUNK: u64 = 256 * 1024;
 
-#[derive(Debug, Clone, Copy, Default)]
+/// Where a page of the audit list ends: a `seq` of one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Position {
+    seq: u64,
+    /// The start of the file's identity.
+    log: String,
+}
+
+/// Who acted: a user id, or an email (compared without regard to ASCII case).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActorMatch {
+    User(UserId),
+    Email(String),
+}
+
+/// What the events of a search must match; every field that is set must match.
+#[derive(Debug, Clone, Default)]
 pub struct Filter {
     pub kind: Option<Kind>,
     pub severity: Option<Severity>,
+    pub actor: Option<ActorMatch>,
+    /// Matches `tenant_id` or `target_tenant_id`.
+    pub tenant: Option<TenantId>,
+    /// `ts` at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// `ts` before.
+    pub until: Option<DateTime<Utc>>,
 }
 
 impl Filter {
-    fn keeps(&self, event: &Value) -> bool {
+    pub fn keeps(&self, event: &Value) -> bool {
+        let text = |v: &Value| v.as_str().map(str::to_string);
         self.kind.is_none_or(|k| event["kind"] == k.as_str())
             && self
                 .severity
                 .is_none_or(|s| event["severity"] == s.as_str())
+            && self.actor.as_ref().is_none_or(|a| match a {
+                ActorMatch::User(id) => event["actor"]["user_id"] == id.to_string(),
+                ActorMatch::Email(e) => event["actor"]["email"]
+                    .as_str()
+                    .is_some_and(|x| x.eq_ignore_ascii_case(e)),
+            })
+            && self.tenant.is_none_or(|t| {
+                let t = Some(t.to_string());
+                text(&event["tenant_id"]) == t || text(&event["target_tenant_id"]) == t
+            })
+            && (self.since.is_none() && self.until.is_none() || self.in_time(event))
+    }
+
+    fn in_time(&self, event: &Value) -> bool {
+        let Some(ts) = event["ts"]
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        else {
+            return false;
+        };
+        let ts = ts.with_timezone(&Utc);
+        self.since.is_none_or(|s| ts >= s) && self.until.is_none_or(|u| ts < u)
     }
 }
 
-/// The newest `limit` events that pass `filter`.
-pub async fn recent(store: &SharedStore, file: &Path, filter: Filter, limit: usize) -> Vec<Value> {
-    if store.status() == RedisStatus::Connected {
-        if let Some(events) = from_stream(store, filter, limit).await {
-            return events;
-        }
-    }
+/// One page of the events of `file` (whose identity is `log_id`) that pass `filter`.
+pub async fn search(
+    file: &Path,
+    log_id: &str,
+    filter: Filter,
+    page: Page<Position>,
+) -> Result<Paged<Value>, PageError> {
+    let log = log_id.chars().take(16).collect::<String>();
+    let before = match &page.after {
+        Some(p) if p.log != log => return Err(PageError::Cursor),
+        Some(p) => p.seq,
+        None => u64::MAX,
+    };
     let file = file.to_path_buf();
-    tokio::task::spawn_blocking(move || from_file(&file, filter, limit).unwrap_or_default())
+    let limit = page.limit as usize;
+    let found = tokio::task::spawn_blocking(move || scan(&file, &filter, before, limit))
         .await
-        .unwrap_or_default()
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let next_cursor = found.resume_after.map(|seq| {
+        page::encode(
+            LIST,
+            &Position {
+                seq,
+                log: log.clone(),
+            },
+        )
+    });
+    Ok(Paged {
+        items: found.events,
+        next_cursor,
+    })
 }
 
-type StreamPage = Vec<(String, Vec<(String, String)>)>;
-
-/// How long one page of the stream may take.
-const PAGE_TIMEOUT: Duration = Duration::from_secs(2);
-
-async fn from_stream(store: &SharedStore, filter: Filter, limit: usize) -> Option<Vec<Value>> {
-    let mut conn = store.connection()?;
-    let key = store.key("audit");
-    let mut out = Vec::new();
-    let mut end = "+".to_string();
-    let mut scanned = 0;
-    while out.len() < limit && scanned < SCAN_LINES {
-        // A page of up to 1,000 lines may take longer than one command; the store's timeout
-        // policy otherwise applies (a failure switches to the fallback, and the file answers).
-        let page: StreamPage = store
-            .bounded_for(
-                PAGE_TIMEOUT,
-                redis::cmd("XREVRANGE")
-                    .arg(&key)
-                    .arg(&end)
-                    .arg("-")
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query_async(&mut conn),
-            )
-            .await
-            .ok()?;
-        if page.is_empty() {
-            break;
-        }
-        scanned += page.len();
-        for (_, fields) in &page {
-            let Some((_, line)) = fields.iter().find(|(k, _)| k == "line") else {
-                continue;
-            };
-            if let Ok(event) = serde_json::from_str::<Value>(line) {
-                if filter.keeps(&event) && out.len() < limit {
-                    out.push(event);
-                }
-            }
-        }
-        end = format!("({}", page.last().expect("non-empty").0);
-    }
-    Some(out)
+/// What one scan found.
+#[derive(Debug, Default)]
+struct Found {
+    events: Vec<Value>,
+    /// Where the next page starts (below this `seq`), when there may be more.
+    resume_after: Option<u64>,
 }
 
-/// Reads the file backwards in chunks.
-fn from_file(path: &Path, filter: Filter, limit: usize) -> std::io::Result<Vec<Value>> {
-    const CHUNK: u64 = 256 * 1024;
-    let mut file = std::fs::File::open(path)?;
-    let mut pos = file.metadata()?.len();
+/// Reads `path` backwards from the last event below `before`, keeping up to `limit` events
+/// that pass `filter`.
+fn scan(path: &Path, filter: &Filter, before: u64, limit: usize) -> std::io::Result<Found> {
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let mut pos = end_before(&mut file, len, before)?;
     let mut carry: Vec<u8> = Vec::new();
-    let (mut out, mut scanned) = (Vec::new(), 0);
-    while pos > 0 && out.len() < limit && scanned < SCAN_LINES {
+    let mut found = Found::default();
+    let mut scanned = 0;
+    // The last line read, and the last event kept.
+    let (mut last_read, mut last_kept) = (None, None);
+    while pos > 0 {
         let start = pos.saturating_sub(CHUNK);
         let mut chunk = vec![0u8; (pos - start) as usize];
         file.seek(SeekFrom::Start(start))?;
@@ -111,56 +163,96 @@ fn from_file(path: &Path, filter: Filter, limit: usize) -> std::io::Result<Vec<V
             Vec::new()
         };
         for line in lines.into_iter().rev().filter(|l| !l.is_empty()) {
-            scanned += 1;
-            if let Ok(event) = serde_json::from_slice::<Value>(line) {
-                if filter.keeps(&event) {
-                    out.push(event);
-                    if out.len() == limit {
-                        break;
-                    }
-                }
+            let Some(seq) = std::str::from_utf8(line).ok().and_then(line_seq) else {
+                continue; // a torn or damaged line: no event, no position
+            };
+            if seq >= before {
+                continue;
             }
+            if scanned == SCAN_LINES {
+                // Read enough for one request: the next one resumes below what was read.
+                found.resume_after = last_read;
+                return Ok(found);
+            }
+            scanned += 1;
+            let kept = serde_json::from_slice::<Value>(line)
+                .ok()
+                .filter(|e| filter.keeps(e));
+            last_read = Some(seq);
+            let Some(event) = kept else {
+                continue;
+            };
+            if found.events.len() == limit {
+                // Another event follows the page: resume after the page's last one.
+                found.resume_after = last_kept;
+                return Ok(found);
+            }
+            found.events.push(event);
+            last_kept = Some(seq);
         }
         pos = start;
     }
-    Ok(out)
+    Ok(found)
+}
+
+/// A byte offset of `file` (`len` bytes) such that every line of `seq` below `before` starts
+/// before it, found by a binary search over the lines' `seq` prefixes (they rise line by
+/// line). Lines just before the offset may still have higher `seq`s: the reader skips them.
+fn end_before(file: &mut File, len: u64, before: u64) -> std::io::Result<u64> {
+    if before == u64::MAX {
+        return Ok(len); // the first page: every line
+    }
+    // lo: 0 or the start of a line below `before`; hi: `len` or the start of a line at or
+    // above it.
+    let (mut lo, mut hi) = (0u64, len);
+    while hi - lo > CHUNK {
+        let mid = lo + (hi - lo) / 2;
+        let Some((start, seq)) = line_after(file, mid, hi)? else {
+            break;
+        };
+        match seq {
+            Some(s) if s < before => lo = start,
+            Some(_) => hi = start,
+            // A damaged line: stop narrowing; reading back from `hi` is still right.
+            None => break,
+        }
+    }
+    Ok(hi)
+}
+
+/// The start of the first line that begins after `at` and before `hi`, with its `seq`.
+fn line_after(file: &mut File, at: u64, hi: u64) -> std::io::Result<Option<(u64, Option<u64>)>> {
+    let mut buf = vec![0u8; 4096];
+    let mut pos = at;
+    // Find the end of the line `at` is in.
+    let start = loop {
+        if pos >= hi {
+            return Ok(None);
+        }
+        file.seek(SeekFrom::Start(pos))?;
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if let Some(i) = buf[..n].iter().position(|b| *b == b'\n') {
+            break pos + i as u64 + 1;
+        }
+        pos += n as u64;
+    };
+    if start >= hi {
+        return Ok(None);
+    }
+    file.seek(SeekFrom::Start(start))?;
+    let mut head = [0u8; 64];
+    let n = file.read(&mut head)?;
+    let seq = std::str::from_utf8(&head[..n])
+        .ok()
+        .and_then(|h| h.strip_prefix("{\"seq\":"))
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse().ok());
+    Ok(Some((start, seq)))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_file_is_read_newest_first_across_chunks() {
-        let dir = std::env::temp_dir().join(format!("rampart-query-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("audit.log");
-        let mut text = String::new();
-        for i in 1..=5000 {
-            let kind = if i % 2 == 0 {
-                "auth.login_failed"
-            } else {
-                "auth.logout"
-            };
-            text.push_str(&format!(
-                "{{\"seq\":{i},\"kind\":\"{kind}\",\"severity\":\"info\",\"pad\":\"{}\"}}\n",
-                "x".repeat(100)
-            ));
-        }
-        std::fs::write(&path, text).unwrap();
-        let all = from_file(&path, Filter::default(), 3).unwrap();
-        let seqs: Vec<u64> = all.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
-        assert_eq!(seqs, [5000, 4999, 4998]);
-        let filter = Filter {
-            kind: Some(Kind::AuthLogout),
-            severity: None,
-        };
-        let odd = from_file(&path, filter, 2000).unwrap();
-        assert_eq!(odd.len(), 2000);
-        assert!(odd
-            .windows(2)
-            .all(|w| w[0]["seq"].as_u64() > w[1]["seq"].as_u64()));
-        assert!(odd.iter().all(|e| e["seq"].as_u64().unwrap() % 2 == 1));
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-}
+#[path = "query_tests.rs"]
+mod tests;

@@ -15,6 +15,7 @@ mod one;
 mod operator;
 pub mod posture;
 pub mod schema;
+mod suspended;
 mod tenant;
 pub mod wire;
 

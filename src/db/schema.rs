@@ -6,6 +6,7 @@ diesel::table! {
         slug -> Text,
         name -> Text,
         created_at -> Timestamptz,
+        suspended_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -73,7 +73,7 @@ fn begin_sql(scope: &Scope) -> String {
 /// counts a transaction only once the whole batch succeeded). Such a connection is marked
 /// broken, so the pool drops it instead of handing the next caller a transaction it did not
 /// open, where every statement fails or — worse — runs under settings that are not its own.
-async fn begin(conn: &mut AsyncPgConnection, sql: &str) -> Result<(), DbError> {
+pub(super) async fn begin(conn: &mut AsyncPgConnection, sql: &str) -> Result<(), DbError> {
     if let Err(e) = AnsiTransactionManager::begin_transaction_sql(conn, sql).await {
         AnsiTransactionManager::transaction_manager_status_mut(conn).set_in_error();
         return Err(e.into());

@@ -35,6 +35,9 @@ pub enum LoginError {
     /// The account change could not be made (a new password refused: 422 on its field).
     #[error(transparent)]
     Account(#[from] crate::users::UserError),
+    /// The right password, but the user's tenant is suspended (403 `tenant_suspended`).
+    #[error("this tenant is suspended")]
+    TenantSuspended,
     /// The password could not be checked (503 `busy`, or an internal error).
     #[error(transparent)]
     Password(#[from] PasswordError),

@@ -19,6 +19,7 @@ use crate::auth::{Session, SessionId, SessionStore};
 use crate::db::DbPool;
 use crate::rate_limit::Limiter;
 use crate::secret::Token;
+use crate::tenants::SuspensionGate;
 use crate::two_factor::TwoFactor;
 
 pub use challenge::Challenges;
@@ -38,10 +39,13 @@ pub struct Login {
     challenges: Challenges,
     two_factor: TwoFactor,
     lockout: Lockout,
+    /// A suspended tenant's users are refused after their password is checked.
+    suspensions: SuspensionGate,
 }
 
 impl Login {
     /// `lockout` is the one `two_factor` was given, so both count failures the same way.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         db: DbPool,
         audit: Audit,
@@ -50,6 +54,7 @@ impl Login {
         challenges: Challenges,
         two_factor: TwoFactor,
         lockout: Lockout,
+        suspensions: SuspensionGate,
     ) -> Login {
         Login {
             db,
@@ -59,6 +64,7 @@ impl Login {
             challenges,
             two_factor,
             lockout,
+            suspensions,
         }
     }
 

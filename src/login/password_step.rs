@@ -78,6 +78,11 @@ impl Login {
             role,
             tenant_id: record.tenant_id.map(TenantId::from),
         };
+        // Only after the password is right, so a wrong one still answers 401 and says
+        // nothing about the tenant.
+        if !self.suspensions.admits(user.tenant_id) {
+            return Err(LoginError::TenantSuspended);
+        }
         let event = Event::new(Kind::AuthLoginSucceeded)
             .actor(EventActor::user(user.id, &user.email, role))
             .ip(ip)

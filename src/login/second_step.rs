@@ -99,6 +99,10 @@ impl Login {
         }
         let event = who.event(Kind::TwofaVerified, ip, json!({"method": proof.method()}));
         self.audit.record(event).await?;
+        // A challenge issued before the tenant was suspended opens no session after it.
+        if !self.suspensions.admits(who.tenant_id) {
+            return Err(LoginError::TenantSuspended);
+        }
         Ok(self
             .open_verified_session(who, ip, current.password_change_required)
             .await)

@@ -19,6 +19,9 @@ pub enum OrderError {
     /// An order is written by a user, and the operator's door names none.
     #[error("an order needs an author, and this scope names no user")]
     NoAuthor,
+    /// A bad `limit` or cursor of the list (400 `bad_request`).
+    #[error(transparent)]
+    Page(#[from] crate::page::PageError),
     #[error(transparent)]
     Db(DbError),
 }

@@ -14,15 +14,15 @@ use crate::db::schema::orders;
 use crate::db::wire::{Json, JsonText, Parsed, Timestamp};
 use crate::db::{DbError, DbPool, Scope};
 use crate::ids::{OrderId, TenantId};
+use crate::page::{Created, Page, Paged};
 
 pub use error::OrderError;
 pub use model::{
     NewOrder, NewOrderBody, Order, OrderItem, Status, StatusChange, StoredItems, UnknownStatus,
 };
 
-/// Default and maximum page size of the list.
-pub const DEFAULT_LIST_LIMIT: i64 = 50;
-pub const MAX_LIST_LIMIT: i64 = 200;
+/// The name the orders list's cursors carry.
+pub const LIST: &str = "orders";
 
 impl From<JsonText> for StoredItems {
     fn from(json: JsonText) -> StoredItems {
@@ -76,26 +76,37 @@ fn tenant_of(scope: &Scope) -> Result<TenantId, OrderError> {
     scope.tenant().ok_or(OrderError::NotFound)
 }
 
-/// Newest first, optionally one status. The tenant filter is explicit (it matches the index and
-/// keeps the platform door's view to the named tenant); RLS enforces it again underneath.
+/// One page of the orders, newest first (position: `created_at`, then `id`), optionally of one
+/// status. The tenant filter is explicit (it matches the index and keeps the platform door's
+/// view to the named tenant); RLS enforces it again underneath. A cursor only says where to
+/// resume: one written for another tenant's list finds nothing of that tenant here.
 pub async fn list(
     db: &DbPool,
     scope: &Scope,
     status: Option<Status>,
-    limit: i64,
-) -> Result<Vec<Order>, OrderError> {
+    page: &Page<Created>,
+) -> Result<Paged<Order>, OrderError> {
     let tenant = tenant_of(scope)?;
     let mut q = orders::table
         .filter(orders::tenant_id.eq(tenant.as_uuid()))
         .order((orders::created_at.desc(), orders::id.desc()))
-        .limit(limit)
+        .limit(page.fetch())
         .select(OrderRow::as_select())
         .into_boxed();
     if let Some(s) = status {
         q = q.filter(orders::status.eq(s.as_str()));
     }
+    if let Some(after) = &page.after {
+        let (at, id) = after.get()?;
+        q = q.filter(
+            orders::created_at
+                .lt(at)
+                .or(orders::created_at.eq(at).and(orders::id.lt(id))),
+        );
+    }
     let rows: Vec<OrderRow> = db.one_load(scope, q).await?;
-    Ok(rows.into_iter().map(Order::from).collect())
+    let items = rows.into_iter().map(Order::from).collect();
+    Ok(page.finish(LIST, items, |o| Created::new(o.created_at, o.id.as_uuid())))
 }
 
 pub async fn get(db: &DbPool, scope: &Scope, id: OrderId) -> Result<Order, OrderError> {

@@ -63,6 +63,8 @@ pub enum UpgradeError {
     /// The session's password was reset: it reaches only `/api/v1/auth/*` until changed.
     #[error("password change required")]
     PasswordChangeRequired,
+    #[error("tenant suspended")]
+    TenantSuspended,
     #[error("too many connections")]
     TooManyConnections(Limited),
     /// The limiter is gone (only at shutdown): refuse rather than skip a limit.
@@ -98,6 +100,10 @@ pub async fn admit(services: &Services, h: Handshake) -> Result<Admitted, Upgrad
     // 5 too: a session whose password an administrator reset may only set a new one.
     if session.password_change_required {
         return Err(UpgradeError::PasswordChangeRequired);
+    }
+    // 5b: a suspended tenant's users are refused until it is resumed.
+    if !services.suspensions.admits(session.tenant_id) {
+        return Err(UpgradeError::TenantSuspended);
     }
     // 6
     let conn = take_slot(services, ip, &session).await?;

@@ -34,6 +34,8 @@ pub struct Services {
     pub limiter: Limiter,
     pub audit: Audit,
     pub hub: Addr<Hub>,
+    /// Which tenants are suspended (refused at the upgrade).
+    pub suspensions: crate::tenants::SuspensionGate,
     pub settings: Settings,
 }
 

@@ -112,6 +112,7 @@ impl Actor for WsSession {
         self.services.hub.do_send(Join {
             conn: self.conn,
             session: self.session_id.clone(),
+            tenant: self.session.tenant_id,
             ip: self.ip,
             to: ctx.address().recipient(),
         });

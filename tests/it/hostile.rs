@@ -274,6 +274,11 @@ async fn hostile_paths_queries_and_headers_never_produce_a_server_error() {
         }
         for path in [
             format!("/api/v1/platform/audit?kind={value}&severity={value}&limit={value}"),
+            format!(
+                "/api/v1/platform/audit?actor={value}&tenant_id={value}&since={value}\
+                 &until={value}&cursor={value}"
+            ),
+            format!("/api/v1/platform/tenants?limit={value}&cursor={value}"),
             format!("/api/v1/platform/bans/{segment}"),
         ] {
             check(&owner.get(&path).await, &path);

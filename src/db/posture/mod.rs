@@ -51,6 +51,9 @@ pub const DECLARED_DEFINERS: &[(&str, &str)] = &[
         "public.rampart_reset_second_factor(uuid)",
     ),
     (PLATFORM_ROLE, "public.rampart_reset_second_factor(uuid)"),
+    // Returns the ids of suspended tenants and nothing else: the suspension gate's reload,
+    // which runs outside any request, before a tenant is known.
+    (LOGIN_ROLE, "public.rampart_suspended_tenants()"),
 ];
 
 /// Roles whose policies may be unconditional: the platform door, whose every use is audited,

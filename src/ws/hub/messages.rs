@@ -46,6 +46,8 @@ pub enum Push {
 pub struct Join {
     pub conn: ConnId,
     pub session: SessionId,
+    /// The session's tenant (its suspension closes the connection); `None`: a platform owner.
+    pub tenant: Option<TenantId>,
     /// The client's address (a ban of it closes the connection).
     pub ip: IpAddr,
     pub to: Recipient<Push>,

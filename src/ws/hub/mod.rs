@@ -5,7 +5,10 @@
 //! subscribers. Topics are per tenant, so a subscriber of tenant A never receives tenant B's
 //! events. Logout is carried the same way, closing the session's sockets on every instance. The
 //! hub also closes, with 1008, the sockets of every address the rate limiter tells it is banned
-//! ([`EnforceBan`], for bans made here or on another instance). The `security` channel carries
+//! ([`EnforceBan`], for bans made here or on another instance), and those of every tenant the
+//! suspension gate sees suspended ([`CloseTenant`]; a connection of a tenant already suspended
+//! when it joins is closed at once, so none slips between the upgrade's check and the
+//! suspension). The `security` channel carries
 //! the audit trail's sealed lines as they are, with their kinds, from the audit feed.
 //!
 //! Slow consumers: each connection's queue is its actor's mailbox, bounded at
@@ -27,10 +30,12 @@ use actix::{Actor, Addr, Arbiter, AsyncContext, Context, Handler, Message, Recip
 use super::protocol::{close, security_event, ServerFrame};
 use crate::audit::{Audit, FeedLine};
 use crate::auth::SessionId;
+use crate::ids::TenantId;
 use crate::net::limit_key;
 use crate::rate_limit::{ConnId, EnforceBan, Limiter};
 use crate::store::{Bus, SharedStore};
 use crate::telemetry::metrics::Metrics;
+use crate::tenants::gate::{CloseTenant, SuspensionGate};
 
 pub(crate) use messages::News;
 pub use messages::{EndSession, Join, Leave, Publish, Push, Subscribe, Topic, Unsubscribe};
@@ -44,6 +49,7 @@ const CHANNEL: &str = "ws:events";
 struct Member {
     to: Recipient<Push>,
     session: SessionId,
+    tenant: Option<TenantId>,
     /// The client's limit key (its address; an IPv6 address's /64), as bans name it.
     ip: IpAddr,
     topics: HashSet<Topic>,
@@ -55,25 +61,30 @@ pub struct Hub {
     bus: Bus,
     audit: Audit,
     metrics: Metrics,
+    suspensions: SuspensionGate,
 }
 
 impl Hub {
     /// Starts the hub on an arbiter of its own and has `limiter` tell it of every ban to
-    /// enforce.
+    /// enforce, and `suspensions` of every tenant suspended.
     pub fn start(
         store: SharedStore,
         audit: Audit,
         metrics: Metrics,
         limiter: Limiter,
+        suspensions: SuspensionGate,
     ) -> Addr<Hub> {
+        let gate = suspensions.clone();
         let hub = Hub::start_in_arbiter(&Arbiter::new().handle(), move |_| Hub {
             members: HashMap::new(),
             topics: HashMap::new(),
             bus: Bus::new(&store),
             audit,
             metrics,
+            suspensions,
         });
         limiter.enforce_bans_with(hub.clone().recipient());
+        gate.close_sockets_with(hub.clone().recipient());
         hub
     }
 
@@ -177,9 +188,17 @@ impl Handler<Join> for Hub {
     type Result = ();
 
     fn handle(&mut self, msg: Join, _: &mut Context<Self>) {
+        if !self.suspensions.admits(msg.tenant) {
+            msg.to.do_send(Push::Close {
+                code: close::POLICY,
+                reason: "tenant suspended",
+            });
+            return;
+        }
         let member = Member {
             to: msg.to,
             session: msg.session,
+            tenant: msg.tenant,
             ip: limit_key(msg.ip),
             topics: HashSet::new(),
         };
@@ -281,5 +300,15 @@ impl Handler<EnforceBan> for Hub {
     fn handle(&mut self, msg: EnforceBan, _: &mut Context<Self>) {
         let key = limit_key(msg.ip);
         self.close_where(|m| m.ip == key, "address banned");
+    }
+}
+
+impl Handler<CloseTenant> for Hub {
+    type Result = ();
+
+    /// Closes every connection of a suspended tenant with 1008 (each instance's gate sends
+    /// this to its own hub).
+    fn handle(&mut self, msg: CloseTenant, _: &mut Context<Self>) {
+        self.close_where(|m| m.tenant == Some(msg.tenant), "tenant suspended");
     }
 }

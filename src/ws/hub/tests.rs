@@ -76,7 +76,13 @@ async fn a_connection_that_stops_reading_is_dropped_with_1013_not_buffered() {
     let metrics = Metrics::new();
     let config = crate::config::Config::from_map(Default::default()).expect("defaults");
     let limiter = Limiter::start(store.clone(), &config.limits);
-    let hub = Hub::start(store, audit, metrics.clone(), limiter);
+    let hub = Hub::start(
+        store,
+        audit,
+        metrics.clone(),
+        limiter,
+        crate::tenants::SuspensionGate::fixed([]),
+    );
 
     let (release, gate) = mpsc::channel();
     let frames = Arc::new(AtomicUsize::new(0));
@@ -94,6 +100,7 @@ async fn a_connection_that_stops_reading_is_dropped_with_1013_not_buffered() {
     hub.send(Join {
         conn,
         session: SessionId::of_token(&crate::secret::Token::generate()),
+        tenant: Some(tenant),
         ip: IpAddr::from([127, 0, 0, 1]),
         to: stuck.recipient(),
     })

@@ -1,5 +1,10 @@
-//! Tenants: created and listed by platform owners (and the operator's CLI) through the
-//! platform door.
+//! Tenants: created, listed (paged), suspended and resumed by platform owners (and the
+//! operator's CLI) through the platform door. [`suspension`] changes a tenant's state;
+//! [`gate`] is what every instance knows of suspended tenants, in memory, for the checks on
+//! every request, sign-in and WebSocket upgrade.
+
+pub mod gate;
+pub mod suspension;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -9,6 +14,13 @@ use serde::{Deserialize, Serialize};
 use crate::db::schema::tenants;
 use crate::db::{DbError, DbPool, PlatformScope};
 use crate::ids::TenantId;
+use crate::page::{Created, Page, PageError, Paged};
+
+pub use gate::SuspensionGate;
+pub use suspension::{set_suspended, Suspension};
+
+/// The name the tenants list's cursors carry.
+pub const LIST: &str = "tenants";
 
 /// What can go wrong with a tenant; `error.rs` maps each case to HTTP.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +33,12 @@ pub enum TenantError {
     },
     #[error("not found")]
     NotFound,
+    /// A bad `limit` or cursor (400 `bad_request`).
+    #[error(transparent)]
+    Page(#[from] PageError),
+    /// A change that must be on record could not be recorded (503 `audit_unavailable`).
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
     /// Includes a slug already taken (`DbError::Conflict`, 409).
     #[error(transparent)]
     Db(DbError),
@@ -35,13 +53,45 @@ impl From<DbError> for TenantError {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Queryable, Selectable)]
+/// A tenant, answered as `{id, slug, name, created_at, suspended, suspended_at}`.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = tenants)]
 pub struct Tenant {
     pub id: TenantId,
     pub slug: String,
     pub name: String,
     pub created_at: DateTime<Utc>,
+    /// When it was suspended; `None` while it is active.
+    pub suspended_at: Option<DateTime<Utc>>,
+}
+
+impl Tenant {
+    pub fn is_suspended(&self) -> bool {
+        self.suspended_at.is_some()
+    }
+}
+
+impl Serialize for Tenant {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Shown<'a> {
+            id: TenantId,
+            slug: &'a str,
+            name: &'a str,
+            created_at: &'a DateTime<Utc>,
+            suspended: bool,
+            suspended_at: &'a Option<DateTime<Utc>>,
+        }
+        Shown {
+            id: self.id,
+            slug: &self.slug,
+            name: &self.name,
+            created_at: &self.created_at,
+            suspended: self.is_suspended(),
+            suspended_at: &self.suspended_at,
+        }
+        .serialize(s)
+    }
 }
 
 /// The body of `POST /api/v1/platform/tenants`.
@@ -100,16 +150,29 @@ pub async fn create(
         .await?)
 }
 
-pub async fn list(db: &DbPool, scope: &PlatformScope) -> Result<Vec<Tenant>, TenantError> {
-    Ok(db
-        .in_platform(scope, async |c| {
-            Ok(tenants::table
-                .order(tenants::created_at.asc())
-                .select(Tenant::as_select())
-                .load(c.pg())
-                .await?)
-        })
-        .await?)
+/// One page of the tenants, oldest first (position: `created_at`, then `id`).
+pub async fn list(
+    db: &DbPool,
+    scope: &PlatformScope,
+    page: &Page<Created>,
+) -> Result<Paged<Tenant>, TenantError> {
+    let mut q = tenants::table
+        .order((tenants::created_at.asc(), tenants::id.asc()))
+        .limit(page.fetch())
+        .select(Tenant::as_select())
+        .into_boxed();
+    if let Some(after) = &page.after {
+        let (at, id) = after.get()?;
+        q = q.filter(
+            tenants::created_at
+                .gt(at)
+                .or(tenants::created_at.eq(at).and(tenants::id.gt(id))),
+        );
+    }
+    let rows = db
+        .in_platform(scope, async |c| Ok(q.load(c.pg()).await?))
+        .await?;
+    Ok(page.finish(LIST, rows, |t| Created::new(t.created_at, t.id.as_uuid())))
 }
 
 pub async fn find_by_slug(

@@ -1,0 +1,258 @@
+//! Paging of the orders, tenants and audit lists: every item exactly once and in order across
+//! pages, `next_cursor` null on the last page, and every cursor that is not this list's own
+//! (another list's, damaged, over-long) refused with 400. Also the audit search's filters.
+
+use serde_json::{json, Value};
+
+use crate::harness::client::Reply;
+use crate::harness::{Client, TestApp};
+use crate::{order_body, orders_path};
+
+/// Follows the cursors of `path` (which has no query yet, or ends in one) with `limit`; returns
+/// every page.
+async fn walk(client: &Client, path: &str, limit: u32) -> Vec<Vec<Value>> {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let mut pages = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            None => format!("{path}{sep}limit={limit}"),
+            Some(c) => format!("{path}{sep}limit={limit}&cursor={c}"),
+        };
+        let r = client.get(&url).await;
+        assert_eq!(r.status, 200, "{url}: {:?}", r.body);
+        let items = r.body["items"].as_array().expect("items").clone();
+        assert!(items.len() <= limit as usize, "{url}");
+        pages.push(items);
+        match &r.body["next_cursor"] {
+            Value::Null => return pages,
+            Value::String(c) => cursor = Some(c.clone()),
+            other => panic!("next_cursor {other:?}"),
+        }
+        assert!(pages.len() < 1000, "never ends");
+    }
+}
+
+fn ids(pages: &[Vec<Value>], field: &str) -> Vec<String> {
+    pages
+        .iter()
+        .flatten()
+        .map(|v| v[field].to_string())
+        .collect()
+}
+
+fn bad_request(r: &Reply) -> bool {
+    (r.status, r.code()) == (400, "bad_request")
+}
+
+/// The first page's cursor of `path` with limit 1.
+async fn first_cursor(client: &Client, path: &str) -> String {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let r = client.get(&format!("{path}{sep}limit=1")).await;
+    r.body["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_string()
+}
+
+/// A cursor of another list, damaged ones and an over-long one are all refused.
+async fn refuses_foreign_cursors(client: &Client, path: &str, foreign: &str) {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let own = first_cursor(client, path).await;
+    let long = "A".repeat(600);
+    let last = if own.ends_with('x') { 'y' } else { 'x' };
+    let flipped = format!("{}{last}", &own[..own.len() - 1]);
+    for bad in [foreign, "garbage!", "e30", long.as_str(), flipped.as_str()] {
+        let r = client.get(&format!("{path}{sep}cursor={bad}")).await;
+        assert!(
+            bad_request(&r),
+            "{path} cursor {bad}: {} {:?}",
+            r.status,
+            r.body
+        );
+    }
+}
+
+#[actix_web::test]
+async fn orders_page_newest_first_each_once_and_only_in_their_tenant() {
+    let app = TestApp::spawn().await;
+    let (a, b) = (app.tenant("alpha").await, app.tenant("beta").await);
+    let (staff_a, staff_b) = (app.login(&a.staff).await, app.login(&b.staff).await);
+    let mut made = Vec::new();
+    for i in 0..5 {
+        let r = staff_a
+            .post(&orders_path(a.id), &order_body(&format!("tea {i}"), 1, 100))
+            .await;
+        assert_eq!(r.status, 201);
+        made.push(r.body["id"].to_string());
+    }
+    for i in 0..3 {
+        staff_b
+            .post(&orders_path(b.id), &order_body(&format!("b {i}"), 1, 100))
+            .await;
+    }
+    let pages = walk(&staff_a, &orders_path(a.id), 2).await;
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1]);
+    made.reverse();
+    assert_eq!(ids(&pages, "id"), made, "newest first, each once");
+    // The status filter pages too.
+    let open = walk(&staff_a, &format!("{}?status=open", orders_path(a.id)), 2).await;
+    assert_eq!(ids(&open, "id"), made);
+    let none = walk(&staff_a, &format!("{}?status=ready", orders_path(a.id)), 2).await;
+    assert_eq!(none, [Vec::<Value>::new()]);
+
+    // A's cursor on B's list resumes in B's orders: nothing of A appears.
+    let cursor_a = first_cursor(&staff_a, &orders_path(a.id)).await;
+    let on_b = staff_b
+        .get(&format!("{}?cursor={cursor_a}", orders_path(b.id)))
+        .await;
+    assert_eq!(on_b.status, 200);
+    for order in on_b.body["items"].as_array().unwrap() {
+        assert_eq!(order["tenant_id"], b.id.to_string());
+        assert!(!made.contains(&order["id"].to_string()));
+    }
+    let owner = app.verified_owner().await;
+    let tenants_cursor = first_cursor(&owner, "/api/v1/platform/tenants").await;
+    refuses_foreign_cursors(&staff_a, &orders_path(a.id), &tenants_cursor).await;
+}
+
+#[actix_web::test]
+async fn tenants_page_oldest_first_each_once() {
+    let app = TestApp::spawn().await;
+    let owner = app.verified_owner().await;
+    let mut made = Vec::new();
+    for i in 0..5 {
+        made.push(app.tenant(&format!("t{i}")).await.id.to_string());
+    }
+    let pages = walk(&owner, "/api/v1/platform/tenants", 2).await;
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1]);
+    let listed: Vec<String> = ids(&pages, "id")
+        .into_iter()
+        .map(|s| s.trim_matches('"').to_string())
+        .collect();
+    assert_eq!(listed, made);
+    let a = app.tenant("alpha").await;
+    let staff = app.login(&a.staff).await;
+    let orders_cursor = {
+        for i in 0..2 {
+            staff
+                .post(&orders_path(a.id), &order_body(&format!("x{i}"), 1, 1))
+                .await;
+        }
+        first_cursor(&staff, &orders_path(a.id)).await
+    };
+    refuses_foreign_cursors(&owner, "/api/v1/platform/tenants", &orders_cursor).await;
+    for bad in ["limit=0", "limit=201", "limit=x", "other=1"] {
+        let r = owner.get(&format!("/api/v1/platform/tenants?{bad}")).await;
+        assert!(bad_request(&r), "{bad}");
+    }
+}
+
+fn seqs(pages: &[Vec<Value>]) -> Vec<u64> {
+    pages
+        .iter()
+        .flatten()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect()
+}
+
+#[actix_web::test]
+async fn the_audit_pages_through_the_whole_trail_while_events_arrive() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    app.tenant("beta").await;
+    let owner = app.verified_owner().await;
+    for i in 0..5 {
+        app.client()
+            .post(
+                "/api/v1/auth/login",
+                &json!({"email": a.staff.email, "password": format!("wrong {i}")}),
+            )
+            .await;
+    }
+    let failures = walk(&owner, "/api/v1/platform/audit?kind=auth.login_failed", 2).await;
+    assert_eq!(failures.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1]);
+    let failed = seqs(&failures);
+    assert!(failed.windows(2).all(|w| w[0] > w[1]), "{failed:?}");
+
+    // Unfiltered: every request adds a platform.owner_access event at the head while the
+    // walk goes on; the walk still sees each event of the trail as it was, exactly once.
+    let pages = walk(&owner, "/api/v1/platform/audit", 2).await;
+    let all = seqs(&pages);
+    let top = all[0];
+    assert_eq!(all, (1..=top).rev().collect::<Vec<u64>>());
+    assert!(pages.len() > 3);
+
+    let tenants_cursor = first_cursor(&owner, "/api/v1/platform/tenants").await;
+    refuses_foreign_cursors(&owner, "/api/v1/platform/audit", &tenants_cursor).await;
+}
+
+#[actix_web::test]
+async fn the_audit_search_filters_by_actor_tenant_and_time() {
+    let app = TestApp::spawn().await;
+    let (a, b) = (app.tenant("alpha").await, app.tenant("beta").await);
+    let staff = app.login(&a.staff).await;
+    let me = staff.get("/api/v1/auth/me").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Events naming tenant B as target (a denied cross-tenant read by A's staff) and tenant A.
+    assert_eq!(staff.get(&orders_path(b.id)).await.status, 403);
+    let owner = app.verified_owner().await;
+    assert_eq!(owner.get(&orders_path(b.id)).await.status, 200);
+    let search = async |q: &str| -> Vec<Value> {
+        walk(&owner, &format!("/api/v1/platform/audit?{q}"), 200)
+            .await
+            .concat()
+    };
+
+    let by_email = search(&format!("actor={}", a.staff.email.to_uppercase())).await;
+    assert!(!by_email.is_empty());
+    assert!(by_email
+        .iter()
+        .all(|e| e["actor"]["email"] == a.staff.email));
+    let by_id = search(&format!("actor={me}")).await;
+    assert!(by_id
+        .iter()
+        .any(|e| e["kind"] == "tenant.cross_access_denied"));
+    assert!(by_id.iter().all(|e| e["actor"]["user_id"] == me));
+
+    let of_b = search(&format!("tenant_id={}", b.id)).await;
+    let kinds: Vec<&str> = of_b.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"tenant.cross_access_denied"), "{kinds:?}");
+    assert!(kinds.contains(&"platform.owner_access"), "{kinds:?}");
+    let b_id = json!(b.id.to_string());
+    assert!(of_b
+        .iter()
+        .all(|e| e["tenant_id"] == b_id || e["target_tenant_id"] == b_id));
+
+    // since/until: a window around one event holds it and nothing outside the window.
+    let denied = search("kind=tenant.cross_access_denied").await;
+    let ts = denied[0]["ts"].as_str().unwrap().to_string();
+    let enc = |t: &str| t.replace(':', "%3A");
+    let from = search(&format!("since={}", enc(&ts))).await;
+    assert!(from
+        .iter()
+        .all(|e| e["ts"].as_str().unwrap() >= ts.as_str()));
+    assert!(from.iter().any(|e| e["seq"] == denied[0]["seq"]));
+    let before = search(&format!("until={}", enc(&ts))).await;
+    assert!(before
+        .iter()
+        .all(|e| e["ts"].as_str().unwrap() < ts.as_str()));
+    assert!(before.iter().any(|e| e["kind"] == "system.started"));
+    assert!(!before.iter().any(|e| e["seq"] == denied[0]["seq"]));
+
+    for bad in [
+        "since=yesterday",
+        "until=2026-13-01T00:00:00Z",
+        "since=2026-12-02T00:00:00Z&until=2026-12-01T00:00:00Z",
+        "tenant_id=not-a-uuid",
+        "kind=auth.nope",
+        "severity=loud",
+        "limit=0",
+        "limit=201",
+    ] {
+        let r = owner.get(&format!("/api/v1/platform/audit?{bad}")).await;
+        assert!(bad_request(&r), "{bad}: {:?}", r.body);
+    }
+}
