@@ -228,6 +228,16 @@ impl From<DbError> for ApiError {
     }
 }
 
+impl From<crate::auth::own_sessions::SessionsError> for ApiError {
+    fn from(e: crate::auth::own_sessions::SessionsError) -> Self {
+        use crate::auth::own_sessions::SessionsError;
+        match e {
+            SessionsError::NotFound => ApiError::NotFound,
+            SessionsError::Audit(e) => e.into(),
+        }
+    }
+}
+
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {

@@ -5,7 +5,8 @@
 //! a request's path through them).
 //!
 //! Entry points and start-up:
-//! - `commands`: the operator CLI (migrate, create tenants and users, verify the audit log).
+//! - `commands`: the operator CLI (its grammar, outputs and exit codes; migrate, create tenants
+//!   and users, bans and sessions through a running server, read and verify the audit log).
 //! - `server`: builds every service once, starts the actors and the HTTP server.
 //!
 //! HTTP (the only layer that knows HTTP):

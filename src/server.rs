@@ -28,6 +28,8 @@ use crate::tenants::SuspensionGate;
 use crate::two_factor::TwoFactor;
 use crate::ws::Hub;
 
+pub mod operator_requests;
+
 /// Name of the database the embedded cluster serves.
 pub const EMBEDDED_DB: &str = "rampart";
 
@@ -39,6 +41,12 @@ pub struct Database {
 }
 
 impl Database {
+    /// True when this process started the embedded cluster itself: no server runs on this
+    /// data directory.
+    pub fn started_here(&self) -> bool {
+        self.cluster.is_some()
+    }
+
     /// Stops the embedded cluster now, if this process owns one.
     pub fn shutdown(&mut self) {
         if let Some(mut c) = self.cluster.take() {
@@ -350,6 +358,7 @@ pub fn start(state: AppState, workers: usize) -> anyhow::Result<Running> {
     let suspensions = web::Data::new(state.suspensions.clone());
     let data = web::Data::new(state);
     drain_operator_queue(std::sync::Arc::downgrade(&data.clone().into_inner()));
+    operator_requests::spawn(std::sync::Arc::downgrade(&data.clone().into_inner()));
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())

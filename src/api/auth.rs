@@ -30,13 +30,25 @@ pub(super) fn session_cookie(
         .finish()
 }
 
+/// The client's `User-Agent`, when it sent a readable one (sessions keep up to 256 bytes).
+pub(super) fn user_agent(req: &HttpRequest) -> Option<String> {
+    let ua = req.headers().get(actix_web::http::header::USER_AGENT)?;
+    let ua = String::from_utf8_lossy(ua.as_bytes());
+    let mut end = ua.len().min(crate::auth::activity::MAX_USER_AGENT_BYTES);
+    while !ua.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(ua[..end].to_string())
+}
+
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
     let ip = client_ip(&req, state.config.trust_forwarded);
-    match state.login.login(body.into_inner(), ip).await? {
+    let ua = user_agent(&req);
+    match state.login.login(body.into_inner(), ip, ua).await? {
         LoginOutcome::Session(out) => {
             let ttl = state.login.session_ttl().as_secs() as i64;
             Ok(HttpResponse::Ok()

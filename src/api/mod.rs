@@ -9,6 +9,7 @@ mod orders;
 mod pages;
 mod platform;
 pub(crate) mod principal;
+mod sessions;
 mod two_factor;
 mod users;
 mod ws;
@@ -62,6 +63,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route("/login", web::post().to(auth::login))
                     .route("/logout", web::post().to(auth::logout))
                     .route("/me", web::get().to(auth::me))
+                    .route("/sessions", web::get().to(sessions::list))
+                    .route("/sessions", web::delete().to(sessions::end_others))
+                    .route("/sessions/{id}", web::delete().to(sessions::end_one))
+                    .route("/2fa", web::get().to(two_factor::status))
                     .route("/password", web::post().to(auth::change_password))
                     .route("/2fa", web::delete().to(two_factor::disable))
                     .route("/2fa/setup", web::post().to(two_factor::setup))

@@ -121,12 +121,24 @@ pub async fn verify(
     let ip = client_ip(&req, state.config.trust_forwarded);
     let out = state
         .login
-        .verify_second_factor(body.into_inner(), ip, crate::timestamp::now())
+        .verify_second_factor(
+            body.into_inner(),
+            ip,
+            super::auth::user_agent(&req),
+            crate::timestamp::now(),
+        )
         .await?;
     let ttl = state.login.session_ttl().as_secs() as i64;
     Ok(HttpResponse::Ok()
         .cookie(session_cookie(&req, out.token.expose().to_string(), ttl))
         .json(out))
+}
+
+/// `GET /api/v1/auth/2fa`: whether the caller's second factor is on, and how many backup
+/// codes are left.
+pub async fn status(p: Principal, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let status = state.two_factor.status(&Account::from(&p.session)).await?;
+    Ok(HttpResponse::Ok().json(status))
 }
 
 pub async fn regenerate_backup_codes(

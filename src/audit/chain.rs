@@ -65,7 +65,7 @@ pub fn seal(event: &Event, instance: &str, head: &Head) -> (Vec<u8>, Head) {
         ts: &ts,
         instance,
         kind: event.kind,
-        severity: event.kind.severity(),
+        severity: event.severity(),
         actor: &event.actor,
         ip: event.ip,
         tenant_id: event.tenant_id,

@@ -111,6 +111,7 @@ kinds! {
     UserPasswordReset => "user.password_reset", Warning;
     TwofaReset => "twofa.reset", High;
     TwofaResetRequested => "twofa.reset_requested", Critical;
+    SessionRevoked => "session.revoked", Info;
     SystemStarted => "system.started", Info;
     SystemRedisUnavailable => "system.redis_unavailable", High;
     SystemRedisRecovered => "system.redis_recovered", Info;
@@ -164,7 +165,23 @@ fn cap_value(v: &mut Value) -> bool {
 pub struct Actor {
     pub(super) user_id: Option<UserId>,
     pub(super) email: Option<String>,
-    pub(super) role: Option<Role>,
+    pub(super) role: Option<ActorRole>,
+}
+
+/// The `role` of an actor: a user's role, or `cli` for the operator's command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActorRole {
+    User(Role),
+    Cli,
+}
+
+impl Serialize for ActorRole {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match self {
+            ActorRole::User(role) => role.as_str(),
+            ActorRole::Cli => "cli",
+        })
+    }
 }
 
 impl Actor {
@@ -173,7 +190,17 @@ impl Actor {
         Actor {
             user_id: Some(user_id),
             email: Some(bounded_copy(email)),
-            role: Some(role),
+            role: Some(ActorRole::User(role)),
+        }
+    }
+
+    /// The operator's command line (`rampart …`): no user, role `cli`; the OS user goes in
+    /// the event's `details.os_user`.
+    pub fn cli() -> Actor {
+        Actor {
+            user_id: None,
+            email: None,
+            role: Some(ActorRole::Cli),
         }
     }
 
@@ -227,6 +254,9 @@ pub struct Event {
     /// A string was cut (see [`MAX_STRING_BYTES`]); `details` say so once sealed.
     #[serde(skip)]
     truncated: bool,
+    /// A severity above the kind's, for this one event (see [`Event::at_least`]).
+    #[serde(skip)]
+    raised: Option<Severity>,
 }
 
 impl Event {
@@ -240,7 +270,15 @@ impl Event {
             details: Value::Object(Default::default()),
             at: crate::timestamp::now(),
             truncated: false,
+            raised: None,
         }
+    }
+
+    /// Records this event at `severity` when that is above its kind's (every operator action
+    /// on a platform owner is `critical`, whatever its kind).
+    pub fn at_least(mut self, severity: Severity) -> Self {
+        self.raised = Some(severity);
+        self
     }
 
     /// Names who acted (see [`Actor`]).
@@ -289,8 +327,10 @@ impl Event {
         self
     }
 
+    /// The kind's severity, or the one the event was raised to.
     pub fn severity(&self) -> Severity {
-        self.kind.severity()
+        self.raised
+            .map_or(self.kind.severity(), |r| r.max(self.kind.severity()))
     }
 }
 
@@ -347,6 +387,14 @@ mod tests {
             json(&Actor::system()),
             r#"{"user_id":null,"email":null,"role":null}"#
         );
+        assert_eq!(
+            json(&Actor::cli()),
+            r#"{"user_id":null,"email":null,"role":"cli"}"#
+        );
+        let raised = Event::new(Kind::SessionRevoked).at_least(Severity::Critical);
+        assert_eq!(raised.severity(), Severity::Critical);
+        let kept = Event::new(Kind::WsIpBanned).at_least(Severity::Info);
+        assert_eq!(kept.severity(), Severity::High);
     }
 
     #[test]

@@ -12,6 +12,12 @@
 //! Lines are read as bytes, at most [`MAX_LINE_BYTES`] each: any damage (invalid UTF-8,
 //! multi-byte text where the hash belongs, an endless line) is a `broken:` verdict, never a
 //! panic.
+//!
+//! A *segment* (what `rampart audit export` prints: a contiguous run of lines, not necessarily
+//! from the first) is verified by [`verify_segment`]: the chain inside it is checked from its
+//! first line's own `seq` and `prev` ([`Start`]), which the caller shows, so the reader can
+//! anchor the segment to the line before it in the full log (or to a signed checkpoint). A
+//! full log must still start at the first `seq` and is held against its checkpoints.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
@@ -36,6 +42,16 @@ pub enum Anchor {
     NoCheckpoint { others_at_path: bool },
     /// Checkpoints could not be read (no database or no master key).
     Unchecked,
+    /// A segment: checkpoints are not held against it (its [`Start`] anchors it).
+    Segment,
+}
+
+/// Where a segment starts: its first line's `seq` and `prev` (the hash of the line before it
+/// in the full log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Start {
+    pub seq: u64,
+    pub prev: String,
 }
 
 /// The outcome of a verification.
@@ -65,7 +81,7 @@ impl std::fmt::Display for Verdict {
             } => {
                 write!(f, "ok: {events} events, head {head}")?;
                 match anchor {
-                    Anchor::Anchored => Ok(()),
+                    Anchor::Anchored | Anchor::Segment => Ok(()),
                     Anchor::NoCheckpoint { others_at_path } => {
                         f.write_str(" (not anchored: no checkpoint for this log")?;
                         if *others_at_path {
@@ -114,15 +130,54 @@ pub fn log_id(path: &Path) -> std::io::Result<Option<String>> {
         .map(|f| f.hash))
 }
 
+/// Where the file at `path` starts, when its first line is intact and holds a `seq` above 1
+/// (a segment); `None` otherwise (a full log, an empty file, or a damaged first line).
+pub fn segment_start(path: &Path) -> std::io::Result<Option<Start>> {
+    let mut reader = BufReader::new(std::fs::File::open(path)?);
+    let mut first = Vec::new();
+    reader
+        .by_ref()
+        .take(MAX_LINE_BYTES + 1)
+        .read_until(b'\n', &mut first)?;
+    let Some(line) = first.strip_suffix(b"\n") else {
+        return Ok(None);
+    };
+    Ok(chain::check_line_bytes(line)
+        .ok()
+        .filter(|f| f.seq > 1)
+        .map(|f| Start {
+            seq: f.seq,
+            prev: f.prev,
+        }))
+}
+
 /// Verifies `path`. `anchors` adds the checkpoint checks (a cut tail, a rewritten history).
 pub fn verify(path: &Path, anchors: Option<Anchors<'_>>) -> std::io::Result<Verdict> {
     verify_reader(BufReader::new(std::fs::File::open(path)?), anchors)
 }
 
+/// Verifies the segment at `path`, whose chain starts at `start` (see [`segment_start`]).
+pub fn verify_segment(path: &Path, start: &Start) -> std::io::Result<Verdict> {
+    check(
+        BufReader::new(std::fs::File::open(path)?),
+        None,
+        Some(start),
+    )
+}
+
 /// [`verify`] over any reader of the log's bytes.
 pub fn verify_reader(
+    reader: impl BufRead,
+    anchors: Option<Anchors<'_>>,
+) -> std::io::Result<Verdict> {
+    check(reader, anchors, None)
+}
+
+/// Verifies a full log (`start` `None`: from `seq` 1 after the genesis hash) or a segment.
+fn check(
     mut reader: impl BufRead,
     anchors: Option<Anchors<'_>>,
+    start: Option<&Start>,
 ) -> std::io::Result<Verdict> {
     let mut signed: HashMap<u64, &CheckpointRow> = HashMap::new();
     if let Some(a) = &anchors {
@@ -142,7 +197,10 @@ pub fn verify_reader(
         }
     }
     let mut raw = Vec::new();
-    let (mut line_no, mut last_seq, mut last_hash) = (0u64, 0u64, GENESIS.to_string());
+    let (mut line_no, mut last_seq, mut last_hash) = match start {
+        Some(s) => (0u64, s.seq - 1, s.prev.clone()),
+        None => (0u64, 0u64, GENESIS.to_string()),
+    };
     let mut anchored = false;
     loop {
         raw.clear();
@@ -211,6 +269,7 @@ pub fn verify_reader(
         });
     }
     let anchor = match &anchors {
+        None if start.is_some() => Anchor::Segment,
         None => Anchor::Unchecked,
         Some(_) if anchored => Anchor::Anchored,
         Some(a) => Anchor::NoCheckpoint {

@@ -4,8 +4,10 @@
 //! caller (`Principal`) is the API's.
 
 mod access;
+pub mod activity;
 mod error;
 pub(crate) mod guard;
+pub mod own_sessions;
 pub(crate) mod password;
 pub mod session;
 #[cfg(test)]

@@ -1,8 +1,12 @@
 //! Sessions: opaque 256-bit tokens handed to the client once, stored only as SHA-256 hashes
-//! with their expiry in the [`SharedStore`] (Redis, or this instance's map).
+//! with their expiry in the [`SharedStore`] (Redis, or this instance's map). When a session was
+//! last used is kept beside it (`activity`); the user's own list of sessions and the public ids
+//! it names them by are `own_sessions`.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -120,8 +124,12 @@ pub struct IssuedToken {
 /// Issues, resolves and revokes session tokens.
 #[derive(Clone)]
 pub struct SessionStore {
-    store: SharedStore,
+    pub(super) store: SharedStore,
     ttl: Duration,
+    /// How often, at most, this instance records that a session was used (`activity`).
+    pub(super) seen_every: Duration,
+    /// When this instance last recorded each session's use (by session id).
+    pub(super) touched: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 /// A session's identity without its token: the SHA-256 of the token, in hex. WebSocket
@@ -144,13 +152,13 @@ impl SessionId {
         &self.0
     }
 
-    fn store_key(&self) -> String {
+    pub(super) fn store_key(&self) -> String {
         format!("session:{}", self.0)
     }
 }
 
 /// The store key of the set of a user's session ids (to end them all but one).
-fn user_key(user: UserId) -> String {
+pub(super) fn user_key(user: UserId) -> String {
     format!("sessions:user:{user}")
 }
 
@@ -161,7 +169,12 @@ fn token_key(token: &Token) -> String {
 
 impl SessionStore {
     pub fn new(store: SharedStore, ttl: Duration) -> Self {
-        SessionStore { store, ttl }
+        SessionStore {
+            store,
+            ttl,
+            seen_every: super::activity::SEEN_EVERY,
+            touched: Arc::default(),
+        }
     }
 
     pub fn ttl(&self) -> Duration {
@@ -185,10 +198,12 @@ impl SessionStore {
             password_change_required: new.password_change_required,
             created_at: Some(now),
             ip: new.ip,
-            user_agent: new.user_agent,
+            user_agent: new.user_agent.map(super::activity::cut_user_agent),
         };
         let value = serde_json::to_string(&session).expect("session serializes");
         let id = SessionId::of_token(&token);
+        // Opening counts as the first use: no write for the requests of its first minute here.
+        self.note_touched(&id);
         self.store.put(&id.store_key(), &value, self.ttl).await;
         self.store
             .set_add(&user_key(user_id), id.as_str(), self.ttl)
@@ -251,11 +266,17 @@ impl SessionStore {
                 continue;
             }
             let id = SessionId(id);
-            self.store.delete(&id.store_key(), self.ttl).await;
-            self.store.set_remove(&key, id.as_str()).await;
+            self.end(user, &id).await;
             ended.push(id);
         }
         ended
+    }
+
+    /// Ends the session `id` of `user`, on every instance that shares the store.
+    pub(super) async fn end(&self, user: UserId, id: &SessionId) {
+        self.store.delete(&id.store_key(), self.ttl).await;
+        self.store.set_remove(&user_key(user), id.as_str()).await;
+        self.forget_seen(id).await;
     }
 
     /// Ends every session of `user`, on every instance that shares the store, and returns the
@@ -266,10 +287,17 @@ impl SessionStore {
 
     /// The live session of `token`, if any. A token from a client is [`Token::parse`]d
     /// first, so a malformed one is never looked up at all.
+    /// A live session's use is recorded (at most every `SEEN_EVERY` per instance, see
+    /// `activity`).
     pub async fn resolve(&self, token: &Token) -> Option<Session> {
-        let value = self.store.get(&token_key(token)).await?;
+        let id = SessionId::of_token(token);
+        let value = self.store.get(&id.store_key()).await?;
         let session: Session = serde_json::from_str(&value).ok()?;
-        (session.expires_at > crate::timestamp::now()).then_some(session)
+        if session.expires_at <= crate::timestamp::now() {
+            return None;
+        }
+        self.seen(&id, &session).await;
+        Some(session)
     }
 
     /// The live session with this id (a WebSocket ticket's target, or a socket re-checking

@@ -17,6 +17,10 @@ use diesel_async::{AnsiTransactionManager, RunQueryDsl, TransactionManager};
 
 use super::{DbError, DbPool};
 
+mod requests;
+
+pub use requests::{OperatorRequest, RequestState, Withdrawal};
+
 /// Proof that one operator action through the platform door is queued for the audit trail.
 /// Built only by [`OperatorRecord::queue`]; spent by opening the door.
 #[derive(Debug)]
@@ -123,7 +127,7 @@ impl DbPool {
 }
 
 /// The name of the OS user running this process, or its numeric id when it has no name.
-fn os_user() -> String {
+pub(crate) fn os_user() -> String {
     let uid = nix::unistd::getuid();
     match nix::unistd::User::from_uid(uid) {
         Ok(Some(user)) => user.name,

@@ -64,7 +64,13 @@ impl Login {
     /// password and an unknown email give the same error after the same work (an argon2
     /// verification either way). Both outcomes are audited; the password never is. See
     /// [`Login::check_password`] for the limits.
-    pub async fn login(&self, creds: LoginBody, ip: IpAddr) -> Result<LoginOutcome, LoginError> {
+    /// `user_agent` is the client's, kept with the session it opens.
+    pub async fn login(
+        &self,
+        creds: LoginBody,
+        ip: IpAddr,
+        user_agent: Option<String>,
+    ) -> Result<LoginOutcome, LoginError> {
         let record = self
             .check_password(ip, creds.email.trim(), creds.password, "login")
             .await?;
@@ -122,7 +128,7 @@ impl Login {
                 second_factor,
                 password_change_required: record.password_change_required,
                 ip: Some(ip),
-                user_agent: None,
+                user_agent,
             })
             .await;
         Ok(LoginOutcome::Session(LoggedIn {

@@ -44,10 +44,12 @@ impl Login {
     /// `InvalidCode` (audited; the attempt stays counted as a failed login), a right one gives
     /// the attempt back. A challenge that is malformed, unknown, expired, out of tries,
     /// replaced by a newer login or already answered is `ChallengeExpired`.
+    /// `user_agent` is the client's, kept with the session it opens.
     pub async fn verify_second_factor(
         &self,
         body: VerifyBody,
         ip: IpAddr,
+        user_agent: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<LoggedIn, LoginError> {
         let (challenge, proof) = body.proof()?;
@@ -104,7 +106,7 @@ impl Login {
             return Err(LoginError::TenantSuspended);
         }
         Ok(self
-            .open_verified_session(who, ip, current.password_change_required)
+            .open_verified_session(who, ip, user_agent, current.password_change_required)
             .await)
     }
 
@@ -112,6 +114,7 @@ impl Login {
         &self,
         who: &Account,
         ip: IpAddr,
+        user_agent: Option<String>,
         password_change_required: bool,
     ) -> LoggedIn {
         let issued = self
@@ -124,7 +127,7 @@ impl Login {
                 second_factor: SecondFactor::Verified,
                 password_change_required,
                 ip: Some(ip),
-                user_agent: None,
+                user_agent,
             })
             .await;
         LoggedIn {

@@ -169,3 +169,12 @@ pub async fn remove_all(c: &mut TenantConn, user: UserId) -> Result<(), DbError>
         .await?;
     Ok(())
 }
+
+/// How many unspent backup codes the user has.
+pub async fn backup_codes_left(c: &mut TenantConn, user: UserId) -> Result<i64, DbError> {
+    Ok(backup_codes::table
+        .filter(backup_codes::user_id.eq(user.as_uuid()))
+        .count()
+        .get_result(c.pg())
+        .await?)
+}

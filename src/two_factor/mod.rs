@@ -95,6 +95,13 @@ pub struct BackupCodes {
     pub backup_codes: Vec<String>,
 }
 
+/// `GET /api/v1/auth/2fa`: where the user stands.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub enabled: bool,
+    pub backup_codes_remaining: i64,
+}
+
 /// A second factor presented at the second step of a sign-in.
 #[derive(Debug)]
 pub enum Proof {
@@ -158,6 +165,28 @@ impl TwoFactor {
             now,
             purpose,
         }
+    }
+
+    /// Whether `who` has a second factor on, and how many backup codes they have left (one
+    /// read transaction, so the two agree).
+    pub async fn status(&self, who: &Account) -> Result<Status, TwoFactorError> {
+        Ok(self
+            .db
+            .in_scope(&who.scope(), async |c| {
+                let enabled = factors::totp(c, who.user_id)
+                    .await?
+                    .is_some_and(|f| f.is_enabled());
+                let backup_codes_remaining = if enabled {
+                    factors::backup_codes_left(c, who.user_id).await?
+                } else {
+                    0
+                };
+                Ok(Status {
+                    enabled,
+                    backup_codes_remaining,
+                })
+            })
+            .await?)
     }
 
     /// Starts (or restarts) an enrollment: a fresh 160-bit secret replaces any pending one.

@@ -227,3 +227,44 @@ proptest! {
         let _ = chain::claimed_seq(&bytes);
     }
 }
+
+#[test]
+fn a_segment_verifies_from_its_own_start_and_damage_inside_it_is_found() {
+    let (bytes, _) = log(6);
+    let text = String::from_utf8(bytes).unwrap();
+    let segment: String = text
+        .lines()
+        .skip(2)
+        .take(3)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let dir = std::env::temp_dir().join(format!("seg-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("segment.log");
+    std::fs::write(&path, &segment).unwrap();
+    let start = super::segment_start(&path).unwrap().expect("a segment");
+    assert_eq!(start.seq, 3);
+    let second_hash = text.lines().nth(1).unwrap();
+    assert!(second_hash.contains(&start.prev));
+    match super::verify_segment(&path, &start).unwrap() {
+        Verdict::Ok { events, anchor, .. } => {
+            assert_eq!((events, anchor), (3, Anchor::Segment));
+        }
+        other => panic!("{other}"),
+    }
+    // A full log is no segment; a segment is no full log.
+    std::fs::write(&path, &text).unwrap();
+    assert_eq!(super::segment_start(&path).unwrap(), None);
+    assert!(matches!(
+        verify_reader(Cursor::new(segment.as_bytes()), None).unwrap(),
+        Verdict::Broken { line: 1, .. }
+    ));
+    // A line changed inside the segment breaks it.
+    let tampered = segment.replacen("\"seq\":4", "\"seq\":4 ", 1);
+    std::fs::write(&path, &tampered).unwrap();
+    assert!(matches!(
+        super::verify_segment(&path, &start).unwrap(),
+        Verdict::Broken { line: 2, .. }
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}

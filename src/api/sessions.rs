@@ -1,0 +1,70 @@
+//! `/api/v1/auth/sessions`: the caller's own sessions, listed and ended.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use super::principal::Principal;
+use crate::auth::own_sessions::{self, Position, LIST};
+use crate::auth::SessionId;
+use crate::error::ApiError;
+use crate::net::client_ip;
+use crate::page::Page;
+use crate::state::AppState;
+use crate::ws::hub::EndSession;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+pub async fn list(
+    p: Principal,
+    query: web::Query<ListQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let page = Page::<Position>::parse(LIST, query.limit, query.cursor.as_deref())?;
+    let current = SessionId::of_token(&p.token);
+    let items = state
+        .sessions
+        .list(p.session.user_id, &current, &page)
+        .await;
+    Ok(HttpResponse::Ok().json(items))
+}
+
+/// Ends one of the caller's sessions; an id that is not one of theirs is 404 `not_found`.
+pub async fn end_one(
+    req: HttpRequest,
+    p: Principal,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let public = uuid::Uuid::parse_str(&path).map_err(|_| ApiError::NotFound)?;
+    let ip = client_ip(&req, state.config.trust_forwarded);
+    // Its open WebSockets close with 1008, on every instance.
+    let close = |session| state.hub.do_send(EndSession { session });
+    own_sessions::end_one(&state.sessions, &state.audit, &p.session, public, ip, close).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Ends every session of the caller but the current one.
+pub async fn end_others(
+    req: HttpRequest,
+    p: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let ip = client_ip(&req, state.config.trust_forwarded);
+    let current = SessionId::of_token(&p.token);
+    let close = |session| state.hub.do_send(EndSession { session });
+    own_sessions::end_others(
+        &state.sessions,
+        &state.audit,
+        &p.session,
+        &current,
+        ip,
+        close,
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,233 @@
+//! `rampart audit tail` and `rampart audit export`: reading the audit file, never writing it
+//! (read-only, so not audited). Both print the log's own lines, byte for byte, one per line.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::args::TailArgs;
+use super::output::{Exit, Failure};
+use crate::audit::{Kind, Severity};
+
+/// How often `--follow` looks for appended lines.
+const FOLLOW_EVERY: Duration = Duration::from_millis(200);
+
+/// Which lines `audit tail` prints.
+struct Filter {
+    kind: Option<Kind>,
+    severity: Option<Severity>,
+    tenant: Option<String>,
+    actor: Option<String>,
+}
+
+impl Filter {
+    fn from_args(args: &TailArgs) -> anyhow::Result<Filter> {
+        let kind = match args.kind.as_deref() {
+            Some(k) => {
+                Some(Kind::parse(k).ok_or_else(|| Failure::usage(format!("unknown kind {k:?}")))?)
+            }
+            None => None,
+        };
+        let severity = match args.severity.as_deref() {
+            Some(s) => Some(
+                Severity::parse(s)
+                    .ok_or_else(|| Failure::usage(format!("unknown severity {s:?}")))?,
+            ),
+            None => None,
+        };
+        Ok(Filter {
+            kind,
+            severity,
+            tenant: args.tenant.map(|t| t.to_string()),
+            actor: args.actor.clone(),
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.kind.is_none()
+            && self.severity.is_none()
+            && self.tenant.is_none()
+            && self.actor.is_none()
+    }
+
+    /// True when the line passes; a line that is not JSON passes only an empty filter.
+    fn keeps(&self, line: &[u8]) -> bool {
+        if self.is_empty() {
+            return true;
+        }
+        let Ok(e) = serde_json::from_slice::<Value>(line) else {
+            return false;
+        };
+        let is = |v: &Value, s: &str| v.as_str() == Some(s);
+        self.kind.is_none_or(|k| is(&e["kind"], k.as_str()))
+            && self.severity.is_none_or(|s| is(&e["severity"], s.as_str()))
+            && self
+                .tenant
+                .as_deref()
+                .is_none_or(|t| is(&e["tenant_id"], t) || is(&e["target_tenant_id"], t))
+            && self
+                .actor
+                .as_deref()
+                .is_none_or(|a| is(&e["actor"]["email"], a) || is(&e["actor"]["user_id"], a))
+    }
+}
+
+/// Writes `line` and a newline to stdout; false once stdout is closed (the reader went away).
+fn emit(out: &mut impl Write, line: &[u8]) -> bool {
+    out.write_all(line).is_ok() && out.write_all(b"\n").is_ok() && out.flush().is_ok()
+}
+
+fn open_log(path: &Path) -> anyhow::Result<std::fs::File> {
+    std::fs::File::open(path)
+        .map_err(|e| Failure::new(Exit::NotFound, format!("{}: {e}", path.display())).into())
+}
+
+/// `rampart audit tail`: the last `-n` matching lines, then (with `--follow`) every matching
+/// line appended, until SIGINT or until stdout closes.
+pub async fn tail(default_log: PathBuf, args: TailArgs) -> anyhow::Result<()> {
+    let filter = Filter::from_args(&args)?;
+    let path = args.file.clone().unwrap_or(default_log);
+    let mut reader = BufReader::new(open_log(&path)?);
+    let mut last: VecDeque<Vec<u8>> = VecDeque::with_capacity(args.lines.min(10_000));
+    let mut raw = Vec::new();
+    let mut offset = 0u64;
+    loop {
+        raw.clear();
+        let n = reader.read_until(b'\n', &mut raw)?;
+        // A line still being written is left for `--follow` to read whole.
+        if n == 0 || raw.last() != Some(&b'\n') {
+            break;
+        }
+        offset += n as u64;
+        let line = &raw[..raw.len() - 1];
+        if args.lines > 0 && filter.keeps(line) {
+            if last.len() == args.lines {
+                last.pop_front();
+            }
+            last.push_back(line.to_vec());
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    for line in &last {
+        if !emit(&mut out, line) {
+            return Ok(());
+        }
+    }
+    drop(out);
+    if args.follow {
+        follow(&path, offset, &filter).await?;
+    }
+    Ok(())
+}
+
+/// Prints the matching lines appended to `path` after `offset`, until SIGINT or stdout closes.
+/// A file that shrinks (replaced) is read again from its start.
+async fn follow(path: &Path, mut offset: u64, filter: &Filter) -> anyhow::Result<()> {
+    let mut pending = Vec::new();
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    loop {
+        let mut file = open_log(path)?;
+        let len = file.metadata()?.len();
+        if len < offset {
+            offset = 0;
+            pending.clear();
+        }
+        file.seek(SeekFrom::Start(offset))?;
+        let mut fresh = Vec::new();
+        file.take(len - offset).read_to_end(&mut fresh)?;
+        offset += fresh.len() as u64;
+        pending.extend_from_slice(&fresh);
+        let mut out = std::io::stdout().lock();
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            let line = &line[..line.len() - 1];
+            if filter.keeps(line) && !emit(&mut out, line) {
+                return Ok(());
+            }
+        }
+        drop(out);
+        tokio::select! {
+            _ = &mut interrupted => return Ok(()),
+            _ = tokio::time::sleep(FOLLOW_EVERY) => {}
+        }
+    }
+}
+
+/// The `ts` of an audit line, when it has one.
+fn ts_of(line: &[u8]) -> Option<DateTime<Utc>> {
+    #[derive(serde::Deserialize)]
+    struct Ts {
+        ts: DateTime<Utc>,
+    }
+    serde_json::from_slice::<Ts>(line).ok().map(|t| t.ts)
+}
+
+/// `rampart audit export`: from the first line whose `ts` is at or after `since` to the last
+/// line whose `ts` is before `until`, every line between included as written, so the output is
+/// one contiguous segment of the chain (`audit verify --file` checks it). Events are stamped
+/// when they happen and sealed in order, so a line at the edge may carry a `ts` a moment outside
+/// the range; it is kept when it lies between two lines inside it. Nothing in the range: exit 3.
+pub async fn export(
+    default_log: PathBuf,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    file: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    if since >= until {
+        return Err(Failure::usage("--since must be before --until"));
+    }
+    let path = file.unwrap_or(default_log);
+    let (first, last) = {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || range_of(&path, since, until)).await??
+    };
+    let Some((first, last)) = first.zip(last).filter(|(f, l)| f <= l) else {
+        return Err(Failure::new(Exit::NotFound, "no events in that range").into());
+    };
+    let mut reader = BufReader::new(open_log(&path)?);
+    let mut out = std::io::stdout().lock();
+    let mut raw = Vec::new();
+    for index in 0..=last {
+        raw.clear();
+        reader.read_until(b'\n', &mut raw)?;
+        if index >= first && !emit(&mut out, raw.strip_suffix(b"\n").unwrap_or(&raw)) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The 0-based indexes of the first line at or after `since` and of the last line before
+/// `until` (complete lines only).
+fn range_of(
+    path: &Path,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> anyhow::Result<(Option<u64>, Option<u64>)> {
+    let mut reader = BufReader::new(open_log(path)?);
+    let (mut first, mut last) = (None, None);
+    let mut raw = Vec::new();
+    let mut index = 0u64;
+    loop {
+        raw.clear();
+        let n = reader.read_until(b'\n', &mut raw)?;
+        if n == 0 || raw.last() != Some(&b'\n') {
+            break;
+        }
+        if let Some(ts) = ts_of(&raw[..raw.len() - 1]) {
+            if first.is_none() && ts >= since && ts < until {
+                first = Some(index);
+            }
+            if ts >= since && ts < until {
+                last = Some(index);
+            }
+        }
+        index += 1;
+    }
+    Ok((first, last))
+}

@@ -1,0 +1,251 @@
+//! `rampart user list|disable|enable|set-password|reset-2fa`: the change through the operator's
+//! door, its event recorded by a running server (actor `cli`), and the user's sessions and
+//! sockets ended on every instance.
+
+use std::io::Write;
+use std::process::Stdio;
+
+use serde_json::{json, Value};
+
+use crate::audit::{audit_path, eventually, verify};
+use crate::cli::rampart;
+use crate::cli_live::{cli, cli_events_of, run, stderr, stdout_json};
+use crate::harness::ws::open_with_ticket;
+use crate::harness::{Account, TestApp};
+
+fn cli_events(app: &TestApp, kind: &str) -> Vec<Value> {
+    cli_events_of(&[app], kind)
+}
+
+async fn login_status(app: &TestApp, account: &Account) -> (u16, String) {
+    let r = app
+        .client()
+        .post(
+            "/api/v1/auth/login",
+            &json!({"email": account.email, "password": account.password}),
+        )
+        .await;
+    (r.status, r.code().to_string())
+}
+
+#[actix_web::test]
+async fn user_list_prints_one_array_of_every_user_or_one_tenants() {
+    let app = TestApp::spawn().await;
+    let (a, _b) = (app.tenant("alpha").await, app.tenant("beta").await);
+    let owner = app.platform_owner().await;
+
+    let out = cli(&app, &["user", "list", "--tenant", "alpha"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let users = stdout_json(&out);
+    let emails: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails, [a.admin.email.as_str(), a.staff.email.as_str()]);
+    assert_eq!(users[0]["disabled"], false);
+
+    let out = cli(&app, &["user", "list"]).await;
+    let all = stdout_json(&out);
+    assert_eq!(all.as_array().unwrap().len(), 5);
+    assert!(all
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u["email"] == owner.email.as_str()));
+
+    let out = cli(&app, &["user", "list", "--tenant", "nowhere"]).await;
+    assert_eq!(out.status.code(), Some(3));
+    assert!(out.stdout.is_empty());
+}
+
+#[actix_web::test]
+async fn disabling_a_user_ends_their_sessions_and_sockets_everywhere_and_enable_undoes_it() {
+    let app = TestApp::spawn().await;
+    let peer = app.spawn_second(|_| {}).await;
+    let a = app.tenant("alpha").await;
+    let here = app.login(&a.staff).await;
+    let there = peer.login(&a.staff).await;
+    let (mut socket, _) = open_with_ticket(&peer, &there).await;
+
+    let out = cli(&app, &["user", "disable", "--email", &a.staff.email]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let user = stdout_json(&out);
+    assert_eq!(user["disabled"], true);
+    assert_eq!(user["sessions_ended"], 2);
+    assert_eq!(socket.close_code().await, 1008);
+    for c in [&here, &there] {
+        assert_eq!(c.get("/api/v1/auth/me").await.status, 401);
+    }
+    assert_eq!(
+        login_status(&app, &a.staff).await,
+        (403, "account_disabled".into())
+    );
+
+    let out = cli(&app, &["user", "enable", "--email", &a.staff.email]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout_json(&out)["disabled"], false);
+    assert_eq!(login_status(&app, &a.staff).await.0, 200);
+
+    let unknown = cli(&app, &["user", "disable", "--email", "ghost@alpha.example"]).await;
+    assert_eq!(unknown.status.code(), Some(3));
+
+    let both = [&app, &peer];
+    let disabled = cli_events_of(&both, "user.disabled");
+    assert_eq!(disabled.len(), 1, "{disabled:?}");
+    let e = &disabled[0];
+    assert_eq!(e["severity"], "warning");
+    assert!(!e["details"]["os_user"].as_str().unwrap().is_empty());
+    assert_eq!(e["details"]["email"], a.staff.email.as_str());
+    assert_eq!(e["target_tenant_id"], a.id.to_string());
+    assert_eq!(cli_events_of(&both, "user.enabled").len(), 1);
+    eventually("the door's uses on record", || {
+        cli_events_of(&both, "platform.operator_access")
+            .iter()
+            .filter(|e| {
+                let action = e["details"]["action"].as_str().unwrap_or("");
+                action == "user disable" || action == "user enable"
+            })
+            .count()
+            == 2
+    })
+    .await;
+    for instance in both {
+        let (ok, verdict) = verify(instance, &audit_path(instance));
+        assert!(ok, "{verdict}");
+    }
+    peer.handle_stop().await;
+}
+
+#[actix_web::test]
+async fn set_password_and_reset_2fa_take_effect_and_end_sessions() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let before = app.login(&a.staff).await;
+
+    // A chosen password, from stdin.
+    let mut cmd = rampart();
+    cmd.args([
+        "user",
+        "set-password",
+        "--email",
+        &a.staff.email,
+        "--password-stdin",
+    ])
+    .env("DATABASE_URL", app.db.superuser_url())
+    .env("RAMPART_DATA_DIR", &app.dir)
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a brand new passphrase\n")
+        .unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output().unwrap());
+    });
+    let out = rx.await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout_json(&out).get("password").is_none());
+    assert_eq!(before.get("/api/v1/auth/me").await.status, 401);
+    let chosen = Account {
+        email: a.staff.email.clone(),
+        password: "a brand new passphrase".into(),
+    };
+    assert_eq!(login_status(&app, &chosen).await.0, 200);
+    assert_eq!(login_status(&app, &a.staff).await.0, 401);
+
+    // A generated one, printed once, to be changed at the next sign-in.
+    let out = cli(&app, &["user", "set-password", "--email", &a.staff.email]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let generated = stdout_json(&out)["password"].as_str().unwrap().to_string();
+    let reply = app
+        .client()
+        .post(
+            "/api/v1/auth/login",
+            &json!({"email": a.staff.email, "password": generated}),
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body["password_change_required"], true);
+    let text = std::fs::read_to_string(audit_path(&app)).unwrap();
+    assert!(!text.contains(&generated) && !text.contains("a brand new passphrase"));
+
+    // Too short: a usage error, nothing changed.
+    let mut cmd = rampart();
+    cmd.args([
+        "user",
+        "set-password",
+        "--email",
+        &a.admin.email,
+        "--password-stdin",
+    ])
+    .env("DATABASE_URL", app.db.superuser_url())
+    .stdin(Stdio::null());
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+
+    // A second factor reset: off, sessions ended, and a platform owner's is critical.
+    let enrolled = app.enroll(&a.admin).await;
+    let out = cli(&app, &["user", "reset-2fa", "--email", &a.admin.email]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout_json(&out)["two_factor_enabled"], false);
+    assert_eq!(enrolled.client.get("/api/v1/auth/me").await.status, 401);
+    let fresh = app.login(&a.admin).await;
+    assert_eq!(
+        fresh.get("/api/v1/auth/2fa").await.body,
+        json!({"enabled": false, "backup_codes_remaining": 0})
+    );
+    let owner = app.platform_owner().await;
+    app.enroll(&owner).await;
+    let out = cli(&app, &["user", "reset-2fa", "--email", &owner.email]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let again = app.login(&owner).await;
+    let me = again.get("/api/v1/platform/tenants").await;
+    assert_eq!(me.code(), "two_factor_enrollment_required");
+
+    let resets = cli_events(&app, "twofa.reset");
+    assert_eq!(resets.len(), 2);
+    assert_eq!(resets[0]["severity"], "high");
+    assert_eq!(resets[1]["severity"], "critical");
+    let password_resets = cli_events(&app, "user.password_reset");
+    assert_eq!(password_resets.len(), 2);
+    let (ok, verdict) = verify(&app, &audit_path(&app));
+    assert!(ok, "{verdict}");
+}
+
+#[actix_web::test]
+async fn with_no_server_a_disable_stands_and_its_follow_up_waits_for_the_next_server() {
+    let first = TestApp::spawn().await;
+    let a = first.tenant("alpha").await;
+    let session = first.login(&a.staff).await;
+    first.handle_stop().await;
+
+    let mut cmd = rampart();
+    cmd.args(["user", "disable", "--email", &a.staff.email, "--wait", "1"])
+        .env("DATABASE_URL", first.db.superuser_url())
+        .env("RAMPART_DATA_DIR", &first.dir);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
+    assert_eq!(stdout_json(&out)["disabled"], true);
+    assert!(stderr(&out).contains("next server"), "{}", stderr(&out));
+
+    // The next server (same database and Redis) carries it out: the event, and the session
+    // that was still alive in Redis ends.
+    let next = first.respawn_with(|_| {}).await;
+    eventually("user.disabled recorded by the next server", || {
+        !cli_events(&next, "user.disabled").is_empty()
+    })
+    .await;
+    let again = crate::harness::Client::new(&next.base, session.token.clone());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while again.get("/api/v1/auth/me").await.status != 401 {
+        assert!(std::time::Instant::now() < deadline, "the session survived");
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
