@@ -1,9 +1,8 @@
-// The two-factor page: the second step of a login, enrollment with a QR code, backup codes,
-// and (for users who may) turning it off.
+// The two-factor page: enrollment with a QR code and the backup codes, shown once. (The second
+// step of a sign-in is on `/`; new backup codes and turning it off are on the account page.)
 "use strict";
 
-const $ = (id) => document.getElementById(id);
-const SECTIONS = ["verify", "enroll", "backup-codes", "manage", "offer", "signed-out"];
+const SECTIONS = ["enroll", "backup-codes", "manage", "offer"];
 
 function show(id) {
   for (const s of SECTIONS) $(s).hidden = s !== id;
@@ -14,15 +13,6 @@ function grouped(secret) {
   return secret.match(/.{1,4}/g).join(" ");
 }
 
-function onSubmit(formId, handler) {
-  $(formId).addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const buttons = $(formId).querySelectorAll("button");
-    buttons.forEach((b) => { b.disabled = true; });
-    try { await handler(); } finally { buttons.forEach((b) => { b.disabled = false; }); }
-  });
-}
-
 // --- Confirming the password ------------------------------------------------------------------
 
 // Changing the second factor needs a sign-in within the last five minutes. When the server
@@ -30,11 +20,11 @@ function onSubmit(formId, handler) {
 // with it (a right password counts as a fresh sign-in, so the next step needs it no more).
 // Resolves to the last reply; a cancelled prompt resolves to the refusal.
 async function withPassword(method, path, body) {
-  let reply = await api(method, path, body);
+  let reply = await call(method, path, body);
   while (reply.body && reply.body.error && reply.body.error.code === "reauthentication_required") {
     const password = await askPassword(reply);
     if (password === null) return reply;
-    reply = await api(method, path, Object.assign({}, body, { password }));
+    reply = await call(method, path, Object.assign({}, body, { password }));
     if (reply.body && reply.body.error && reply.body.error.code === "invalid_credentials") {
       $("reauth-error").textContent = "That password is not correct. Please try again.";
       reply = { status: 401, body: { error: { code: "reauthentication_required" } }, retryAfter: null };
@@ -65,58 +55,6 @@ function askPassword() {
       $("reauth-error").textContent = "";
       resolve(null);
     };
-  });
-}
-
-// --- The second step of a login -------------------------------------------------------------
-
-function startVerify(challenge) {
-  show("verify");
-  $("verify-code").focus();
-  const finish = async (proof) => {
-    $("verify-error").textContent = "";
-    const reply = await api("POST", "/api/v1/auth/2fa/verify", Object.assign({ challenge }, proof));
-    if (reply.status === 200) {
-      sessionStorage.removeItem(CHALLENGE_KEY);
-      location.assign("/");
-      return;
-    }
-    $("verify-error").textContent = explain(reply);
-    const code = reply.body && reply.body.error ? reply.body.error.code : "";
-    if (code === "challenge_expired") {
-      sessionStorage.removeItem(CHALLENGE_KEY);
-      $("verify-form").hidden = true;
-      $("backup-form").hidden = true;
-      $("verify-restart").hidden = false;
-    }
-  };
-  onSubmit("verify-form", () => {
-    const code = $("verify-code").value.replace(/\s/g, "");
-    if (!/^\d{6}$/.test(code)) {
-      $("verify-error").textContent = "The code has 6 digits. Please type all of them.";
-      return Promise.resolve();
-    }
-    return finish({ code });
-  });
-  onSubmit("backup-form", () => {
-    const backup = $("backup-code").value.trim();
-    if (!backup) {
-      $("verify-error").textContent = "Please type one of your backup codes.";
-      return Promise.resolve();
-    }
-    return finish({ backup_code: backup });
-  });
-  $("use-backup").addEventListener("click", () => {
-    $("verify-form").hidden = true;
-    $("backup-form").hidden = false;
-    $("verify-error").textContent = "";
-    $("backup-code").focus();
-  });
-  $("use-code").addEventListener("click", () => {
-    $("backup-form").hidden = true;
-    $("verify-form").hidden = false;
-    $("verify-error").textContent = "";
-    $("verify-code").focus();
   });
 }
 
@@ -182,48 +120,18 @@ function showBackupCodes(codes) {
   show("backup-codes");
 }
 
-// --- Managing ---------------------------------------------------------------------------------
-
-onSubmit("regenerate-form", async () => {
-  $("manage-error").textContent = "";
-  const code = $("regenerate-code").value.replace(/\s/g, "");
-  const reply = await api("POST", "/api/v1/auth/2fa/backup-codes", { code });
-  if (reply.status !== 200) {
-    $("manage-error").textContent = explain(reply);
-    return;
-  }
-  showBackupCodes(reply.body.backup_codes);
-});
-
-onSubmit("disable-form", async () => {
-  $("manage-error").textContent = "";
-  const code = $("disable-code").value.replace(/\s/g, "");
-  const reply = await withPassword("DELETE", "/api/v1/auth/2fa", { code });
-  if (reply.status !== 204) {
-    $("manage-error").textContent = explain(reply);
-    return;
-  }
-  show("offer");
-});
+// --- Offering it ------------------------------------------------------------------------------
 
 $("offer-start").addEventListener("click", () => startEnroll("offer-error"));
 
 // --- Start ----------------------------------------------------------------------------------
 
 async function start() {
-  const challenge = sessionStorage.getItem(CHALLENGE_KEY);
-  if (challenge) {
-    startVerify(challenge);
-    return;
-  }
-  const me = await api("GET", "/api/v1/auth/me");
-  if (me.status !== 200) {
-    show("signed-out");
-    return;
-  }
-  const owner = me.body.role === "platform_owner";
-  $("disable-form").hidden = owner;
-  if (me.body.two_factor_enabled) {
+  const me = await currentUser();
+  drawNav(me);
+  $("codes-done").href = landingFor(me);
+  const owner = me.role === "platform_owner";
+  if (me.two_factor_enabled) {
     show("manage");
   } else if (owner) {
     $("enroll-required").hidden = false;

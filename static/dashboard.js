@@ -1,5 +1,6 @@
-// Live orders: sign in, list the tenant's orders, keep them current over the WebSocket, create
-// orders and move them along. No build step; the page's CSP forbids inline scripts.
+// Live orders of the signed-in user's tenant: list them, keep them current over the WebSocket,
+// create orders and move them along. Signed in through `/` (the cookie session); no sign-in
+// and no token here. No build step; the page's CSP forbids inline scripts.
 "use strict";
 
 const NEXT = {
@@ -10,8 +11,7 @@ const NEXT = {
   cancelled: [],
 };
 
-const state = { token: sessionStorage.getItem("rampart_token"), me: null, socket: null, retry: 1, pingSent: 0 };
-const $ = (id) => document.getElementById(id);
+const state = { me: null, socket: null, pingSent: 0 };
 
 function notify(text) {
   $("notice").textContent = text || "";
@@ -21,21 +21,14 @@ function setStatus(text) {
   $("conn-status").textContent = text;
 }
 
-async function api(method, path, body) {
-  const headers = { authorization: `Bearer ${state.token}` };
-  if (body !== undefined) headers["content-type"] = "application/json";
-  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const data = res.status === 204 ? null : await res.json().catch(() => null);
-  if (!res.ok) {
-    const err = (data && data.error) || { code: "error", message: res.statusText };
-    const retry = res.headers.get("retry-after");
-    const wait = retry ? ` Try again in ${retry} s.` : "";
-    const field = err.field ? ` (${err.field})` : "";
-    const e = new Error(`${err.message}${field}.${wait}`);
-    e.status = res.status;
-    throw e;
+// A call whose failure is worth an exception: resolves to the body, throws the explanation.
+async function must(method, path, body) {
+  const reply = await call(method, path, body);
+  if (reply.status < 200 || reply.status > 299) {
+    const wait = reply.retryAfter && codeOf(reply) !== "too_many_attempts" ? ` Try again in ${reply.retryAfter} s.` : "";
+    throw new Error(`${explain(reply)}${wait}`);
   }
-  return data;
+  return reply.body;
 }
 
 function money(cents) {
@@ -82,7 +75,7 @@ function rowFor(order) {
 async function changeStatus(id, status) {
   try {
     notify("");
-    rowFor(await api("PATCH", `/api/v1/tenants/${state.me.tenant_id}/orders/${id}`, { status }));
+    rowFor(await must("PATCH", `/api/v1/tenants/${state.me.tenant_id}/orders/${id}`, { status }));
   } catch (e) {
     notify(`Could not change the order: ${e.message}`);
   }
@@ -97,26 +90,21 @@ async function createOrder(ev) {
   if ($("order-note").value) body.note = $("order-note").value;
   try {
     notify("");
-    rowFor(await api("POST", `/api/v1/tenants/${state.me.tenant_id}/orders`, body));
+    rowFor(await must("POST", `/api/v1/tenants/${state.me.tenant_id}/orders`, body));
     $("item-name").value = "";
   } catch (e) {
     notify(`Could not create the order: ${e.message}`);
   }
 }
 
-const CLOSE_REASONS = {
-  1008: "The server ended the live connection (signed out, session expired, or too many rate-limit violations).",
-  1009: "A message was too large; the live connection was closed.",
-  1013: "The connection could not keep up with updates; reconnecting.",
-};
-
-function onFrame(frame) {
+function onFrame(frame, socket) {
   switch (frame.type) {
     case "welcome":
-      state.retry = 1;
-      state.socket.send(JSON.stringify({ type: "subscribe", channel: "orders" }));
+      state.socket = socket;
+      socket.send(JSON.stringify({ type: "subscribe", channel: "orders" }));
       break;
     case "subscribed":
+      notify("");
       setStatus("live");
       break;
     case "event":
@@ -135,49 +123,10 @@ function onFrame(frame) {
   }
 }
 
-async function connect() {
-  if (!state.token) return;
-  setStatus("connecting…");
-  let ticket;
-  try {
-    ticket = (await api("POST", "/api/v1/ws/ticket", {})).ticket;
-  } catch (e) {
-    if (e.status === 401) return signedOut("Your session has ended; sign in again.");
-    return reconnectLater(`Cannot open live updates: ${e.message}`);
-  }
-  const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  const socket = new WebSocket(`${proto}//${location.host}/ws?ticket=${encodeURIComponent(ticket)}`);
-  state.socket = socket;
-  let opened = false;
-  socket.addEventListener("open", () => { opened = true; });
-  socket.addEventListener("message", (ev) => {
-    try {
-      onFrame(JSON.parse(ev.data));
-    } catch (_) {
-      /* not JSON: ignore */
-    }
-  });
-  socket.addEventListener("close", (ev) => {
-    if (state.socket !== socket) return;
-    state.socket = null;
-    if (!opened) {
-      // The browser hides the refusal's status: too many connections, attempts or a ban.
-      return reconnectLater("The live connection was refused (too many connections or attempts, or this address is blocked).");
-    }
-    if (ev.code === 1008) {
-      setStatus("closed");
-      return notify(CLOSE_REASONS[1008]);
-    }
-    reconnectLater(CLOSE_REASONS[ev.code] || "The live connection was lost.");
-  });
-}
-
-function reconnectLater(message) {
-  const secs = Math.min(state.retry, 30);
-  state.retry *= 2;
-  notify(`${message} Retrying in ${secs} s.`);
-  setStatus("offline");
-  setTimeout(connect, secs * 1000);
+function onStatus(message, status) {
+  if (status !== "live") state.socket = null;
+  setStatus(status);
+  if (message) notify(message);
 }
 
 function checkConnection() {
@@ -186,64 +135,34 @@ function checkConnection() {
   state.socket.send(JSON.stringify({ type: "ping", id: Date.now() }));
 }
 
-function signedOut(message) {
-  sessionStorage.removeItem("rampart_token");
-  state.token = null;
-  const socket = state.socket;
-  state.socket = null;
-  if (socket) socket.close();
-  $("app").hidden = true;
-  $("login-card").hidden = false;
-  notify(message || "");
-}
-
 async function start() {
+  let me;
   try {
-    state.me = await api("GET", "/api/v1/auth/me");
+    me = await currentUser();
   } catch (e) {
-    return signedOut(e.status === 401 ? "" : e.message);
+    $("page-error").textContent = e.message;
+    return;
   }
-  if (!state.me.tenant_id) return notify("This page shows a tenant's orders; platform accounts have none.");
-  $("who").textContent = state.me.email;
-  $("login-card").hidden = true;
+  state.me = me;
+  drawNav(me);
+  if (!me.tenant_id) {
+    $("page-error").textContent = "This page shows a restaurant's orders; platform accounts have none. Use the security monitor.";
+    return;
+  }
+  let list;
+  try {
+    list = await must("GET", `/api/v1/tenants/${me.tenant_id}/orders?limit=50`);
+  } catch (e) {
+    $("page-error").textContent = e.message;
+    return;
+  }
   $("app").hidden = false;
   $("orders").replaceChildren();
-  const list = await api("GET", `/api/v1/tenants/${state.me.tenant_id}/orders?limit=50`);
   for (const order of list.items.slice().reverse()) rowFor(order);
   $("empty").hidden = list.items.length > 0;
-  connect();
+  liveSocket({ frame: onFrame, status: onStatus });
 }
 
-async function login(ev) {
-  ev.preventDefault();
-  notify("");
-  const res = await fetch("/api/v1/auth/login", {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ email: $("email").value, password: $("password").value }),
-  });
-  const data = await res.json().catch(() => ({}));
-  if (!res.ok) {
-    const retry = res.headers.get("retry-after");
-    const msg = (data.error && data.error.message) || "Sign-in failed";
-    return notify(retry ? `${msg}. Try again in ${retry} s.` : `${msg}.`);
-  }
-  if (!data.token) return notify("This account needs its second factor; use the 2FA page to sign in.");
-  state.token = data.token;
-  sessionStorage.setItem("rampart_token", data.token);
-  start();
-}
-
-async function logout() {
-  try {
-    await api("POST", "/api/v1/auth/logout");
-  } finally {
-    signedOut("Signed out.");
-  }
-}
-
-$("login-form").addEventListener("submit", login);
 $("order-form").addEventListener("submit", createOrder);
 $("check-button").addEventListener("click", checkConnection);
-$("logout-button").addEventListener("click", logout);
-if (state.token) start();
+start();

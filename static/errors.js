@@ -1,5 +1,8 @@
-// Shared by the sign-in pages: JSON requests to the API and error messages a person can act on.
+// Shared by every page: JSON requests to the API (with the session cookie) and error messages a
+// person can act on. Nothing here keeps a token or a challenge anywhere but in memory.
 "use strict";
+
+const $ = (id) => document.getElementById(id);
 
 const ROLE_NAMES = {
   platform_owner: "platform owner",
@@ -54,6 +57,22 @@ function explain(reply) {
       return reply.body.error.message.charAt(0).toUpperCase() + reply.body.error.message.slice(1) + ".";
     case "bad_request":
       return "Please fill in every field.";
+    case "validation_failed": {
+      const field = reply.body.error.field ? ` (${reply.body.error.field})` : "";
+      return `${reply.body.error.message}${field}.`;
+    }
+    case "forbidden":
+      return "Your account is not allowed to do that.";
+    case "not_found":
+      return "That no longer exists.";
+    case "account_disabled":
+      return "This account is disabled. Ask an administrator to enable it.";
+    case "tenant_suspended":
+      return "This restaurant's account is suspended. Contact the platform's operators.";
+    case "password_change_required":
+      return "You must set a new password first.";
+    case "two_factor_enrollment_required":
+      return "You must turn on two-factor authentication first.";
     case "origin_not_allowed":
       return "This page is not allowed to make that request. Open Rampart from its own address.";
   }
@@ -62,5 +81,12 @@ function explain(reply) {
   return "That did not work. Please try again.";
 }
 
-// Where the second step of a login keeps its challenge between the two pages.
-const CHALLENGE_KEY = "rampart.challenge";
+// The `error.code` of a reply, or "".
+function codeOf(reply) {
+  return reply.body && reply.body.error ? reply.body.error.code : "";
+}
+
+// Where a signed-in user starts: platform owners watch the monitor, tenant users their orders.
+function landingFor(user) {
+  return user.role === "platform_owner" ? "/monitor.html" : "/dashboard.html";
+}

@@ -2,15 +2,7 @@
 // and the live audit feed from the WebSocket `security` channel.
 "use strict";
 
-const $ = (id) => document.getElementById(id);
 const FEED_ROWS = 200;
-
-function cell(text, className) {
-  const td = document.createElement("td");
-  td.textContent = text === null || text === undefined ? "" : String(text);
-  if (className) td.className = className;
-  return td;
-}
 
 function renderCounts(counts) {
   const body = $("counts").querySelector("tbody");
@@ -28,13 +20,8 @@ function renderBans(bans) {
   $("bans-empty").hidden = bans.length > 0;
   for (const ban of bans) {
     const tr = document.createElement("tr");
-    const lift = document.createElement("button");
-    lift.type = "button";
-    lift.className = "secondary";
-    lift.textContent = "Lift";
-    lift.addEventListener("click", () => liftBan(ban.ip));
     const action = document.createElement("td");
-    action.append(lift);
+    action.append(actionButton("Lift", () => liftBan(ban.ip)));
     tr.append(cell(ban.ip), cell(new Date(ban.until).toLocaleString()), cell(ban.violations), action);
     body.append(tr);
   }
@@ -53,7 +40,7 @@ function renderAlerts(alerts) {
 }
 
 async function refresh() {
-  const reply = await api("GET", "/api/v1/platform/security/summary");
+  const reply = await call("GET", "/api/v1/platform/security/summary");
   if (reply.status !== 200) {
     $("page-error").textContent = explain(reply);
     return;
@@ -67,7 +54,7 @@ async function refresh() {
 }
 
 async function liftBan(ip) {
-  const reply = await api("DELETE", `/api/v1/platform/bans/${encodeURIComponent(ip)}`);
+  const reply = await call("DELETE", `/api/v1/platform/bans/${encodeURIComponent(ip)}`);
   if (reply.status !== 204) {
     $("page-error").textContent = explain(reply);
   }
@@ -90,57 +77,46 @@ function addToFeed(event) {
   while (body.children.length > FEED_ROWS) body.lastChild.remove();
 }
 
-async function connect() {
-  const ticket = await api("POST", "/api/v1/ws/ticket");
-  if (ticket.status !== 200) {
-    $("status").textContent = "Live feed unavailable.";
-    $("page-error").textContent = explain(ticket);
-    return;
+function onFrame(frame, socket) {
+  if (frame.type === "welcome") {
+    socket.send(JSON.stringify({ type: "subscribe", channel: "security" }));
+  } else if (frame.type === "subscribed") {
+    $("status").textContent = "Live: new security events appear at the top.";
+  } else if (frame.type === "event" && frame.channel === "security") {
+    addToFeed(frame.data);
+    if (frame.data && /^(alert|ws\.ip_banned|ban\.)/.test(frame.data.kind || "")) refresh();
+  } else if (frame.type === "error") {
+    $("page-error").textContent = frame.message || frame.code;
   }
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const socket = new WebSocket(`${scheme}://${location.host}/ws?ticket=${encodeURIComponent(ticket.body.ticket)}`);
-  socket.addEventListener("message", (message) => {
-    let frame;
-    try { frame = JSON.parse(message.data); } catch (_) { return; }
-    if (frame.type === "welcome") {
-      socket.send(JSON.stringify({ type: "subscribe", channel: "security" }));
-    } else if (frame.type === "subscribed") {
-      $("status").textContent = "Live: new security events appear at the top.";
-    } else if (frame.type === "event" && frame.channel === "security") {
-      addToFeed(frame.data);
-      if (frame.data && /^(alert|ws\.ip_banned|ban\.)/.test(frame.data.kind || "")) refresh();
-    } else if (frame.type === "error") {
-      $("page-error").textContent = frame.message || frame.code;
-    }
-  });
-  socket.addEventListener("close", (event) => {
-    $("status").textContent = event.code === 1008
-      ? "The live feed was closed (signed out or not allowed). Sign in again."
-      : "The live feed disconnected; reconnecting…";
-    if (event.code !== 1008) setTimeout(connect, 3000);
-  });
+}
+
+function onStatus(message, status) {
+  $("status").textContent = message || (status === "connecting…" ? "Connecting…" : status);
 }
 
 async function start() {
-  const me = await api("GET", "/api/v1/auth/me");
-  if (me.status === 401) {
-    location.assign("/");
+  let me;
+  try {
+    me = await currentUser();
+  } catch (e) {
+    $("page-error").textContent = e.message;
     return;
   }
-  if (me.status !== 200 || me.body.role !== "platform_owner") {
+  drawNav(me);
+  if (me.role !== "platform_owner") {
     $("status").textContent = "";
-    $("page-error").textContent = me.status === 200
-      ? "This page is for platform owners."
-      : explain(me);
+    $("page-error").textContent = "This page is for platform owners.";
     return;
   }
-  if (!me.body.two_factor_enabled) {
+  if (!me.two_factor_enabled) {
     location.assign("/2fa.html");
     return;
   }
+  $("owner-tools").hidden = false;
+  startAdmin(me);
   await refresh();
   setInterval(refresh, 5000);
-  connect();
+  liveSocket({ frame: onFrame, status: onStatus });
 }
 
 start();

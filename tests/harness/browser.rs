@@ -82,6 +82,105 @@ impl Browser {
         }
     }
 
+    /// Types `text` into the field `css` (emptied first).
+    pub async fn fill(&self, css: &str, text: &str) {
+        let field = self.client.find(Locator::Css(css)).await.unwrap();
+        field.clear().await.unwrap();
+        field.send_keys(text).await.unwrap();
+    }
+
+    /// Clicks the element `css` once it is there and shown.
+    pub async fn click(&self, css: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(el) = self.client.find(Locator::Css(css)).await {
+                if el.is_displayed().await.unwrap_or(false) && el.click().await.is_ok() {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "nothing clickable at {css}");
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Opens `/` at `base` and signs in with the password (the first step only).
+    pub async fn sign_in(&self, base: &str, email: &str, password: &str) {
+        self.client.goto(&format!("{base}/")).await.unwrap();
+        self.wait_for_text("#login-form h2", "Sign in").await;
+        self.fill("#email", email).await;
+        self.fill("#password", password).await;
+        self.click("#login-submit").await;
+    }
+
+    /// Waits (bounded) until the page's path is `path` and its document has loaded.
+    pub async fn wait_for_path(&self, path: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(url) = self.client.current_url().await {
+                if url.path() == path {
+                    let ready = self
+                        .client
+                        .execute("return document.readyState", vec![])
+                        .await
+                        .ok();
+                    if ready.as_ref().and_then(|v| v.as_str()) == Some("complete") {
+                        return;
+                    }
+                }
+            }
+            let now = self.client.current_url().await.ok();
+            assert!(
+                Instant::now() < deadline,
+                "never reached {path} (at {now:?})"
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits (bounded) until `css` matches an element that is shown.
+    pub async fn wait_for_shown(&self, css: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(el) = self.client.find(Locator::Css(css)).await {
+                if el.is_displayed().await.unwrap_or(false) {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "{css} never shown");
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Gives the browser the session of `token` (as if it had signed in at `/`).
+    pub async fn use_session(&self, base: &str, token: &str) {
+        self.client.goto(&format!("{base}/app.css")).await.unwrap();
+        let set = format!("document.cookie = 'rampart_session={token}; path=/; SameSite=Strict'");
+        self.client.execute(&set, vec![]).await.unwrap();
+    }
+
+    /// The value of the session cookie the sign-in set (HttpOnly: pages never see it).
+    pub async fn session_token(&self) -> String {
+        self.client
+            .get_named_cookie("rampart_session")
+            .await
+            .expect("the session cookie")
+            .value()
+            .to_string()
+    }
+
+    /// Asserts that the page keeps nothing in web storage (no token, no challenge).
+    pub async fn assert_no_web_storage(&self) {
+        let left = self
+            .client
+            .execute(
+                "return [sessionStorage.length, localStorage.length]",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(left, serde_json::json!([0, 0]), "web storage used");
+    }
+
     /// Ends the session (the driver and its browsers die with the value).
     pub async fn close(self) {
         let _ = self.client.clone().close().await;

@@ -1,27 +1,8 @@
-//! The live orders page in a real headless browser.
-
-use fantoccini::Locator;
+//! The live orders page in a real headless browser, signed in once at `/`.
 
 use crate::harness::browser::Browser;
 use crate::harness::TestApp;
 use crate::{order_body, orders_path};
-
-async fn fill(browser: &Browser, css: &str, text: &str) {
-    let el = browser.client.find(Locator::Css(css)).await.unwrap();
-    el.clear().await.unwrap();
-    el.send_keys(text).await.unwrap();
-}
-
-async fn click(browser: &Browser, css: &str) {
-    browser
-        .client
-        .find(Locator::Css(css))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-}
 
 #[actix_web::test]
 async fn the_dashboard_shows_orders_live_and_changes_them() {
@@ -32,15 +13,13 @@ async fn the_dashboard_shows_orders_live_and_changes_them() {
     .await;
     let a = app.tenant("alpha").await;
     let browser = Browser::start().await;
+    // One sign-in, at `/`, leads staff to their live orders.
     browser
-        .client
-        .goto(&app.url("/dashboard.html"))
-        .await
-        .unwrap();
-    fill(&browser, "#email", &a.staff.email).await;
-    fill(&browser, "#password", &a.staff.password).await;
-    click(&browser, "#login-button").await;
+        .sign_in(&app.base, &a.staff.email, &a.staff.password)
+        .await;
+    browser.wait_for_path("/dashboard.html").await;
     browser.wait_for_text("#conn-status", "live").await;
+    browser.wait_for_text("#nav-who", &a.staff.email).await;
 
     // An order created elsewhere appears without a reload: it came over the WebSocket.
     let admin = app.login(&a.admin).await;
@@ -54,16 +33,14 @@ async fn the_dashboard_shows_orders_live_and_changes_them() {
     assert!(row.contains("7.00") && row.contains("open"), "{row}");
 
     // Created on the page, then moved along from the page.
-    fill(&browser, "#item-name", "croissant").await;
-    fill(&browser, "#item-qty", "3").await;
-    click(&browser, "#create-button").await;
+    browser.fill("#item-name", "croissant").await;
+    browser.fill("#item-qty", "3").await;
+    browser.click("#create-button").await;
     browser.wait_for_text("#orders", "3 × croissant").await;
     // The newest order (the croissants) is the first row.
-    click(
-        &browser,
-        "#orders tr:first-child button[data-next=preparing]",
-    )
-    .await;
+    browser
+        .click("#orders tr:first-child button[data-next=preparing]")
+        .await;
     browser
         .wait_for_text("#orders tr:first-child .status", "preparing")
         .await;
@@ -82,13 +59,14 @@ async fn the_dashboard_shows_orders_live_and_changes_them() {
         .await;
 
     // Errors are shown to the person: a refused order, then the message rate limit.
-    fill(&browser, "#item-name", "nothing").await;
-    fill(&browser, "#item-qty", "0").await;
-    click(&browser, "#create-button").await;
+    browser.fill("#item-name", "nothing").await;
+    browser.fill("#item-qty", "0").await;
+    browser.click("#create-button").await;
     browser.wait_for_text("#notice", "quantity").await;
-    click(&browser, "#check-button").await;
+    browser.click("#check-button").await;
     browser.wait_for_text("#conn-status", "ms").await;
-    click(&browser, "#check-button").await;
+    browser.click("#check-button").await;
     browser.wait_for_text("#notice", "Too many messages").await;
+    browser.assert_no_web_storage().await;
     browser.close().await;
 }

@@ -4,7 +4,9 @@
 #[path = "../harness/mod.rs"]
 mod harness;
 
+mod account_browser;
 mod addresses;
+mod admin_browser;
 mod audit;
 mod audit_stream;
 mod audit_verify;
@@ -23,6 +25,7 @@ mod hostile;
 mod isolation;
 mod login_limits;
 mod monitor;
+mod monitor_admin_browser;
 mod multi_instance;
 mod operator_audit;
 mod orders;
@@ -39,6 +42,7 @@ mod reauth_browser;
 mod second_factor_limits;
 mod session_revocation;
 mod sessions;
+mod sign_in_browser;
 mod suspension;
 mod tenant_admin;
 mod tenant_admin_rls;

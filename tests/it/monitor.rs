@@ -19,12 +19,9 @@ async fn owners_watch_the_live_feed_counts_and_lift_a_ban() {
     let owner = app.verified_owner().await;
     let browser = Browser::start().await;
     // Sign the browser in with the owner's session cookie.
-    browser.client.goto(&app.url("/app.css")).await.unwrap();
-    let set = format!(
-        "document.cookie = 'rampart_session={}; path=/; SameSite=Strict'",
-        owner.token.clone().unwrap()
-    );
-    browser.client.execute(&set, vec![]).await.unwrap();
+    browser
+        .use_session(&app.base, owner.token.as_deref().unwrap())
+        .await;
     browser
         .client
         .goto(&app.url("/monitor.html"))

@@ -1,6 +1,6 @@
 //! The sign-in and two-factor pages in a real headless Chromium: a new platform owner signs in,
-//! scans the QR code (decoded from a screenshot), confirms a code, gets the backup codes, and
-//! later signs in again through the second step.
+//! scans the QR code (decoded from a screenshot), confirms a code, gets the backup codes, reaches
+//! the monitor, and later signs in again through the second step on `/`.
 
 use std::time::{Duration, Instant};
 
@@ -9,23 +9,6 @@ use fantoccini::Locator::Css;
 use crate::harness::browser::Browser;
 use crate::harness::totp::{self, with_time_left_in_step};
 use crate::harness::TestApp;
-
-async fn type_into(browser: &Browser, css: &str, text: &str) {
-    let field = browser.client.find(Css(css)).await.unwrap();
-    field.clear().await.unwrap();
-    field.send_keys(text).await.unwrap();
-}
-
-async fn click(browser: &Browser, css: &str) {
-    browser
-        .client
-        .find(Css(css))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-}
 
 /// Screenshots the QR image once it has loaded and decodes it.
 async fn scan_qr(browser: &Browser) -> String {
@@ -57,25 +40,22 @@ async fn scan_qr(browser: &Browser) -> String {
     grids[0].decode().expect("the QR code decodes").1
 }
 
-async fn sign_in(browser: &Browser, email: &str, password: &str) {
-    browser.wait_for_text("#login-form h2", "Sign in").await;
-    type_into(browser, "#email", email).await;
-    type_into(browser, "#password", password).await;
-    click(browser, "#login-submit").await;
-}
-
 #[actix_web::test]
 async fn a_new_owner_enrolls_from_the_qr_page_and_signs_in_again_with_a_code() {
     let app = TestApp::spawn().await;
     let owner = app.platform_owner().await;
     let browser = Browser::start().await;
-    browser.client.goto(&app.url("/")).await.unwrap();
 
     // A wrong password is explained in words.
-    sign_in(&browser, &owner.email, "not the password").await;
+    browser
+        .sign_in(&app.base, &owner.email, "not the password")
+        .await;
     browser.wait_for_text("#login-error", "do not match").await;
 
-    sign_in(&browser, &owner.email, &owner.password).await;
+    browser
+        .sign_in(&app.base, &owner.email, &owner.password)
+        .await;
+    browser.wait_for_path("/2fa.html").await;
     browser
         .wait_for_text("#enroll h2", "Set up your authenticator")
         .await;
@@ -105,8 +85,8 @@ async fn a_new_owner_enrolls_from_the_qr_page_and_signs_in_again_with_a_code() {
 
     with_time_left_in_step(5).await;
     let code = totp::code(&secret, totp::now());
-    type_into(&browser, "#enable-code", &code).await;
-    click(&browser, "#enable-submit").await;
+    browser.fill("#enable-code", &code).await;
+    browser.click("#enable-submit").await;
     browser
         .wait_for_text("#backup-codes h2", "Save your backup codes")
         .await;
@@ -114,27 +94,36 @@ async fn a_new_owner_enrolls_from_the_qr_page_and_signs_in_again_with_a_code() {
     assert_eq!(codes.len(), 10);
     let first = codes[0].text().await.unwrap();
     assert_eq!(first.len(), 17, "{first}");
-    click(&browser, "#download-codes").await;
+    browser.click("#download-codes").await;
     browser.wait_for_text("#codes-status", "Downloaded").await;
-    click(&browser, "#codes-done").await;
-    browser.wait_for_text("#signed-in", &owner.email).await;
+    browser.click("#codes-done").await;
+    browser.wait_for_path("/monitor.html").await;
+    browser.wait_for_text("#status", "Live").await;
+    browser.assert_no_web_storage().await;
 
-    // Sign out, and in again: now through the second-step form.
-    click(&browser, "#logout").await;
-    sign_in(&browser, &owner.email, &owner.password).await;
+    // Sign out, and in again: now through the second step, on the same page.
+    browser.click("#logout").await;
+    browser.wait_for_path("/").await;
+    browser
+        .sign_in(&app.base, &owner.email, &owner.password)
+        .await;
     browser.wait_for_text("#verify h2", "Enter your code").await;
+    browser.assert_no_web_storage().await;
     let next = totp::code(&secret, totp::now() + 30);
     let wrong = format!(
         "{:06}",
         (next.parse::<u32>().unwrap() + 500_001) % 1_000_000
     );
-    type_into(&browser, "#verify-code", &wrong).await;
-    click(&browser, "#verify-submit").await;
+    browser.fill("#verify-code", &wrong).await;
+    browser.click("#verify-submit").await;
     browser.wait_for_text("#verify-error", "not correct").await;
-    type_into(&browser, "#verify-code", &next).await;
-    click(&browser, "#verify-submit").await;
-    let signed_in = browser.wait_for_text("#signed-in", &owner.email).await;
-    assert!(signed_in.contains("platform owner"), "{signed_in}");
+    browser.fill("#verify-code", &next).await;
+    browser.click("#verify-submit").await;
+    browser.wait_for_path("/monitor.html").await;
+    let who = browser.wait_for_text("#nav-who", &owner.email).await;
+    assert!(who.contains("platform owner"), "{who}");
+    browser.wait_for_text("#status", "Live").await;
+    browser.assert_no_web_storage().await;
     browser.close().await;
 }
 
@@ -144,15 +133,20 @@ async fn a_backup_code_signs_in_through_the_page() {
     let a = app.tenant("alpha").await;
     let enrolled = app.enroll(&a.staff).await;
     let browser = Browser::start().await;
-    browser.client.goto(&app.url("/")).await.unwrap();
-    sign_in(&browser, &a.staff.email, &a.staff.password).await;
+    browser
+        .sign_in(&app.base, &a.staff.email, &a.staff.password)
+        .await;
     browser.wait_for_text("#verify h2", "Enter your code").await;
-    click(&browser, "#use-backup").await;
+    browser.click("#use-backup").await;
     browser
         .wait_for_text("#backup-form h2", "backup code")
         .await;
-    type_into(&browser, "#backup-code", &enrolled.backup_codes[0]).await;
-    click(&browser, "#backup-submit").await;
-    browser.wait_for_text("#signed-in", &a.staff.email).await;
+    browser
+        .fill("#backup-code", &enrolled.backup_codes[0])
+        .await;
+    browser.click("#backup-submit").await;
+    browser.wait_for_path("/dashboard.html").await;
+    browser.wait_for_text("#conn-status", "live").await;
+    browser.assert_no_web_storage().await;
     browser.close().await;
 }

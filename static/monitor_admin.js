@@ -1,0 +1,117 @@
+// The monitor's administration for platform owners: tenants (paged list, create, suspend and
+// resume), the people of a tenant (disable, enable, reset two-factor), and the two-owner rule
+// for resetting a platform owner's second factor (request, then another owner approves).
+"use strict";
+
+const tenantAdmin = { cursor: null, me: null, users: null, tenant: null };
+
+function tenantRow(tenant) {
+  const tr = document.createElement("tr");
+  tr.id = `tenant-${tenant.id}`;
+  const actions = document.createElement("td");
+  actions.append(
+    actionButton(tenant.suspended ? "Resume" : "Suspend", () => setSuspended(tenant, !tenant.suspended), { action: "suspend" }),
+    actionButton("People", () => showUsers(tenant), { action: "users" }),
+  );
+  tr.append(cell(tenant.slug), cell(tenant.name), cell(tenant.id, "mono"), cell(tenant.suspended ? "suspended" : "active", "state"), actions);
+  return tr;
+}
+
+function tenantSay(text, isError) {
+  $("tenants-error").textContent = isError ? text : "";
+  $("tenants-status").textContent = isError ? "" : text;
+}
+
+async function loadTenants(next) {
+  tenantSay("");
+  const body = $("tenants").querySelector("tbody");
+  if (!next) {
+    tenantAdmin.cursor = null;
+    body.replaceChildren();
+  }
+  const reply = await call("GET", pagePath("/api/v1/platform/tenants?limit=50", tenantAdmin.cursor));
+  if (reply.status !== 200) return tenantSay(explain(reply), true);
+  body.append(...reply.body.items.map(tenantRow));
+  tenantAdmin.cursor = reply.body.next_cursor;
+  $("tenants-more").hidden = !tenantAdmin.cursor;
+}
+
+async function setSuspended(tenant, suspended) {
+  const reply = await call("PATCH", `/api/v1/platform/tenants/${tenant.id}`, { suspended });
+  if (reply.status !== 200) return tenantSay(explain(reply), true);
+  const updated = Object.assign({}, tenant, reply.body);
+  $(`tenant-${tenant.id}`).replaceWith(tenantRow(updated));
+  tenantSay(suspended
+    ? `${tenant.slug} is suspended: its people are refused until it is resumed.`
+    : `${tenant.slug} is resumed.`);
+}
+
+function showUsers(tenant) {
+  tenantAdmin.tenant = tenant;
+  $("tenant-users-name").textContent = `${tenant.name} (${tenant.slug})`;
+  $("tenant-users-section").hidden = false;
+  return tenantAdmin.users.load();
+}
+
+async function ownerResetRequest() {
+  $("owner-error").textContent = "";
+  $("owner-reset-status").textContent = "";
+  const id = $("owner-reset-id").value.trim();
+  if (!id) {
+    $("owner-error").textContent = "Please type the user id.";
+    return;
+  }
+  const reply = await call("DELETE", `/api/v1/platform/users/${encodeURIComponent(id)}/2fa`);
+  if (reply.status === 202) {
+    $("owner-reset-status").textContent = `Approval requested: ${reply.body.approval_id}. Another platform owner must approve it.`;
+  } else if (reply.status === 204) {
+    $("owner-reset-status").textContent = "Two-factor authentication was reset.";
+  } else {
+    $("owner-error").textContent = explain(reply);
+  }
+}
+
+async function approve() {
+  $("owner-error").textContent = "";
+  $("approval-status").textContent = "";
+  const id = $("approval-id").value.trim();
+  if (!id) {
+    $("owner-error").textContent = "Please type the approval id.";
+    return;
+  }
+  const reply = await call("POST", `/api/v1/platform/approvals/${encodeURIComponent(id)}`);
+  if (reply.status === 204) {
+    $("approval-status").textContent = "Approved: the two-factor authentication was reset.";
+  } else {
+    $("owner-error").textContent = codeOf(reply) === "forbidden"
+      ? "You cannot approve this: a different platform owner must approve a request."
+      : explain(reply);
+  }
+}
+
+function startAdmin(me) {
+  tenantAdmin.me = me;
+  tenantAdmin.users = userTable({
+    prefix: "tenant-users",
+    me,
+    listPath: () => `/api/v1/tenants/${tenantAdmin.tenant.id}/users?limit=50`,
+    disablePath: (u) => `/api/v1/platform/users/${u.id}`,
+    resetTwoFactorPath: (u) => `/api/v1/platform/users/${u.id}/2fa`,
+  });
+  $("tenants-more").addEventListener("click", () => loadTenants(true));
+  onSubmit("tenant-form", async () => {
+    const slug = $("tenant-slug").value.trim();
+    const name = $("tenant-name").value.trim();
+    if (!slug || !name) return tenantSay("Please type a slug and a name.", true);
+    const reply = await call("POST", "/api/v1/platform/tenants", { slug, name });
+    if (reply.status !== 201) return tenantSay(explain(reply), true);
+    $("tenant-slug").value = "";
+    $("tenant-name").value = "";
+    $("tenants").querySelector("tbody").prepend(tenantRow(reply.body));
+    tenantSay(`Tenant ${reply.body.slug} created.`);
+  });
+  onSubmit("owner-reset-form", ownerResetRequest);
+  onSubmit("approval-form", approve);
+  startAuditSearch();
+  loadTenants();
+}
