@@ -127,6 +127,8 @@ impl Login {
                 user_agent,
             })
             .await;
+        self.confirm_still_open(user.id, &user.email, &issued.token)
+            .await?;
         Ok(LoginOutcome::Session(LoggedIn {
             token: issued.token,
             expires_at: issued.expires_at,
@@ -134,6 +136,29 @@ impl Login {
             enrollment_required,
             password_change_required: record.password_change_required,
         }))
+    }
+
+    /// The second look that closes the race with a concurrent disable: the session of `token`
+    /// was issued (and added to its user's set) before this look, so either this look sees the
+    /// account disabled and revokes it, or the disable committed later and its `end_all`
+    /// finds the session. Without it, a sign-in that had passed the first look while its
+    /// password was being hashed could keep a session the disable never saw.
+    pub(super) async fn confirm_still_open(
+        &self,
+        user: UserId,
+        email: &str,
+        token: &Token,
+    ) -> Result<(), LoginError> {
+        let open = self
+            .db
+            .login_lookup(email)
+            .await?
+            .is_some_and(|r| UserId::from(r.id) == user && !r.disabled);
+        if open {
+            return Ok(());
+        }
+        self.sessions.revoke(token).await;
+        Err(LoginError::AccountDisabled)
     }
 
     /// Refuses the right password of a disabled account (`AccountDisabled`) or of a user of a

@@ -105,9 +105,12 @@ impl Login {
         if !self.suspensions.admits(who.tenant_id) {
             return Err(LoginError::TenantSuspended);
         }
-        Ok(self
+        let opened = self
             .open_verified_session(who, ip, user_agent, current.password_change_required)
-            .await)
+            .await;
+        self.confirm_still_open(who.user_id, &who.email, &opened.token)
+            .await?;
+        Ok(opened)
     }
 
     async fn open_verified_session(

@@ -5,6 +5,7 @@
 mod harness;
 
 mod account_browser;
+mod account_races;
 mod addresses;
 mod admin_browser;
 mod audit;
