@@ -1,9 +1,10 @@
 // The monitor's administration for platform owners: tenants (paged list, create, suspend and
-// resume), the people of a tenant (disable, enable, reset two-factor), and the two-owner rule
-// for resetting a platform owner's second factor (request, then another owner approves).
+// resume), the people of a tenant (disable, enable, reset two-factor), the platform owners
+// (disable, enable, and the two-owner rule for resetting one's second factor: one requests,
+// another approves).
 "use strict";
 
-const tenantAdmin = { cursor: null, me: null, users: null, tenant: null };
+const tenantAdmin = { cursor: null, me: null, users: null, owners: null, tenant: null };
 
 function tenantRow(tenant) {
   const tr = document.createElement("tr");
@@ -53,24 +54,6 @@ function showUsers(tenant) {
   return tenantAdmin.users.load();
 }
 
-async function ownerResetRequest() {
-  $("owner-error").textContent = "";
-  $("owner-reset-status").textContent = "";
-  const id = $("owner-reset-id").value.trim();
-  if (!id) {
-    $("owner-error").textContent = "Please type the user id.";
-    return;
-  }
-  const reply = await call("DELETE", `/api/v1/platform/users/${encodeURIComponent(id)}/2fa`);
-  if (reply.status === 202) {
-    $("owner-reset-status").textContent = `Approval requested: ${reply.body.approval_id}. Another platform owner must approve it.`;
-  } else if (reply.status === 204) {
-    $("owner-reset-status").textContent = "Two-factor authentication was reset.";
-  } else {
-    $("owner-error").textContent = explain(reply);
-  }
-}
-
 async function approve() {
   $("owner-error").textContent = "";
   $("approval-status").textContent = "";
@@ -98,6 +81,13 @@ function startAdmin(me) {
     disablePath: (u) => `/api/v1/platform/users/${u.id}`,
     resetTwoFactorPath: (u) => `/api/v1/platform/users/${u.id}/2fa`,
   });
+  tenantAdmin.owners = userTable({
+    prefix: "owners",
+    me,
+    listPath: () => "/api/v1/platform/owners?limit=50",
+    disablePath: (u) => `/api/v1/platform/users/${u.id}`,
+    resetTwoFactorPath: (u) => `/api/v1/platform/users/${u.id}/2fa`,
+  });
   $("tenants-more").addEventListener("click", () => loadTenants(true));
   onSubmit("tenant-form", async () => {
     const slug = $("tenant-slug").value.trim();
@@ -110,8 +100,8 @@ function startAdmin(me) {
     $("tenants").querySelector("tbody").prepend(tenantRow(reply.body));
     tenantSay(`Tenant ${reply.body.slug} created.`);
   });
-  onSubmit("owner-reset-form", ownerResetRequest);
   onSubmit("approval-form", approve);
   startAuditSearch();
   loadTenants();
+  tenantAdmin.owners.load();
 }

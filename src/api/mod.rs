@@ -110,6 +110,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     )
                     .route("/audit", web::get().to(monitoring::audit))
                     .route("/security/summary", web::get().to(monitoring::summary))
+                    .route("/owners", web::get().to(platform::list_owners))
                     .route("/bans", web::get().to(platform::list_bans))
                     .route("/bans/{ip}", web::delete().to(platform::lift_ban))
                     .route(

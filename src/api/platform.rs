@@ -162,6 +162,19 @@ pub async fn lift_ban(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// The platform owners, paged oldest first (to pick one to disable or to reset).
+pub async fn list_owners(
+    req: HttpRequest,
+    p: Principal,
+    q: web::Query<PageQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let page = Page::parse(users::admin::LIST, q.limit, q.cursor.as_deref())?;
+    let scope = AdminScope::from(platform_access(&state, &p, &req, None).await?);
+    let paged = users::admin::list_owners(&state.db, &scope, &page).await?;
+    Ok(HttpResponse::Ok().json(paged))
+}
+
 /// Disables or enables any user (a tenant's, or another platform owner); not oneself.
 pub async fn set_user_disabled(
     req: HttpRequest,

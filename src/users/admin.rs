@@ -17,7 +17,7 @@ use super::{AdminUser, UserError};
 use crate::auth::password;
 use crate::db::schema::users;
 use crate::db::{AdminScope, DbError, DbPool, TenantConn};
-use crate::ids::UserId;
+use crate::ids::{Role, UserId};
 use crate::page::{Page, Paged};
 
 /// The name cursors of the user list carry.
@@ -32,6 +32,25 @@ pub async fn list(
     scope: &AdminScope,
     page: &Page<Position>,
 ) -> Result<Paged<AdminUser>, UserError> {
+    list_where(db, scope, page, None).await
+}
+
+/// One page of the platform owners, oldest first (the platform door with no target tenant
+/// reaches them; any other scope finds none).
+pub async fn list_owners(
+    db: &DbPool,
+    scope: &AdminScope,
+    page: &Page<Position>,
+) -> Result<Paged<AdminUser>, UserError> {
+    list_where(db, scope, page, Some(Role::PlatformOwner)).await
+}
+
+async fn list_where(
+    db: &DbPool,
+    scope: &AdminScope,
+    page: &Page<Position>,
+    role: Option<Role>,
+) -> Result<Paged<AdminUser>, UserError> {
     let tenant = scope.tenant();
     let rows: Vec<AdminRow> = db
         .in_admin(scope, async |c| {
@@ -42,6 +61,9 @@ pub async fn list(
                 .into_boxed();
             if let Some(t) = tenant {
                 q = q.filter(users::tenant_id.eq(t.as_uuid()));
+            }
+            if let Some(role) = role {
+                q = q.filter(users::role.eq(role.as_str()));
             }
             if let Some((at, id)) = page.after {
                 q = q.filter(

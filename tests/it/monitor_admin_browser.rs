@@ -177,13 +177,19 @@ async fn an_owners_second_factor_is_reset_once_another_owner_approves() {
     let target_id = id_of(&app.enroll(&target).await.client).await;
 
     let browser = monitor_as(&app, &requester).await;
-    browser.fill("#owner-reset-id", &target_id).await;
-    browser.click("#owner-reset-submit").await;
+    // The owners are listed; the requester's own row has no actions.
+    let target_row = format!("#owners-{target_id}");
+    browser.wait_for_text(&target_row, &target.email).await;
+    let own_row = format!("#owners-{}", id_of(&requester).await);
+    browser.wait_for_text(&own_row, "you").await;
+    browser
+        .click(&format!("{target_row} button[data-action=twofa]"))
+        .await;
     let status = browser
-        .wait_for_text("#owner-reset-status", "Approval requested: ")
+        .wait_for_text("#owners-status", "Approval requested")
         .await;
     let approval = status
-        .split("Approval requested: ")
+        .split("confirm approval ")
         .nth(1)
         .unwrap()
         .split('.')

@@ -165,3 +165,47 @@ async fn another_owners_reset_needs_a_second_owners_approval() {
     let expired = third.post(&approval(&later_id), &json!({})).await;
     assert_eq!((expired.status, expired.code()), (404, "not_found"));
 }
+
+#[actix_web::test]
+async fn owners_list_the_platform_owners_and_nobody_else() {
+    let app = TestApp::spawn().await;
+    let (a, _b) = (app.tenant("alpha").await, app.tenant("beta").await);
+    let owner = app.verified_owner().await;
+    let owner_id = id_of(&owner).await;
+    let other = app.platform_owner().await;
+    let other_id = account_id(&app, &other).await;
+
+    let first = owner.get("/api/v1/platform/owners?limit=1").await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    let cursor = first.body["next_cursor"].as_str().expect("a second page");
+    let second = owner
+        .get(&format!("/api/v1/platform/owners?limit=1&cursor={cursor}"))
+        .await;
+    assert_eq!(second.status, 200, "{:?}", second.body);
+    assert!(second.body["next_cursor"].is_null());
+    let listed: Vec<(&str, &str)> = [&first, &second]
+        .iter()
+        .flat_map(|r| r.body["items"].as_array().unwrap())
+        .map(|u| (u["id"].as_str().unwrap(), u["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (owner_id.as_str(), "platform_owner"),
+            (other_id.as_str(), "platform_owner")
+        ]
+    );
+
+    // Tenant users reach no such list; a cursor of another list is refused.
+    let admin = app.login(&a.admin).await;
+    let refused = admin.get("/api/v1/platform/owners").await;
+    assert_eq!((refused.status, refused.code()), (403, "forbidden"));
+    let tenants = owner.get("/api/v1/platform/tenants?limit=1").await;
+    let foreign = tenants.body["next_cursor"]
+        .as_str()
+        .expect("a tenants cursor");
+    let bad = owner
+        .get(&format!("/api/v1/platform/owners?cursor={foreign}"))
+        .await;
+    assert_eq!((bad.status, bad.code()), (400, "bad_request"));
+}
