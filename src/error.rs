@@ -44,6 +44,9 @@ pub enum ApiError {
     OriginNotAllowed,
     #[error("not found")]
     NotFound,
+    /// A route that exists, asked with a method it does not accept; `allow` lists those it does.
+    #[error("this route accepts only {allow}")]
+    MethodNotAllowed { allow: String },
     #[error("{0}")]
     BadRequest(String),
     #[error("{message}")]
@@ -94,6 +97,7 @@ impl ApiError {
             ApiError::ChallengeExpired => "challenge_expired",
             ApiError::OriginNotAllowed => "origin_not_allowed",
             ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Validation { .. } => "validation_failed",
             ApiError::Conflict(_) => "conflict",
@@ -145,6 +149,7 @@ impl ResponseError for ApiError {
             | ApiError::TenantSuspended
             | ApiError::IpBanned { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict(_) | ApiError::InvalidTransition { .. } => StatusCode::CONFLICT,
@@ -175,6 +180,9 @@ impl ResponseError for ApiError {
             }
             ApiError::IpBanned { retry_after_secs } | ApiError::Busy { retry_after_secs } => {
                 res.insert_header((header::RETRY_AFTER, (*retry_after_secs).max(1).to_string()));
+            }
+            ApiError::MethodNotAllowed { allow } => {
+                res.insert_header((header::ALLOW, allow.as_str()));
             }
             _ => {}
         }

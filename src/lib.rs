@@ -32,7 +32,7 @@
 //!   between them, the Redis timeout policy and the instance bus.
 //! - `audit`: the Auditor actor, the hash chain, its file and Redis sinks, verification.
 //! - `rate_limit`: the RateLimiter actor, owner of every shared limit and ban.
-//! - `telemetry`: slog logging and Prometheus metrics.
+//! - `telemetry`: slog logging, Prometheus metrics and the request id of the request being served.
 //! - `embedded_pg`: the private PostgreSQL cluster of embedded mode.
 //!
 //! Leaves:

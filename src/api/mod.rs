@@ -3,6 +3,7 @@
 mod auth;
 mod guard;
 mod health;
+mod methods;
 mod monitoring;
 mod observe;
 mod orders;
@@ -20,6 +21,7 @@ use serde::Serialize;
 use crate::config::MAX_BODY_BYTES;
 use crate::error::{json_error_handler, path_error_handler, query_error_handler, ApiError};
 
+use methods::resource;
 pub use observe::observe;
 
 /// A list response: `{"items": [...]}`.
@@ -43,6 +45,8 @@ pub fn list_response<T: Serialize>(items: &[T]) -> actix_web::HttpResponse {
 }
 
 /// Registers every route and the extractor settings that turn bad input into contract errors.
+/// Each path is one [`resource`] with its methods: any other method on it answers 405 with
+/// `Allow`; a path that is not here answers 404.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
         web::JsonConfig::default()
@@ -52,81 +56,76 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
     .app_data(web::QueryConfig::default().error_handler(query_error_handler))
     .app_data(web::PathConfig::default().error_handler(path_error_handler))
-    .route("/healthz", web::get().to(health::healthz))
-    .route("/readyz", web::get().to(health::readyz))
-    .route("/metrics", web::get().to(health::metrics))
-    .route("/ws", web::get().to(ws::upgrade))
+    .service(resource("/healthz").get(health::healthz))
+    .service(resource("/readyz").get(health::readyz))
+    .service(resource("/metrics").get(health::metrics))
+    .service(resource("/ws").get(ws::upgrade))
     .service(
         web::scope("/api/v1")
             .service(
                 web::scope("/auth")
-                    .route("/login", web::post().to(auth::login))
-                    .route("/logout", web::post().to(auth::logout))
-                    .route("/me", web::get().to(auth::me))
-                    .route("/sessions", web::get().to(sessions::list))
-                    .route("/sessions", web::delete().to(sessions::end_others))
-                    .route("/sessions/{id}", web::delete().to(sessions::end_one))
-                    .route("/2fa", web::get().to(two_factor::status))
-                    .route("/password", web::post().to(auth::change_password))
-                    .route("/2fa", web::delete().to(two_factor::disable))
-                    .route("/2fa/setup", web::post().to(two_factor::setup))
-                    .route("/2fa/enable", web::post().to(two_factor::enable))
-                    .route("/2fa/verify", web::post().to(two_factor::verify))
-                    .route(
-                        "/2fa/backup-codes",
-                        web::post().to(two_factor::regenerate_backup_codes),
+                    .service(resource("/login").post(auth::login))
+                    .service(resource("/logout").post(auth::logout))
+                    .service(resource("/me").get(auth::me))
+                    .service(
+                        resource("/sessions")
+                            .get(sessions::list)
+                            .delete(sessions::end_others),
+                    )
+                    .service(resource("/sessions/{id}").delete(sessions::end_one))
+                    .service(resource("/password").post(auth::change_password))
+                    .service(
+                        resource("/2fa")
+                            .get(two_factor::status)
+                            .delete(two_factor::disable),
+                    )
+                    .service(resource("/2fa/setup").post(two_factor::setup))
+                    .service(resource("/2fa/enable").post(two_factor::enable))
+                    .service(resource("/2fa/verify").post(two_factor::verify))
+                    .service(
+                        resource("/2fa/backup-codes").post(two_factor::regenerate_backup_codes),
                     ),
             )
-            .route("/ws/ticket", web::post().to(ws::ticket))
+            .service(resource("/ws/ticket").post(ws::ticket))
             .service(
                 web::scope("/tenants/{tenant_id}/users")
-                    .route("", web::get().to(users::list))
-                    .route("", web::post().to(users::create))
-                    .route("/{user_id}", web::patch().to(users::set_disabled))
-                    .route(
-                        "/{user_id}/password-reset",
-                        web::post().to(users::reset_password),
-                    )
-                    .route("/{user_id}/2fa", web::delete().to(users::reset_two_factor)),
+                    .service(resource("").get(users::list).post(users::create))
+                    .service(resource("/{user_id}").patch(users::set_disabled))
+                    .service(resource("/{user_id}/password-reset").post(users::reset_password))
+                    .service(resource("/{user_id}/2fa").delete(users::reset_two_factor)),
             )
             .service(
                 web::scope("/tenants/{tenant_id}/orders")
-                    .route("", web::get().to(orders::list))
-                    .route("", web::post().to(orders::create))
-                    .route("/{order_id}", web::get().to(orders::get))
-                    .route("/{order_id}", web::patch().to(orders::change_status)),
+                    .service(resource("").get(orders::list).post(orders::create))
+                    .service(
+                        resource("/{order_id}")
+                            .get(orders::get)
+                            .patch(orders::change_status),
+                    ),
             )
             .service(
                 web::scope("/platform")
-                    .route("/tenants", web::get().to(platform::list_tenants))
-                    .route("/tenants", web::post().to(platform::create_tenant))
-                    .route(
-                        "/tenants/{tenant_id}",
-                        web::patch().to(platform::change_tenant),
+                    .service(
+                        resource("/tenants")
+                            .get(platform::list_tenants)
+                            .post(platform::create_tenant),
                     )
-                    .route(
-                        "/tenants/{tenant_id}/users",
-                        web::post().to(platform::create_user),
+                    .service(resource("/tenants/{tenant_id}").patch(platform::change_tenant))
+                    .service(resource("/tenants/{tenant_id}/users").post(platform::create_user))
+                    .service(resource("/audit").get(monitoring::audit))
+                    .service(resource("/security/summary").get(monitoring::summary))
+                    .service(resource("/owners").get(platform::list_owners))
+                    .service(resource("/bans").get(platform::list_bans))
+                    .service(resource("/bans/{ip}").delete(platform::lift_ban))
+                    .service(resource("/users/{user_id}").patch(platform::set_user_disabled))
+                    .service(
+                        resource("/users/{user_id}/2fa").delete(platform::reset_user_two_factor),
                     )
-                    .route("/audit", web::get().to(monitoring::audit))
-                    .route("/security/summary", web::get().to(monitoring::summary))
-                    .route("/owners", web::get().to(platform::list_owners))
-                    .route("/bans", web::get().to(platform::list_bans))
-                    .route("/bans/{ip}", web::delete().to(platform::lift_ban))
-                    .route(
-                        "/users/{user_id}",
-                        web::patch().to(platform::set_user_disabled),
-                    )
-                    .route(
-                        "/users/{user_id}/2fa",
-                        web::delete().to(platform::reset_user_two_factor),
-                    )
-                    .route(
-                        "/approvals/{approval_id}",
-                        web::post().to(platform::approve),
-                    ),
+                    .service(resource("/approvals/{approval_id}").post(platform::approve)),
             ),
     )
+    // Static pages: any other path of one segment; other methods on it are 404 like any
+    // unknown path (this pattern matches names that exist nowhere).
     .route("/{file:[A-Za-z0-9_.-]*}", web::get().to(pages::page))
     .default_service(web::to(not_found));
 }

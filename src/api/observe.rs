@@ -1,18 +1,31 @@
-//! One middleware for the request log line and the request metrics.
+//! One middleware around every request: its id, its log line, its metrics, and the headers
+//! every answer of the API carries.
+//!
+//! The request id (`X-Request-Id`, see [`request_id`]) is taken from the client when it is a
+//! sane token and generated otherwise, echoed on the response, written on the request's log
+//! lines, and held in a task-local while the handler runs, so audit events built meanwhile
+//! carry it as `details.request_id`. Every `/api/v1/` answer is `Cache-Control: no-store`:
+//! tokens, secrets and account data must not stay in a cache.
 
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
 use slog::{error, info, Drain};
 
 use super::principal::RequestActor;
 use crate::state::AppState;
+use crate::telemetry::request_id;
 
-/// Logs one structured line per request (method, route, status, latency, tenant, user; never
-/// credentials) and counts it by route template, so ids in paths do not explode label sets.
+/// The prefix of the JSON API, whose answers are never cached.
+const API_PREFIX: &str = "/api/v1/";
+
+/// Logs one structured line per request (method, route, status, latency, request id, tenant,
+/// user; never credentials) and counts it by route template, so ids in paths do not explode
+/// label sets.
 pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -20,7 +33,22 @@ pub async fn observe(
     let started = Instant::now();
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let method = req.method().clone();
-    let res = next.call(req).await?;
+    let id = request_id::accept_or_generate(
+        req.headers()
+            .get(request_id::HEADER)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let api = req.path().starts_with(API_PREFIX);
+    // Handlers' and extractors' errors arrive here as responses (the router turns them into
+    // answers), so every answer below gets the headers.
+    let mut res = request_id::scope(id.clone(), next.call(req)).await?;
+    let headers = res.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        headers.insert(HeaderName::from_static(request_id::HEADER), value);
+    }
+    if api {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     let elapsed = started.elapsed();
     if let Some(state) = state {
         let route = res
@@ -32,7 +60,7 @@ pub async fn observe(
             // The client saw only the contract's code; the cause belongs in the log.
             if let Some(err) = res.response().error() {
                 error!(state.log, "{} {} failed: {:?}", method, route, err;
-                    "route" => &route, "status" => status);
+                    "route" => &route, "status" => status, "request_id" => &id);
             }
         }
         state
@@ -46,7 +74,7 @@ pub async fn observe(
         let tenant = actor.and_then(|a| a.tenant_id).map(|t| t.to_string());
         info!(state.log, "{} {} -> {}", method, route, status;
             "method" => method.as_str(), "route" => &route, "status" => status,
-            "latency_ms" => elapsed.as_secs_f64() * 1000.0,
+            "latency_ms" => elapsed.as_secs_f64() * 1000.0, "request_id" => &id,
             "user_id" => user, "tenant_id" => tenant);
     }
     Ok(res)

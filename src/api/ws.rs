@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::principal::{presented_token, OriginPolicy, Principal};
 use crate::auth::SessionId;
+use crate::error::ApiError;
 use crate::net::client_ip;
 use crate::state::AppState;
 use crate::ws::stall::ConnFd;
@@ -50,6 +51,11 @@ fn handshake(req: &HttpRequest, state: &AppState, origins: &OriginPolicy) -> Han
     }
 }
 
+/// A `GET /ws` that passed the checks but is not a WebSocket handshake: 400 `bad_request`.
+fn not_an_upgrade(e: actix_web_actors::ws::HandshakeError) -> ApiError {
+    ApiError::BadRequest(format!("expected a WebSocket upgrade ({e})"))
+}
+
 /// The checks of the contract, then the upgrade.
 pub async fn upgrade(
     req: HttpRequest,
@@ -59,11 +65,12 @@ pub async fn upgrade(
 ) -> Result<HttpResponse, actix_web::Error> {
     let admitted = ws::admit(&state.ws, handshake(&req, &state, &origins))
         .await
-        .map_err(crate::error::ApiError::from)?;
+        .map_err(ApiError::from)?;
     let (user, conn) = (admitted.session.user_id, admitted.conn);
-    let mut response = actix_web_actors::ws::handshake(&req).inspect_err(|_| {
-        // Not a WebSocket handshake after all: give the slot back.
+    let mut response = actix_web_actors::ws::handshake(&req).map_err(|e| {
+        // Not a WebSocket handshake after all: give the slot back, answer the error JSON.
         state.limiter.release(user, conn);
+        not_an_upgrade(e)
     })?;
     let fd = req.conn_data::<ConnFd>().copied();
     let body = session::start(admitted, state.ws.clone(), stream, fd);

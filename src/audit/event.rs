@@ -257,6 +257,10 @@ pub struct Event {
     /// A severity above the kind's, for this one event (see [`Event::at_least`]).
     #[serde(skip)]
     raised: Option<Severity>,
+    /// The id of the request being served when the event was built (none outside a request);
+    /// sealed into `details.request_id`.
+    #[serde(skip)]
+    request_id: Option<String>,
 }
 
 impl Event {
@@ -271,6 +275,7 @@ impl Event {
             at: crate::timestamp::now(),
             truncated: false,
             raised: None,
+            request_id: crate::telemetry::request_id::current(),
         }
     }
 
@@ -311,14 +316,23 @@ impl Event {
         self
     }
 
-    /// Cuts every string still over [`MAX_STRING_BYTES`] (fields set directly) and marks
-    /// `details` with `"truncated": true` when anything was cut. The Auditor calls this before
+    /// Cuts every string still over [`MAX_STRING_BYTES`] (fields set directly), marks
+    /// `details` with `"truncated": true` when anything was cut, and adds `request_id` when the
+    /// event was built while serving a request. The Auditor calls this before
     /// sealing; it is idempotent.
     pub fn capped(mut self) -> Self {
         if let Some(e) = &mut self.actor.email {
             self.truncated |= cap(e);
         }
         self.truncated |= cap_value(&mut self.details);
+        if let Some(id) = &self.request_id {
+            if self.details.is_null() {
+                self.details = Value::Object(Default::default());
+            }
+            if let Value::Object(map) = &mut self.details {
+                map.insert("request_id".into(), Value::String(id.clone()));
+            }
+        }
         if self.truncated {
             if let Value::Object(map) = &mut self.details {
                 map.insert("truncated".into(), Value::Bool(true));

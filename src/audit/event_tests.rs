@@ -97,3 +97,18 @@ fn severities_follow_the_contract() {
         assert_eq!(Kind::parse(k.as_str()), Some(*k));
     }
 }
+
+#[actix_web::test]
+async fn events_built_while_serving_a_request_carry_its_id() {
+    use crate::telemetry::request_id;
+    let inside = request_id::scope("req-7".into(), async {
+        Event::new(Kind::AuthLoginFailed).details(serde_json::json!({"reason": "x"}))
+    })
+    .await
+    .capped();
+    assert_eq!(inside.details["request_id"], "req-7");
+    assert_eq!(inside.details["reason"], "x");
+    assert_eq!(inside.clone().capped(), inside, "idempotent");
+    let outside = Event::new(Kind::AuthLoginFailed).capped();
+    assert!(outside.details.get("request_id").is_none());
+}

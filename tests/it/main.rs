@@ -23,6 +23,7 @@ mod errors;
 mod hashing_memory;
 mod health;
 mod hostile;
+mod http_conventions;
 mod isolation;
 mod login_limits;
 mod monitor;
