@@ -1,10 +1,13 @@
 //! Structured logs: JSON lines when stdout is not a terminal, readable text when it is.
 //! Records are formatted on a dedicated thread (slog-async), so logging never blocks a worker
-//! on terminal or pipe I/O.
+//! on terminal or pipe I/O. A record logged while a request is served carries its
+//! `request_id` (see [`super::request_id`]).
 
 use std::io::IsTerminal;
 
-use slog::{o, Drain, Level, Logger};
+use slog::{o, BorrowedKV, Drain, Level, Logger, OwnedKVList, Record, RecordStatic, SingleKV};
+
+use super::request_id;
 
 /// Builds the root logger at `level`.
 pub fn build(level: Level) -> Logger {
@@ -19,10 +22,84 @@ pub fn build(level: Level) -> Logger {
             .fuse();
         slog_async::Async::new(json).build().fuse()
     };
-    Logger::root(drain.filter_level(level).fuse(), o!("service" => "rampart"))
+    Logger::root(
+        WithRequestId(drain.filter_level(level)).fuse(),
+        o!("service" => "rampart"),
+    )
 }
 
 /// A logger that drops everything (tests that do not look at logs).
 pub fn discard() -> Logger {
     Logger::root(slog::Discard, o!())
+}
+
+/// Adds `request_id` to every record logged while a request is served. It runs on the
+/// logging task's thread, before records are handed to the formatting thread, so it can read
+/// the task-local id.
+pub struct WithRequestId<D>(pub D);
+
+impl<D: Drain> Drain for WithRequestId<D> {
+    type Ok = D::Ok;
+    type Err = D::Err;
+
+    fn log(&self, record: &Record, values: &OwnedKVList) -> Result<D::Ok, D::Err> {
+        let Some(id) = request_id::current() else {
+            return self.0.log(record, values);
+        };
+        let kv = (record.kv(), SingleKV("request_id", id.as_str()));
+        let rstatic = RecordStatic {
+            location: record.location(),
+            tag: record.tag(),
+            level: record.level(),
+        };
+        self.0
+            .log(&Record::new(&rstatic, record.msg(), BorrowedKV(&kv)), values)
+    }
+
+    fn is_enabled(&self, level: Level) -> bool {
+        self.0.is_enabled(level)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use slog::info;
+
+    use super::*;
+
+    /// Keeps the serialized lines.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[actix_web::test]
+    async fn lines_logged_while_serving_a_request_carry_its_id() {
+        let out = Lines::default();
+        let json = slog_json::Json::default(out.clone());
+        let log = Logger::root(WithRequestId(Mutex::new(json)).fuse(), o!());
+        info!(log, "outside"; "k" => 1);
+        request_id::scope("req-9".into(), async { info!(log, "inside"; "k" => 2) }).await;
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].get("request_id").is_none());
+        assert_eq!(lines[0]["k"], 1);
+        assert_eq!(lines[1]["request_id"], "req-9");
+        assert_eq!(lines[1]["k"], 2);
+        assert_eq!(lines[1]["msg"], "inside");
+    }
 }
