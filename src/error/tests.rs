@@ -187,3 +187,47 @@ fn account_refusals_keep_their_statuses() {
         assert_eq!((s, c.as_str()), (status, code));
     }
 }
+
+#[test]
+fn a_wrong_method_is_405_with_allow() {
+    let e = ApiError::MethodNotAllowed {
+        allow: "GET, POST".into(),
+    };
+    let (status, code, message, allow) = answer(e, "allow");
+    assert_eq!((status, code.as_str()), (405, "method_not_allowed"));
+    assert_eq!(allow.as_deref(), Some("GET, POST"));
+    assert!(message.contains("GET, POST"), "{message}");
+}
+
+/// Every code `ApiError::code` can answer is in the error table of docs/api.md.
+#[test]
+fn every_error_code_is_in_the_documented_table() {
+    let source = include_str!("../error.rs");
+    let body = source
+        .split("pub fn code(&self)")
+        .nth(1)
+        .and_then(|rest| rest.split("\n    }\n").next())
+        .expect("ApiError::code");
+    let codes: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.split("=> \"").nth(1))
+        .filter_map(|l| l.split('"').next())
+        .collect();
+    assert!(codes.len() > 20, "read the codes: {codes:?}");
+    let docs = include_str!("../../docs/api.md");
+    let table: Vec<&str> = docs
+        .split("## Errors")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("the Errors section")
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .collect();
+    for code in codes {
+        let cell = format!("| `{code}` |");
+        assert!(
+            table.iter().any(|row| row.ends_with(&cell)),
+            "{code} is not in the error table of docs/api.md"
+        );
+    }
+}

@@ -52,8 +52,10 @@ impl<D: Drain> Drain for WithRequestId<D> {
             tag: record.tag(),
             level: record.level(),
         };
-        self.0
-            .log(&Record::new(&rstatic, record.msg(), BorrowedKV(&kv)), values)
+        self.0.log(
+            &Record::new(&rstatic, record.msg(), BorrowedKV(&kv)),
+            values,
+        )
     }
 
     fn is_enabled(&self, level: Level) -> bool {
