@@ -32,6 +32,7 @@ const CODES: &[&str] = &[
     "reauthentication_required",
     "origin_not_allowed",
     "not_found",
+    "method_not_allowed",
     "bad_request",
     "validation_failed",
     "conflict",
