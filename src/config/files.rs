@@ -126,7 +126,11 @@ mod tests {
         let dir = Dir::new();
         let db = dir.file("db", "postgres://from-file@db/rampart");
         for (var, file_var, value) in [
-            ("DATABASE_URL", "DATABASE_URL_FILE", "postgres://inline-secret@db/x"),
+            (
+                "DATABASE_URL",
+                "DATABASE_URL_FILE",
+                "postgres://inline-secret@db/x",
+            ),
             ("REDIS_URL", "REDIS_URL_FILE", "redis://:inline-secret@r/0"),
             ("RAMPART_MASTER_KEY", "RAMPART_MASTER_KEY_FILE", KEY),
         ] {
@@ -134,7 +138,10 @@ mod tests {
             assert_eq!(err.var, file_var);
             let text = err.to_string();
             assert!(text.contains(var) && text.contains("only one"), "{text}");
-            assert!(!text.contains(value) && !text.contains("from-file"), "{text}");
+            assert!(
+                !text.contains(value) && !text.contains("from-file"),
+                "{text}"
+            );
         }
     }
 
