@@ -3,6 +3,8 @@
 #   postgres    the PostgreSQL server binaries (embedded mode and the test harness)
 #   redis       redis-server (the test harness; optional for running the server)
 #   browser     chromium and chromium-driver (browser tests of the pages)
+#   compose     docker-compose, unless a Compose is there (checks deploy/compose.yaml's schema;
+#               needs no Docker engine)
 # Usage: scripts/deps.sh postgres [redis]
 set -euo pipefail
 
@@ -19,6 +21,10 @@ for what in "$@"; do
         browser)
             command -v chromium >/dev/null 2>&1 || need+=(chromium)
             command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+            ;;
+        compose)
+            docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 \
+                || need+=(docker-compose)
             ;;
         *) echo "deps.sh: unknown dependency $what" >&2; exit 2 ;;
     esac

@@ -1,7 +1,7 @@
 //! One typed configuration, read once from the environment at start-up.
 //!
 //! Every variable is listed in the README's configuration table. A bad value is a start-up
-//! error that names the variable. Nothing here is global: `main` builds a [`Config`] and passes
+//! error that names the variable. The secrets may be given as files instead ([`files`]). Nothing here is global: `main` builds a [`Config`] and passes
 //! it down, so tests can run several servers with different settings in one process.
 
 use std::collections::HashMap;
@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
+
+mod files;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./.rampart";
@@ -173,8 +175,10 @@ impl Config {
         Self::from_map(std::env::vars().collect())
     }
 
-    /// Reads the given variables (the rest take their defaults).
+    /// Reads the given variables (the rest take their defaults), and the files named by the
+    /// `*_FILE` variables.
     pub fn from_map(vars: HashMap<String, String>) -> Result<Self, ConfigError> {
+        let (vars, from_file) = files::resolve(vars)?;
         let env = Env(vars);
         let log_level = match env.raw("RAMPART_LOG") {
             None => slog::Level::Info,
@@ -188,7 +192,7 @@ impl Config {
         let master_key = env.raw("RAMPART_MASTER_KEY").map(str::to_string);
         if let Some(key) = &master_key {
             crate::secret::decode_master_key(key).map_err(|reason| ConfigError {
-                var: "RAMPART_MASTER_KEY",
+                var: files::source_of("RAMPART_MASTER_KEY", &from_file),
                 reason,
             })?;
         }
