@@ -73,8 +73,9 @@ impl Limits {
     }
 }
 
-/// The whole server configuration.
-#[derive(Debug, Clone)]
+/// The whole server configuration. Its `Debug` hides the database and Redis URLs (they may
+/// hold passwords) and the master key.
+#[derive(Clone)]
 pub struct Config {
     pub bind: SocketAddr,
     /// `None`: embedded PostgreSQL under `data_dir/pg`.
@@ -97,6 +98,28 @@ pub struct Config {
     /// …or after this many seconds with new events.
     pub audit_checkpoint_secs: u64,
     pub limits: Limits,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "[redacted]");
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("database_url", &hidden(&self.database_url))
+            .field("redis_url", &hidden(&self.redis_url))
+            .field("redis_prefix", &self.redis_prefix)
+            .field("data_dir", &self.data_dir)
+            .field("audit_log", &self.audit_log)
+            .field("master_key", &hidden(&self.master_key))
+            .field("allowed_origins", &self.allowed_origins)
+            .field("trust_forwarded", &self.trust_forwarded)
+            .field("log_level", &self.log_level)
+            .field("db_pool_size", &self.db_pool_size)
+            .field("audit_checkpoint_events", &self.audit_checkpoint_events)
+            .field("audit_checkpoint_secs", &self.audit_checkpoint_secs)
+            .field("limits", &self.limits)
+            .finish()
+    }
 }
 
 /// Reads variables from a map, so tests can build a configuration without touching the process
@@ -278,6 +301,25 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn debug_output_hides_urls_and_the_master_key() {
+        let key = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=";
+        let c = Config::from_map(vars(&[
+            ("DATABASE_URL", "postgres://app:db-secret@db/rampart"),
+            ("REDIS_URL", "redis://:redis-secret@cache"),
+            ("RAMPART_MASTER_KEY", key),
+        ]))
+        .unwrap();
+        let shown = format!("{c:?}");
+        for secret in ["db-secret", "redis-secret", key] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(
+            shown.contains("[redacted]") && shown.contains("bind"),
+            "{shown}"
+        );
     }
 
     #[test]
