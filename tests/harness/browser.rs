@@ -112,6 +112,21 @@ impl Browser {
         self.click("#login-submit").await;
     }
 
+    /// Waits (bounded) until the dashboard is open and its socket is live.
+    pub async fn wait_for_live_dashboard(&self) {
+        self.wait_for_path("/dashboard.html").await;
+        self.wait_for_text("#conn-status", "live").await;
+    }
+
+    /// Starts a browser, signs in at `/` with a password-only tenant account and waits for the
+    /// live dashboard.
+    pub async fn on_dashboard(base: &str, email: &str, password: &str) -> Browser {
+        let browser = Browser::start().await;
+        browser.sign_in(base, email, password).await;
+        browser.wait_for_live_dashboard().await;
+        browser
+    }
+
     /// Waits (bounded) until the page's path is `path` and its document has loaded.
     pub async fn wait_for_path(&self, path: &str) {
         let deadline = Instant::now() + Duration::from_secs(15);

@@ -133,8 +133,7 @@ async fn an_admin_adds_disables_enables_and_resets_people_of_the_restaurant() {
         .fill("#new-password", "the cook's own password")
         .await;
     browser.click("#password-submit").await;
-    browser.wait_for_path("/dashboard.html").await;
-    browser.wait_for_text("#conn-status", "live").await;
+    browser.wait_for_live_dashboard().await;
     browser.assert_no_web_storage().await;
     browser.close().await;
 }
@@ -175,12 +174,7 @@ async fn disabling_a_person_sends_their_open_dashboard_to_the_root() {
     let app = TestApp::spawn().await;
     let a = app.tenant("alpha").await;
     let staff_id = user_id(&app, &a.staff).await;
-    let browser = Browser::start().await;
-    browser
-        .sign_in(&app.base, &a.staff.email, &a.staff.password)
-        .await;
-    browser.wait_for_path("/dashboard.html").await;
-    browser.wait_for_text("#conn-status", "live").await;
+    let browser = Browser::on_dashboard(&app.base, &a.staff.email, &a.staff.password).await;
 
     let admin = app.login(&a.admin).await;
     let r = admin

@@ -17,8 +17,7 @@ async fn the_dashboard_shows_orders_live_and_changes_them() {
     browser
         .sign_in(&app.base, &a.staff.email, &a.staff.password)
         .await;
-    browser.wait_for_path("/dashboard.html").await;
-    browser.wait_for_text("#conn-status", "live").await;
+    browser.wait_for_live_dashboard().await;
     browser.wait_for_text("#nav-who", &a.staff.email).await;
 
     // An order created elsewhere appears without a reload: it came over the WebSocket.

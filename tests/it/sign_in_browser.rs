@@ -35,8 +35,7 @@ async fn staff_with_a_second_factor_sign_in_at_the_root_and_reach_the_live_dashb
     let code = totp::code(&enrolled.secret, totp::now() + 30);
     browser.fill("#verify-code", &code).await;
     browser.click("#verify-submit").await;
-    browser.wait_for_path("/dashboard.html").await;
-    browser.wait_for_text("#conn-status", "live").await;
+    browser.wait_for_live_dashboard().await;
 
     let admin = app.login(&a.admin).await;
     let created = admin
@@ -55,12 +54,7 @@ async fn staff_with_a_second_factor_sign_in_at_the_root_and_reach_the_live_dashb
 async fn signing_out_lands_on_the_root_and_every_page_then_sends_the_browser_there() {
     let app = TestApp::spawn().await;
     let a = app.tenant("alpha").await;
-    let browser = Browser::start().await;
-    browser
-        .sign_in(&app.base, &a.staff.email, &a.staff.password)
-        .await;
-    browser.wait_for_path("/dashboard.html").await;
-    browser.wait_for_text("#conn-status", "live").await;
+    let browser = Browser::on_dashboard(&app.base, &a.staff.email, &a.staff.password).await;
     let token = browser.session_token().await;
 
     browser.click("#logout").await;
@@ -84,12 +78,7 @@ async fn signing_out_lands_on_the_root_and_every_page_then_sends_the_browser_the
 async fn a_session_revoked_on_the_server_sends_the_open_dashboard_to_the_root() {
     let app = TestApp::spawn().await;
     let a = app.tenant("alpha").await;
-    let browser = Browser::start().await;
-    browser
-        .sign_in(&app.base, &a.staff.email, &a.staff.password)
-        .await;
-    browser.wait_for_path("/dashboard.html").await;
-    browser.wait_for_text("#conn-status", "live").await;
+    let browser = Browser::on_dashboard(&app.base, &a.staff.email, &a.staff.password).await;
 
     // Revoked by a request that is not the page's: its socket closes 1008, the page checks its
     // session, finds it gone and leaves.
@@ -108,12 +97,7 @@ async fn a_session_revoked_on_the_server_sends_the_open_dashboard_to_the_root() 
 async fn sessions_ended_from_another_session_send_the_open_dashboard_to_the_root() {
     let app = TestApp::spawn().await;
     let a = app.tenant("alpha").await;
-    let browser = Browser::start().await;
-    browser
-        .sign_in(&app.base, &a.staff.email, &a.staff.password)
-        .await;
-    browser.wait_for_path("/dashboard.html").await;
-    browser.wait_for_text("#conn-status", "live").await;
+    let browser = Browser::on_dashboard(&app.base, &a.staff.email, &a.staff.password).await;
 
     // The same user, signed in elsewhere, ends every other session.
     let elsewhere = app.login(&a.staff).await;
@@ -130,12 +114,7 @@ async fn sessions_ended_from_another_session_send_the_open_dashboard_to_the_root
 async fn an_expired_session_sends_the_page_to_the_root_at_its_next_request() {
     let app = TestApp::spawn().await;
     let a = app.tenant("alpha").await;
-    let browser = Browser::start().await;
-    browser
-        .sign_in(&app.base, &a.staff.email, &a.staff.password)
-        .await;
-    browser.wait_for_path("/dashboard.html").await;
-    browser.wait_for_text("#conn-status", "live").await;
+    let browser = Browser::on_dashboard(&app.base, &a.staff.email, &a.staff.password).await;
 
     let past = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
     rewrite_session(&app, &browser.session_token().await, |s| {

@@ -145,8 +145,7 @@ async fn a_backup_code_signs_in_through_the_page() {
         .fill("#backup-code", &enrolled.backup_codes[0])
         .await;
     browser.click("#backup-submit").await;
-    browser.wait_for_path("/dashboard.html").await;
-    browser.wait_for_text("#conn-status", "live").await;
+    browser.wait_for_live_dashboard().await;
     browser.assert_no_web_storage().await;
     browser.close().await;
 }
