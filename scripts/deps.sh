@@ -5,6 +5,7 @@
 #   browser     chromium and chromium-driver (browser tests of the pages)
 #   compose     docker-compose, unless a Compose is there (checks deploy/compose.yaml's schema;
 #               needs no Docker engine)
+#   logrotate   logrotate (checks deploy/logrotate/rampart)
 # Usage: scripts/deps.sh postgres [redis]
 set -euo pipefail
 
@@ -26,6 +27,7 @@ for what in "$@"; do
             docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 \
                 || need+=(docker-compose)
             ;;
+        logrotate) command -v logrotate >/dev/null 2>&1 || need+=(logrotate) ;;
         *) echo "deps.sh: unknown dependency $what" >&2; exit 2 ;;
     esac
 done

@@ -28,6 +28,7 @@ use crate::ws::Hub;
 
 mod database;
 pub mod operator_requests;
+mod signals;
 
 pub use database::{open_database, Database, EMBEDDED_DB};
 
@@ -315,6 +316,7 @@ pub async fn serve(config: Config, log: Logger, demo: bool) -> anyhow::Result<()
     if demo {
         crate::demo::seed(&state.db, &log).await?;
     }
+    signals::on_hangup(state.audit.clone(), log.clone());
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let running = start(state, workers)?;
     info!(log, "listening on http://{}", running.addr; "addr" => %running.addr);

@@ -44,6 +44,16 @@ impl Auditor {
         event: &Event,
         ack: Option<oneshot::Sender<Result<(), AuditError>>>,
     ) {
+        self.seal_and_send_to(event, ack, false);
+    }
+
+    /// Seals `event`; with `reopen`, as the first line of a reopened file.
+    fn seal_and_send_to(
+        &mut self,
+        event: &Event,
+        ack: Option<oneshot::Sender<Result<(), AuditError>>>,
+        reopen: bool,
+    ) {
         let (line, head) = chain::seal(event, &self.instance, &self.head);
         if event.kind.severity() == super::Severity::Critical {
             let text = String::from_utf8_lossy(&line);
@@ -59,6 +69,7 @@ impl Auditor {
             line,
             head,
             ack,
+            reopen,
         }) {
             // The writer only goes away at shutdown; tell a waiting caller rather than hang.
             if let Some(ack) = lost.0.ack {
@@ -96,5 +107,29 @@ impl Handler<Record> for Auditor {
             }
         }
         self.seal_and_send(&alert, ack);
+    }
+}
+
+/// Reopen the file at the log's path (rotation): the lines sealed before this message stay in
+/// the old file, and the new one starts with a `system.audit_log_reopened` line naming the
+/// log's identity, so the chain and the identity continue across files. Before any line was
+/// sealed the reopened file simply starts the log (that line is `seq` 1, its own identity).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reopen {
+    pub reason: &'static str,
+}
+
+impl Handler<Reopen> for Auditor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reopen, _: &mut Context<Self>) {
+        let log_id = self.shared.log_id.get().cloned();
+        let event = Event::new(super::Kind::SystemAuditLogReopened).details(serde_json::json!({
+            "log_id": log_id,
+            "after_seq": self.head.seq,
+            "reason": msg.reason,
+        }));
+        self.seal_and_send_to(&event, None, true);
     }
 }

@@ -116,6 +116,7 @@ kinds! {
     SystemRedisUnavailable => "system.redis_unavailable", High;
     SystemRedisRecovered => "system.redis_recovered", Info;
     SystemAuditTornTail => "system.audit_torn_tail", Warning;
+    SystemAuditLogReopened => "system.audit_log_reopened", Info;
     AlertBruteForce => "alert.brute_force", Critical;
     AlertCrossTenantProbing => "alert.cross_tenant_probing", Critical;
 }

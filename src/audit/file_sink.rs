@@ -27,6 +27,9 @@ pub trait Sink: Send + 'static {
     fn sync(&mut self) -> io::Result<()>;
     /// After a failure: forget partial writes, so a retry does not leave a torn line.
     fn reset(&mut self);
+    /// Closes the current file and writes on into whatever file is at the path now (log
+    /// rotation). Sinks without a path have nothing to reopen.
+    fn reopen(&mut self) {}
 }
 
 /// The audit log file.
@@ -64,25 +67,28 @@ fn open_append(path: &Path) -> io::Result<File> {
 }
 
 impl FileSink {
-    /// True when the open file is still the one at `path`. A removed or replaced file would
-    /// otherwise swallow writes through the old descriptor.
-    fn still_at_path(&self) -> bool {
+    /// True while the open file still has a name. A removed file would otherwise swallow
+    /// writes through the old descriptor; a renamed one (rotation) keeps them, and is written
+    /// until the server is told to reopen (`SIGHUP`), so the new file starts with the
+    /// `system.audit_log_reopened` line that continues the chain.
+    fn still_linked(&self) -> bool {
         use std::os::unix::fs::MetadataExt;
         let Some(f) = &self.file else {
             return false;
         };
-        match (f.metadata(), std::fs::metadata(&self.path)) {
-            (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
-            _ => false,
-        }
+        f.metadata().is_ok_and(|m| m.nlink() > 0)
+    }
+
+    fn forget_file(&mut self) {
+        self.file = None;
+        self.durable_len = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
     }
 }
 
 impl Sink for FileSink {
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if self.file.is_some() && !self.still_at_path() {
-            self.file = None;
-            self.durable_len = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        if self.file.is_some() && !self.still_linked() {
+            self.forget_file();
         }
         if self.file.is_none() {
             let f = open_append(&self.path)?;
@@ -109,6 +115,10 @@ impl Sink for FileSink {
     fn reset(&mut self) {
         self.file = None;
     }
+
+    fn reopen(&mut self) {
+        self.forget_file();
+    }
 }
 
 /// One sealed line on its way to disk.
@@ -118,6 +128,8 @@ pub struct Pending {
     pub line: Vec<u8>,
     pub head: Head,
     pub ack: Option<oneshot::Sender<Result<(), AuditError>>>,
+    /// Write this line as the first of a reopened file (see [`Sink::reopen`]).
+    pub reopen: bool,
 }
 
 /// Most bytes written by one `write` (the rest waits for the next round).
@@ -135,10 +147,18 @@ pub fn run_writer(mut sink: Box<dyn Sink>, rx: Receiver<Pending>, shared: Arc<Sh
                 Err(_) => return,
             },
         };
+        if first.reopen {
+            sink.reopen();
+        }
         let mut batch = vec![first];
         let mut bytes = batch[0].line.len();
         while bytes < MAX_BATCH_BYTES {
             match rx.try_recv() {
+                // A reopen starts the next batch: the lines before it stay in the old file.
+                Ok(p) if p.reopen => {
+                    carry = Some(p);
+                    break;
+                }
                 Ok(p) => {
                     bytes += p.line.len();
                     batch.push(p);
@@ -150,7 +170,14 @@ pub fn run_writer(mut sink: Box<dyn Sink>, rx: Receiver<Pending>, shared: Arc<Sh
         for p in &batch {
             buf.extend_from_slice(&p.line);
         }
-        write_durably(sink.as_mut(), &mut buf, &mut batch, &rx, &shared);
+        write_durably(
+            sink.as_mut(),
+            &mut buf,
+            &mut batch,
+            &rx,
+            &mut carry,
+            &shared,
+        );
         let head = batch
             .last()
             .map(|p| p.head.clone())
@@ -183,6 +210,7 @@ fn write_durably(
     buf: &mut Vec<u8>,
     batch: &mut Vec<Pending>,
     rx: &Receiver<Pending>,
+    carry: &mut Option<Pending>,
     shared: &Shared,
 ) {
     loop {
@@ -194,9 +222,16 @@ fn write_durably(
             }
             Err(e) => {
                 shared.set_available(false, Some(&e.to_string()));
-                while let Ok(p) = rx.try_recv() {
-                    buf.extend_from_slice(&p.line);
-                    batch.push(p);
+                // Up to a reopen, which waits for the next batch (see `run_writer`).
+                while carry.is_none() {
+                    match rx.try_recv() {
+                        Ok(p) if p.reopen => *carry = Some(p),
+                        Ok(p) => {
+                            buf.extend_from_slice(&p.line);
+                            batch.push(p);
+                        }
+                        Err(_) => break,
+                    }
                 }
                 for p in batch.iter_mut() {
                     if let Some(ack) = p.ack.take() {
@@ -275,6 +310,25 @@ pub fn first_line(path: &Path, max: u64) -> io::Result<Option<Vec<u8>>> {
         Some(_) if line.len() as u64 + 1 >= max => Some(line),
         _ => None,
     })
+}
+
+/// The last complete line of `path` (without its `\n`), read-only: `None` when the file is
+/// missing or holds no complete line.
+pub fn last_line(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    let Some(end) = find_last_newline(&mut file, len)? else {
+        return Ok(None);
+    };
+    let start = find_last_newline(&mut file, end)?.map_or(0, |p| p + 1);
+    let mut line = vec![0u8; (end - start) as usize];
+    file.seek(SeekFrom::Start(start))?;
+    file.read_exact(&mut line)?;
+    Ok(Some(line))
 }
 
 /// Offset of the last `\n` before `end`, reading backwards in chunks.

@@ -15,6 +15,7 @@ pub mod monitor;
 pub mod operator;
 pub mod query;
 pub mod redis_sink;
+pub mod rotation;
 pub mod verify;
 
 use std::path::Path;
@@ -51,6 +52,16 @@ pub struct DamagedLog {
     pub which: &'static str,
     pub seq: Option<u64>,
     pub reason: String,
+}
+
+/// The chain head a sealed line ends at.
+fn head_of(line: &[u8]) -> Result<Head, String> {
+    let f = chain::check_line_bytes(line)?;
+    Ok(Head {
+        seq: f.seq,
+        hash: f.hash,
+        ts: f.ts,
+    })
 }
 
 /// One sealed line on the live feed, with its event's kind, so that readers never parse it.
@@ -171,26 +182,31 @@ impl Audit {
             seq: chain::claimed_seq(line),
             reason,
         };
-        let log_id = match &first {
-            Some(line) => Some(
-                chain::check_line_bytes(line)
-                    .map_err(|reason| damaged("first", line, reason))?
-                    .hash,
-            ),
-            None => None,
-        };
-        let head = match &tail.last_line {
-            Some(line) => {
-                let f = chain::check_line_bytes(line)
-                    .map_err(|reason| damaged("last", line, reason))?;
-                Head {
-                    seq: f.seq,
-                    hash: f.hash,
-                    ts: f.ts,
-                }
-            }
+        if let Some(line) = &first {
+            chain::check_line_bytes(line).map_err(|reason| damaged("first", line, reason))?;
+        }
+        let mut log_id = first.as_deref().and_then(verify::identity);
+        let mut head = match &tail.last_line {
+            Some(line) => head_of(line).map_err(|reason| damaged("last", line, reason))?,
             None => Head::genesis(),
         };
+        // An empty file beside rotated ones (rotated, then restarted before any line was
+        // written): the chain goes on from the newest rotated file, not from genesis.
+        let mut continued = None;
+        if tail.last_line.is_none() {
+            if let Some(newest) = rotation::siblings(path).ok().and_then(|mut s| s.pop()) {
+                head = head_of(&newest.last).map_err(|reason| DamagedLog {
+                    path: newest.path.clone(),
+                    which: "last",
+                    seq: chain::claimed_seq(&newest.last),
+                    reason,
+                })?;
+                log_id = verify::identity(&newest.first);
+                info!(log, "the audit log is empty; continuing the chain of its newest rotated file";
+                      "rotated" => %newest.path.display(), "seq" => head.seq);
+                continued = Some(newest.path);
+            }
+        }
         let torn = tail.torn.map(|(bytes, aside)| {
             warn!(log, "audit log ended with a torn line; moved it aside";
                   "bytes" => bytes, "moved_to" => %aside.display());
@@ -200,9 +216,16 @@ impl Audit {
                 "after_seq": head.seq,
             }))
         });
-        let audit = Self::start_with_sink(Box::new(sink), head, config, log, torn);
+        let audit = Self::start_with_sink(Box::new(sink), head, config, log, None);
         if let Some(id) = log_id {
             let _ = audit.shared.log_id.set(id);
+        }
+        // The continuing file's first line names the log (before anything else is sealed).
+        if continued.is_some() {
+            audit.reopen("start");
+        }
+        if let Some(event) = torn {
+            audit.record_nowait(event);
         }
         Ok(audit)
     }
@@ -305,6 +328,12 @@ impl Audit {
             ack: None,
             ack_queued: false,
         });
+    }
+
+    /// Reopens the file at the log's path (after log rotation renamed it, `SIGHUP`); see
+    /// [`actor::Reopen`]. Events recorded before this call stay in the old file.
+    pub fn reopen(&self, reason: &'static str) {
+        self.addr.do_send(actor::Reopen { reason });
     }
 
     /// False while the log cannot be written.

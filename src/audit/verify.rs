@@ -68,6 +68,8 @@ pub enum Verdict {
         /// The `seq` that line holds, when it can be read.
         seq: Option<u64>,
         reason: String,
+        /// The file the line is in, when several were verified as one rotated set.
+        file: Option<String>,
     },
 }
 
@@ -94,9 +96,18 @@ impl std::fmt::Display for Verdict {
                     Anchor::Unchecked => f.write_str(" (not anchored: checkpoints not checked)"),
                 }
             }
-            Verdict::Broken { line, seq, reason } => {
+            Verdict::Broken {
+                line,
+                seq,
+                reason,
+                file,
+            } => {
                 let seq = seq.map_or("?".to_string(), |s| s.to_string());
-                write!(f, "broken: line {line} seq {seq}: {reason}")
+                write!(f, "broken: line {line} seq {seq}: {reason}")?;
+                match file {
+                    Some(file) => write!(f, " (in {file})"),
+                    None => Ok(()),
+                }
             }
         }
     }
@@ -130,6 +141,35 @@ pub fn log_id(path: &Path) -> std::io::Result<Option<String>> {
         .map(|f| f.hash))
 }
 
+/// The identity a log file carries in its first line (without its `\n`): the line's own
+/// hash when it is `seq` 1; when it is the `system.audit_log_reopened` line that starts a
+/// rotated file, the identity it names (`details.log_id`), so that one log keeps one
+/// identity across its files; otherwise the line's own hash. `None` for a damaged line.
+pub fn identity(line: &[u8]) -> Option<String> {
+    let facts = chain::check_line_bytes(line).ok()?;
+    if facts.seq == 1 {
+        return Some(facts.hash);
+    }
+    Some(continued_identity(line).unwrap_or(facts.hash))
+}
+
+/// The identity named by a `system.audit_log_reopened` line, if `line` is one.
+fn continued_identity(line: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(line).ok()?;
+    if value["kind"] != super::Kind::SystemAuditLogReopened.as_str() {
+        return None;
+    }
+    let id = value["details"]["log_id"].as_str()?;
+    (id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .then(|| id.to_string())
+}
+
+/// Whether `line` is the first line of a rotated file: an intact
+/// `system.audit_log_reopened` line above `seq` 1 that names its log.
+pub fn starts_rotated_file(line: &[u8]) -> bool {
+    chain::check_line_bytes(line).is_ok_and(|f| f.seq > 1) && continued_identity(line).is_some()
+}
+
 /// Where the file at `path` starts, when its first line is intact and holds a `seq` above 1
 /// (a segment); `None` otherwise (a full log, an empty file, or a damaged first line).
 pub fn segment_start(path: &Path) -> std::io::Result<Option<Start>> {
@@ -158,11 +198,7 @@ pub fn verify(path: &Path, anchors: Option<Anchors<'_>>) -> std::io::Result<Verd
 
 /// Verifies the segment at `path`, whose chain starts at `start` (see [`segment_start`]).
 pub fn verify_segment(path: &Path, start: &Start) -> std::io::Result<Verdict> {
-    check(
-        BufReader::new(std::fs::File::open(path)?),
-        None,
-        Some(start),
-    )
+    verify_set(&[path.to_path_buf()], None, Some(start))
 }
 
 /// [`verify`] over any reader of the log's bytes.
@@ -170,52 +206,121 @@ pub fn verify_reader(
     reader: impl BufRead,
     anchors: Option<Anchors<'_>>,
 ) -> std::io::Result<Verdict> {
-    check(reader, anchors, None)
+    let mut chain = match Chain::new(anchors, None) {
+        Ok(c) => c,
+        Err(bad) => return Ok(bad),
+    };
+    if let Some(bad) = chain.feed(reader)? {
+        return Ok(bad);
+    }
+    Ok(chain.finish())
 }
 
-/// Verifies a full log (`start` `None`: from `seq` 1 after the genesis hash) or a segment.
-fn check(
-    mut reader: impl BufRead,
+/// Verifies a rotated set: `paths` in order, oldest first, as one chain (each file must
+/// continue the one before it). `start` `None`: the first file starts the log at `seq` 1;
+/// otherwise the set starts where `start` says (older files were removed, or a segment).
+/// A damaged line is reported with its line number in its own file, and the file's name.
+pub fn verify_set(
+    paths: &[std::path::PathBuf],
     anchors: Option<Anchors<'_>>,
     start: Option<&Start>,
 ) -> std::io::Result<Verdict> {
-    let mut signed: HashMap<u64, &CheckpointRow> = HashMap::new();
-    if let Some(a) = &anchors {
-        for cp in a.checkpoints {
-            let seq = cp.seq as u64;
-            if !a
-                .key
-                .verify(cp.log_id.as_deref(), seq, &cp.hash, &cp.ts, &cp.mac)
-            {
-                return Ok(Verdict::Broken {
-                    line: 0,
-                    seq: Some(seq),
-                    reason: "a stored checkpoint has an invalid signature".into(),
-                });
-            }
-            signed.insert(seq, cp);
+    let mut chain = match Chain::new(anchors, start) {
+        Ok(c) => c,
+        Err(bad) => return Ok(bad),
+    };
+    let named = |mut bad: Verdict, path: &Path| {
+        if let Verdict::Broken { file, .. } = &mut bad {
+            *file = (paths.len() > 1).then(|| path.display().to_string());
+        }
+        bad
+    };
+    for path in paths {
+        chain.line_no = 0;
+        let reader = BufReader::new(std::fs::File::open(path)?);
+        if let Some(bad) = chain.feed(reader)? {
+            return Ok(named(bad, path));
         }
     }
-    let mut raw = Vec::new();
-    let (mut line_no, mut last_seq, mut last_hash) = match start {
-        Some(s) => (0u64, s.seq - 1, s.prev.clone()),
-        None => (0u64, 0u64, GENESIS.to_string()),
-    };
-    let mut anchored = false;
-    loop {
-        raw.clear();
-        let read = reader
-            .by_ref()
-            .take(MAX_LINE_BYTES + 1)
-            .read_until(b'\n', &mut raw)?;
-        if read == 0 {
-            break;
+    let last = paths.last().map(|p| p.as_path()).unwrap_or(Path::new(""));
+    Ok(named(chain.finish(), last))
+}
+
+/// The chain as read so far, across one file or several.
+struct Chain<'a> {
+    anchors: Option<Anchors<'a>>,
+    signed: HashMap<u64, &'a CheckpointRow>,
+    segment: bool,
+    /// Lines of the current file read so far.
+    line_no: u64,
+    events: u64,
+    last_seq: u64,
+    last_hash: String,
+    anchored: bool,
+}
+
+impl<'a> Chain<'a> {
+    /// Checks the checkpoints' signatures first: a forged one is damage, whatever the file.
+    fn new(anchors: Option<Anchors<'a>>, start: Option<&Start>) -> Result<Self, Verdict> {
+        let mut signed: HashMap<u64, &'a CheckpointRow> = HashMap::new();
+        if let Some(a) = &anchors {
+            for cp in a.checkpoints {
+                let seq = cp.seq as u64;
+                if !a
+                    .key
+                    .verify(cp.log_id.as_deref(), seq, &cp.hash, &cp.ts, &cp.mac)
+                {
+                    return Err(Verdict::Broken {
+                        line: 0,
+                        seq: Some(seq),
+                        reason: "a stored checkpoint has an invalid signature".into(),
+                        file: None,
+                    });
+                }
+                signed.insert(seq, cp);
+            }
         }
-        line_no += 1;
+        let (last_seq, last_hash) = match start {
+            Some(s) => (s.seq - 1, s.prev.clone()),
+            None => (0, GENESIS.to_string()),
+        };
+        Ok(Chain {
+            anchors,
+            signed,
+            segment: start.is_some(),
+            line_no: 0,
+            events: 0,
+            last_seq,
+            last_hash,
+            anchored: false,
+        })
+    }
+
+    /// Reads every line of `reader`; the first damage found, if any.
+    fn feed(&mut self, mut reader: impl BufRead) -> std::io::Result<Option<Verdict>> {
+        let mut raw = Vec::new();
+        loop {
+            raw.clear();
+            let read = reader
+                .by_ref()
+                .take(MAX_LINE_BYTES + 1)
+                .read_until(b'\n', &mut raw)?;
+            if read == 0 {
+                return Ok(None);
+            }
+            self.line_no += 1;
+            if let Err(bad) = self.line(&raw) {
+                return Ok(Some(bad));
+            }
+        }
+    }
+
+    fn line(&mut self, raw: &[u8]) -> Result<(), Verdict> {
         let broken = |seq: Option<u64>, reason: String| Verdict::Broken {
-            line: line_no,
+            line: self.line_no,
             seq,
             reason,
+            file: None,
         };
         let Some(line) = raw.strip_suffix(b"\n") else {
             let reason = if raw.len() as u64 > MAX_LINE_BYTES {
@@ -223,64 +328,71 @@ fn check(
             } else {
                 "the line is incomplete (the file was truncated)".into()
             };
-            return Ok(broken(chain::claimed_seq(&raw), reason));
+            return Err(broken(chain::claimed_seq(raw), reason));
         };
-        let facts = match chain::check_line_bytes(line) {
-            Ok(f) => f,
-            Err(reason) => return Ok(broken(chain::claimed_seq(line), reason)),
-        };
-        if facts.seq != last_seq + 1 {
-            return Ok(broken(
+        let facts = chain::check_line_bytes(line)
+            .map_err(|reason| broken(chain::claimed_seq(line), reason))?;
+        if facts.seq != self.last_seq + 1 {
+            return Err(broken(
                 Some(facts.seq),
                 format!(
                     "expected seq {} after {} (a line was deleted, inserted or moved)",
-                    last_seq + 1,
-                    last_seq
+                    self.last_seq + 1,
+                    self.last_seq
                 ),
             ));
         }
-        if facts.prev != last_hash {
-            return Ok(broken(
+        if facts.prev != self.last_hash {
+            return Err(broken(
                 Some(facts.seq),
                 "prev does not match the hash of the line before".into(),
             ));
         }
-        if let Some(cp) = signed.get(&facts.seq) {
+        if let Some(cp) = self.signed.get(&facts.seq) {
             if cp.hash != facts.hash {
-                return Ok(broken(
+                return Err(broken(
                     Some(facts.seq),
                     "does not match the signed checkpoint for this seq (the history was rewritten)"
                         .into(),
                 ));
             }
-            anchored = true;
+            self.anchored = true;
         }
-        last_seq = facts.seq;
-        last_hash = facts.hash;
+        self.events += 1;
+        self.last_seq = facts.seq;
+        self.last_hash = facts.hash;
+        Ok(())
     }
-    if let Some(newest) = signed.keys().max().filter(|s| **s > last_seq) {
-        return Ok(Verdict::Broken {
-            line: line_no + 1,
-            seq: Some(last_seq + 1),
-            reason: format!(
-                "missing: the file ends at seq {last_seq} but a signed checkpoint records seq \
-                 {newest} (the tail was cut)"
-            ),
-        });
+
+    /// The verdict once every line was read: a signed checkpoint beyond the last line means
+    /// the tail was cut.
+    fn finish(self) -> Verdict {
+        let last_seq = self.last_seq;
+        if let Some(newest) = self.signed.keys().max().filter(|s| **s > last_seq) {
+            return Verdict::Broken {
+                line: self.line_no + 1,
+                seq: Some(last_seq + 1),
+                reason: format!(
+                    "missing: the file ends at seq {last_seq} but a signed checkpoint records \
+                     seq {newest} (the tail was cut)"
+                ),
+                file: None,
+            };
+        }
+        let anchor = match &self.anchors {
+            None if self.segment => Anchor::Segment,
+            None => Anchor::Unchecked,
+            Some(_) if self.anchored => Anchor::Anchored,
+            Some(a) => Anchor::NoCheckpoint {
+                others_at_path: a.others_at_path,
+            },
+        };
+        Verdict::Ok {
+            events: self.events,
+            head: self.last_hash,
+            anchor,
+        }
     }
-    let anchor = match &anchors {
-        None if start.is_some() => Anchor::Segment,
-        None => Anchor::Unchecked,
-        Some(_) if anchored => Anchor::Anchored,
-        Some(a) => Anchor::NoCheckpoint {
-            others_at_path: a.others_at_path,
-        },
-    };
-    Ok(Verdict::Ok {
-        events: line_no,
-        head: last_hash,
-        anchor,
-    })
 }
 
 #[cfg(test)]

@@ -68,12 +68,15 @@ pub struct Wait {
 
 #[derive(Subcommand)]
 pub enum AuditAction {
-    /// Verify the hash chain and the signed checkpoints; exit 1 on damage. A file that starts
-    /// after seq 1 (an exported segment) is checked from its first line's `prev`.
+    /// Verify the hash chain and the signed checkpoints; exit 1 on damage. Several --file
+    /// options are a rotated set, oldest first, verified as one chain; a rotated log file
+    /// alone is verified with the rotated files beside it. One file that starts after seq 1
+    /// (an exported segment) is checked from its first line's `prev`.
     Verify {
-        /// The audit log or segment (default: RAMPART_AUDIT_LOG).
+        /// The audit log, a rotated file or a segment (default: RAMPART_AUDIT_LOG);
+        /// repeat for a rotated set, oldest first.
         #[arg(long)]
-        file: Option<PathBuf>,
+        file: Vec<PathBuf>,
     },
     /// Print the last events of the log (JSON lines, as written), optionally following it.
     Tail(TailArgs),

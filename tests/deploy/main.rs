@@ -1,11 +1,13 @@
 //! The deploy files (`deploy/`) checked without deploying: the systemd unit's syntax and
 //! hardening (with `systemd-analyze` when it is installed, and always with a small parser), the
+//! logrotate example (with `logrotate --debug`), the
 //! compose file's services and secrets (and its schema with `docker compose` or `docker-compose`
 //! when one is installed), and the Dockerfile's essentials. Building the image needs a Docker
 //! engine and its base images, which the tests do not have.
 
 mod compose;
 mod dockerfile;
+mod logrotate;
 mod systemd;
 
 use std::path::{Path, PathBuf};

@@ -43,6 +43,7 @@ const UNIT_KEYS: &[(&str, &[&str])] = &[
         &[
             "Type",
             "ExecStart",
+            "ExecReload",
             "Restart",
             "RestartSec",
             "KillSignal",
@@ -116,6 +117,8 @@ fn the_systemd_unit_is_hardened_and_takes_its_secrets_as_credentials() {
         }
     };
     assert_eq!(one("ExecStart"), format!("{BINARY} serve"));
+    // `systemctl reload` (logrotate's postrotate) reopens the audit log.
+    assert_eq!(one("ExecReload"), "/bin/kill -HUP $MAINPID");
     assert!(one("DynamicUser") == "yes" || !values("User").is_empty());
     for (key, want) in [
         ("NoNewPrivileges", "yes"),

@@ -147,7 +147,7 @@ fn a_bad_variable_is_a_clear_start_up_error() {
     assert!(err.contains("RAMPART_WS_MESSAGE_LIMIT"), "{err}");
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -9,6 +9,7 @@ mod account_races;
 mod addresses;
 mod admin_browser;
 mod audit;
+mod audit_rotation;
 mod audit_stream;
 mod audit_verify;
 mod auth;
