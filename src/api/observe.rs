@@ -23,8 +23,8 @@ use crate::telemetry::request_id;
 /// The prefix of the JSON API, whose answers are never cached.
 const API_PREFIX: &str = "/api/v1/";
 
-/// Logs one structured line per request (method, route, status, latency, request id, tenant,
-/// user; never credentials) and counts it by route template, so ids in paths do not explode
+/// Logs one structured line per request (method, route, status, latency, request id, client
+/// address, tenant, user; never credentials) and counts it by route template, so ids in paths do not explode
 /// label sets.
 pub async fn observe(
     req: ServiceRequest,
@@ -39,9 +39,12 @@ pub async fn observe(
             .and_then(|v| v.to_str().ok()),
     );
     let api = req.path().starts_with(API_PREFIX);
+    let client = state
+        .as_ref()
+        .map(|s| crate::net::client_ip(req.request(), s.config.trust_forwarded));
     // Handlers' and extractors' errors arrive here as responses (the router turns them into
     // answers), so every answer below gets the headers.
-    let mut res = request_id::scope(id.clone(), next.call(req)).await?;
+    let mut res = request_id::scope(id.clone(), client, next.call(req)).await?;
     let headers = res.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&id) {
         headers.insert(HeaderName::from_static(request_id::HEADER), value);
@@ -56,11 +59,16 @@ pub async fn observe(
             .match_pattern()
             .unwrap_or_else(|| "unmatched".into());
         let status = res.status().as_u16();
+        let actor = res.request().extensions().get::<RequestActor>().copied();
+        let user = actor.map(|a| a.user_id.to_string());
+        let tenant = actor.and_then(|a| a.tenant_id).map(|t| t.to_string());
+        let client = client.map(|ip| ip.to_string());
         if status >= 500 {
             // The client saw only the contract's code; the cause belongs in the log.
             if let Some(err) = res.response().error() {
                 error!(state.log, "{} {} failed: {:?}", method, route, err;
-                    "route" => &route, "status" => status, "request_id" => &id);
+                    "route" => &route, "status" => status, "request_id" => &id,
+                    "client" => &client, "user_id" => &user, "tenant_id" => &tenant);
             }
         }
         state
@@ -69,13 +77,10 @@ pub async fn observe(
         if !state.log.is_info_enabled() {
             return Ok(res);
         }
-        let actor = res.request().extensions().get::<RequestActor>().copied();
-        let user = actor.map(|a| a.user_id.to_string());
-        let tenant = actor.and_then(|a| a.tenant_id).map(|t| t.to_string());
         info!(state.log, "{} {} -> {}", method, route, status;
             "method" => method.as_str(), "route" => &route, "status" => status,
             "latency_ms" => elapsed.as_secs_f64() * 1000.0, "request_id" => &id,
-            "user_id" => user, "tenant_id" => tenant);
+            "client" => client, "user_id" => user, "tenant_id" => tenant);
     }
     Ok(res)
 }

@@ -137,6 +137,11 @@ impl FromRequest for Principal {
                 user_id: session.user_id,
                 tenant_id: session.tenant_id,
             });
+            // The request's later log lines name the caller too.
+            crate::telemetry::request_id::set_caller(
+                session.user_id.as_uuid(),
+                session.tenant_id.map(|t| t.as_uuid()),
+            );
             // Every route, the auth routes included; from memory, never a query.
             let gate = req
                 .app_data::<web::Data<SuspensionGate>>()

@@ -101,7 +101,7 @@ fn severities_follow_the_contract() {
 #[actix_web::test]
 async fn events_built_while_serving_a_request_carry_its_id() {
     use crate::telemetry::request_id;
-    let inside = request_id::scope("req-7".into(), async {
+    let inside = request_id::scope("req-7".into(), None, async {
         Event::new(Kind::AuthLoginFailed).details(serde_json::json!({"reason": "x"}))
     })
     .await

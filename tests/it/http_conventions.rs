@@ -249,14 +249,43 @@ async fn the_request_id_is_in_the_log_line_and_the_audit_events_of_the_request()
     })
     .await;
 
-    // The request's log line names it.
+    // The request's log line names it, and the client's address.
     let log = app.dir.join("server.log");
-    eventually("the request log line", move || {
-        std::fs::read_to_string(&log)
+    let logged = move |log: &std::path::Path| -> Vec<Value> {
+        std::fs::read_to_string(log)
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .any(|l| l["route"] == "/api/v1/auth/login" && l["request_id"] == id.as_str())
+            .collect()
+    };
+    let l = log.clone();
+    eventually("the request log line", move || {
+        logged(&l).iter().any(|l| {
+            l["route"] == "/api/v1/auth/login"
+                && l["request_id"] == id.as_str()
+                && l["client"] == "127.0.0.1"
+        })
+    })
+    .await;
+
+    // An authenticated request's line names its user and tenant too.
+    let staff = app.login(&a.staff).await;
+    let listed = staff
+        .clone()
+        .with_header("x-request-id", "list-7")
+        .get(&format!("/api/v1/tenants/{}/orders", a.id))
+        .await;
+    assert_eq!(listed.status, 200);
+    let me = staff.get("/api/v1/auth/me").await;
+    let (user, tenant) = (me.body["id"].clone(), a.id.to_string());
+    let l = log.clone();
+    eventually("the authenticated request's line", move || {
+        logged(&l).iter().any(|l| {
+            l["request_id"] == "list-7"
+                && l["client"] == "127.0.0.1"
+                && l["user_id"] == user
+                && l["tenant_id"] == tenant.as_str()
+        })
     })
     .await;
 }
