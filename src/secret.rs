@@ -47,11 +47,25 @@ impl MasterKey {
 pub fn decode_master_key(text: &str) -> Result<MasterKey, String> {
     let bytes = STANDARD
         .decode(text.trim())
-        .map_err(|e| format!("not valid base64: {e}"))?;
+        .map_err(describe_base64_error)?;
     let key: [u8; 32] = bytes
         .try_into()
         .map_err(|b: Vec<u8>| format!("must decode to 32 bytes, got {}", b.len()))?;
     Ok(MasterKey(key))
+}
+
+/// What is wrong with a key's base64, by position only: the decoder's own message quotes the
+/// offending byte, which is a piece of the secret.
+fn describe_base64_error(e: base64::DecodeError) -> String {
+    use base64::DecodeError::*;
+    match e {
+        InvalidByte(at, _) => format!("not valid base64: a character at offset {at} is not base64"),
+        InvalidLastSymbol(at, _) => {
+            format!("not valid base64: the last character (offset {at}) is not canonical")
+        }
+        InvalidLength(len) => format!("not valid base64: {len} symbols is not a valid length"),
+        InvalidPadding => "not valid base64: wrong padding".into(),
+    }
 }
 
 /// Where the key came from, so start-up can warn when it was generated.
@@ -107,6 +121,23 @@ pub fn load_or_create(
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_malformed_key_is_described_without_quoting_it() {
+        // '~' (126) and 'é' are not base64; neither they nor their byte values may appear.
+        for (bad, secret_bits) in [
+            ("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd~h8=", ["~", "126"]),
+            ("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdéh8=", ["é", "195"]),
+        ] {
+            let err = decode_master_key(bad).expect_err("rejected");
+            assert!(err.contains("offset 40"), "{err}");
+            for bit in secret_bits {
+                assert!(!err.contains(bit), "{err} quotes {bit}");
+            }
+        }
+        let short = decode_master_key("AAEC").expect_err("too short");
+        assert!(short.contains("32 bytes"), "{short}");
+    }
 
     #[test]
     fn generated_key_is_kept_private_and_reused() {
