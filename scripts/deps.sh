@@ -5,6 +5,8 @@
 #   browser     chromium and chromium-driver (browser tests of the pages)
 #   compose     docker-compose, unless a Compose is there (checks deploy/compose.yaml's schema;
 #               needs no Docker engine)
+#   prometheus  the Prometheus package, for promtool (checks and unit-tests
+#               deploy/prometheus/alerts.yml)
 # Usage: scripts/deps.sh postgres [redis]
 set -euo pipefail
 
@@ -26,6 +28,7 @@ for what in "$@"; do
             docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 \
                 || need+=(docker-compose)
             ;;
+        prometheus) command -v promtool >/dev/null 2>&1 || need+=(prometheus) ;;
         *) echo "deps.sh: unknown dependency $what" >&2; exit 2 ;;
     esac
 done

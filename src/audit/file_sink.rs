@@ -150,7 +150,9 @@ pub fn run_writer(mut sink: Box<dyn Sink>, rx: Receiver<Pending>, shared: Arc<Sh
         for p in &batch {
             buf.extend_from_slice(&p.line);
         }
+        let started = std::time::Instant::now();
         write_durably(sink.as_mut(), &mut buf, &mut batch, &rx, &shared);
+        shared.metrics.audit_commit(started.elapsed());
         let head = batch
             .last()
             .map(|p| p.head.clone())
