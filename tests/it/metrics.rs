@@ -357,3 +357,66 @@ async fn the_internal_listener_serves_metrics_and_the_main_one_does_not() {
     );
     assert!(text.contains("rampart_process_cpu_seconds_total"));
 }
+
+/// Every `rampart_…` name in `text` (PromQL expressions, or a file of them).
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("rampart_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.insert(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    names
+}
+
+fn deploy_file(path: &str) -> String {
+    let at = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy")
+        .join(path);
+    std::fs::read_to_string(&at).unwrap_or_else(|e| panic!("deploy/{path}: {e}"))
+}
+
+#[actix_web::test]
+async fn the_dashboard_and_the_alert_rules_query_only_metrics_a_server_exposes() {
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&deploy_file("grafana/rampart.json")).expect("dashboard is JSON");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    assert!(panels.len() >= 10, "{} panels", panels.len());
+    let mut ids = BTreeSet::new();
+    let mut queried = BTreeSet::new();
+    for panel in panels {
+        let title = panel["title"].as_str().expect("every panel has a title");
+        assert!(
+            ids.insert(panel["id"].as_u64().expect("id")),
+            "duplicate id"
+        );
+        let targets = panel["targets"].as_array().expect("targets");
+        assert!(!targets.is_empty(), "{title} queries nothing");
+        for target in targets {
+            let expr = target["expr"].as_str().expect("expr");
+            let names = metric_names(expr);
+            assert!(!names.is_empty(), "{title}: {expr}");
+            queried.extend(names);
+        }
+    }
+    queried.extend(metric_names(&dashboard["templating"].to_string()));
+    let alerting = metric_names(&deploy_file("prometheus/alerts.yml"));
+    assert!(alerting.len() >= 5, "{alerting:?}");
+
+    // A server that has seen a little of everything the dashboard shows.
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let enrolled = app.enroll(&a.admin).await;
+    let (mut ws, _) = open_with_ticket(&app, &enrolled.client).await;
+    ws.send_json(&json!({"type": "ping"})).await;
+    assert_eq!(ws.json().await["type"], "pong");
+    let text = until(&app, "rampart_ws_messages_total", &[], 1.0).await;
+    let exposed: BTreeSet<String> = samples(&text).into_iter().map(|s| s.name).collect();
+    for name in queried.iter().chain(&alerting) {
+        assert!(exposed.contains(name), "{name} is not in a scrape:\n{text}");
+    }
+}
