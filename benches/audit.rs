@@ -37,6 +37,7 @@ fn start(path: &std::path::Path) -> Audit {
                 cross_tenant: u32::MAX,
                 window: Duration::from_secs(60),
             },
+            metrics: Default::default(),
         },
         rampart::telemetry::logging::discard(),
     )

@@ -6,6 +6,8 @@
 #   compose     docker-compose, unless a Compose is there (checks deploy/compose.yaml's schema;
 #               needs no Docker engine)
 #   logrotate   logrotate (checks deploy/logrotate/rampart)
+#   prometheus  the Prometheus package, for promtool (checks and unit-tests
+#               deploy/prometheus/alerts.yml)
 # Usage: scripts/deps.sh postgres [redis]
 set -euo pipefail
 
@@ -28,6 +30,7 @@ for what in "$@"; do
                 || need+=(docker-compose)
             ;;
         logrotate) command -v logrotate >/dev/null 2>&1 || need+=(logrotate) ;;
+        prometheus) command -v promtool >/dev/null 2>&1 || need+=(prometheus) ;;
         *) echo "deps.sh: unknown dependency $what" >&2; exit 2 ;;
     esac
 done

@@ -78,6 +78,9 @@ impl Limits {
 #[derive(Clone)]
 pub struct Config {
     pub bind: SocketAddr,
+    /// `RAMPART_METRICS_BIND`: when set, `/metrics` is served only on this address (an
+    /// internal listener) and the main one answers 404 for it.
+    pub metrics_bind: Option<SocketAddr>,
     /// `None`: embedded PostgreSQL under `data_dir/pg`.
     pub database_url: Option<String>,
     /// `None`: in-process fallback for everything Redis does.
@@ -105,6 +108,7 @@ impl std::fmt::Debug for Config {
         let hidden = |v: &Option<String>| v.as_ref().map(|_| "[redacted]");
         f.debug_struct("Config")
             .field("bind", &self.bind)
+            .field("metrics_bind", &self.metrics_bind)
             .field("database_url", &hidden(&self.database_url))
             .field("redis_url", &hidden(&self.redis_url))
             .field("redis_prefix", &self.redis_prefix)
@@ -146,6 +150,21 @@ impl Env {
                 reason: format!("cannot parse {v:?}: {e}"),
             }),
         }
+    }
+
+    /// A value that is absent unless given.
+    fn optional<T: FromStr>(&self, var: &'static str) -> Result<Option<T>, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.raw(var)
+            .map(|v| {
+                v.parse().map_err(|e: T::Err| ConfigError {
+                    var,
+                    reason: format!("cannot parse {v:?}: {e}"),
+                })
+            })
+            .transpose()
     }
 
     /// A positive number: zero would make a limit refuse everything or a window meaningless.
@@ -230,6 +249,7 @@ impl Config {
             .unwrap_or_default();
         Ok(Config {
             bind: env.parse("RAMPART_BIND", DEFAULT_BIND.parse().expect("valid default"))?,
+            metrics_bind: env.optional("RAMPART_METRICS_BIND")?,
             database_url: env.raw("DATABASE_URL").map(str::to_string),
             redis_url: env.raw("REDIS_URL").map(str::to_string),
             redis_prefix: env.string("RAMPART_REDIS_PREFIX", DEFAULT_REDIS_PREFIX),
@@ -326,6 +346,7 @@ mod tests {
     fn defaults_follow_the_contract() {
         let c = Config::from_map(HashMap::new()).unwrap();
         assert_eq!(c.bind.to_string(), DEFAULT_BIND);
+        assert_eq!(c.metrics_bind, None);
         assert!(c.database_url.is_none() && c.redis_url.is_none());
         assert_eq!(c.limits.ws_max_message_bytes, 10_240);
         assert_eq!(c.limits.session_ttl_secs, 43_200);
@@ -347,6 +368,10 @@ mod tests {
         assert_eq!(err.var, "RAMPART_MASTER_KEY");
         let err = Config::from_map(vars(&[("RAMPART_BIND", "nowhere")])).unwrap_err();
         assert_eq!(err.var, "RAMPART_BIND");
+        let err = Config::from_map(vars(&[("RAMPART_METRICS_BIND", "9100")])).unwrap_err();
+        assert_eq!(err.var, "RAMPART_METRICS_BIND");
+        let c = Config::from_map(vars(&[("RAMPART_METRICS_BIND", "127.0.0.1:9100")])).unwrap();
+        assert_eq!(c.metrics_bind, Some("127.0.0.1:9100".parse().unwrap()));
     }
 
     #[test]

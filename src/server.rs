@@ -53,23 +53,24 @@ pub async fn prepare(config: Config, db_url: &str, log: Logger) -> anyhow::Resul
         warn!(log, "RAMPART_MASTER_KEY is unset; generated a master key in the data directory";
               "file" => %config.data_dir.join(secret::MASTER_KEY_FILE).display());
     }
-    let store = SharedStore::connect(
+    let metrics = Metrics::new();
+    let store = SharedStore::connect_counted(
         config.redis_url.as_deref(),
         &config.redis_prefix,
         log.clone(),
+        metrics.clone(),
     )
     .await?;
     let sessions = SessionStore::new(store.clone(), config.limits.session_ttl());
     let instance = instance_id();
-    let audit = start_audit(&config, &instance, &log).context("refusing to start")?;
+    let audit = start_audit(&config, &instance, &metrics, &log).context("refusing to start")?;
     audit.attach_redis(&store, &config.audit_log);
     watch_redis(&store, &audit);
     audit.record_nowait(
         Event::new(Kind::SystemStarted)
             .details(serde_json::json!({"version": env!("CARGO_PKG_VERSION")})),
     );
-    let limiter = Limiter::start(store.clone(), &config.limits);
-    let metrics = Metrics::new();
+    let limiter = Limiter::start_counted(store.clone(), &config.limits, metrics.clone());
     let suspensions = SuspensionGate::start(
         pool.clone(),
         &store,
@@ -107,6 +108,7 @@ pub async fn prepare(config: Config, db_url: &str, log: Logger) -> anyhow::Resul
         &store,
         &master_key,
         &suspensions,
+        &metrics,
     );
     let ws = Arc::new(crate::ws::Services {
         sessions: sessions.clone(),
@@ -116,6 +118,7 @@ pub async fn prepare(config: Config, db_url: &str, log: Logger) -> anyhow::Resul
         hub: hub.clone(),
         suspensions: suspensions.clone(),
         settings: crate::ws::Settings::from_limits(&config.limits),
+        metrics: metrics.clone(),
     });
     Ok(AppState {
         login,
@@ -148,6 +151,7 @@ impl AppState {
             &self.store,
             &self.master_key,
             &self.suspensions,
+            &self.metrics,
         );
         // WebSocket sessions record through it too.
         let mut ws = (*self.ws).clone();
@@ -172,6 +176,7 @@ fn sign_in_services(
     store: &SharedStore,
     master_key: &MasterKey,
     suspensions: &SuspensionGate,
+    metrics: &Metrics,
 ) -> (Login, TwoFactor) {
     let lockout = Lockout::new(limiter.clone(), audit.clone());
     let two_factor = TwoFactor::new(
@@ -179,6 +184,7 @@ fn sign_in_services(
         audit.clone(),
         master_key.clone(),
         Arc::new(lockout.clone()),
+        metrics.clone(),
     );
     let challenges = Challenges::new(store.clone(), config.limits.mfa_challenge_ttl());
     let login = Login::new(
@@ -190,6 +196,7 @@ fn sign_in_services(
         two_factor.clone(),
         lockout,
         suspensions.clone(),
+        metrics.clone(),
     );
     (login, two_factor)
 }
@@ -215,6 +222,7 @@ pub fn audit_log_key(path: &std::path::Path) -> String {
 fn start_audit(
     config: &Config,
     instance: &str,
+    metrics: &Metrics,
     log: &Logger,
 ) -> Result<Audit, crate::audit::DamagedLog> {
     let l = &config.limits;
@@ -227,6 +235,7 @@ fn start_audit(
                 cross_tenant: l.alert_cross_tenant_threshold,
                 window: std::time::Duration::from_secs(l.alert_window_secs),
             },
+            metrics: metrics.clone(),
         },
         log.new(slog::o!("component" => "audit")),
     )
@@ -259,16 +268,23 @@ pub struct Running {
     pub addr: SocketAddr,
     pub handle: ServerHandle,
     pub server: Server,
+    /// The internal metrics listener (`RAMPART_METRICS_BIND`), already running: its address
+    /// and the handle that stops it (after the main server).
+    pub metrics: Option<(SocketAddr, ServerHandle)>,
 }
 
 /// Binds and starts serving `state` (the caller awaits `server`).
 pub fn start(state: AppState, workers: usize) -> anyhow::Result<Running> {
     let bind = state.config.bind;
+    let metrics_bind = state.config.metrics_bind;
     // What the `Principal` extractor needs, and nothing more.
     let sessions = web::Data::new(state.sessions.clone());
     let origins = web::Data::new(OriginPolicy::new(state.config.allowed_origins.clone()));
     let suspensions = web::Data::new(state.suspensions.clone());
     let data = web::Data::new(state);
+    let metrics = metrics_bind
+        .map(|at| start_metrics_listener(at, data.clone()))
+        .transpose()?;
     drain_operator_queue(std::sync::Arc::downgrade(&data.clone().into_inner()));
     operator_requests::spawn(std::sync::Arc::downgrade(&data.clone().into_inner()));
     let server = HttpServer::new(move || {
@@ -292,7 +308,30 @@ pub fn start(state: AppState, workers: usize) -> anyhow::Result<Running> {
         addr,
         handle,
         server,
+        metrics,
     })
+}
+
+/// `/metrics` alone on an internal address, so the main listener (often public) does not
+/// expose it: one worker, no middleware, no signal handling (it stops after the main server).
+fn start_metrics_listener(
+    at: SocketAddr,
+    data: web::Data<AppState>,
+) -> anyhow::Result<(SocketAddr, ServerHandle)> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .configure(crate::api::configure_metrics)
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(at)
+    .with_context(|| format!("cannot listen on {at} (RAMPART_METRICS_BIND)"))?;
+    let addr = *server.addrs().first().context("no listening address")?;
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    Ok((addr, handle))
 }
 
 /// Records what the CLI queued for the trail (and whatever it queues while this server runs),
@@ -320,8 +359,14 @@ pub async fn serve(config: Config, log: Logger, demo: bool) -> anyhow::Result<()
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let running = start(state, workers)?;
     info!(log, "listening on http://{}", running.addr; "addr" => %running.addr);
+    if let Some((addr, _)) = &running.metrics {
+        info!(log, "metrics on http://{addr}/metrics"; "metrics_addr" => %addr);
+    }
     // actix-web stops gracefully on SIGINT and SIGTERM and then returns here.
     let result = running.server.await.context("server error");
+    if let Some((_, metrics)) = running.metrics {
+        metrics.stop(true).await;
+    }
     database.shutdown();
     info!(log, "stopped");
     result

@@ -21,6 +21,7 @@ use serde::Serialize;
 use crate::config::MAX_BODY_BYTES;
 use crate::error::{json_error_handler, path_error_handler, query_error_handler, ApiError};
 
+pub use health::configure_metrics;
 use methods::resource;
 pub use observe::observe;
 

@@ -18,14 +18,16 @@ use slog::{error, info, Drain};
 
 use super::principal::RequestActor;
 use crate::state::AppState;
+use crate::telemetry::metrics::UNMATCHED_ROUTE;
 use crate::telemetry::request_id;
 
 /// The prefix of the JSON API, whose answers are never cached.
 const API_PREFIX: &str = "/api/v1/";
 
 /// Logs one structured line per request (method, route, status, latency, request id, client
-/// address, tenant, user; never credentials) and counts it by route template, so ids in paths do not explode
-/// label sets.
+/// address, tenant, user; never credentials) and counts it by route template, so ids in paths
+/// do not explode label sets: a path no route matches is `unmatched`, and a method outside the
+/// standard ones is counted as `other` (see `telemetry::metrics`).
 pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -57,7 +59,7 @@ pub async fn observe(
         let route = res
             .request()
             .match_pattern()
-            .unwrap_or_else(|| "unmatched".into());
+            .unwrap_or_else(|| UNMATCHED_ROUTE.into());
         let status = res.status().as_u16();
         let actor = res.request().extensions().get::<RequestActor>().copied();
         let user = actor.map(|a| a.user_id.to_string());

@@ -55,6 +55,8 @@ impl Auditor {
         reopen: bool,
     ) {
         let (line, head) = chain::seal(event, &self.instance, &self.head);
+        let metrics = &self.shared.metrics;
+        metrics.audit_event(event.kind.as_str(), event.severity().as_str());
         if event.kind.severity() == super::Severity::Critical {
             let text = String::from_utf8_lossy(&line);
             self.shared.monitor().remember_alert(text.trim_end());
@@ -97,6 +99,7 @@ impl Handler<Record> for Auditor {
             return;
         };
         self.seal_and_send(&event, None);
+        self.shared.metrics.alert(alert.kind.as_str());
         self.shared.monitor().observe(&alert, Instant::now());
         let mut ack = msg.ack;
         if !self.shared.available.load(Ordering::SeqCst) {

@@ -170,6 +170,7 @@ pub fn run_writer(mut sink: Box<dyn Sink>, rx: Receiver<Pending>, shared: Arc<Sh
         for p in &batch {
             buf.extend_from_slice(&p.line);
         }
+        let started = std::time::Instant::now();
         write_durably(
             sink.as_mut(),
             &mut buf,
@@ -178,6 +179,7 @@ pub fn run_writer(mut sink: Box<dyn Sink>, rx: Receiver<Pending>, shared: Arc<Sh
             &mut carry,
             &shared,
         );
+        shared.metrics.audit_commit(started.elapsed());
         let head = batch
             .last()
             .map(|p| p.head.clone())

@@ -31,6 +31,8 @@ use chain::Head;
 use file_sink::{FileSink, Sink};
 use monitor::{Monitor, Thresholds};
 
+use crate::telemetry::metrics::Metrics;
+
 pub use event::{Actor as EventActor, Event, Kind, Severity};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -88,6 +90,8 @@ pub struct Shared {
     redis: OnceLock<tokio::sync::mpsc::Sender<Arc<str>>>,
     redis_stats: Arc<redis_sink::SinkStats>,
     monitor: Mutex<Monitor>,
+    /// Counts events sealed, alerts raised and the writer's commit latency.
+    metrics: Metrics,
     log: Logger,
 }
 
@@ -139,6 +143,7 @@ impl Shared {
 pub struct AuditConfig {
     pub instance: String,
     pub thresholds: Thresholds,
+    pub metrics: Metrics,
 }
 
 /// The handle everything records through. Cheap to clone.
@@ -256,6 +261,7 @@ impl Audit {
             redis: OnceLock::new(),
             redis_stats: Arc::default(),
             monitor: Mutex::new(Monitor::new(config.thresholds)),
+            metrics: config.metrics,
             log,
         });
         let (tx, rx) = std::sync::mpsc::channel();

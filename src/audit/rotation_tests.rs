@@ -25,6 +25,7 @@ fn open(path: &Path) -> Audit {
             cross_tenant: 1000,
             window: Duration::from_secs(60),
         },
+        metrics: Default::default(),
     };
     Audit::start(path, config, crate::telemetry::logging::discard())
 }

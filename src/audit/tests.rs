@@ -57,6 +57,7 @@ fn start_alerting_after(sink: impl Sink + 'static, n: u32) -> Audit {
             cross_tenant: n,
             window: Duration::from_secs(60),
         },
+        metrics: Default::default(),
     };
     let log = crate::telemetry::logging::discard();
     Audit::start_with_sink(Box::new(sink), Head::genesis(), config, log, None)

@@ -58,6 +58,29 @@ pub enum LoginError {
     LimiterGone(#[from] actix::MailboxError),
 }
 
+impl LoginError {
+    /// The `outcome` label of a refused sign-in (`rampart_login_attempts_total`).
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            LoginError::InvalidCredentials => "invalid_credentials",
+            LoginError::TooManyAttempts(_) => "rate_limited",
+            LoginError::InvalidCode => "invalid_code",
+            LoginError::ChallengeExpired => "challenge_expired",
+            LoginError::AmbiguousProof => "bad_request",
+            LoginError::AccountDisabled => "account_disabled",
+            LoginError::TenantSuspended => "tenant_suspended",
+            LoginError::Audit(_) => "audit_unavailable",
+            LoginError::ReauthenticationRequired
+            | LoginError::Account(_)
+            | LoginError::Password(_)
+            | LoginError::UnknownRole(_)
+            | LoginError::TwoFactor(_)
+            | LoginError::Db(_)
+            | LoginError::LimiterGone(_) => "error",
+        }
+    }
+}
+
 /// At the second step of a login a wrong code is the login's `invalid_code` (401, the caller
 /// is not signed in yet), not the confirmation's (400).
 impl From<TwoFactorError> for LoginError {

@@ -19,6 +19,7 @@ use crate::auth::{Session, SessionId, SessionStore};
 use crate::db::DbPool;
 use crate::rate_limit::Limiter;
 use crate::secret::Token;
+use crate::telemetry::metrics::Metrics;
 use crate::tenants::SuspensionGate;
 use crate::two_factor::TwoFactor;
 
@@ -41,6 +42,8 @@ pub struct Login {
     lockout: Lockout,
     /// A suspended tenant's users are refused after their password is checked.
     suspensions: SuspensionGate,
+    /// Counts sign-in attempts by step and outcome.
+    metrics: Metrics,
 }
 
 impl Login {
@@ -55,6 +58,7 @@ impl Login {
         two_factor: TwoFactor,
         lockout: Lockout,
         suspensions: SuspensionGate,
+        metrics: Metrics,
     ) -> Login {
         Login {
             db,
@@ -65,6 +69,7 @@ impl Login {
             two_factor,
             lockout,
             suspensions,
+            metrics,
         }
     }
 

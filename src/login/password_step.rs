@@ -64,8 +64,25 @@ impl Login {
     /// password and an unknown email give the same error after the same work (an argon2
     /// verification either way). Both outcomes are audited; the password never is. See
     /// [`Login::check_password`] for the limits.
-    /// `user_agent` is the client's, kept with the session it opens.
+    /// `user_agent` is the client's, kept with the session it opens. Every attempt is counted
+    /// by its outcome.
     pub async fn login(
+        &self,
+        creds: LoginBody,
+        ip: IpAddr,
+        user_agent: Option<String>,
+    ) -> Result<LoginOutcome, LoginError> {
+        let result = self.password_step(creds, ip, user_agent).await;
+        let outcome = match &result {
+            Ok(LoginOutcome::Session(_)) => "success",
+            Ok(LoginOutcome::MfaRequired(_)) => "mfa_required",
+            Err(e) => e.outcome(),
+        };
+        self.metrics.login("password", outcome);
+        result
+    }
+
+    async fn password_step(
         &self,
         creds: LoginBody,
         ip: IpAddr,

@@ -45,7 +45,23 @@ impl Login {
     /// the attempt back. A challenge that is malformed, unknown, expired, out of tries,
     /// replaced by a newer login or already answered is `ChallengeExpired`.
     /// `user_agent` is the client's, kept with the session it opens.
+    /// Every attempt is counted by its outcome.
     pub async fn verify_second_factor(
+        &self,
+        body: VerifyBody,
+        ip: IpAddr,
+        user_agent: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<LoggedIn, LoginError> {
+        let result = self.second_step(body, ip, user_agent, now).await;
+        let outcome = result
+            .as_ref()
+            .map_or_else(LoginError::outcome, |_| "success");
+        self.metrics.login("second_factor", outcome);
+        result
+    }
+
+    async fn second_step(
         &self,
         body: VerifyBody,
         ip: IpAddr,

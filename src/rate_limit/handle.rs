@@ -23,6 +23,14 @@ use crate::config::Limits;
 use crate::ids::UserId;
 use crate::net::limit_key;
 use crate::store::{RedisStatus, SharedStore};
+use crate::telemetry::metrics::{Decision, Metrics};
+
+/// The `limit` labels of decisions that are no window of their own.
+const LIMIT_IP_BAN: &str = "ip-ban";
+const LIMIT_VIOLATIONS: &str = "violations";
+const LIMIT_CONNECTIONS: &str = "ws-connections";
+/// A login attempt admitted by both login windows.
+const LIMIT_LOGIN: &str = "login";
 
 /// The handle the rest of the server uses. Cheap to clone.
 #[derive(Clone)]
@@ -31,12 +39,21 @@ pub struct Limiter {
     policies: Arc<Policies>,
     /// Only to report which backend decides (the store's switch).
     store: SharedStore,
+    /// Counts every decision by limit and outcome (here, where they all pass).
+    metrics: Metrics,
 }
 
 impl Limiter {
     /// Starts the actor on an arbiter of its own, deciding in Redis whenever `store` has it and
     /// joining the other instances' ban sync.
+    /// Its decisions are counted in metrics of its own (tools and tests); the server uses
+    /// [`Limiter::start_counted`].
     pub fn start(store: SharedStore, limits: &Limits) -> Limiter {
+        Self::start_counted(store, limits, Metrics::new())
+    }
+
+    /// [`Limiter::start`], counting decisions and bans in `metrics`.
+    pub fn start_counted(store: SharedStore, limits: &Limits, metrics: Metrics) -> Limiter {
         let policies = Arc::new(Policies::from_limits(limits));
         let (actor_store, actor_policies) = (store.clone(), policies.clone());
         let addr = RateLimiter::start_in_arbiter(&Arbiter::new().handle(), move |_| {
@@ -46,6 +63,7 @@ impl Limiter {
             addr,
             policies,
             store,
+            metrics,
         }
     }
 
@@ -97,19 +115,44 @@ impl Limiter {
 
     pub async fn admit(&self, ip: IpAddr) -> Result<Admission, MailboxError> {
         let ip = limit_key(ip);
-        self.addr.send(AdmitConnection { ip }).await?.await
+        let admission = self.addr.send(AdmitConnection { ip }).await?.await?;
+        let (limit, outcome) = match admission {
+            Admission::Allowed => (self.policies.connect.name, Decision::Allowed),
+            Admission::Limited(_) => (self.policies.connect.name, Decision::Refused),
+            Admission::Banned(_) => (LIMIT_IP_BAN, Decision::Refused),
+        };
+        self.metrics.decision(limit, outcome);
+        Ok(admission)
     }
 
     pub async fn violation(&self, ip: IpAddr) -> Result<ViolationOutcome, MailboxError> {
         let ip = limit_key(ip);
-        self.addr.send(RecordViolation { ip }).await?.await
+        let outcome = self.addr.send(RecordViolation { ip }).await?.await?;
+        let decision = match outcome {
+            ViolationOutcome::Counted(_) => Decision::Allowed,
+            ViolationOutcome::Banned(_) => {
+                self.metrics.ban_issued();
+                Decision::Banned
+            }
+            ViolationOutcome::AlreadyBanned(_) => Decision::Banned,
+        };
+        self.metrics.decision(LIMIT_VIOLATIONS, decision);
+        Ok(outcome)
     }
 
     pub async fn acquire(&self, user: UserId, conn: ConnId) -> Result<HitVerdict, MailboxError> {
-        self.addr
+        let verdict = self
+            .addr
             .send(AcquireConnection { user, conn })
             .await?
-            .await
+            .await?;
+        let outcome = if verdict.allowed {
+            Decision::Allowed
+        } else {
+            Decision::Refused
+        };
+        self.metrics.decision(LIMIT_CONNECTIONS, outcome);
+        Ok(verdict)
     }
 
     /// Frees a connection slot (in memory and, when it answers, in Redis).
@@ -137,7 +180,12 @@ impl Limiter {
         account: &str,
     ) -> Result<Result<LoginReservation, Limited>, MailboxError> {
         let (ip, account) = (limit_key(ip), account.to_string());
-        self.addr.send(ReserveLogin { ip, account }).await?.await
+        let reserved = self.addr.send(ReserveLogin { ip, account }).await?.await?;
+        match &reserved {
+            Ok(_) => self.metrics.decision(LIMIT_LOGIN, Decision::Allowed),
+            Err(limited) => self.metrics.decision(limited.policy, Decision::Refused),
+        }
+        Ok(reserved)
     }
 
     /// Gives back a reserved login attempt (it succeeded, or was never checked).

@@ -31,6 +31,8 @@ use tokio::sync::watch;
 
 use memory::MemoryMap;
 
+use crate::telemetry::metrics::Metrics;
+
 pub use bus::Bus;
 use policy::CONNECT_TIMEOUT;
 pub use policy::{RedisFailure, REDIS_TIMEOUT};
@@ -87,13 +89,27 @@ struct Inner {
     probing: AtomicBool,
     status: watch::Sender<RedisStatus>,
     memory: MemoryMap,
+    /// Counts the switches between Redis and the fallback.
+    metrics: Metrics,
     log: Logger,
 }
 
 impl SharedStore {
     /// Connects to Redis when a URL is given; an unreachable Redis starts in fallback and is
-    /// retried in the background. A malformed URL is an error.
+    /// retried in the background. A malformed URL is an error. Its switches are counted in
+    /// metrics of its own (tools and tests); the server uses [`SharedStore::connect_counted`].
     pub async fn connect(url: Option<&str>, prefix: &str, log: Logger) -> anyhow::Result<Self> {
+        Self::connect_counted(url, prefix, log, Metrics::new()).await
+    }
+
+    /// [`SharedStore::connect`], counting the switches between Redis and the fallback in
+    /// `metrics`.
+    pub async fn connect_counted(
+        url: Option<&str>,
+        prefix: &str,
+        log: Logger,
+        metrics: Metrics,
+    ) -> anyhow::Result<Self> {
         let client = url
             .map(redis::Client::open)
             .transpose()
@@ -114,6 +130,7 @@ impl SharedStore {
                 probing: AtomicBool::new(false),
                 status: watch::channel(initial).0,
                 memory: MemoryMap::default(),
+                metrics,
                 log,
             }),
         };

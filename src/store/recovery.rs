@@ -19,6 +19,8 @@ use std::sync::atomic::Ordering;
 use redis::aio::ConnectionManager;
 use slog::{info, warn};
 
+use crate::telemetry::metrics::RedisSwitch;
+
 use super::{RedisStatus, SharedStore, CONNECT_TIMEOUT, PROBE_INTERVAL};
 
 impl SharedStore {
@@ -31,6 +33,7 @@ impl SharedStore {
             was_up
         });
         if changed {
+            self.inner.metrics.redis_switch(RedisSwitch::ToFallback);
             warn!(self.inner.log, "Redis became unreachable; switching to in-process state";
                   "reason" => reason, "redis" => "fallback");
         }
@@ -71,7 +74,11 @@ impl SharedStore {
         };
         *self.inner.conn.lock().expect("store lock") = Some(conn.clone());
         self.inner.generation.fetch_add(1, Ordering::SeqCst);
-        self.inner.status.send_replace(RedisStatus::Connected);
+        let was = self.inner.status.send_replace(RedisStatus::Connected);
+        // The probe's success is a switch back; the first connection at start is not.
+        if was == RedisStatus::Fallback && self.inner.probing.load(Ordering::SeqCst) {
+            self.inner.metrics.redis_switch(RedisSwitch::ToRedis);
+        }
         info!(self.inner.log, "Redis is reachable; shared state is back in Redis";
               "redis" => "connected");
         // What was written or deleted here while the hand-over ran.

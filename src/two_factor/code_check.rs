@@ -77,6 +77,16 @@ impl CodeCheck<'_> {
         code: &SecretString,
         then: impl AsyncFnOnce(&mut TenantConn, TotpRow) -> Result<(), DbError>,
     ) -> Result<(), TwoFactorError> {
+        let checked = self.check_totp(code, then).await;
+        self.count("totp", &checked);
+        checked
+    }
+
+    async fn check_totp(
+        &self,
+        code: &SecretString,
+        then: impl AsyncFnOnce(&mut TenantConn, TotpRow) -> Result<(), DbError>,
+    ) -> Result<(), TwoFactorError> {
         let Some(code) = TotpCode::parse(code.expose_secret()) else {
             return Err(self.reject(Refusal::Wrong, "totp").await);
         };
@@ -106,6 +116,25 @@ impl CodeCheck<'_> {
         &self,
         input: &SecretString,
     ) -> Result<(), TwoFactorError> {
+        let spent = self.spend(input).await;
+        self.count("backup_code", &spent);
+        spent
+    }
+
+    /// Counts one checked code: `accepted`, `refused` (a wrong or replayed code), `no_factor`,
+    /// or `error` (it could not be checked).
+    fn count(&self, method: &'static str, result: &Result<(), TwoFactorError>) {
+        let outcome = match result {
+            Ok(()) => "accepted",
+            Err(TwoFactorError::InvalidCode) => "refused",
+            Err(TwoFactorError::NoEnrollment | TwoFactorError::NotEnabled) => "no_factor",
+            Err(_) => "error",
+        };
+        let purpose = self.purpose.as_str();
+        self.tf.metrics.two_factor(purpose, method, outcome);
+    }
+
+    async fn spend(&self, input: &SecretString) -> Result<(), TwoFactorError> {
         let who = self.who;
         let Some(code) = backup_codes::normalize(input.expose_secret()) else {
             return Err(self.reject(Refusal::Wrong, "backup_code").await);

@@ -28,6 +28,7 @@ use crate::auth::Session;
 use crate::db::{DbPool, Scope};
 use crate::ids::{Role, TenantId, UserId};
 use crate::secret::MasterKey;
+use crate::telemetry::metrics::Metrics;
 use code_check::{CodeCheck, Purpose};
 use secret_box::SecretBox;
 use totp::TotpSecret;
@@ -134,6 +135,8 @@ pub struct TwoFactor {
     /// Seals TOTP secrets and keys backup-code hashes.
     master_key: MasterKey,
     failed_logins: Arc<dyn FailedLogins>,
+    /// Counts the codes checked, by purpose, method and outcome.
+    metrics: Metrics,
 }
 
 impl TwoFactor {
@@ -142,12 +145,14 @@ impl TwoFactor {
         audit: Audit,
         master_key: MasterKey,
         failed_logins: Arc<dyn FailedLogins>,
+        metrics: Metrics,
     ) -> TwoFactor {
         TwoFactor {
             db,
             audit,
             master_key,
             failed_logins,
+            metrics,
         }
     }
 

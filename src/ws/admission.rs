@@ -82,8 +82,34 @@ fn event(kind: Kind, ip: IpAddr) -> Event {
     Event::new(kind).ip(ip)
 }
 
-/// The checks of the contract, in its order.
+impl UpgradeError {
+    /// The `outcome` label of a refused attempt.
+    fn outcome(&self) -> &'static str {
+        match self {
+            UpgradeError::IpBanned { .. } => "ip_banned",
+            UpgradeError::TooManyConnectionAttempts(_) => "rate_limited",
+            UpgradeError::OriginNotAllowed => "origin_not_allowed",
+            UpgradeError::Unauthenticated => "unauthenticated",
+            UpgradeError::TwoFactorEnrollmentRequired => "two_factor_enrollment_required",
+            UpgradeError::PasswordChangeRequired => "password_change_required",
+            UpgradeError::TenantSuspended => "tenant_suspended",
+            UpgradeError::TooManyConnections(_) => "too_many_connections",
+            UpgradeError::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// The checks of the contract, in its order; every attempt is counted by its outcome.
 pub async fn admit(services: &Services, h: Handshake) -> Result<Admitted, UpgradeError> {
+    let admitted = checks(services, h).await;
+    let outcome = admitted
+        .as_ref()
+        .map_or_else(UpgradeError::outcome, |_| "accepted");
+    services.metrics.ws_attempt(outcome);
+    admitted
+}
+
+async fn checks(services: &Services, h: Handshake) -> Result<Admitted, UpgradeError> {
     let ip = h.ip;
     // 1 and 2: ban, then connection attempts (one decision).
     check_ip(services, ip).await?;

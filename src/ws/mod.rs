@@ -37,6 +37,8 @@ pub struct Services {
     /// Which tenants are suspended (refused at the upgrade).
     pub suspensions: crate::tenants::SuspensionGate,
     pub settings: Settings,
+    /// Counts connections, upgrade attempts and messages.
+    pub metrics: crate::telemetry::metrics::Metrics,
 }
 
 /// The configuration a connection follows.

@@ -36,6 +36,7 @@ use crate::auth::{Session, SessionId};
 use crate::ids::TenantId;
 use crate::rate_limit::{ConnId, MessageGate, MessageVerdict, ViolationOutcome};
 use crate::store::RedisStatus;
+use crate::telemetry::metrics::WsMessage;
 
 /// Starts the connection's actor on the upgraded request's byte stream and returns the
 /// response body (the HTTP layer has checked the handshake). The connection slot is given back
@@ -109,6 +110,7 @@ impl Actor for WsSession {
         // The mailbox is this connection's event queue: bounded, so a slow reader cannot
         // grow server memory (the hub closes it with 1013 when full).
         ctx.set_mailbox_capacity(QUEUE_FRAMES);
+        self.services.metrics.ws_opened();
         self.services.hub.do_send(Join {
             conn: self.conn,
             session: self.session_id.clone(),
@@ -130,6 +132,7 @@ impl Actor for WsSession {
     /// The connection slot is not released here but when the socket's body is dropped: an
     /// actor can stop while its socket, stalled, is still open.
     fn stopped(&mut self, _: &mut Self::Context) {
+        self.services.metrics.ws_closed();
         self.services.hub.do_send(Leave { conn: self.conn });
     }
 }
@@ -194,8 +197,14 @@ impl WsSession {
     fn check_then(&mut self, ctx: &mut ws::WebsocketContext<Self>, bytes: usize, msg: Incoming) {
         match self.gate.check(bytes) {
             MessageVerdict::Allowed => self.on_message(msg, ctx),
-            MessageVerdict::TooLarge => self.too_large(ctx, bytes as u64),
-            MessageVerdict::Limited { retry_after } => self.rate_limited(ctx, retry_after),
+            MessageVerdict::TooLarge => {
+                self.services.metrics.ws_message(WsMessage::TooLarge);
+                self.too_large(ctx, bytes as u64)
+            }
+            MessageVerdict::Limited { retry_after } => {
+                self.services.metrics.ws_message(WsMessage::RateLimited);
+                self.rate_limited(ctx, retry_after)
+            }
         }
     }
 
@@ -241,16 +250,23 @@ impl WsSession {
         let text = match msg {
             Incoming::Text(text) => text,
             Incoming::Unsupported(what) => {
+                self.services.metrics.ws_message(WsMessage::Unsupported);
                 ctx.text(protocol::error(ErrorCode::Unsupported, what));
                 return;
             }
         };
         match ClientFrame::parse(&text) {
-            Ok(frame) => self.on_frame(frame, ctx),
-            Err(protocol::BadFrame) => ctx.text(protocol::error(
-                ErrorCode::BadMessage,
-                "expected a JSON object with a known \"type\"",
-            )),
+            Ok(frame) => {
+                self.services.metrics.ws_message(WsMessage::Accepted);
+                self.on_frame(frame, ctx)
+            }
+            Err(protocol::BadFrame) => {
+                self.services.metrics.ws_message(WsMessage::Malformed);
+                ctx.text(protocol::error(
+                    ErrorCode::BadMessage,
+                    "expected a JSON object with a known \"type\"",
+                ))
+            }
         }
     }
 

@@ -2,12 +2,14 @@
 //! hardening (with `systemd-analyze` when it is installed, and always with a small parser), the
 //! logrotate example (with `logrotate --debug`), the
 //! compose file's services and secrets (and its schema with `docker compose` or `docker-compose`
-//! when one is installed), and the Dockerfile's essentials. Building the image needs a Docker
+//! when one is installed), the Dockerfile's essentials, and the Prometheus alert rules (with
+//! `promtool`, installed by `scripts/deps.sh prometheus`). Building the image needs a Docker
 //! engine and its base images, which the tests do not have.
 
 mod compose;
 mod dockerfile;
 mod logrotate;
+mod prometheus;
 mod systemd;
 
 use std::path::{Path, PathBuf};

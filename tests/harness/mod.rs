@@ -63,6 +63,8 @@ pub struct TestApp {
     /// Only the first server on a data directory removes it.
     owns_dir: bool,
     handle: ServerHandle,
+    /// The internal metrics listener's base URL, when `RAMPART_METRICS_BIND` is set.
+    pub metrics_base: Option<String>,
 }
 
 /// The operator's door, as the CLI opens it (queued for the audit trail), for seeding fixtures.
@@ -183,6 +185,7 @@ impl TestApp {
             vars: kept_vars,
             owns_dir: true,
             handle: running.handle,
+            metrics_base: running.metrics.map(|(addr, _)| format!("http://{addr}")),
         })
     }
 

@@ -189,5 +189,6 @@ pub async fn spawn_with_audit(
         vars,
         owns_dir: true,
         handle: running.handle,
+        metrics_base: running.metrics.map(|(addr, _)| format!("http://{addr}")),
     }
 }

@@ -398,6 +398,7 @@ async fn a_hundred_thousand_concurrent_events_are_all_chained_in_order() {
                 cross_tenant: 1_000_000,
                 window: Duration::from_secs(60),
             },
+            metrics: Default::default(),
         },
         rampart::telemetry::logging::discard(),
     );

@@ -25,7 +25,13 @@ async fn health_readiness_and_metrics_report_real_state() {
         "{text}"
     );
     assert!(text.contains("rampart_http_request_duration_seconds_bucket"));
-    assert!(text.contains(r#"rampart_db_pool_connections{state="max"}"#));
+    assert!(text.contains(r#"rampart_db_pool_connections{state="in_use"}"#));
+    assert!(text.contains("rampart_db_pool_max_connections "), "{text}");
+    assert!(text.contains("rampart_audit_available 1"), "{text}");
+    assert!(
+        text.contains(r#"rampart_redis_state{state="connected"} 1"#),
+        "{text}"
+    );
 }
 
 #[actix_web::test]

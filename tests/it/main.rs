@@ -27,6 +27,7 @@ mod hostile;
 mod http_conventions;
 mod isolation;
 mod login_limits;
+mod metrics;
 mod monitor;
 mod monitor_admin_browser;
 mod multi_instance;

@@ -290,6 +290,7 @@ impl Gate {
                 cross_tenant: 1000,
                 window: Duration::from_secs(60),
             },
+            metrics: Default::default(),
         };
         let log = rampart::telemetry::logging::discard();
         Audit::start_with_sink(Box::new(self.clone()), Head::genesis(), config, log, None)

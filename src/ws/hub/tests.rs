@@ -70,6 +70,7 @@ async fn a_connection_that_stops_reading_is_dropped_with_1013_not_buffered() {
                 cross_tenant: 1000,
                 window: Duration::from_secs(60),
             },
+            metrics: Default::default(),
         },
         log.clone(),
     );
