@@ -437,6 +437,45 @@ mod tests {
     }
 
     #[test]
+    fn the_listener_needs_a_certificate_and_its_own_key() {
+        let dir = std::env::temp_dir().join(format!("rampart-cfg-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, text: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            path.display().to_string()
+        };
+        let one = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let two = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let cert = write("cert.pem", one.cert.pem());
+        let key = write("key.pem", one.signing_key.serialize_pem());
+        let other_key = write("other.pem", two.signing_key.serialize_pem());
+        let listener = |pairs: &[(&str, &str)]| Config::from_map(vars(pairs));
+        let c = listener(&[
+            ("RAMPART_TLS_CERT_FILE", &cert),
+            ("RAMPART_TLS_KEY_FILE", &key),
+        ])
+        .unwrap();
+        assert_eq!(c.tls.unwrap().cert_file, std::path::PathBuf::from(&cert));
+        let err = listener(&[
+            ("RAMPART_TLS_CERT_FILE", &cert),
+            ("RAMPART_TLS_KEY_FILE", &other_key),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "RAMPART_TLS_KEY_FILE");
+        assert!(err.to_string().contains("does not belong"), "{err}");
+        let err = listener(&[("RAMPART_TLS_KEY_FILE", &key)]).unwrap_err();
+        assert_eq!(err.var, "RAMPART_TLS_CERT_FILE");
+        let err = listener(&[
+            ("RAMPART_TLS_CERT_FILE", &key),
+            ("RAMPART_TLS_KEY_FILE", &key),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "RAMPART_TLS_CERT_FILE");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn origins_are_split_and_trimmed() {
         let c = Config::from_map(vars(&[(
             "RAMPART_ALLOWED_ORIGINS",
