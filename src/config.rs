@@ -11,6 +11,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 mod files;
+pub mod tls;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./.rampart";
@@ -87,6 +88,11 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// Prefix of every Redis key, so several deployments (or test runs) can share one Redis.
     pub redis_prefix: String,
+    /// CA certificates (PEM) a `rediss://` server must chain to, instead of the system's.
+    pub redis_ca_file: Option<PathBuf>,
+    /// Certificate chain and private key (PEM) of the HTTPS listener; both or neither.
+    /// Reloaded on SIGHUP.
+    pub tls: Option<ListenerTls>,
     pub data_dir: PathBuf,
     pub audit_log: PathBuf,
     /// Base64 of 32 bytes, when given; otherwise generated into `data_dir/master.key`.
@@ -112,6 +118,8 @@ impl std::fmt::Debug for Config {
             .field("database_url", &hidden(&self.database_url))
             .field("redis_url", &hidden(&self.redis_url))
             .field("redis_prefix", &self.redis_prefix)
+            .field("redis_ca_file", &self.redis_ca_file)
+            .field("tls", &self.tls)
             .field("data_dir", &self.data_dir)
             .field("audit_log", &self.audit_log)
             .field("master_key", &hidden(&self.master_key))
@@ -124,6 +132,13 @@ impl std::fmt::Debug for Config {
             .field("limits", &self.limits)
             .finish()
     }
+}
+
+/// The files of the HTTPS listener (`RAMPART_TLS_CERT_FILE`, `RAMPART_TLS_KEY_FILE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 /// Reads variables from a map, so tests can build a configuration without touching the process
@@ -247,12 +262,17 @@ impl Config {
                     .collect()
             })
             .unwrap_or_default();
+        let redis_url = env.raw("REDIS_URL").map(str::to_string);
+        let redis_ca_file = redis_ca_file(&env, redis_url.as_deref())?;
+        let tls = listener_tls(&env)?;
         Ok(Config {
             bind: env.parse("RAMPART_BIND", DEFAULT_BIND.parse().expect("valid default"))?,
             metrics_bind: env.optional("RAMPART_METRICS_BIND")?,
             database_url: env.raw("DATABASE_URL").map(str::to_string),
-            redis_url: env.raw("REDIS_URL").map(str::to_string),
+            redis_url,
             redis_prefix: env.string("RAMPART_REDIS_PREFIX", DEFAULT_REDIS_PREFIX),
+            redis_ca_file,
+            tls,
             data_dir: env.string("RAMPART_DATA_DIR", DEFAULT_DATA_DIR).into(),
             audit_log: env.string("RAMPART_AUDIT_LOG", DEFAULT_AUDIT_LOG).into(),
             master_key,
@@ -265,6 +285,53 @@ impl Config {
             limits: Limits::from_env(&env)?,
         })
     }
+}
+
+/// `RAMPART_REDIS_CA_FILE`: a readable CA file, and only with a `rediss://` URL (a CA
+/// beside a plain URL would suggest a protection that is not there).
+fn redis_ca_file(env: &Env, redis_url: Option<&str>) -> Result<Option<PathBuf>, ConfigError> {
+    const VAR: &str = "RAMPART_REDIS_CA_FILE";
+    let Some(path) = env.raw(VAR).map(PathBuf::from) else {
+        return Ok(None);
+    };
+    if !redis_url.is_some_and(|u| u.starts_with("rediss://")) {
+        return Err(ConfigError {
+            var: VAR,
+            reason: "set, but REDIS_URL is not a rediss:// (TLS) URL".into(),
+        });
+    }
+    tls::roots(&path).map_err(|reason| ConfigError { var: VAR, reason })?;
+    Ok(Some(path))
+}
+
+/// `RAMPART_TLS_CERT_FILE` and `RAMPART_TLS_KEY_FILE`: both or neither, and a key that
+/// belongs to the certificate.
+fn listener_tls(env: &Env) -> Result<Option<ListenerTls>, ConfigError> {
+    const CERT: &str = "RAMPART_TLS_CERT_FILE";
+    const KEY: &str = "RAMPART_TLS_KEY_FILE";
+    let (cert_file, key_file) = match (env.raw(CERT), env.raw(KEY)) {
+        (None, None) => return Ok(None),
+        (Some(c), Some(k)) => (PathBuf::from(c), PathBuf::from(k)),
+        (Some(_), None) => {
+            return Err(ConfigError {
+                var: KEY,
+                reason: format!("must be set with {CERT}"),
+            })
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError {
+                var: CERT,
+                reason: format!("must be set with {KEY}"),
+            })
+        }
+    };
+    tls::certificates(&cert_file).map_err(|reason| ConfigError { var: CERT, reason })?;
+    tls::private_key(&key_file).map_err(|reason| ConfigError { var: KEY, reason })?;
+    tls::certified_key(&cert_file, &key_file).map_err(|reason| ConfigError { var: KEY, reason })?;
+    Ok(Some(ListenerTls {
+        cert_file,
+        key_file,
+    }))
 }
 
 impl Limits {
@@ -392,6 +459,45 @@ mod tests {
         }
         let err = Config::from_map(vars(&[("RAMPART_WS_CLIENT_TIMEOUT_SECS", "15")])).unwrap_err();
         assert_eq!(err.var, "RAMPART_WS_HEARTBEAT_SECS");
+    }
+
+    #[test]
+    fn the_listener_needs_a_certificate_and_its_own_key() {
+        let dir = std::env::temp_dir().join(format!("rampart-cfg-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, text: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            path.display().to_string()
+        };
+        let one = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let two = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let cert = write("cert.pem", one.cert.pem());
+        let key = write("key.pem", one.signing_key.serialize_pem());
+        let other_key = write("other.pem", two.signing_key.serialize_pem());
+        let listener = |pairs: &[(&str, &str)]| Config::from_map(vars(pairs));
+        let c = listener(&[
+            ("RAMPART_TLS_CERT_FILE", &cert),
+            ("RAMPART_TLS_KEY_FILE", &key),
+        ])
+        .unwrap();
+        assert_eq!(c.tls.unwrap().cert_file, std::path::PathBuf::from(&cert));
+        let err = listener(&[
+            ("RAMPART_TLS_CERT_FILE", &cert),
+            ("RAMPART_TLS_KEY_FILE", &other_key),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "RAMPART_TLS_KEY_FILE");
+        assert!(err.to_string().contains("does not belong"), "{err}");
+        let err = listener(&[("RAMPART_TLS_KEY_FILE", &key)]).unwrap_err();
+        assert_eq!(err.var, "RAMPART_TLS_CERT_FILE");
+        let err = listener(&[
+            ("RAMPART_TLS_CERT_FILE", &key),
+            ("RAMPART_TLS_KEY_FILE", &key),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "RAMPART_TLS_CERT_FILE");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

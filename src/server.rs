@@ -29,11 +29,13 @@ use crate::ws::Hub;
 mod database;
 pub mod operator_requests;
 mod signals;
+pub mod tls;
 
 pub use database::{open_database, Database, EMBEDDED_DB};
 
 /// Migrates, checks the RLS posture and builds the shared application state.
 pub async fn prepare(config: Config, db_url: &str, log: Logger) -> anyhow::Result<AppState> {
+    db::tls::TlsSettings::check(db_url).map_err(|e| anyhow::anyhow!("DATABASE_URL: {e}"))?;
     let applied = db::migrate::run(db_url).await?;
     if !applied.is_empty() {
         info!(log, "applied {} migration(s)", applied.len(); "versions" => applied.join(","));
@@ -54,8 +56,9 @@ pub async fn prepare(config: Config, db_url: &str, log: Logger) -> anyhow::Resul
               "file" => %config.data_dir.join(secret::MASTER_KEY_FILE).display());
     }
     let metrics = Metrics::new();
-    let store = SharedStore::connect_counted(
+    let store = SharedStore::connect_with(
         config.redis_url.as_deref(),
+        config.redis_ca_file.as_deref(),
         &config.redis_prefix,
         log.clone(),
         metrics.clone(),
@@ -271,12 +274,22 @@ pub struct Running {
     /// The internal metrics listener (`RAMPART_METRICS_BIND`), already running: its address
     /// and the handle that stops it (after the main server).
     pub metrics: Option<(SocketAddr, ServerHandle)>,
+    /// The HTTPS listener's certificate (`None`: plain HTTP), to reload.
+    pub tls: Option<Arc<tls::Certificates>>,
 }
 
 /// Binds and starts serving `state` (the caller awaits `server`).
 pub fn start(state: AppState, workers: usize) -> anyhow::Result<Running> {
     let bind = state.config.bind;
     let metrics_bind = state.config.metrics_bind;
+    let certs = (state
+        .config
+        .tls
+        .as_ref()
+        .map(tls::Certificates::load)
+        .transpose())
+    .map_err(anyhow::Error::msg)
+    .context("RAMPART_TLS_CERT_FILE")?;
     // What the `Principal` extractor needs, and nothing more.
     let sessions = web::Data::new(state.sessions.clone());
     let origins = web::Data::new(OriginPolicy::new(state.config.allowed_origins.clone()));
@@ -297,9 +310,12 @@ pub fn start(state: AppState, workers: usize) -> anyhow::Result<Running> {
             .configure(crate::api::configure)
     })
     // Each connection's descriptor, so that a stalled WebSocket can be dropped (ws::stall).
-    .on_connect(crate::ws::stall::on_connect)
-    .workers(workers)
-    .bind(bind)
+    .on_connect(tls::on_connect)
+    .workers(workers);
+    let server = match &certs {
+        Some(c) => server.bind_rustls_0_23(bind, c.server_config().map_err(anyhow::Error::msg)?),
+        None => server.bind(bind),
+    }
     .with_context(|| format!("cannot listen on {bind} (RAMPART_BIND)"))?;
     let addr = *server.addrs().first().context("no listening address")?;
     let server = server.run();
@@ -309,6 +325,7 @@ pub fn start(state: AppState, workers: usize) -> anyhow::Result<Running> {
         handle,
         server,
         metrics,
+        tls: certs,
     })
 }
 
@@ -358,7 +375,15 @@ pub async fn serve(config: Config, log: Logger, demo: bool) -> anyhow::Result<()
     signals::on_hangup(state.audit.clone(), log.clone());
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let running = start(state, workers)?;
-    info!(log, "listening on http://{}", running.addr; "addr" => %running.addr);
+    if let Some(certs) = &running.tls {
+        tls::reload_on_sighup(certs.clone(), log.clone()).context("cannot watch SIGHUP")?;
+    }
+    let scheme = if running.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    info!(log, "listening on {scheme}://{}", running.addr; "addr" => %running.addr);
     if let Some((addr, _)) = &running.metrics {
         info!(log, "metrics on http://{addr}/metrics"; "metrics_addr" => %addr);
     }

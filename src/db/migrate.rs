@@ -8,7 +8,7 @@ use diesel::connection::SimpleConnection;
 use diesel::migration::MigrationSource;
 use diesel::pg::Pg;
 use diesel::sql_types::Text;
-use diesel::{Connection, QueryableByName, RunQueryDsl};
+use diesel::{QueryableByName, RunQueryDsl};
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::AsyncPgConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -63,8 +63,17 @@ fn up_to_date(conn: &mut AsyncConnectionWrapper<AsyncPgConnection>) -> bool {
 }
 
 fn run_blocking(url: &str) -> anyhow::Result<Vec<String>> {
-    let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(url)
+    // The connection is opened (with its TLS settings, `super::tls`) on a private runtime
+    // whose worker keeps driving it while the wrapper blocks on its queries.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let conn = runtime
+        .block_on(super::tls::connect(url))
         .map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))?;
+    let _inside = runtime.enter();
+    let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::from(conn);
     if up_to_date(&mut conn) {
         return Ok(Vec::new());
     }

@@ -1,6 +1,7 @@
 //! The database: pool, migrations, the start-up RLS posture check, the tenant door (who may
 //! reach which tenant, [`door`]) and the tenant-scoped transaction — the only way any code
-//! reaches tenant tables — and the decoders of PostgreSQL's wire formats ([`wire`]).
+//! reaches tenant tables — the decoders of PostgreSQL's wire formats ([`wire`]) and the one way
+//! a connection is opened, with TLS as the connection string's `sslmode` says ([`tls`]).
 //!
 //! The pool itself is private to this module: outside code gets a connection only inside
 //! [`DbPool::in_tenant`], [`DbPool::in_platform`], [`DbPool::in_scope`], [`DbPool::in_admin`],
@@ -17,6 +18,7 @@ pub mod posture;
 pub mod schema;
 mod suspended;
 mod tenant;
+pub mod tls;
 pub mod wire;
 
 use std::cell::RefCell;
@@ -115,6 +117,7 @@ fn build(url: &str, max_size: usize) -> Result<Pool<AsyncPgConnection>, DbError>
     // `is_broken`), and any other fault shows on first use.
     let mut config = ManagerConfig::default();
     config.recycling_method = RecyclingMethod::Fast;
+    config.custom_setup = Box::new(|url| Box::pin(tls::connect(url)));
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
     Pool::builder(manager)
         .max_size(max_size)

@@ -2,7 +2,7 @@
 //! (the one already running on the data directory, or one started for this process).
 
 use anyhow::Context;
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_async::SimpleAsyncConnection;
 use slog::{info, Logger};
 
 use crate::config::Config;
@@ -38,6 +38,8 @@ impl Database {
 /// one started for the life of this process.
 pub async fn open_database(config: &Config, log: &Logger) -> anyhow::Result<Database> {
     if let Some(url) = &config.database_url {
+        crate::db::tls::TlsSettings::check(url)
+            .map_err(|e| anyhow::anyhow!("DATABASE_URL: {e}"))?;
         return Ok(Database {
             url: url.clone(),
             cluster: None,
@@ -82,7 +84,7 @@ async fn create_database_if_missing(admin_url: &str, name: &str) -> anyhow::Resu
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         n: i64,
     }
-    let mut conn = AsyncPgConnection::establish(admin_url)
+    let mut conn = crate::db::tls::connect(admin_url)
         .await
         .context("cannot connect to the embedded PostgreSQL")?;
     let found: Count =

@@ -94,24 +94,42 @@ struct Inner {
     log: Logger,
 }
 
+/// The Redis client of `url`. A `rediss://` URL speaks TLS (rustls): the server's certificate
+/// must chain to `ca_file` when given, else to the system's CA store, and must name the host.
+fn client(url: &str, ca_file: Option<&std::path::Path>) -> anyhow::Result<redis::Client> {
+    crate::config::tls::install_default_provider();
+    let Some(ca_file) = ca_file else {
+        return Ok(redis::Client::open(url)?);
+    };
+    let root_cert = std::fs::read(ca_file)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", ca_file.display()))?;
+    let tls = redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(root_cert),
+    };
+    Ok(redis::Client::build_with_tls(url, tls)?)
+}
+
 impl SharedStore {
     /// Connects to Redis when a URL is given; an unreachable Redis starts in fallback and is
     /// retried in the background. A malformed URL is an error. Its switches are counted in
-    /// metrics of its own (tools and tests); the server uses [`SharedStore::connect_counted`].
+    /// metrics of its own (tools and tests); the server uses [`SharedStore::connect_with`].
     pub async fn connect(url: Option<&str>, prefix: &str, log: Logger) -> anyhow::Result<Self> {
-        Self::connect_counted(url, prefix, log, Metrics::new()).await
+        Self::connect_with(url, None, prefix, log, Metrics::new()).await
     }
 
-    /// [`SharedStore::connect`], counting the switches between Redis and the fallback in
-    /// `metrics`.
-    pub async fn connect_counted(
+    /// [`SharedStore::connect`], where a `rediss://` URL trusts only the CA certificates of
+    /// `ca_file` (PEM; `RAMPART_REDIS_CA_FILE`) instead of the system's store, counting the
+    /// switches between Redis and the fallback in `metrics`.
+    pub async fn connect_with(
         url: Option<&str>,
+        ca_file: Option<&std::path::Path>,
         prefix: &str,
         log: Logger,
         metrics: Metrics,
     ) -> anyhow::Result<Self> {
         let client = url
-            .map(redis::Client::open)
+            .map(|url| client(url, ca_file))
             .transpose()
             .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
         let initial = if client.is_some() {

@@ -17,7 +17,7 @@
 use std::sync::atomic::Ordering;
 
 use redis::aio::ConnectionManager;
-use slog::{info, warn};
+use slog::{debug, info, warn};
 
 use crate::telemetry::metrics::RedisSwitch;
 
@@ -69,8 +69,14 @@ impl SharedStore {
             Ok::<_, redis::RedisError>(conn)
         })
         .await;
-        let Ok(Ok(mut conn)) = connected else {
-            return false;
+        let mut conn = match connected {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => {
+                // A refused certificate (`rediss://`) shows here, not as an error of its own.
+                debug!(self.inner.log, "Redis connection attempt failed"; "error" => %e);
+                return false;
+            }
+            Err(_) => return false,
         };
         *self.inner.conn.lock().expect("store lock") = Some(conn.clone());
         self.inner.generation.fetch_add(1, Ordering::SeqCst);

@@ -8,6 +8,7 @@ pub mod browser;
 pub mod client;
 mod db;
 pub mod processes;
+pub mod tls;
 pub mod totp;
 pub mod ws;
 
@@ -60,6 +61,10 @@ pub struct TestApp {
     pub config: Config,
     pub dir: PathBuf,
     vars: HashMap<String, String>,
+    /// The HTTPS listener's certificate, when the server serves HTTPS.
+    pub tls: Option<std::sync::Arc<rampart::server::tls::Certificates>>,
+    /// The database the fixtures are seeded into (the server's own).
+    fixture_url: String,
     /// Only the first server on a data directory removes it.
     owns_dir: bool,
     handle: ServerHandle,
@@ -131,8 +136,9 @@ impl TestApp {
         std::fs::create_dir_all(&dir).expect("app dir");
         let mut vars = base_vars(&db, &dir);
         tweak(&mut vars);
+        let fixture_url = db.superuser_url();
         let db = std::sync::Arc::new(db);
-        Self::start(db, dir, vars, log_to_file)
+        Self::start(db, fixture_url, dir, vars, log_to_file)
             .await
             .map_err(|(e, db)| {
                 let db = std::sync::Arc::try_unwrap(db).unwrap_or_else(|_| panic!("db shared"));
@@ -145,15 +151,46 @@ impl TestApp {
     pub async fn respawn_with(&self, tweak: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
         let mut vars = self.vars.clone();
         tweak(&mut vars);
-        let mut app = Self::start(self.db.clone(), self.dir.clone(), vars, false)
-            .await
-            .unwrap_or_else(|(e, _)| panic!("second server failed to start: {e:#}"));
+        let mut app = Self::start(
+            self.db.clone(),
+            self.fixture_url.clone(),
+            self.dir.clone(),
+            vars,
+            false,
+        )
+        .await
+        .unwrap_or_else(|(e, _)| panic!("second server failed to start: {e:#}"));
         app.owns_dir = false;
         app
     }
 
+    /// Starts a server on another cluster's database (`DATABASE_URL` set by `tweak`, also used
+    /// to seed fixtures); `db` only keeps the usual bookkeeping.
+    pub async fn try_spawn_elsewhere(
+        tweak: impl FnOnce(&mut HashMap<String, String>),
+    ) -> anyhow::Result<TestApp> {
+        let db = TestDb::create();
+        let dir = std::env::temp_dir().join(format!("rampart-app-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("app dir");
+        let mut vars = base_vars(&db, &dir);
+        tweak(&mut vars);
+        let fixture_url = vars["DATABASE_URL"].clone();
+        let started = Self::start(
+            std::sync::Arc::new(db),
+            fixture_url,
+            dir.clone(),
+            vars,
+            false,
+        );
+        started.await.map_err(|(e, _)| {
+            let _ = std::fs::remove_dir_all(&dir);
+            e
+        })
+    }
+
     async fn start(
         db: std::sync::Arc<TestDb>,
+        fixture_url: String,
         dir: PathBuf,
         vars: HashMap<String, String>,
         log_to_file: bool,
@@ -173,11 +210,18 @@ impl TestApp {
             Ok(s) => s,
             Err(e) => return Err((e, db)),
         };
-        let pool = DbPool::new(&db.superuser_url(), 2).expect("pool");
+        let pool = DbPool::new(&fixture_url, 2).expect("pool");
         let running = rampart::server::start(state, 1).expect("start server");
         actix_web::rt::spawn(running.server);
+        let scheme = if running.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         Ok(TestApp {
-            base: format!("http://{}", running.addr),
+            base: format!("{scheme}://{}", running.addr),
+            tls: running.tls,
+            fixture_url,
             db,
             pool,
             config,

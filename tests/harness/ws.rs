@@ -182,6 +182,8 @@ pub async fn spawn_with_audit(
     actix_web::rt::spawn(running.server);
     TestApp {
         base: format!("http://{}", running.addr),
+        tls: None,
+        fixture_url: db.superuser_url(),
         db: std::sync::Arc::new(db),
         pool,
         config,

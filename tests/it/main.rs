@@ -50,6 +50,7 @@ mod sign_in_browser;
 mod suspension;
 mod tenant_admin;
 mod tenant_admin_rls;
+mod tls;
 mod two_factor;
 mod two_factor_browser;
 mod two_factor_login;
