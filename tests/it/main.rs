@@ -29,6 +29,7 @@ mod login_limits;
 mod monitor;
 mod monitor_admin_browser;
 mod multi_instance;
+mod openapi;
 mod operator_audit;
 mod orders;
 mod pages;
