@@ -1,5 +1,10 @@
 //! Real answers checked against the served OpenAPI document: the body against the schema of
 //! its operation and status, and the headers the document promises for that answer.
+//!
+//! The check is stricter than the document: an object may hold only the members its schema
+//! names (`unevaluatedProperties: false` is added to every object schema with `properties`,
+//! except those that are parts of an `allOf`, whose whole is made strict instead). A member a
+//! type gains without its schema following is then a failing test, not silent drift.
 
 use serde_json::{json, Value};
 
@@ -8,6 +13,8 @@ use super::client::{Client, Reply};
 /// The document as the server serves it.
 pub struct Spec {
     doc: Value,
+    /// The document with its object schemas made strict (see the module doc).
+    strict: Value,
 }
 
 impl Spec {
@@ -16,7 +23,11 @@ impl Spec {
         let reply = client.get("/api/v1/openapi.json").await;
         assert_eq!(reply.status, 200, "{:?}", reply.body);
         assert!(reply.body["paths"].is_object(), "{:?}", reply.body);
-        Spec { doc: reply.body }
+        let strict = strict(&reply.body);
+        Spec {
+            doc: reply.body,
+            strict,
+        }
     }
 
     pub fn doc(&self) -> &Value {
@@ -72,9 +83,9 @@ impl Spec {
                 // references resolve.
                 let mut root = json!({
                     "$schema": "https://json-schema.org/draft/2020-12/schema",
-                    "components": self.doc["components"].clone(),
+                    "components": self.strict["components"].clone(),
                 });
-                root["allOf"] = json!([schema]);
+                root["allOf"] = json!([strict_schema(schema)]);
                 let validator = jsonschema::draft202012::new(&root)
                     .unwrap_or_else(|e| panic!("{what}: the schema does not compile: {e}"));
                 let errors: Vec<String> = validator
@@ -101,4 +112,62 @@ impl Spec {
             }
         }
     }
+}
+
+/// The component schemas that are parts of an `allOf` somewhere: they stay open.
+fn lenient_components(doc: &Value) -> Vec<String> {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(parts) = m.get("allOf").and_then(Value::as_array) {
+                    for part in parts {
+                        if let Some(r) = part["$ref"].as_str() {
+                            out.push(r.rsplit('/').next().unwrap_or(r).to_string());
+                        }
+                    }
+                }
+                m.values().for_each(|v| walk(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(doc, &mut out);
+    out
+}
+
+/// `schema` with every object schema in it closed, except inline `allOf` parts.
+fn strict_schema(mut schema: Value) -> Value {
+    fn close(v: &mut Value, in_all_of: bool) {
+        match v {
+            Value::Object(m) => {
+                let has_members = m.contains_key("properties") || m.contains_key("allOf");
+                if has_members && !in_all_of && !m.contains_key("additionalProperties") {
+                    m.insert("unevaluatedProperties".into(), Value::Bool(false));
+                }
+                for (k, child) in m.iter_mut() {
+                    close(child, k == "allOf");
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|c| close(c, in_all_of)),
+            _ => {}
+        }
+    }
+    close(&mut schema, false);
+    schema
+}
+
+/// The document with its component schemas closed (those that are `allOf` parts stay open).
+fn strict(doc: &Value) -> Value {
+    let lenient = lenient_components(doc);
+    let mut doc = doc.clone();
+    if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
+        for (name, schema) in schemas.iter_mut() {
+            if !lenient.contains(name) {
+                *schema = strict_schema(schema.take());
+            }
+        }
+    }
+    doc
 }

@@ -174,6 +174,9 @@ async fn tenant_answers_and_errors_match_their_schemas() {
     }));
     assert!(broken(&|r| r.body["status"] = json!("lost")));
     assert!(broken(&|r| r.body["items"][0]["quantity"] = json!("2")));
+    assert!(broken(
+        &|r| r.body["secret"] = json!("a member the schema does not name")
+    ));
     assert!(broken(&|r| {
         r.headers.remove("x-request-id");
     }));
