@@ -224,9 +224,12 @@ fn conventions(mut doc: Value) -> Value {
         .map(std::mem::take)
         .unwrap_or_default();
     let mut components = Value::Object(components);
-    let all: Vec<&str> = CODES.iter().map(|(c, _)| *c).collect();
-    let mut all_codes = all.clone();
-    all_codes.dedup();
+    let mut all_codes: Vec<&str> = Vec::new();
+    for (code, _) in CODES {
+        if !all_codes.contains(code) {
+            all_codes.push(code);
+        }
+    }
     components["schemas"]["Error"] = error_schema(&all_codes);
     for (status, codes) in &by_status {
         components["schemas"][format!("Error{status}")] = error_schema(codes);
