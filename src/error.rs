@@ -83,6 +83,41 @@ pub enum ApiError {
     Internal(#[source] anyhow::Error),
 }
 
+/// Every code [`ApiError::code`] answers, with each status it answers with (`invalid_code` has
+/// two): the OpenAPI document's error schemas are built from this list, and a unit test keeps it
+/// equal to what the variants answer.
+pub const CODES: &[(&str, u16)] = &[
+    ("unauthenticated", 401),
+    ("invalid_credentials", 401),
+    ("forbidden", 403),
+    ("cross_tenant_denied", 403),
+    ("two_factor_enrollment_required", 403),
+    ("two_factor_required", 403),
+    ("invalid_code", 401),
+    ("invalid_code", 400),
+    ("challenge_expired", 401),
+    ("origin_not_allowed", 403),
+    ("not_found", 404),
+    ("method_not_allowed", 405),
+    ("bad_request", 400),
+    ("validation_failed", 422),
+    ("conflict", 409),
+    ("invalid_transition", 409),
+    ("payload_too_large", 413),
+    ("too_many_attempts", 429),
+    ("ip_banned", 403),
+    ("too_many_connection_attempts", 429),
+    ("too_many_connections", 429),
+    ("audit_unavailable", 503),
+    ("service_unavailable", 503),
+    ("busy", 503),
+    ("reauthentication_required", 401),
+    ("account_disabled", 403),
+    ("password_change_required", 403),
+    ("tenant_suspended", 403),
+    ("internal_error", 500),
+];
+
 impl ApiError {
     /// The contract's snake_case code.
     pub fn code(&self) -> &'static str {

@@ -13,7 +13,7 @@ macro_rules! uuid_id {
         $(#[$doc])*
         #[derive(
             Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-            DieselNewType,
+            DieselNewType, utoipa::ToSchema,
         )]
         #[serde(transparent)]
         pub struct $name(Uuid);
@@ -63,7 +63,7 @@ uuid_id!(
 );
 
 /// What a user may be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     PlatformOwner,

@@ -85,7 +85,7 @@ impl<P: Serialize + DeserializeOwned> Page<P> {
 }
 
 /// One page of a list, as the API answers it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Paged<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,

@@ -41,6 +41,19 @@ pub(super) fn user_agent(req: &HttpRequest) -> Option<String> {
     Some(ua[..end].to_string())
 }
 
+/// Signs in with email and password.
+///
+/// A session (its token, and the session cookie), or for a user with a second factor the
+/// challenge of `POST /api/v1/auth/2fa/verify` (no token, no cookie).
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", security(()),
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "A session, or the challenge of the second step",
+            body = LoginOutcome, headers(("Set-Cookie" = String, description = "`rampart_session`: HttpOnly, SameSite=Strict, Secure over TLS"))),
+        (status = 401, description = "`invalid_credentials`"),
+        (status = 403, description = "`account_disabled`, `tenant_suspended`"),
+        (status = 429, description = "`too_many_attempts`"),
+    ))]
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -60,6 +73,10 @@ pub async fn login(
     }
 }
 
+/// Ends the caller's session (on every instance); its sockets close with 1008.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+    responses((status = 204, description = "Signed out; the cookie is cleared",
+        headers(("Set-Cookie" = String, description = "`rampart_session`: HttpOnly, SameSite=Strict, Secure over TLS")))))]
 pub async fn logout(
     req: HttpRequest,
     p: Principal,
@@ -77,12 +94,22 @@ pub async fn logout(
         .finish())
 }
 
+/// The caller.
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
+    responses((status = 200, description = "The caller", body = crate::users::Me)))]
 pub async fn me(p: Principal, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let me = users::me(&state.db, &p.own_scope()).await?;
     Ok(HttpResponse::Ok().json(me))
 }
 
 /// Changes the caller's password; the user's other sessions end and their sockets close.
+#[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth",
+    request_body = PasswordChange,
+    responses(
+        (status = 204, description = "Changed"),
+        (status = 422, description = "`validation_failed`: the new password breaks the policy"),
+        (status = 429, description = "`too_many_attempts`"),
+    ))]
 pub async fn change_password(
     req: HttpRequest,
     p: Principal,

@@ -1,18 +1,51 @@
 //! `/healthz`, `/readyz`, `/metrics`.
 
 use actix_web::{web, HttpResponse};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::telemetry::metrics::Gauges;
 
+/// `{"status": "ok"}`.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    #[schema(value_type = String, example = "ok")]
+    status: &'static str,
+}
+
+/// Up while the process is.
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
+    responses((status = 200, description = "The process is up", body = Health)))]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "ok" }))
+    HttpResponse::Ok().json(Health { status: "ok" })
+}
+
+/// What `/readyz` found.
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    #[schema(value_type = String)]
+    status: &'static str,
+    /// `ok` or `error`.
+    #[schema(value_type = String)]
+    database: &'static str,
+    /// `connected`, `fallback` or `disabled`.
+    #[schema(value_type = String)]
+    redis: &'static str,
+    /// `ok` or `unavailable`.
+    #[schema(value_type = String)]
+    audit: &'static str,
 }
 
 /// Ready when the database answers and the audit log can be appended to (the path opens and
 /// the writer's last write succeeded).
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready", body = Readiness),
+    ))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let database = state.db.ping().await;
     let path = state.config.audit_log.clone();
@@ -27,12 +60,12 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     .unwrap_or(false)
         && state.audit.is_available();
     let ready = database && audit;
-    let body = json!({
-        "status": if ready { "ready" } else { "not_ready" },
-        "database": if database { "ok" } else { "error" },
-        "redis": state.store.status().as_str(),
-        "audit": if audit { "ok" } else { "unavailable" },
-    });
+    let body = Readiness {
+        status: if ready { "ready" } else { "not_ready" },
+        database: if database { "ok" } else { "error" },
+        redis: state.store.status().as_str(),
+        audit: if audit { "ok" } else { "unavailable" },
+    };
     if ready {
         HttpResponse::Ok().json(body)
     } else {
@@ -40,8 +73,15 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// `/metrics` on the main listener: the exposition, unless `RAMPART_METRICS_BIND` moved it to
-/// a listener of its own (then 404 here, like any path that does not exist).
+/// `/metrics` on the main listener: the Prometheus text exposition (not JSON), unless
+/// `RAMPART_METRICS_BIND` moved it to a listener of its own (then 404 here, like any path that
+/// does not exist).
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
+    responses(
+        (status = 200, description = "Prometheus text format 0.0.4", body = String,
+            content_type = "text/plain; version=0.0.4; charset=utf-8"),
+        (status = 404, description = "Served on the internal listener (`RAMPART_METRICS_BIND`) instead"),
+    ))]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if state.config.metrics_bind.is_some() {
         return Err(ApiError::NotFound);

@@ -2,8 +2,8 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::guard::platform_access;
 use super::principal::Principal;
@@ -12,18 +12,24 @@ use crate::audit::query::{self, ActorMatch, Filter};
 use crate::audit::{Kind, Severity};
 use crate::error::ApiError;
 use crate::ids::{TenantId, UserId};
-use crate::page::Page;
+use crate::page::{Page, Paged};
 use crate::state::AppState;
 
 /// `GET /api/v1/platform/audit`: the search's filters and the page.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// An audit kind, e.g. `auth.login_failed`.
     kind: Option<String>,
+    /// `info`, `warning`, `high` or `critical`.
     severity: Option<String>,
+    /// A user id, or an email.
     actor: Option<String>,
     tenant_id: Option<String>,
+    /// RFC 3339.
     since: Option<String>,
+    /// RFC 3339.
     until: Option<String>,
     limit: Option<i64>,
     cursor: Option<String>,
@@ -90,6 +96,9 @@ impl AuditQuery {
 }
 
 /// Searches the audit trail of this instance, newest first (see `audit::query`).
+#[utoipa::path(get, path = "/api/v1/platform/audit", tag = "platform", params(AuditQuery),
+    responses((status = 200, description = "A page of audit lines, each as sealed in the log",
+        body = Paged<serde_json::Value>)))]
 pub async fn audit(
     req: HttpRequest,
     p: Principal,
@@ -104,18 +113,38 @@ pub async fn audit(
     Ok(HttpResponse::Ok().json(paged))
 }
 
+/// The last hour at a glance.
+#[derive(Serialize, ToSchema)]
+pub struct Summary {
+    window_secs: u64,
+    /// Events of the window by audit kind.
+    #[schema(value_type = std::collections::BTreeMap<String, u64>)]
+    counts: std::collections::BTreeMap<&'static str, u64>,
+    active_bans: Vec<crate::rate_limit::BanInfo>,
+    /// The alerts raised, newest first (audit lines).
+    alerts: Vec<serde_json::Value>,
+    /// `connected`, `fallback` or `disabled`.
+    #[schema(value_type = String)]
+    redis: &'static str,
+    /// Audit events not yet mirrored to Redis.
+    audit_gap: u64,
+}
+
+/// Counts, bans and alerts of the last hour.
+#[utoipa::path(get, path = "/api/v1/platform/security/summary", tag = "platform",
+    responses((status = 200, description = "The summary", body = Summary)))]
 pub async fn summary(
     req: HttpRequest,
     p: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     platform_access(&state, &p, &req, None).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "window_secs": SUMMARY_WINDOW_SECS,
-        "counts": state.audit.counts(),
-        "active_bans": state.limiter.active_bans().await,
-        "alerts": state.audit.alerts(),
-        "redis": state.store.status().as_str(),
-        "audit_gap": state.audit.redis_gap(),
-    })))
+    Ok(HttpResponse::Ok().json(Summary {
+        window_secs: SUMMARY_WINDOW_SECS,
+        counts: state.audit.counts(),
+        active_bans: state.limiter.active_bans().await,
+        alerts: state.audit.alerts(),
+        redis: state.store.status().as_str(),
+        audit_gap: state.audit.redis_gap(),
+    }))
 }

@@ -2,6 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::guard::tenant_access;
 use super::principal::Principal;
@@ -9,13 +10,17 @@ use crate::error::ApiError;
 use crate::ids::{OrderId, TenantId};
 use crate::orders::events::OrderEvent;
 use crate::orders::{self, NewOrder, NewOrderBody, Status, StatusChange};
-use crate::page::{Created, Page};
+use crate::page::{Created, Page, Paged};
 use crate::state::AppState;
 use crate::ws::hub::{Publish, Topic};
 
-#[derive(Deserialize)]
+/// `?status=&limit=&cursor=`.
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only orders of this status.
+    #[param(value_type = Option<Status>)]
     status: Option<String>,
     limit: Option<i64>,
     cursor: Option<String>,
@@ -35,6 +40,11 @@ impl ListQuery {
     }
 }
 
+/// The tenant's orders, newest first.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant_id}/orders", tag = "orders",
+    operation_id = "list_orders",
+    params(("tenant_id" = TenantId, Path), ListQuery),
+    responses((status = 200, description = "A page of orders", body = Paged<orders::Order>)))]
 pub async fn list(
     req: HttpRequest,
     p: Principal,
@@ -49,6 +59,15 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(paged))
 }
 
+/// Creates an order; its total is computed by the server.
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant_id}/orders", tag = "orders",
+    operation_id = "create_order",
+    params(("tenant_id" = TenantId, Path)),
+    request_body = NewOrderBody,
+    responses(
+        (status = 201, description = "Created", body = orders::Order),
+        (status = 422, description = "`validation_failed`"),
+    ))]
 pub async fn create(
     req: HttpRequest,
     p: Principal,
@@ -64,6 +83,11 @@ pub async fn create(
     Ok(HttpResponse::Created().json(order))
 }
 
+/// One order.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant_id}/orders/{order_id}", tag = "orders",
+    operation_id = "get_order",
+    params(("tenant_id" = TenantId, Path), ("order_id" = OrderId, Path)),
+    responses((status = 200, description = "The order", body = orders::Order)))]
 pub async fn get(
     req: HttpRequest,
     p: Principal,
@@ -76,6 +100,16 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(order))
 }
 
+/// Moves an order along its life.
+#[utoipa::path(patch, path = "/api/v1/tenants/{tenant_id}/orders/{order_id}", tag = "orders",
+    operation_id = "change_order_status",
+    params(("tenant_id" = TenantId, Path), ("order_id" = OrderId, Path)),
+    request_body = StatusChange,
+    responses(
+        (status = 200, description = "The order as changed", body = orders::Order),
+        (status = 409, description = "`invalid_transition`"),
+        (status = 422, description = "`validation_failed`: an unknown status"),
+    ))]
 pub async fn change_status(
     req: HttpRequest,
     p: Principal,

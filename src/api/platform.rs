@@ -2,6 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
 use super::guard::platform_access;
 use super::list_response;
@@ -12,7 +13,7 @@ use crate::db::AdminScope;
 use crate::error::ApiError;
 use crate::ids::{TenantId, UserId};
 use crate::net::client_ip;
-use crate::page::Page;
+use crate::page::{Page, Paged};
 use crate::state::AppState;
 use crate::tenants::suspension::{self, Acting};
 use crate::tenants::{self, NewTenant};
@@ -20,13 +21,18 @@ use crate::users::accounts::TwoFactorReset;
 use crate::users::{self, NewUser};
 
 /// `?limit=&cursor=` of a list.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     limit: Option<i64>,
     cursor: Option<String>,
 }
 
+/// The tenants, paged.
+#[utoipa::path(get, path = "/api/v1/platform/tenants", tag = "platform", params(PageQuery),
+    responses((status = 200, description = "A page of tenants",
+        body = Paged<tenants::Tenant>)))]
 pub async fn list_tenants(
     req: HttpRequest,
     p: Principal,
@@ -40,6 +46,13 @@ pub async fn list_tenants(
 }
 
 /// Creates a tenant; audited `tenant.created`.
+#[utoipa::path(post, path = "/api/v1/platform/tenants", tag = "platform",
+    request_body = NewTenant,
+    responses(
+        (status = 201, description = "Created", body = tenants::Tenant),
+        (status = 409, description = "`conflict`: the slug is taken"),
+        (status = 422, description = "`validation_failed`"),
+    ))]
 pub async fn create_tenant(
     req: HttpRequest,
     p: Principal,
@@ -59,13 +72,17 @@ pub async fn create_tenant(
 }
 
 /// The body of `PATCH /api/v1/platform/tenants/{tenant_id}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantChange {
     suspended: bool,
 }
 
 /// Suspends or resumes a tenant (see `tenants::suspension::change`).
+#[utoipa::path(patch, path = "/api/v1/platform/tenants/{tenant_id}", tag = "platform",
+    params(("tenant_id" = TenantId, Path)),
+    request_body = TenantChange,
+    responses((status = 200, description = "The tenant as it is now", body = tenants::Tenant)))]
 pub async fn change_tenant(
     req: HttpRequest,
     p: Principal,
@@ -92,15 +109,26 @@ pub async fn change_tenant(
     Ok(HttpResponse::Ok().json(changed))
 }
 
-#[derive(Deserialize)]
+/// A new user of the tenant; without `password` one is generated and answered once.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenantUserBody {
     email: String,
+    /// `tenant_admin` or `tenant_staff`.
     role: String,
     #[serde(default)]
     password: Option<String>,
 }
 
+/// Adds a user to any tenant.
+#[utoipa::path(post, path = "/api/v1/platform/tenants/{tenant_id}/users", tag = "platform",
+    params(("tenant_id" = TenantId, Path)),
+    request_body = NewTenantUserBody,
+    responses(
+        (status = 201, description = "Created", body = users::CreatedUser),
+        (status = 409, description = "`conflict`: the email is taken"),
+        (status = 422, description = "`validation_failed`"),
+    ))]
 pub async fn create_user(
     req: HttpRequest,
     p: Principal,
@@ -127,6 +155,16 @@ pub async fn create_user(
     Ok(HttpResponse::Created().json(created))
 }
 
+/// The body of the bans list, `{items}` (every active ban; not paged).
+#[derive(ToSchema)]
+#[allow(dead_code)] // the schema of what `list_response` writes
+pub struct BanList {
+    items: Vec<crate::rate_limit::BanInfo>,
+}
+
+/// The IP bans in force.
+#[utoipa::path(get, path = "/api/v1/platform/bans", tag = "platform",
+    responses((status = 200, description = "`{items}`: every active ban", body = BanList)))]
 pub async fn list_bans(
     req: HttpRequest,
     p: Principal,
@@ -138,6 +176,12 @@ pub async fn list_bans(
 }
 
 /// Lifts the ban of one IP on every instance (and this instance's own copy); audited.
+#[utoipa::path(delete, path = "/api/v1/platform/bans/{ip}", tag = "platform",
+    params(("ip" = String, Path, description = "The banned address, as the list names it")),
+    responses(
+        (status = 204, description = "Lifted"),
+        (status = 422, description = "`validation_failed`: not an IP address"),
+    ))]
 pub async fn lift_ban(
     req: HttpRequest,
     p: Principal,
@@ -163,6 +207,9 @@ pub async fn lift_ban(
 }
 
 /// The platform owners, paged oldest first (to pick one to disable or to reset).
+#[utoipa::path(get, path = "/api/v1/platform/owners", tag = "platform", params(PageQuery),
+    responses((status = 200, description = "A page of platform owners",
+        body = Paged<users::AdminUser>)))]
 pub async fn list_owners(
     req: HttpRequest,
     p: Principal,
@@ -176,6 +223,13 @@ pub async fn list_owners(
 }
 
 /// Disables or enables any user (a tenant's, or another platform owner); not oneself.
+#[utoipa::path(patch, path = "/api/v1/platform/users/{user_id}", tag = "platform",
+    params(("user_id" = UserId, Path)),
+    request_body = DisabledBody,
+    responses(
+        (status = 200, description = "The user as changed", body = users::AdminUser),
+        (status = 409, description = "`conflict`: one's own account"),
+    ))]
 pub async fn set_user_disabled(
     req: HttpRequest,
     p: Principal,
@@ -194,6 +248,14 @@ pub async fn set_user_disabled(
 
 /// Resets a tenant user's second factor at once (204); another platform owner's waits for a
 /// second platform owner's approval (202 `{approval_id}`).
+#[utoipa::path(delete, path = "/api/v1/platform/users/{user_id}/2fa", tag = "platform",
+    params(("user_id" = UserId, Path)),
+    responses(
+        (status = 204, description = "Reset (a tenant user)"),
+        (status = 202, description = "Waiting for another platform owner's approval",
+            body = crate::users::approvals::Pending),
+        (status = 409, description = "`conflict`: one's own account"),
+    ))]
 pub async fn reset_user_two_factor(
     req: HttpRequest,
     p: Principal,
@@ -215,6 +277,12 @@ pub async fn reset_user_two_factor(
 }
 
 /// A platform owner other than the requester confirms a reset: 204, the reset is done.
+#[utoipa::path(post, path = "/api/v1/platform/approvals/{approval_id}", tag = "platform",
+    params(("approval_id" = uuid::Uuid, Path)),
+    responses(
+        (status = 204, description = "Approved; the reset is done"),
+        (status = 409, description = "`conflict`: the requester cannot approve"),
+    ))]
 pub async fn approve(
     req: HttpRequest,
     p: Principal,

@@ -2,6 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::principal::Principal;
 use crate::auth::own_sessions::{self, Position, LIST};
@@ -12,13 +13,20 @@ use crate::page::Page;
 use crate::state::AppState;
 use crate::ws::hub::EndSession;
 
-#[derive(Deserialize)]
+/// `?limit=&cursor=`.
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     limit: Option<i64>,
     cursor: Option<String>,
 }
 
+/// The caller's live sessions, newest first (`current` marks this one).
+#[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "auth", params(ListQuery),
+    operation_id = "list_sessions",
+    responses((status = 200, description = "A page of sessions",
+        body = crate::page::Paged<own_sessions::SessionInfo>)))]
 pub async fn list(
     p: Principal,
     query: web::Query<ListQuery>,
@@ -34,6 +42,10 @@ pub async fn list(
 }
 
 /// Ends one of the caller's sessions; an id that is not one of theirs is 404 `not_found`.
+#[utoipa::path(delete, path = "/api/v1/auth/sessions/{id}", tag = "auth",
+    operation_id = "end_session",
+    params(("id" = uuid::Uuid, Path, description = "The session's `id` from the list")),
+    responses((status = 204, description = "Ended; its sockets close with 1008")))]
 pub async fn end_one(
     req: HttpRequest,
     p: Principal,
@@ -49,6 +61,8 @@ pub async fn end_one(
 }
 
 /// Ends every session of the caller but the current one.
+#[utoipa::path(delete, path = "/api/v1/auth/sessions", tag = "auth",
+    responses((status = 204, description = "Ended")))]
 pub async fn end_others(
     req: HttpRequest,
     p: Principal,

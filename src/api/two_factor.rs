@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::SecretString;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::auth::session_cookie;
 use super::principal::Principal;
@@ -17,27 +18,31 @@ use crate::two_factor::Account;
 use crate::ws::hub::EndSession;
 
 /// `{code}`: a current code confirming a change.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeBody {
+    #[schema(value_type = String)]
     code: SecretString,
 }
 
 /// `{code, password?}`: a change of the second factor itself, which also needs a recent
 /// sign-in or the password (`login::reauth`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SensitiveCodeBody {
+    #[schema(value_type = String)]
     code: SecretString,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     password: Option<SecretString>,
 }
 
 /// `{password?}`, or no body at all: starting an enrollment.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetupBody {
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     password: Option<SecretString>,
 }
 
@@ -75,6 +80,17 @@ async fn confirm_recent_sign_in(
         .await?)
 }
 
+/// Starts an enrollment: a new secret, shown once (a recent sign-in, or `password`).
+#[utoipa::path(post, path = "/api/v1/auth/2fa/setup", tag = "two-factor",
+    operation_id = "setup_two_factor",
+    request_body(content = Option<SetupBody>, description = "May be empty"),
+    responses(
+        (status = 200, description = "The secret, its otpauth URL and a QR code",
+            body = crate::two_factor::Enrollment),
+        (status = 401, description = "`reauthentication_required`, `invalid_credentials`"),
+        (status = 409, description = "`conflict`: already enabled"),
+        (status = 429, description = "`too_many_attempts`"),
+    ))]
 pub async fn setup(
     req: HttpRequest,
     p: Principal,
@@ -88,6 +104,18 @@ pub async fn setup(
     Ok(HttpResponse::Ok().json(enrollment))
 }
 
+/// Confirms the enrollment with a current code: backup codes, shown once; the user's other
+/// sessions end.
+#[utoipa::path(post, path = "/api/v1/auth/2fa/enable", tag = "two-factor",
+    operation_id = "enable_two_factor",
+    request_body = SensitiveCodeBody,
+    responses(
+        (status = 200, description = "Enabled", body = crate::two_factor::BackupCodes),
+        (status = 400, description = "`invalid_code`, `bad_request`"),
+        (status = 401, description = "`reauthentication_required`, `invalid_credentials`"),
+        (status = 409, description = "`conflict`: no enrollment in progress, or already on"),
+        (status = 429, description = "`too_many_attempts`"),
+    ))]
 pub async fn enable(
     req: HttpRequest,
     p: Principal,
@@ -113,6 +141,17 @@ pub async fn enable(
     Ok(HttpResponse::Ok().json(codes))
 }
 
+/// The second step of a sign-in: the challenge and a code or a backup code.
+#[utoipa::path(post, path = "/api/v1/auth/2fa/verify", tag = "two-factor", security(()),
+    operation_id = "verify_second_factor",
+    request_body = VerifyBody,
+    responses(
+        (status = 200, description = "A session", body = crate::login::LoggedIn,
+            headers(("Set-Cookie" = String, description = "`rampart_session`: HttpOnly, SameSite=Strict, Secure over TLS"))),
+        (status = 401, description = "`invalid_code`, `challenge_expired`"),
+        (status = 403, description = "`account_disabled`, `tenant_suspended`"),
+        (status = 429, description = "`too_many_attempts`"),
+    ))]
 pub async fn verify(
     req: HttpRequest,
     body: web::Json<VerifyBody>,
@@ -136,11 +175,23 @@ pub async fn verify(
 
 /// `GET /api/v1/auth/2fa`: whether the caller's second factor is on, and how many backup
 /// codes are left.
+#[utoipa::path(get, path = "/api/v1/auth/2fa", tag = "two-factor",
+    operation_id = "two_factor_status",
+    responses((status = 200, description = "The caller's second factor",
+        body = crate::two_factor::Status)))]
 pub async fn status(p: Principal, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let status = state.two_factor.status(&Account::from(&p.session)).await?;
     Ok(HttpResponse::Ok().json(status))
 }
 
+/// New backup codes (the old ones stop working), shown once.
+#[utoipa::path(post, path = "/api/v1/auth/2fa/backup-codes", tag = "two-factor",
+    request_body = CodeBody,
+    responses(
+        (status = 200, description = "The new codes", body = crate::two_factor::BackupCodes),
+        (status = 400, description = "`invalid_code`"),
+        (status = 409, description = "`conflict`: not enabled"),
+    ))]
 pub async fn regenerate_backup_codes(
     req: HttpRequest,
     p: Principal,
@@ -155,6 +206,18 @@ pub async fn regenerate_backup_codes(
     Ok(HttpResponse::Ok().json(codes))
 }
 
+/// Turns the caller's second factor off (not for platform owners).
+#[utoipa::path(delete, path = "/api/v1/auth/2fa", tag = "two-factor",
+    operation_id = "disable_two_factor",
+    request_body = SensitiveCodeBody,
+    responses(
+        (status = 204, description = "Turned off"),
+        (status = 400, description = "`invalid_code`"),
+        (status = 401, description = "`reauthentication_required`, `invalid_credentials`"),
+        (status = 403, description = "`two_factor_required`: a platform owner"),
+        (status = 409, description = "`conflict`: not enabled"),
+        (status = 429, description = "`too_many_attempts`"),
+    ))]
 pub async fn disable(
     req: HttpRequest,
     p: Principal,

@@ -3,6 +3,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
 use super::guard::tenant_access;
 use super::principal::Principal;
@@ -16,24 +17,28 @@ use crate::state::AppState;
 use crate::users::{self, admin, Accounts, Acting, NewUser};
 use crate::ws::hub::EndSession;
 
-#[derive(Deserialize)]
+/// `?limit=&cursor=`.
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     limit: Option<i64>,
     cursor: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// A new user of the tenant; without `password` one is generated and answered once.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUserBody {
     email: String,
+    /// `tenant_admin` or `tenant_staff`.
     role: String,
     #[serde(default)]
     password: Option<String>,
 }
 
 /// `{disabled: bool}`
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DisabledBody {
     pub disabled: bool,
@@ -75,6 +80,12 @@ pub(super) fn close_sockets(state: &AppState, ended: Vec<SessionId>) {
     }
 }
 
+/// The tenant's users (tenant admins; platform owners in any tenant).
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant_id}/users", tag = "users",
+    operation_id = "list_tenant_users",
+    params(("tenant_id" = TenantId, Path), ListQuery),
+    responses((status = 200, description = "A page of users",
+        body = crate::page::Paged<users::AdminUser>)))]
 pub async fn list(
     req: HttpRequest,
     p: Principal,
@@ -88,6 +99,16 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(items))
 }
 
+/// Adds a user to the tenant.
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant_id}/users", tag = "users",
+    operation_id = "create_tenant_user",
+    params(("tenant_id" = TenantId, Path)),
+    request_body = NewUserBody,
+    responses(
+        (status = 201, description = "Created", body = users::CreatedUser),
+        (status = 409, description = "`conflict`: the email is taken"),
+        (status = 422, description = "`validation_failed`"),
+    ))]
 pub async fn create(
     req: HttpRequest,
     p: Principal,
@@ -107,6 +128,15 @@ pub async fn create(
     Ok(HttpResponse::Created().json(created))
 }
 
+/// Disables (ending the user's sessions) or enables a user of the tenant.
+#[utoipa::path(patch, path = "/api/v1/tenants/{tenant_id}/users/{user_id}", tag = "users",
+    operation_id = "set_tenant_user_disabled",
+    params(("tenant_id" = TenantId, Path), ("user_id" = UserId, Path)),
+    request_body = DisabledBody,
+    responses(
+        (status = 200, description = "The user as changed", body = users::AdminUser),
+        (status = 409, description = "`conflict`: one's own account"),
+    ))]
 pub async fn set_disabled(
     req: HttpRequest,
     p: Principal,
@@ -124,6 +154,14 @@ pub async fn set_disabled(
     Ok(HttpResponse::Ok().json(user))
 }
 
+/// Sets a temporary password, shown once; the user's sessions end.
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant_id}/users/{user_id}/password-reset",
+    tag = "users", operation_id = "reset_tenant_user_password",
+    params(("tenant_id" = TenantId, Path), ("user_id" = UserId, Path)),
+    responses(
+        (status = 200, description = "The temporary password", body = users::TemporaryPassword),
+        (status = 409, description = "`conflict`: one's own account"),
+    ))]
 pub async fn reset_password(
     req: HttpRequest,
     p: Principal,
@@ -138,6 +176,14 @@ pub async fn reset_password(
     Ok(HttpResponse::Ok().json(temporary))
 }
 
+/// Turns a user's second factor off; the user's sessions end.
+#[utoipa::path(delete, path = "/api/v1/tenants/{tenant_id}/users/{user_id}/2fa", tag = "users",
+    operation_id = "reset_tenant_user_two_factor",
+    params(("tenant_id" = TenantId, Path), ("user_id" = UserId, Path)),
+    responses(
+        (status = 204, description = "Reset"),
+        (status = 409, description = "`conflict`: one's own account"),
+    ))]
 pub async fn reset_two_factor(
     req: HttpRequest,
     p: Principal,

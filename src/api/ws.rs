@@ -16,6 +16,10 @@ use crate::ws::stall::ConnFd;
 use crate::ws::{self, session, ticket, Handshake, OriginHeader, Presented};
 
 /// A single-use ticket for opening a WebSocket (browsers cannot send a Bearer header there).
+#[utoipa::path(post, path = "/api/v1/ws/ticket", tag = "websocket",
+    operation_id = "ws_ticket",
+    responses((status = 200, description = "The ticket for `GET /ws?ticket=`",
+        body = ticket::IssuedTicket)))]
 pub async fn ticket(p: Principal, state: web::Data<AppState>) -> HttpResponse {
     let ttl = Duration::from_secs(state.config.limits.ws_ticket_secs);
     let issued = ticket::issue(&state.store, &SessionId::of_token(&p.token), ttl).await;
@@ -57,6 +61,18 @@ fn not_an_upgrade(e: actix_web_actors::ws::HandshakeError) -> ApiError {
 }
 
 /// The checks of the contract, then the upgrade.
+#[utoipa::path(get, path = "/ws", tag = "websocket", operation_id = "websocket",
+    params(("ticket" = Option<String>, Query,
+        description = "From `POST /api/v1/ws/ticket`; or the session cookie, or a Bearer header")),
+    responses(
+        (status = 101, description = "Switching protocols: the WebSocket of the protocol below"),
+        (status = 400, description = "`bad_request`: not a WebSocket handshake"),
+        (status = 401, description = "`unauthenticated`"),
+        (status = 403, description = "`ip_banned` (with `Retry-After`), `origin_not_allowed`, \
+            `two_factor_enrollment_required`, `password_change_required`, `tenant_suspended`"),
+        (status = 429, description = "`too_many_connection_attempts`, `too_many_connections`"),
+        (status = 503, description = "`service_unavailable`"),
+    ))]
 pub async fn upgrade(
     req: HttpRequest,
     stream: web::Payload,

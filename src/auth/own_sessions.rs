@@ -28,13 +28,14 @@ pub const LIST: &str = "sessions";
 pub type Position = (i64, Uuid);
 
 /// One session as its user sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SessionInfo {
     pub id: Uuid,
     #[serde(serialize_with = "crate::timestamp::serialize")]
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "crate::timestamp::serialize")]
     pub last_seen_at: DateTime<Utc>,
+    #[schema(value_type = Option<String>)]
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
     /// The session this request came with.

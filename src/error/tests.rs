@@ -231,3 +231,98 @@ fn every_error_code_is_in_the_documented_table() {
         );
     }
 }
+
+/// One error of every variant (and both contexts of a wrong code). The match below has no
+/// wildcard: a new variant does not compile until it is added here, and so to the check of
+/// [`CODES`].
+fn one_of_each() -> Vec<ApiError> {
+    fn listed(e: &ApiError) {
+        match e {
+            ApiError::Unauthenticated
+            | ApiError::InvalidCredentials
+            | ApiError::Forbidden
+            | ApiError::CrossTenantDenied
+            | ApiError::TwoFactorEnrollmentRequired
+            | ApiError::TwoFactorRequired
+            | ApiError::InvalidCode(_)
+            | ApiError::ChallengeExpired
+            | ApiError::OriginNotAllowed
+            | ApiError::NotFound
+            | ApiError::MethodNotAllowed { .. }
+            | ApiError::BadRequest(_)
+            | ApiError::Validation { .. }
+            | ApiError::Conflict(_)
+            | ApiError::InvalidTransition { .. }
+            | ApiError::PayloadTooLarge
+            | ApiError::TooManyAttempts(_)
+            | ApiError::IpBanned { .. }
+            | ApiError::TooManyConnectionAttempts(_)
+            | ApiError::TooManyConnections(_)
+            | ApiError::AuditUnavailable
+            | ApiError::Unavailable
+            | ApiError::Busy { .. }
+            | ApiError::ReauthenticationRequired
+            | ApiError::AccountDisabled
+            | ApiError::PasswordChangeRequired
+            | ApiError::TenantSuspended
+            | ApiError::Internal(_) => {}
+        }
+    }
+    let all = vec![
+        ApiError::Unauthenticated,
+        ApiError::InvalidCredentials,
+        ApiError::Forbidden,
+        ApiError::CrossTenantDenied,
+        ApiError::TwoFactorEnrollmentRequired,
+        ApiError::TwoFactorRequired,
+        ApiError::InvalidCode(CodeContext::Login),
+        ApiError::InvalidCode(CodeContext::Confirmation),
+        ApiError::ChallengeExpired,
+        ApiError::OriginNotAllowed,
+        ApiError::NotFound,
+        ApiError::MethodNotAllowed {
+            allow: "GET".into(),
+        },
+        ApiError::BadRequest("x".into()),
+        ApiError::validation("f", "m"),
+        ApiError::Conflict("x".into()),
+        ApiError::InvalidTransition {
+            from: "open".into(),
+            to: "open".into(),
+        },
+        ApiError::PayloadTooLarge,
+        ApiError::TooManyAttempts(limited()),
+        ApiError::IpBanned {
+            retry_after_secs: 1,
+        },
+        ApiError::TooManyConnectionAttempts(limited()),
+        ApiError::TooManyConnections(limited()),
+        ApiError::AuditUnavailable,
+        ApiError::Unavailable,
+        ApiError::Busy {
+            retry_after_secs: 1,
+        },
+        ApiError::ReauthenticationRequired,
+        ApiError::AccountDisabled,
+        ApiError::PasswordChangeRequired,
+        ApiError::TenantSuspended,
+        ApiError::internal(anyhow::anyhow!("x")),
+    ];
+    all.iter().for_each(listed);
+    all
+}
+
+/// `CODES`, which the OpenAPI document's error schemas are built from, is exactly what the
+/// variants answer.
+#[test]
+fn the_code_list_is_what_the_variants_answer() {
+    let mut answered: Vec<(&str, u16)> = one_of_each()
+        .iter()
+        .map(|e| (e.code(), e.status_code().as_u16()))
+        .collect();
+    let mut listed = CODES.to_vec();
+    answered.sort();
+    answered.dedup();
+    listed.sort();
+    assert_eq!(answered, listed);
+}

@@ -27,7 +27,7 @@ pub use challenge::Challenges;
 pub use error::LoginError;
 pub use lockout::Lockout;
 pub use password_change::PasswordChange;
-pub use password_step::{LoginBody, LoginOutcome};
+pub use password_step::{LoggedIn, LoginBody, LoginOutcome};
 pub use second_step::VerifyBody;
 
 /// The login capability: what it uses, built once at start-up.

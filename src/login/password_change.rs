@@ -17,10 +17,12 @@ use crate::secret::Token;
 use crate::users::own_password;
 
 /// The body of `POST /api/v1/auth/password`. Neither password prints.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChange {
+    #[schema(value_type = String)]
     pub current_password: SecretString,
+    #[schema(value_type = String)]
     pub new_password: SecretString,
 }
 

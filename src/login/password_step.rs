@@ -18,16 +18,18 @@ use crate::two_factor::Account;
 use crate::users::User;
 
 /// The body of `POST /api/v1/auth/login`. The password never prints.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
     pub email: String,
+    #[schema(value_type = String)]
     pub password: SecretString,
 }
 
 /// A successful login: the token (shown once) and who it belongs to.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LoggedIn {
+    #[schema(value_type = String)]
     pub token: Token,
     pub expires_at: DateTime<Utc>,
     pub user: User,
@@ -43,15 +45,16 @@ pub struct LoggedIn {
 
 /// The password was right and the user has a second factor: the login continues at
 /// `POST /api/v1/auth/2fa/verify` with this challenge.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MfaRequired {
     pub mfa_required: bool,
+    #[schema(value_type = String)]
     pub challenge: Token,
     pub expires_at: DateTime<Utc>,
 }
 
 /// What the password step answers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum LoginOutcome {
     Session(LoggedIn),

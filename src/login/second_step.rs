@@ -17,13 +17,16 @@ use crate::users::User;
 
 /// The body of `POST /api/v1/auth/2fa/verify`: the challenge and exactly one of the two.
 /// Nothing of it prints.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyBody {
+    #[schema(value_type = String)]
     pub challenge: SecretString,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub code: Option<SecretString>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub backup_code: Option<SecretString>,
 }
 

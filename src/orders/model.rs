@@ -18,8 +18,9 @@ fn has_nul(s: &str) -> bool {
 }
 
 /// The life of an order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = OrderStatus)]
 pub enum Status {
     Open,
     Preparing,
@@ -86,7 +87,7 @@ impl std::fmt::Display for Status {
 }
 
 /// One line of an order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderItem {
     pub name: String,
@@ -135,10 +136,11 @@ impl PartialEq for StoredItems {
 impl Eq for StoredItems {}
 
 /// An order as clients see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Order {
     pub id: OrderId,
     pub tenant_id: TenantId,
+    #[schema(value_type = Vec<OrderItem>)]
     pub items: StoredItems,
     pub total_cents: i64,
     pub status: Status,
@@ -151,7 +153,7 @@ pub struct Order {
 }
 
 /// The body of `POST …/orders`, as sent.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrderBody {
     pub items: Vec<OrderItem>,
@@ -243,9 +245,10 @@ impl TryFrom<NewOrderBody> for NewOrder {
 }
 
 /// The body of `PATCH …/orders/{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusChange {
+    #[schema(value_type = Status)]
     pub status: String,
 }
 

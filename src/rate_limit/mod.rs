@@ -99,8 +99,9 @@ pub enum MessageVerdict {
 
 /// A ban of one IP (an IPv6 address's /64, named by its first address). Serializes as
 /// `{ip, until, violations}` (`until` in RFC 3339 UTC).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BanInfo {
+    #[schema(value_type = String)]
     pub ip: IpAddr,
     pub until: DateTime<Utc>,
     pub violations: u32,

@@ -71,17 +71,22 @@ impl Tenant {
     }
 }
 
+/// A tenant as the API answers it (and the schema the OpenAPI document gives it).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Tenant)]
+struct Shown<'a> {
+    id: TenantId,
+    slug: &'a str,
+    name: &'a str,
+    #[schema(value_type = DateTime<Utc>)]
+    created_at: &'a DateTime<Utc>,
+    suspended: bool,
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    suspended_at: &'a Option<DateTime<Utc>>,
+}
+
 impl Serialize for Tenant {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Shown<'a> {
-            id: TenantId,
-            slug: &'a str,
-            name: &'a str,
-            created_at: &'a DateTime<Utc>,
-            suspended: bool,
-            suspended_at: &'a Option<DateTime<Utc>>,
-        }
         Shown {
             id: self.id,
             slug: &self.slug,
@@ -94,8 +99,20 @@ impl Serialize for Tenant {
     }
 }
 
+impl utoipa::PartialSchema for Tenant {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <Shown<'static> as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl utoipa::ToSchema for Tenant {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Tenant".into()
+    }
+}
+
 /// The body of `POST /api/v1/platform/tenants`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
     pub slug: String,

@@ -83,7 +83,7 @@ impl Account {
 }
 
 /// `POST /api/v1/auth/2fa/setup`: the new secret, shown once.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Enrollment {
     pub secret: String,
     pub otpauth_url: String,
@@ -91,13 +91,14 @@ pub struct Enrollment {
 }
 
 /// Fresh backup codes, shown once.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct BackupCodes {
     pub backup_codes: Vec<String>,
 }
 
 /// `GET /api/v1/auth/2fa`: where the user stands.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = TwoFactorStatus)]
 pub struct Status {
     pub enabled: bool,
     pub backup_codes_remaining: i64,

@@ -15,7 +15,7 @@ use crate::db::{AdminScope, DbError, DbPool, PlatformScope};
 use crate::ids::{Role, UserId};
 
 /// `{approval_id}`: a reset waiting for a second platform owner.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
 pub struct Pending {
     pub approval_id: uuid::Uuid,
 }

@@ -11,7 +11,7 @@ use crate::db::DbError;
 use crate::ids::{Role, TenantId, UserId};
 
 /// A user as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct User {
     pub id: UserId,
     pub email: String,
@@ -20,7 +20,7 @@ pub struct User {
 }
 
 /// `GET /api/v1/auth/me`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Me {
     #[serde(flatten)]
     pub user: User,
@@ -28,7 +28,7 @@ pub struct Me {
 }
 
 /// A user as administrators see it (the user lists, and the answer of a change).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AdminUser {
     pub id: UserId,
     pub email: String,
@@ -40,7 +40,7 @@ pub struct AdminUser {
 }
 
 /// `{temporary_password}`: the password an administrator's reset set, shown once.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TemporaryPassword {
     pub temporary_password: String,
 }
@@ -127,7 +127,7 @@ pub struct NewUser {
 }
 
 /// A created user, with the generated password when there was one.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CreatedUser {
     #[serde(flatten)]
     pub user: User,

@@ -12,8 +12,9 @@ use crate::secret::Token;
 use crate::store::SharedStore;
 
 /// The answer of `POST /api/v1/ws/ticket`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IssuedTicket {
+    #[schema(value_type = String)]
     pub ticket: Token,
     pub expires_in: u64,
 }

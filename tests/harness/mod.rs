@@ -7,6 +7,7 @@
 pub mod browser;
 pub mod client;
 mod db;
+pub mod openapi;
 pub mod processes;
 pub mod tls;
 pub mod totp;

@@ -31,6 +31,7 @@ mod metrics;
 mod monitor;
 mod monitor_admin_browser;
 mod multi_instance;
+mod openapi;
 mod operator_audit;
 mod orders;
 mod pages;
