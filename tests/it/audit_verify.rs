@@ -101,7 +101,8 @@ async fn verify_catches_every_kind_of_tampering() {
         (
             "edited byte",
             tampered(&original, |l| {
-                l[3] = l[3].replacen("\"warning\"", "\"wArning\"", 1)
+                // Every line has a severity, whichever event line 4 holds.
+                l[3] = l[3].replacen("\"severity\":\"", "\"severity\":\"x", 1)
             }),
             "broken: line 4 seq 4: hash does not match",
         ),
