@@ -259,6 +259,9 @@ async fn a_damaged_last_line_is_reported_and_refused_at_start_never_a_panic() {
         ("invalid UTF-8", invalid, "the line is not valid UTF-8"),
         ("text for the hash", text, "line does not end with a hash"),
     ] {
+        // A copy beside the log, not the log itself: the stopped server still holds the log
+        // open, and a late event of its own (a Redis hiccup under load) would bury the damage.
+        let path = path.with_file_name(format!("damaged-{}.log", uuid::Uuid::new_v4()));
         std::fs::write(&path, &bytes).unwrap();
         let out = rampart()
             .args(["audit", "verify", "--file"])
