@@ -44,6 +44,7 @@ mod pool;
 mod posture;
 mod rate_limit;
 mod reauth_browser;
+mod schema_distribution;
 mod second_factor_limits;
 mod session_revocation;
 mod sessions;
