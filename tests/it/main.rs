@@ -37,6 +37,7 @@ mod orders;
 mod pages;
 mod paging;
 mod password;
+mod pgbouncer;
 mod pipelined;
 mod platform;
 mod platform_users;
