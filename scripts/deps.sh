@@ -8,6 +8,7 @@
 #   logrotate   logrotate (checks deploy/logrotate/rampart)
 #   prometheus  the Prometheus package, for promtool (checks and unit-tests
 #               deploy/prometheus/alerts.yml)
+#   pgbouncer   PgBouncer (the tenant transaction through transaction pooling)
 # Usage: scripts/deps.sh postgres [redis]
 set -euo pipefail
 
@@ -31,6 +32,9 @@ for what in "$@"; do
             ;;
         logrotate) command -v logrotate >/dev/null 2>&1 || need+=(logrotate) ;;
         prometheus) command -v promtool >/dev/null 2>&1 || need+=(prometheus) ;;
+        pgbouncer)
+            command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
+            ;;
         *) echo "deps.sh: unknown dependency $what" >&2; exit 2 ;;
     esac
 done

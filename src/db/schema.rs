@@ -37,7 +37,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    orders (id) {
+    orders (tenant_id, id) {
         id -> Uuid,
         tenant_id -> Uuid,
         items -> Jsonb,

@@ -112,8 +112,7 @@ pub async fn list(
 pub async fn get(db: &DbPool, scope: &Scope, id: OrderId) -> Result<Order, OrderError> {
     let tenant = tenant_of(scope)?;
     let q = orders::table
-        .filter(orders::tenant_id.eq(tenant.as_uuid()))
-        .find(id.as_uuid())
+        .find((tenant.as_uuid(), id.as_uuid()))
         .select(OrderRow::as_select())
         .limit(1);
     let row: OrderRow = db.one_get(scope, q).await?;
@@ -149,8 +148,7 @@ pub async fn change_status(
     let outcome = db
         .in_scope(scope, async |c| {
             let current: String = orders::table
-                .filter(orders::tenant_id.eq(tenant.as_uuid()))
-                .find(id.as_uuid())
+                .find((tenant.as_uuid(), id.as_uuid()))
                 .select(orders::status)
                 .for_update()
                 .first(c.pg())
@@ -159,14 +157,15 @@ pub async fn change_status(
             if !from.can_become(to) {
                 return Ok(Err(OrderError::InvalidTransition { from, to }));
             }
-            let row: OrderRow = diesel::update(orders::table.find(id.as_uuid()))
-                .set((
-                    orders::status.eq(to.as_str()),
-                    orders::updated_at.eq(diesel::dsl::now),
-                ))
-                .returning(OrderRow::as_returning())
-                .get_result(c.pg())
-                .await?;
+            let row: OrderRow =
+                diesel::update(orders::table.find((tenant.as_uuid(), id.as_uuid())))
+                    .set((
+                        orders::status.eq(to.as_str()),
+                        orders::updated_at.eq(diesel::dsl::now),
+                    ))
+                    .returning(OrderRow::as_returning())
+                    .get_result(c.pg())
+                    .await?;
             Ok(Ok(Order::from(row)))
         })
         .await?;

@@ -8,6 +8,7 @@ pub mod browser;
 pub mod client;
 mod db;
 pub mod openapi;
+pub mod pgbouncer;
 pub mod processes;
 pub mod tls;
 pub mod totp;

@@ -195,7 +195,7 @@ async fn a_table_holding_tenant_data_under_any_column_name_needs_forced_rls() {
         ),
         (
             // Two steps away from the tenants: a foreign key to a table that has one.
-            "CREATE TABLE lines (id int PRIMARY KEY, o uuid REFERENCES orders (id)); \
+            "CREATE TABLE lines (id int PRIMARY KEY, u uuid REFERENCES users (id)); \
              ALTER TABLE lines ENABLE ROW LEVEL SECURITY; \
              ALTER TABLE lines FORCE ROW LEVEL SECURITY; \
              CREATE TABLE line_notes (line int REFERENCES lines (id))",

@@ -1,0 +1,2 @@
+ALTER TABLE orders DROP CONSTRAINT orders_pkey;
+ALTER TABLE orders ADD CONSTRAINT orders_pkey PRIMARY KEY (id);
