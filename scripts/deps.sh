@@ -8,6 +8,10 @@
 #   logrotate   logrotate (checks deploy/logrotate/rampart)
 #   prometheus  the Prometheus package, for promtool (checks and unit-tests
 #               deploy/prometheus/alerts.yml)
+#   haproxy     HAProxy (the load-balancer tests run three instances behind it; checks
+#               deploy/haproxy/haproxy.cfg)
+#   nginx       nginx (checks deploy/nginx/rampart.conf with nginx -t; the tests never
+#               start it)
 # Usage: scripts/deps.sh postgres [redis]
 set -euo pipefail
 
@@ -31,6 +35,9 @@ for what in "$@"; do
             ;;
         logrotate) command -v logrotate >/dev/null 2>&1 || need+=(logrotate) ;;
         prometheus) command -v promtool >/dev/null 2>&1 || need+=(prometheus) ;;
+        # Both live in /usr/sbin, which a user's PATH may lack.
+        haproxy) command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy) ;;
+        nginx) command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx) ;;
         *) echo "deps.sh: unknown dependency $what" >&2; exit 2 ;;
     esac
 done

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. Installs the PostgreSQL server, redis-server, Chromium and
-# docker-compose (for the compose file's schema), logrotate (for its example) and Prometheus
-# (promtool, for the alert rules) when missing; the tests start their own private PostgreSQL
-# cluster and redis-server and stop them at the end.
+# docker-compose (for the compose file's schema), logrotate (for its example), Prometheus
+# (promtool, for the alert rules), HAProxy (the load-balancer tests) and nginx (for its example)
+# when missing; the tests start their own private PostgreSQL cluster, redis-server and HAProxy
+# and stop them at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh postgres redis browser compose logrotate prometheus
+scripts/deps.sh postgres redis browser compose logrotate prometheus haproxy nginx
 cargo test --all-targets "$@"
 # Doc tests too (--all-targets leaves them out): they hold compile-time properties, such as
 # that no code outside `db` can write a tenant scope down.
