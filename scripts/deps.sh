@@ -8,10 +8,9 @@
 #   logrotate   logrotate (checks deploy/logrotate/rampart)
 #   prometheus  the Prometheus package, for promtool (checks and unit-tests
 #               deploy/prometheus/alerts.yml)
-#   haproxy     HAProxy (the load-balancer tests run three instances behind it; checks
-#               deploy/haproxy/haproxy.cfg)
-#   nginx       nginx (checks deploy/nginx/rampart.conf with nginx -t; the tests never
-#               start it)
+#   haproxy     HAProxy and
+#   nginx       nginx: the load-balancer tests run three instances behind each, with
+#               deploy/haproxy/haproxy.cfg and deploy/nginx/rampart.conf
 # Usage: scripts/deps.sh postgres [redis]
 set -euo pipefail
 

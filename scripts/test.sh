@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. Installs the PostgreSQL server, redis-server, Chromium and
 # docker-compose (for the compose file's schema), logrotate (for its example), Prometheus
-# (promtool, for the alert rules), HAProxy (the load-balancer tests) and nginx (for its example)
-# when missing; the tests start their own private PostgreSQL cluster, redis-server and HAProxy
-# and stop them at the end.
+# (promtool, for the alert rules), HAProxy and nginx (the load-balancer tests) when missing; the
+# tests start their own private PostgreSQL cluster, redis-server, HAProxy and nginx and stop
+# them at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh postgres redis browser compose logrotate prometheus haproxy nginx

@@ -1,6 +1,6 @@
-//! The load-balancer configurations, HAProxy's (`deploy/haproxy/haproxy.cfg`, which the
-//! integration tests also run in front of three instances: `tests/it/balancer.rs`) and nginx's
-//! (`deploy/nginx/rampart.conf`): what Rampart relies on is there (round-robin without
+//! The load-balancer configurations, HAProxy's (`deploy/haproxy/haproxy.cfg`) and nginx's
+//! (`deploy/nginx/rampart.conf`), which the integration tests also run in front of three
+//! instances (`tests/it/balancer.rs`): what Rampart relies on is there (round-robin without
 //! stickiness, the appended `X-Forwarded-For`, a replaced `X-Forwarded-Proto`, WebSocket
 //! upgrades and idle timeouts above the server's heartbeat), and `haproxy -c` and `nginx -t`
 //! (installed by `scripts/deps.sh haproxy nginx`) accept each file with its site blocks filled in.

@@ -1,14 +1,16 @@
-//! Several server instances behind a real HAProxy, as a deployment runs them.
+//! Several server instances behind a real load balancer, as a deployment runs them: HAProxy,
+//! or nginx.
 //!
-//! The proxy runs the shipped `deploy/haproxy/haproxy.cfg` with only its two marked blocks
-//! replaced (the listen block by a plain bind on a free loopback port, the server list by the
-//! instances), so the tests exercise the file operators deploy. HAProxy runs in the foreground
-//! as a supervised child and dies with the test. The instances share one database, one Redis
-//! (its URL is a parameter, so the same tests can run over any Redis deployment) and one key
-//! prefix, and trust the proxy's `X-Forwarded-For`.
+//! The balancer runs the shipped configuration (`deploy/haproxy/haproxy.cfg`,
+//! `deploy/nginx/rampart.conf`) with only its marked blocks replaced (the listen block by a
+//! plain listener on a free loopback port, the server list by the instances, nginx's port-80
+//! redirect by nothing), so the tests exercise the files operators deploy. It runs in the
+//! foreground as one supervised child process and dies with the test. The instances share one
+//! database, one Redis (its URL is a parameter, so the same tests can run over any Redis
+//! deployment) and one key prefix, and trust the balancer's `X-Forwarded-For`.
 //!
 //! Which instance served a request is read from each instance's own `/metrics` (fetched
-//! directly, not through the proxy): `rampart_ws_connection_attempts_total` by outcome.
+//! directly, not through the balancer): `rampart_ws_connection_attempts_total` by outcome.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, TcpListener};
@@ -22,41 +24,105 @@ use rampart::embedded_pg::SupervisedChild;
 use super::config_blocks::replace_block;
 use super::{Account, Client, TestApp};
 
-/// The shipped configuration, relative to the crate root.
-pub const SHIPPED: &str = "deploy/haproxy/haproxy.cfg";
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// The text of the shipped configuration.
-pub fn shipped() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(SHIPPED);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+/// Which load balancer runs in front of the instances.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proxy {
+    Haproxy,
+    Nginx,
 }
 
-/// The shipped configuration listening on `127.0.0.1:<port>` (plain HTTP) in front of
-/// `servers` (`host:port` each).
-pub fn config_for(port: u16, servers: &[String]) -> String {
-    let text = replace_block(&shipped(), "listen", &[format!("bind 127.0.0.1:{port}")]);
-    let list: Vec<String> = servers
-        .iter()
-        .enumerate()
-        .map(|(i, addr)| format!("server rampart{} {addr}", i + 1))
-        .collect();
-    replace_block(&text, "servers", &list)
+impl Proxy {
+    /// The shipped configuration, relative to the crate root.
+    pub fn shipped_path(self) -> &'static str {
+        match self {
+            Proxy::Haproxy => "deploy/haproxy/haproxy.cfg",
+            Proxy::Nginx => "deploy/nginx/rampart.conf",
+        }
+    }
+
+    /// The text of the shipped configuration.
+    pub fn shipped(self) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(self.shipped_path());
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// The shipped configuration listening on `127.0.0.1:<port>` (plain HTTP) in front of
+    /// `servers` (`host:port` each).
+    pub fn config_for(self, port: u16, servers: &[String]) -> String {
+        let text = self.shipped();
+        match self {
+            Proxy::Haproxy => {
+                let text = replace_block(&text, "listen", &[format!("bind 127.0.0.1:{port}")]);
+                let list: Vec<String> = servers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, addr)| format!("server rampart{} {addr}", i + 1))
+                    .collect();
+                replace_block(&text, "servers", &list)
+            }
+            Proxy::Nginx => {
+                let text = replace_block(&text, "listen", &[format!("listen 127.0.0.1:{port};")]);
+                let text = replace_block(&text, "redirect", &[]);
+                let list: Vec<String> = servers.iter().map(|a| format!("server {a};")).collect();
+                replace_block(&text, "servers", &list)
+            }
+        }
+    }
+
+    /// The binary (Debian installs both in /usr/sbin, which a user's PATH may lack).
+    pub fn binary(self) -> PathBuf {
+        let name = match self {
+            Proxy::Haproxy => "haproxy",
+            Proxy::Nginx => "nginx",
+        };
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+            .unwrap_or_else(|| {
+                panic!("{name} not found; run the project's test script, which installs it")
+            })
+    }
+
+    /// Writes the configuration into `dir` and returns the command that runs it in the
+    /// foreground as a single process (so killing it leaves nothing behind).
+    fn command(self, dir: &Path, port: u16, servers: &[String]) -> Command {
+        let config = self.config_for(port, servers);
+        let mut cmd = Command::new(self.binary());
+        match self {
+            Proxy::Haproxy => {
+                let file = dir.join("haproxy.cfg");
+                std::fs::write(&file, config).expect("write haproxy.cfg");
+                // -db: foreground, no daemon.
+                cmd.arg("-db").arg("-f").arg(file);
+            }
+            Proxy::Nginx => {
+                // The shipped file is for the http context; the main configuration around it
+                // keeps everything in `dir`, with no master process.
+                std::fs::write(dir.join("rampart.conf"), config).expect("write rampart.conf");
+                let main = format!(
+                    "daemon off;\nmaster_process off;\npid {dir}/nginx.pid;\n\
+                     error_log stderr notice;\nevents {{}}\nhttp {{\n    \
+                     access_log {dir}/access.log;\n    include {dir}/rampart.conf;\n}}\n",
+                    dir = dir.display()
+                );
+                std::fs::write(dir.join("nginx.conf"), main).expect("write nginx.conf");
+                cmd.arg("-p")
+                    .arg(dir)
+                    .arg("-c")
+                    .arg(dir.join("nginx.conf"))
+                    .arg("-e")
+                    .arg("stderr");
+            }
+        }
+        cmd
+    }
 }
 
-/// The `haproxy` binary (Debian installs it in /usr/sbin, which a user's PATH may lack).
-pub fn binary() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])
-        .map(|dir| dir.join("haproxy"))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            panic!("haproxy not found; run the project's test script, which installs it")
-        })
-}
-
-/// Server instances behind a running HAProxy.
+/// Server instances behind a running load balancer.
 pub struct Balanced {
     /// The balancer's base URL: what clients use.
     pub base: String,
@@ -68,8 +134,9 @@ pub struct Balanced {
 
 impl Balanced {
     /// Starts `count` instances on one database and `redis_url`, with
-    /// `RAMPART_TRUST_FORWARDED=true` and `tweak`'s variables, and HAProxy in front.
+    /// `RAMPART_TRUST_FORWARDED=true` and `tweak`'s variables, and `proxy` in front.
     pub async fn start(
+        proxy: Proxy,
         count: usize,
         redis_url: &str,
         tweak: impl Fn(&mut HashMap<String, String>),
@@ -91,13 +158,13 @@ impl Balanced {
             .map(|app| app.base.trim_start_matches("http://").to_string())
             .collect();
 
-        let dir = std::env::temp_dir().join(format!("rampart-haproxy-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).expect("haproxy dir");
+        let dir = std::env::temp_dir().join(format!("rampart-proxy-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("proxy dir");
         // Another process may take the probed port before HAProxy binds it: retry.
         let mut last_error = String::new();
         for _ in 0..5 {
             let port = free_port();
-            match launch(&dir, port, &servers).await {
+            match launch(proxy, &dir, port, &servers).await {
                 Ok(proxy) => {
                     return Balanced {
                         base: format!("http://127.0.0.1:{port}"),
@@ -109,7 +176,7 @@ impl Balanced {
                 Err(e) => last_error = e,
             }
         }
-        panic!("could not start haproxy: {last_error}");
+        panic!("could not start {proxy:?}: {last_error}");
     }
 
     /// An anonymous client of the balancer.
@@ -148,9 +215,9 @@ impl Balanced {
         all
     }
 
-    /// What HAProxy logged so far (one line per request), for failure messages.
+    /// What the balancer logged so far (HAProxy: one line per request), for failure messages.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("haproxy.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.join("proxy.log")).unwrap_or_default()
     }
 }
 
@@ -198,36 +265,35 @@ fn free_port() -> u16 {
         .expect("a free TCP port")
 }
 
-/// Writes the configuration, starts `haproxy -db` and waits until a request through it
-/// reaches an instance; the error carries HAProxy's output.
-async fn launch(dir: &Path, port: u16, servers: &[String]) -> Result<SupervisedChild, String> {
-    let config = dir.join("haproxy.cfg");
-    std::fs::write(&config, config_for(port, servers)).expect("write haproxy.cfg");
-    let log_path = dir.join("haproxy.log");
-    let log = std::fs::File::create(&log_path).expect("haproxy.log");
-    let mut cmd = Command::new(binary());
-    // -db: foreground, no daemon; -f: the configuration.
-    cmd.arg("-db")
-        .arg("-f")
-        .arg(&config)
-        .current_dir(dir)
+/// Starts the balancer and waits until a request through it reaches an instance; the error
+/// carries the balancer's output.
+async fn launch(
+    proxy: Proxy,
+    dir: &Path,
+    port: u16,
+    servers: &[String],
+) -> Result<SupervisedChild, String> {
+    let log_path = dir.join("proxy.log");
+    let log = std::fs::File::create(&log_path).expect("proxy.log");
+    let mut cmd = proxy.command(dir, port, servers);
+    cmd.current_dir(dir)
         .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("haproxy.log"))
+        .stdout(log.try_clone().expect("proxy.log"))
         .stderr(log);
-    let child = SupervisedChild::spawn(cmd, Signal::SIGKILL, "haproxy")
-        .map_err(|e| format!("spawning haproxy: {e}"))?;
+    let child = SupervisedChild::spawn(cmd, Signal::SIGKILL, "proxy")
+        .map_err(|e| format!("spawning {proxy:?}: {e}"))?;
     let output = || std::fs::read_to_string(&log_path).unwrap_or_default();
     let probe = Client::new(&format!("http://127.0.0.1:{port}"), None);
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
         if child.has_exited() {
-            return Err(format!("haproxy exited; its output:\n{}", output()));
+            return Err(format!("{proxy:?} exited; its output:\n{}", output()));
         }
         if listening(port) && probe.get("/healthz").await.status == 200 {
             return Ok(child);
         }
         if Instant::now() >= deadline {
-            return Err(format!("haproxy did not answer in time:\n{}", output()));
+            return Err(format!("{proxy:?} did not answer in time:\n{}", output()));
         }
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }

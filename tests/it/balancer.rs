@@ -1,27 +1,63 @@
-//! Three instances behind HAProxy (round-robin, no stickiness, the shipped configuration):
-//! every limit, ban, event and logout holds whichever instance a request lands on. Each test
-//! reads the instances' own counters to show that its requests really were spread over all
-//! three, so none of it can pass by landing on one instance.
+//! Three instances behind a load balancer running its shipped configuration (round-robin, no
+//! stickiness), HAProxy and nginx each: every limit, ban, event and logout holds whichever
+//! instance a request lands on. Each test reads the instances' own counters to show that its
+//! requests really were spread over all three, so none of it can pass by landing on one
+//! instance.
 
 use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
-use crate::harness::haproxy::{growth, Balanced};
+use crate::harness::haproxy::{growth, Balanced, Proxy};
 use crate::harness::ws::{bearer, open_at, ticket, Ws};
 use crate::harness::{shared, Client};
 use crate::{order_body, orders_path};
 
 const INSTANCES: usize = 3;
 
+/// Each test, through each balancer.
+macro_rules! through {
+    ($module:ident, $proxy:expr) => {
+        mod $module {
+            #[actix_web::test]
+            async fn the_eleventh_attempt_is_refused_by_any_instance_and_the_ban_it_leads_to_holds_on_all(
+            ) {
+                super::eleventh_attempt($proxy).await
+            }
+
+            #[actix_web::test]
+            async fn a_ban_made_by_the_instance_holding_a_socket_holds_on_all() {
+                super::ban_from_a_socket($proxy).await
+            }
+
+            #[actix_web::test]
+            async fn a_users_sixth_socket_is_refused_by_any_instance() {
+                super::sixth_socket($proxy).await
+            }
+
+            #[actix_web::test]
+            async fn an_order_reaches_subscribers_on_every_instance_and_a_logout_closes_them_all(
+            ) {
+                super::orders_and_logout($proxy).await
+            }
+        }
+    };
+}
+through!(haproxy, super::Proxy::Haproxy);
+through!(nginx, super::Proxy::Nginx);
+
 /// Three instances over the harness's Redis. The Redis URL is the one thing a variant over
 /// another Redis deployment changes.
-async fn balanced(tweak: impl Fn(&mut HashMap<String, String>)) -> Balanced {
-    balanced_over(&shared().redis_url(), tweak).await
+async fn balanced(proxy: Proxy, tweak: impl Fn(&mut HashMap<String, String>)) -> Balanced {
+    balanced_over(proxy, &shared().redis_url(), tweak).await
 }
 
-async fn balanced_over(redis_url: &str, tweak: impl Fn(&mut HashMap<String, String>)) -> Balanced {
-    Balanced::start(INSTANCES, redis_url, tweak).await
+async fn balanced_over(
+    proxy: Proxy,
+    redis_url: &str,
+    tweak: impl Fn(&mut HashMap<String, String>),
+) -> Balanced {
+    Balanced::start(proxy, INSTANCES, redis_url, tweak).await
 }
 
 /// Opens a socket through the balancer with a fresh ticket of `client`, reads the welcome,
@@ -62,12 +98,11 @@ async fn each_instance_refuses(
     );
 }
 
-#[actix_web::test]
-async fn the_eleventh_attempt_is_refused_by_any_instance_and_the_ban_it_leads_to_holds_on_all() {
-    let lb = balanced(|_| {}).await;
+async fn eleventh_attempt(proxy: Proxy) {
+    let lb = balanced(proxy, |_| {}).await;
     let before = lb.ws_attempts().await;
-    // A client-written X-Forwarded-For changes nothing: HAProxy appends the address it saw,
-    // and the instances read only that right-most entry.
+    // A client-written X-Forwarded-For changes nothing: the balancer appends the address it
+    // saw, and the instances read only that right-most entry.
     for i in 0..10 {
         let spoofing = lb
             .client()
@@ -102,9 +137,8 @@ async fn the_eleventh_attempt_is_refused_by_any_instance_and_the_ban_it_leads_to
     each_instance_refuses(&lb, &anyone, 403, "ip_banned", "ip_banned").await;
 }
 
-#[actix_web::test]
-async fn a_ban_made_by_the_instance_holding_a_socket_holds_on_all() {
-    let lb = balanced(|v| {
+async fn ban_from_a_socket(proxy: Proxy) {
+    let lb = balanced(proxy, |v| {
         v.insert("RAMPART_WS_MESSAGE_LIMIT".into(), "3".into());
     })
     .await;
@@ -124,9 +158,8 @@ async fn a_ban_made_by_the_instance_holding_a_socket_holds_on_all() {
     each_instance_refuses(&lb, &staff, 403, "ip_banned", "ip_banned").await;
 }
 
-#[actix_web::test]
-async fn a_users_sixth_socket_is_refused_by_any_instance() {
-    let lb = balanced(|v| {
+async fn sixth_socket(proxy: Proxy) {
+    let lb = balanced(proxy, |v| {
         v.insert("RAMPART_WS_CONNECT_LIMIT".into(), "100".into());
         // The refusals below are violations; they must not ban the test's address.
         v.insert("RAMPART_BAN_AFTER_VIOLATIONS".into(), "1000".into());
@@ -159,9 +192,8 @@ async fn a_users_sixth_socket_is_refused_by_any_instance() {
     }
 }
 
-#[actix_web::test]
-async fn an_order_reaches_subscribers_on_every_instance_and_a_logout_closes_them_all() {
-    let lb = balanced(|v| {
+async fn orders_and_logout(proxy: Proxy) {
+    let lb = balanced(proxy, |v| {
         v.insert("RAMPART_WS_CONNECT_LIMIT".into(), "100".into());
         v.insert("RAMPART_WS_MAX_CONNECTIONS_PER_USER".into(), "10".into());
     })
