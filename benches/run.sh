@@ -13,13 +13,21 @@
 # list body, rate limiter), which start what they need and hold their own baselines; the rate
 # limiter, whose Redis figures move most from run to run, runs ROUNDS times.
 #
+# The `lb` part (not in the default PARTS) is the scale benchmark: three more instances on the
+# same database and Redis, and HAProxy running deploy/haproxy/haproxy.cfg in front of 1, 2 and
+# then 3 of them; the REST list and WebSocket ping/pong loads go through it, next to the same
+# loads sent straight to one instance, and the CPU time each process group used is split out.
+# It writes its own table into docs/benchmarks.md (between the bench:lb markers); the main
+# table is rewritten only when one of the other parts ran.
+#
 # Usage: benches/run.sh            (ROUNDS=3 DURATION=10 by default)
 #        ROUNDS=2 DURATION=3 CRITERION_SECS=2 PARTS="rest criterion" benches/run.sh
 #
 # Variables: ROUNDS (rounds per pair), DURATION (seconds per load run), CRITERION_SECS
-# (criterion measurement time per bench function), PARTS (any of: rest ws criterion),
-# IDLE_CONNS (default 10000), PORT / LOCAL_PORT / ECHO_PORT / REDIS_PORT
-# (18080 / 18081 / 19001 / 16379).
+# (criterion measurement time per bench function), PARTS (any of: rest ws criterion lb),
+# IDLE_CONNS (default 10000), LB_CONCURRENCY (REST callers through HAProxy, default 32),
+# PORT / LOCAL_PORT / ECHO_PORT / REDIS_PORT / LB_PORT (18080 / 18081 / 19001 / 16379 / 18090),
+# LB_INSTANCE_PORT (18091: the three instances behind HAProxy take it and the next two).
 #
 # Only numeric limits are raised for the run (see LIMITS below); no security check is off.
 set -euo pipefail
@@ -34,6 +42,9 @@ PORT=${PORT:-18080}
 LOCAL_PORT=${LOCAL_PORT:-18081}
 ECHO_PORT=${ECHO_PORT:-19001}
 REDIS_PORT=${REDIS_PORT:-16379}
+LB_PORT=${LB_PORT:-18090}
+LB_INSTANCE_PORT=${LB_INSTANCE_PORT:-18091}
+LB_CONCURRENCY=${LB_CONCURRENCY:-32}
 DOC=docs/benchmarks.md
 
 # Limits raised so the generated load is not refused: per-IP WebSocket connection attempts,
@@ -48,6 +59,7 @@ LIMITS=(
 )
 
 scripts/deps.sh postgres redis
+if [[ " $PARTS " == *" lb "* ]]; then scripts/deps.sh haproxy; fi
 # 10,000 connections need 10,000 descriptors in the server and in the generator.
 ulimit -n "$(ulimit -Hn)"
 cargo build --release --bin rampart --example load --example echo
@@ -102,9 +114,54 @@ start_echo() {
 }
 stop_echo() { stop "$ECHO_PID"; ECHO_PID=""; }
 
+# The `lb` part: three more instances on the first server's database (like the local server
+# above, but with sessions in the shared Redis and trusting HAProxy's X-Forwarded-For).
+LB_PIDS=()
+start_lb_instances() {
+    local i
+    for i in 1 2 3; do
+        env "${LIMITS[@]}" RAMPART_TRUST_FORWARDED=true \
+            RAMPART_BIND=127.0.0.1:$((LB_INSTANCE_PORT + i - 1)) \
+            DATABASE_URL="postgres://postgres@/rampart?host=$RAMPART_DATA_DIR/pg" \
+            RAMPART_MASTER_KEY="$(cat "$RAMPART_DATA_DIR/master.key")" \
+            RAMPART_DATA_DIR="$WORK/data-lb$i" RAMPART_AUDIT_LOG="$WORK/audit-lb$i.log" \
+            target/release/rampart serve >>"$WORK/server-lb$i.log" 2>&1 &
+        LB_PIDS+=($!)
+        wait_ready "http://127.0.0.1:$((LB_INSTANCE_PORT + i - 1))" "$WORK/server-lb$i.log"
+    done
+}
+stop_lb_instances() {
+    local pid
+    for pid in "${LB_PIDS[@]}"; do stop "$pid"; done
+    LB_PIDS=()
+}
+# start_haproxy N: HAProxy on LB_PORT in front of the first N of those instances, with the
+# shipped configuration whose two marked blocks (listen, servers) are replaced. Its request
+# log (stdout) is discarded; writing it is part of what it costs.
+HAPROXY_PID=""
+start_haproxy() {
+    local servers="" i
+    for i in $(seq 1 "$1"); do
+        servers+="    server rampart$i 127.0.0.1:$((LB_INSTANCE_PORT + i - 1))\n"
+    done
+    awk -v bind="    bind 127.0.0.1:$LB_PORT" -v servers="$servers" '
+        /# BEGIN listen/ { print bind; skip = 1; next }
+        /# BEGIN servers/ { printf "%s", servers; skip = 1; next }
+        /# END (listen|servers)/ { skip = 0; next }
+        !skip { print }
+    ' deploy/haproxy/haproxy.cfg >"$WORK/haproxy-$1.cfg"
+    "$(command -v haproxy || echo /usr/sbin/haproxy)" -db -f "$WORK/haproxy-$1.cfg" \
+        >/dev/null 2>>"$WORK/haproxy.log" &
+    HAPROXY_PID=$!
+    wait_ready "$LB_URL" "$WORK/haproxy.log"
+}
+stop_haproxy() { stop "$HAPROXY_PID"; HAPROXY_PID=""; }
+
 SERVER_PID="" LOCAL_PID="" ECHO_PID="" REDIS_PID=""
 # Everything this script started: before the criterion benches, and on exit.
 stop_all() {
+    stop_haproxy
+    stop_lb_instances
     stop_echo
     stop_local_server
     stop_server
@@ -120,6 +177,7 @@ LOAD=target/release/examples/load
 URL=http://127.0.0.1:$PORT
 LOCAL_URL=http://127.0.0.1:$LOCAL_PORT
 ECHO_URL=http://127.0.0.1:$ECHO_PORT
+LB_URL=http://127.0.0.1:$LB_PORT
 export RAMPART_DATA_DIR=$WORK/data RAMPART_AUDIT_LOG=$WORK/audit.log RAMPART_LOG=warning
 export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/ RAMPART_REDIS_PREFIX=bench
 
@@ -265,6 +323,121 @@ run_ws() {
     done
 }
 
+# CPU time (utime + stime, in clock ticks) of the given processes, summed.
+ticks_of() {
+    local sum=0 pid n
+    for pid in "$@"; do
+        # Fields after "pid (comm) ": utime and stime are the 12th and 13th.
+        n=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null) || n=0
+        sum=$((sum + ${n:-0}))
+    done
+    echo "$sum"
+}
+# "instances haproxy postgres redis busy": ticks of each group, and of the whole machine
+# (user, nice, system, irq, softirq, steal of all cores).
+cpu_snapshot() {
+    local pm
+    pm=$(head -1 "$(find "$RAMPART_DATA_DIR" -name postmaster.pid | head -1)")
+    echo "$(ticks_of "${LB_PIDS[@]}") $(ticks_of $HAPROXY_PID)" \
+        "$(ticks_of "$pm" $(pgrep -P "$pm")) $(ticks_of "$REDIS_PID")" \
+        "$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat)"
+}
+# cpu_split BEFORE AFTER SECONDS: each group's share of the CPU time used, and how busy the
+# cores were. "generator and rest" is the load generator and anything else running.
+cpu_split() {
+    awk -v b="$1" -v a="$2" -v secs="$3" -v cores="$(nproc)" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+        split(b, x, " "); split(a, y, " ")
+        busy = y[5] - x[5]; if (busy <= 0) busy = 1
+        split("Rampart HAProxy PostgreSQL Redis", name, " ")
+        rest = busy; out = ""
+        for (i = 1; i <= 4; i++) {
+            d = y[i] - x[i]; rest -= d
+            out = out sprintf("%s %.0f%%, ", name[i], 100 * d / busy)
+        }
+        printf "%sgenerator and rest %.0f%% of %.0f%% busy cores\n", out, 100 * rest / busy,
+            100 * busy / (secs * hz * cores)
+    }'
+}
+# lb_load URL ARGS...: runs the load generator against URL and measures the CPU from the moment
+# every user is signed in to the end. Sets LB_OUT (its summary line) and LB_SPLIT.
+lb_load() {
+    local url=$1 before after started ready=$WORK/ready
+    shift
+    rm -f "$ready"
+    "$LOAD" --url "$url" --users "$WORK/users.txt" --ready-file "$ready" "$@" \
+        >"$WORK/lb-load.out" 2>&1 &
+    local pid=$!
+    while [ ! -e "$ready" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.01; done
+    before=$(cpu_snapshot)
+    started=$(date +%s.%N)
+    wait "$pid" || true
+    after=$(cpu_snapshot)
+    LB_OUT=$(tail -1 "$WORK/lb-load.out")
+    LB_SPLIT=$(cpu_split "$before" "$after" "$(awk -v s="$started" -v e="$(date +%s.%N)" \
+        'BEGIN { print e - s }')")
+}
+
+run_lb() {
+    # Results of this part go to their own table.
+    local RESULTS=$WORK/lb-results.tsv COMMANDS=$WORK/lb-commands.tsv
+    : >"$RESULTS"
+    : >"$COMMANDS"
+    start_lb_instances
+    local direct=http://127.0.0.1:$LB_INSTANCE_PORT round n order
+    local rest=(rest --op list --concurrency "$LB_CONCURRENCY" --duration "$DURATION")
+    local ws=(ws-ping --conns 100 --duration "$DURATION")
+    local rcmd="load rest --op list --concurrency $LB_CONCURRENCY" wcmd="load ws-ping --conns 100"
+    # The figures' names: where the load goes (and, for the CPU split, which load).
+    lb_rest() { echo "REST list c=$LB_CONCURRENCY, $1, req/s (vs straight to one instance)"; }
+    lb_ws() { echo "WS ping/pong 100 conns, $1, msgs/s (vs straight to one instance)"; }
+    lb_cpu() { echo "CPU split, $1 ($2)"; }
+    local where=("straight to one instance" "HAProxy, 1 instance" "HAProxy, 2 instances"
+        "HAProxy, 3 instances")
+    for n in 1 2 3; do
+        note_cmd "$(lb_rest "${where[n]}")" "$rcmd" "the same, straight to one instance"
+        note_cmd "$(lb_ws "${where[n]}")" "$wcmd" "the same, straight to one instance"
+    done
+    for n in 0 1 2 3; do
+        note_cmd "$(lb_cpu "${where[n]}" REST)" "$rcmd" "—"
+        note_cmd "$(lb_cpu "${where[n]}" WS)" "$wcmd" "—"
+    done
+    for round in $(seq 1 "$ROUNDS"); do
+        order=(0 1 2 3)
+        ((round % 2 == 0)) && order=(3 2 1 0)
+        local direct_rest="" direct_ws=""
+        declare -A got_rest=() got_ws=()
+        for n in "${order[@]}"; do
+            echo "lb: ${where[n]}, round $round"
+            local url=$direct
+            if ((n > 0)); then
+                start_haproxy "$n"
+                url=$LB_URL
+            fi
+            lb_load "$url" "${rest[@]}"
+            echo "  REST: $LB_OUT"
+            echo "        $LB_SPLIT"
+            got_rest[$n]=$(value requests_per_sec "$LB_OUT")
+            ((round == ROUNDS)) && record "$(lb_cpu "${where[n]}" REST)" rampart "$LB_SPLIT"
+            lb_load "$url" "${ws[@]}"
+            echo "  WS:   $LB_OUT"
+            echo "        $LB_SPLIT"
+            got_ws[$n]=$(value msgs_per_sec "$LB_OUT")
+            ((round == ROUNDS)) && record "$(lb_cpu "${where[n]}" WS)" rampart "$LB_SPLIT"
+            stop_haproxy
+        done
+        for n in 1 2 3; do
+            record "$(lb_rest "${where[n]}")" rampart "${got_rest[$n]}"
+            record "$(lb_rest "${where[n]}")" baseline "${got_rest[0]}"
+            record "$(lb_ws "${where[n]}")" rampart "${got_ws[$n]}"
+            record "$(lb_ws "${where[n]}")" baseline "${got_ws[0]}"
+        done
+        unset got_rest got_ws
+    done
+    stop_lb_instances
+    write_table "$RESULTS" "$COMMANDS" "$WORK/lb-table.md"
+    splice bench:lb "$WORK/lb-table.md"
+}
+
 # criterion median (ns per iteration) of GROUP/NAME, from its estimates file.
 crit_ns() {
     sed -n 's/.*"median":{"confidence_interval":{[^}]*},"point_estimate":\([0-9.e+-]*\).*/\1/p' \
@@ -309,22 +482,8 @@ run_criterion() {
     done
 }
 
-# The load parts first, in this order whatever PARTS says; then, with every server stopped,
-# the criterion benches.
-for part in $PARTS; do
-    case "$part" in
-        rest | ws | criterion) ;;
-        *) echo "unknown part $part" >&2; exit 2 ;;
-    esac
-done
-if [[ " $PARTS " == *" rest "* ]]; then run_rest; fi
-if [[ " $PARTS " == *" ws "* ]]; then run_ws; fi
-if [[ " $PARTS " == *" criterion "* ]]; then
-    stop_all
-    run_criterion
-fi
-
-# median of the values of FIGURE/SIDE ("" when none; text values pass through).
+# median FIGURE SIDE: the median of the values recorded in $RESULTS ("" when none; text values
+# pass through).
 median() {
     awk -F'\t' -v f="$1" -v s="$2" '$1 == f && $2 == s && $3 != "" { print $3 }' "$RESULTS" |
         sort -g | awk '
@@ -337,37 +496,65 @@ median() {
             }'
 }
 
-TABLE=$WORK/table.md
-{
-    echo "Run $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)),"
-    echo "ROUNDS=$ROUNDS, DURATION=${DURATION}s, CRITERION_SECS=$CRITERION_SECS; medians over rounds."
-    echo
-    echo "| figure | Rampart | baseline | ratio | command (Rampart; baseline) |"
-    echo "|---|---|---|---|---|"
-    cut -f1 "$COMMANDS" | awk '!seen[$0]++' | while IFS= read -r f; do
-        r=$(median "$f" rampart)
-        b=$(median "$f" baseline)
-        ratio="—"
-        if [[ "$r" =~ ^[0-9.]+$ && "$b" =~ ^[0-9.]+$ ]]; then
-            ratio=$(awk -v r="$r" -v b="$b" 'BEGIN { if (b > 0) printf "%.2f×", r / b }')
-        fi
-        cmds=$(awk -F'\t' -v f="$f" '
-            function code(c) { return (c ~ /^(target|—)/) ? c : "`" c "`" }
-            $1 == f { print code($2) "; " code($3); exit }' "$COMMANDS")
-        echo "| $f | ${r:-n/a} | ${b:-—} | $ratio | $cmds |"
-    done
-    if grep -q 'n/a' "$RESULTS"; then
+# write_table RESULTS COMMANDS OUT: the markdown table of the figures, in the order noted.
+write_table() {
+    local RESULTS=$1 COMMANDS=$2
+    {
+        echo "Run $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)),"
+        echo "ROUNDS=$ROUNDS, DURATION=${DURATION}s, CRITERION_SECS=$CRITERION_SECS; medians over rounds."
         echo
-        echo "n/a: this tree cannot measure it yet (no \`/ws\`, or no rate limiter)."
-    fi
-} >"$TABLE"
+        echo "| figure | Rampart | baseline | ratio | command (Rampart; baseline) |"
+        echo "|---|---|---|---|---|"
+        cut -f1 "$COMMANDS" | awk '!seen[$0]++' | while IFS= read -r f; do
+            r=$(median "$f" rampart)
+            b=$(median "$f" baseline)
+            ratio="—"
+            if [[ "$r" =~ ^[0-9.]+$ && "$b" =~ ^[0-9.]+$ ]]; then
+                ratio=$(awk -v r="$r" -v b="$b" 'BEGIN { if (b > 0) printf "%.2f×", r / b }')
+            fi
+            cmds=$(awk -F'\t' -v f="$f" '
+                function code(c) { return (c ~ /^(target|—|the same)/) ? c : "`" c "`" }
+                $1 == f { print code($2) "; " code($3); exit }' "$COMMANDS")
+            echo "| $f | ${r:-n/a} | ${b:-—} | $ratio | $cmds |"
+        done
+        if grep -q 'n/a' "$RESULTS"; then
+            echo
+            echo "n/a: this tree cannot measure it yet (no \`/ws\`, or no rate limiter)."
+        fi
+    } >"$3"
+    cat "$3"
+}
 
-# Replace what lies between the markers, keeping the rest of the document.
-awk -v table="$TABLE" '
-    /<!-- bench:table:start -->/ { print; while ((getline line < table) > 0) print line; skip = 1; next }
-    /<!-- bench:table:end -->/ { skip = 0 }
-    !skip { print }
-' "$DOC" >"$WORK/doc.md"
-cp "$WORK/doc.md" "$DOC"
-cat "$TABLE"
-echo "written to $DOC"
+# splice MARKER TABLE: replaces what lies between <!-- MARKER:start --> and <!-- MARKER:end -->
+# in the document with TABLE, keeping the rest.
+splice() {
+    awk -v table="$2" -v start="<!-- $1:start -->" -v end="<!-- $1:end -->" '
+        $0 == start { print; while ((getline line < table) > 0) print line; skip = 1; next }
+        $0 == end { skip = 0 }
+        !skip { print }
+    ' "$DOC" >"$WORK/doc.md"
+    cp "$WORK/doc.md" "$DOC"
+    echo "written to $DOC ($1)"
+}
+
+# The load parts first, in this order whatever PARTS says; then, with every server stopped,
+# the criterion benches.
+for part in $PARTS; do
+    case "$part" in
+        rest | ws | criterion | lb) ;;
+        *) echo "unknown part $part" >&2; exit 2 ;;
+    esac
+done
+if [[ " $PARTS " == *" rest "* ]]; then run_rest; fi
+if [[ " $PARTS " == *" ws "* ]]; then run_ws; fi
+if [[ " $PARTS " == *" lb "* ]]; then run_lb; fi
+if [[ " $PARTS " == *" criterion "* ]]; then
+    stop_all
+    run_criterion
+fi
+
+# The main table, when a part that fills it ran.
+if [ -s "$COMMANDS" ]; then
+    write_table "$RESULTS" "$COMMANDS" "$WORK/table.md"
+    splice bench:table "$WORK/table.md"
+fi

@@ -9,6 +9,9 @@
 #   prometheus  the Prometheus package, for promtool (checks and unit-tests
 #               deploy/prometheus/alerts.yml)
 #   pgbouncer   PgBouncer (the tenant transaction through transaction pooling)
+#   haproxy     HAProxy and
+#   nginx       nginx: the load-balancer tests run three instances behind each, with
+#               deploy/haproxy/haproxy.cfg and deploy/nginx/rampart.conf
 # Usage: scripts/deps.sh postgres [redis]
 set -euo pipefail
 
@@ -35,6 +38,9 @@ for what in "$@"; do
         pgbouncer)
             command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
             ;;
+        # Both live in /usr/sbin, which a user's PATH may lack.
+        haproxy) command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy) ;;
+        nginx) command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx) ;;
         *) echo "deps.sh: unknown dependency $what" >&2; exit 2 ;;
     esac
 done
@@ -47,5 +53,18 @@ if [ "$(id -u)" -ne 0 ]; then
     sudo="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
+# The packages' own services (nginx, haproxy, redis, pgbouncer) must not start on install: the
+# tests run private instances. A policy-rc.d that refuses (101) is in place for the install only,
+# unless the machine has its own.
+policy=/usr/sbin/policy-rc.d
+own_policy=""
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod 0755 "$policy"
+    own_policy=1
+fi
 $sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+status=0
+$sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null || status=$?
+[ -n "$own_policy" ] && $sudo rm -f "$policy"
+exit "$status"

@@ -45,6 +45,10 @@ struct Cli {
     /// PID of the server, to report its resident memory per connection (`ws-idle`).
     #[arg(long, global = true)]
     server_pid: Option<u32>,
+    /// Create this file once every user is signed in, just before the load starts: a script
+    /// measuring the servers' CPU time starts there, leaving the password hashing out.
+    #[arg(long, global = true)]
+    ready_file: Option<PathBuf>,
     #[command(subcommand)]
     mode: Mode,
 }
@@ -157,7 +161,11 @@ fn signed_in(cli: &Cli) -> anyhow::Result<Vec<client::Signed>> {
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("--users FILE is needed (write one with `setup`)"))?;
     let users = client::read_users(path)?;
-    actix_rt::System::new().block_on(client::login_all(&cli.url, &users))
+    let signed = actix_rt::System::new().block_on(client::login_all(&cli.url, &users))?;
+    if let Some(ready) = &cli.ready_file {
+        std::fs::write(ready, "")?;
+    }
+    Ok(signed)
 }
 
 fn tokens(cli: &Cli, echo: bool) -> anyhow::Result<(client::Target, Vec<String>)> {

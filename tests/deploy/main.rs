@@ -1,11 +1,16 @@
 //! The deploy files (`deploy/`) checked without deploying: the systemd unit's syntax and
 //! hardening (with `systemd-analyze` when it is installed, and always with a small parser), the
-//! logrotate example (with `logrotate --debug`), the
-//! compose file's services and secrets (and its schema with `docker compose` or `docker-compose`
-//! when one is installed), the Dockerfile's essentials, and the Prometheus alert rules (with
-//! `promtool`, installed by `scripts/deps.sh prometheus`). Building the image needs a Docker
+//! logrotate example (with `logrotate --debug`), the compose file's services and secrets (and
+//! its schema with `docker compose` or `docker-compose` when one is installed), the
+//! Dockerfile's essentials, the Prometheus alert rules (with `promtool`, installed by
+//! `scripts/deps.sh prometheus`), and the load balancers' configurations (with `haproxy -c` and
+//! `nginx -t`, installed by `scripts/deps.sh haproxy nginx`). Building the image needs a Docker
 //! engine and its base images, which the tests do not have.
 
+#[path = "../harness/config_blocks.rs"]
+mod config_blocks;
+
+mod balancer;
 mod compose;
 mod dockerfile;
 mod logrotate;

@@ -6,7 +6,9 @@
 
 pub mod browser;
 pub mod client;
+pub mod config_blocks;
 mod db;
+pub mod haproxy;
 pub mod openapi;
 pub mod pgbouncer;
 pub mod processes;

@@ -23,11 +23,16 @@ pub struct Ws {
 
 /// Opens `/ws<query>` with the given headers; `Err(status)` when the server refused the upgrade.
 pub async fn open(app: &TestApp, query: &str, headers: &[(&str, String)]) -> Result<Ws, u16> {
+    open_at(&app.base, query, headers).await
+}
+
+/// Like [`open`], on the server (or load balancer) at `base`.
+pub async fn open_at(base: &str, query: &str, headers: &[(&str, String)]) -> Result<Ws, u16> {
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(30))
         .finish();
     let mut req = client
-        .ws(format!("{}/ws{query}", app.base))
+        .ws(format!("{base}/ws{query}"))
         .max_frame_size(1 << 20);
     for (name, value) in headers {
         req = req.set_header(*name, value.as_str());

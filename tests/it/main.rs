@@ -14,6 +14,7 @@ mod audit_stream;
 mod audit_verify;
 mod auth;
 mod auth_bodies;
+mod balancer;
 mod cli;
 mod cli_audit;
 mod cli_live;
