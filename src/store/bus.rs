@@ -1,5 +1,14 @@
 //! The instance bus: messages between the instances that share one Redis, over Redis pub/sub.
 //!
+//! On a Redis Cluster the bus uses sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`, Redis 7): a
+//! channel lives in the slot of its name, so a message travels to the shard owning it and no
+//! further, where a plain `PUBLISH` would be copied to every node of the cluster. The listener
+//! holds a cluster connection of its own speaking RESP3, whose push messages carry the
+//! subscription; when a node of it drops (a failover) or the store leaves Redis, the listener
+//! lets the subscription go and subscribes again once the store is back on the cluster, as it
+//! does with a single server. Messages published while an instance is not subscribed are not
+//! replayed (the same as with a single server restarting).
+//!
 //! [`Bus::publish`] sends a serializable message on a named channel (under the key prefix)
 //! without waiting; [`Bus::listen`] hands every message of a channel that another instance
 //! sent to a [`Recipient`] (an instance ignores its own messages, so nothing arrives twice).
@@ -17,7 +26,8 @@ use serde::{Deserialize, Serialize};
 use slog::{debug, Logger};
 use uuid::Uuid;
 
-use super::{RedisStatus, SharedStore, CONNECT_TIMEOUT};
+use super::conn::ClusterSeeds;
+use super::{RedisClient, RedisStatus, SharedStore, CONNECT_TIMEOUT};
 
 /// One instance's end of the bus. Cheap to clone.
 #[derive(Clone)]
@@ -54,8 +64,9 @@ impl Bus {
         })
         .expect("bus messages serialize");
         let (channel, store) = (self.store.key(channel), self.store.clone());
+        let sharded = store.client().is_some_and(RedisClient::is_cluster);
         actix::spawn(async move {
-            let mut publish = redis::cmd("PUBLISH");
+            let mut publish = redis::cmd(if sharded { "SPUBLISH" } else { "PUBLISH" });
             publish.arg(channel).arg(payload);
             let _ = store.bounded(publish.query_async::<()>(&mut conn)).await;
         });
@@ -83,7 +94,7 @@ impl Bus {
 }
 
 struct Listener<T: Message<Result = ()> + Send> {
-    client: redis::Client,
+    client: RedisClient,
     channel: String,
     store: SharedStore,
     instance: Uuid,
@@ -103,33 +114,115 @@ where
                     return;
                 }
             }
-            let subscribe = async {
-                let mut pubsub = self.client.get_async_pubsub().await?;
-                pubsub.subscribe(&self.channel).await?;
-                Ok(pubsub)
+            let ended = match &self.client {
+                RedisClient::Single(client) => self.listen_single(client).await,
+                RedisClient::Cluster(seeds) => self.listen_cluster(seeds, &mut status).await,
             };
-            let Ok(pubsub) = self.store.bounded_for(CONNECT_TIMEOUT, subscribe).await else {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            };
-            debug!(self.log, "listening to the other instances"; "channel" => &self.channel);
-            let mut messages = pubsub.into_on_message();
-            while let Some(msg) = messages.next().await {
-                let Ok(payload) = msg.get_payload::<Vec<u8>>() else {
-                    continue;
-                };
-                match serde_json::from_slice::<Envelope<T>>(&payload) {
-                    Ok(env) if env.from != self.instance => {
-                        if !self.to.connected() {
-                            return;
-                        }
-                        self.to.do_send(env.msg);
-                    }
-                    _ => {}
-                }
+            match ended {
+                Ended::SubscribeFailed => tokio::time::sleep(Duration::from_secs(1)).await,
+                Ended::Lost => self
+                    .store
+                    .mark_down("subscription to the other instances lost"),
+                Ended::StoreLeftRedis => {}
+                Ended::RecipientGone => return,
             }
-            self.store
-                .mark_down("subscription to the other instances lost");
         }
     }
+
+    /// Subscribes on a pub/sub connection of its own to one server, until it is lost.
+    async fn listen_single(&self, client: &redis::Client) -> Ended {
+        let subscribe = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&self.channel).await?;
+            Ok(pubsub)
+        };
+        let Ok(pubsub) = self.store.bounded_for(CONNECT_TIMEOUT, subscribe).await else {
+            return Ended::SubscribeFailed;
+        };
+        debug!(self.log, "listening to the other instances"; "channel" => &self.channel);
+        let mut messages = pubsub.into_on_message();
+        while let Some(msg) = messages.next().await {
+            let Ok(payload) = msg.get_payload::<Vec<u8>>() else {
+                continue;
+            };
+            if !self.deliver(&payload) {
+                return Ended::RecipientGone;
+            }
+        }
+        Ended::Lost
+    }
+
+    /// Subscribes (sharded) on a cluster connection of its own, until a node of it drops or
+    /// the store leaves Redis.
+    async fn listen_cluster(
+        &self,
+        seeds: &ClusterSeeds,
+        status: &mut tokio::sync::watch::Receiver<RedisStatus>,
+    ) -> Ended {
+        let (tx, mut pushes) = tokio::sync::mpsc::unbounded_channel();
+        let subscribe = async {
+            let mut conn = seeds.connect_with_pushes(tx).await?;
+            conn.ssubscribe(&self.channel).await?;
+            Ok(conn)
+        };
+        let Ok(_conn) = self.store.bounded_for(CONNECT_TIMEOUT, subscribe).await else {
+            return Ended::SubscribeFailed;
+        };
+        debug!(self.log, "listening to the other instances (sharded)"; "channel" => &self.channel);
+        loop {
+            tokio::select! {
+                push = pushes.recv() => {
+                    let Some(push) = push else { return Ended::Lost };
+                    match push.kind {
+                        redis::PushKind::SMessage | redis::PushKind::Message => {
+                            let payload = push.data.get(1).and_then(|v| {
+                                redis::from_redis_value_ref::<Vec<u8>>(v).ok()
+                            });
+                            if let Some(payload) = payload {
+                                if !self.deliver(&payload) {
+                                    return Ended::RecipientGone;
+                                }
+                            }
+                        }
+                        redis::PushKind::Disconnection => return Ended::Lost,
+                        _ => {}
+                    }
+                }
+                changed = status.changed() => {
+                    if changed.is_err() {
+                        return Ended::RecipientGone;
+                    }
+                    if *status.borrow() != RedisStatus::Connected {
+                        return Ended::StoreLeftRedis;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands a message from another instance to the recipient; false once it is gone.
+    fn deliver(&self, payload: &[u8]) -> bool {
+        match serde_json::from_slice::<Envelope<T>>(payload) {
+            Ok(env) if env.from != self.instance => {
+                if !self.to.connected() {
+                    return false;
+                }
+                self.to.do_send(env.msg);
+                true
+            }
+            _ => true,
+        }
+    }
+}
+
+/// Why a subscription ended.
+enum Ended {
+    /// Redis did not take the subscription; retried shortly.
+    SubscribeFailed,
+    /// The subscription was lost: Redis is marked down and the probe takes over.
+    Lost,
+    /// The store switched to the fallback; the listener waits for Redis.
+    StoreLeftRedis,
+    /// Nobody listens any more (the recipient stopped, or the store is gone).
+    RecipientGone,
 }

@@ -6,6 +6,7 @@
 
 pub mod browser;
 pub mod client;
+pub mod cluster;
 mod db;
 pub mod openapi;
 pub mod processes;

@@ -12,13 +12,12 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use redis::aio::ConnectionManager;
 
 use super::{
     keys, Admission, BanInfo, BanPolicy, ConnId, Counting, HitVerdict, Policy, ViolationOutcome,
 };
 use crate::ids::UserId;
-use crate::store::SharedStore;
+use crate::store::{RedisConnection, SharedStore};
 pub use scripts::admit_script_source;
 use scripts::scripts;
 
@@ -62,7 +61,7 @@ fn mode(record: Counting) -> &'static str {
 /// Runs `f` on the active connection within the timeout.
 async fn within<T, F, Fut>(store: SharedStore, f: F) -> Result<T, BackendError>
 where
-    F: FnOnce(ConnectionManager) -> Fut,
+    F: FnOnce(RedisConnection) -> Fut,
     Fut: std::future::Future<Output = redis::RedisResult<T>>,
 {
     // Taken when the decision is first polled: the connection of the thread that awaits it.
@@ -248,12 +247,20 @@ impl RedisBackend {
                 return Ok(Vec::new());
             }
             let keys: Vec<String> = ips.iter().map(|ip| store.key(&keys::ban(*ip))).collect();
-            let found: Vec<(Option<u64>, Option<u32>)> = within(conn, |mut c| async move {
-                let mut pipe = redis::pipe();
-                for k in &keys {
-                    pipe.cmd("HMGET").arg(k).arg("until").arg("violations");
-                }
-                pipe.query_async(&mut c).await
+            // One command per ban, sent together: each ban is a key of its own slot on a
+            // cluster, so they cannot share one pipeline there (on one connection they are
+            // pipelined all the same).
+            let found: Vec<(Option<u64>, Option<u32>)> = within(conn, |c| async move {
+                let lookups = keys.iter().map(|k| {
+                    let mut c = c.clone();
+                    let cmd = redis::cmd("HMGET")
+                        .arg(k)
+                        .arg("until")
+                        .arg("violations")
+                        .to_owned();
+                    async move { cmd.query_async(&mut c).await }
+                });
+                futures_util::future::try_join_all(lookups).await
             })
             .await?;
             Ok(ips
@@ -276,19 +283,23 @@ impl RedisBackend {
         let index = self.store.key(keys::BANS);
         let conn = self.conn();
         Box::pin(async move {
+            // The ban and its log share a slot; the index has its own, so it is a second
+            // command (as before, the two steps are not atomic: the index is only a listing).
             let (removed,): (u32,) = within(conn, |mut c| async move {
-                redis::pipe()
+                let (removed,) = redis::pipe()
                     .cmd("DEL")
                     .arg(&ban)
                     .cmd("DEL")
                     .arg(&log)
                     .ignore()
-                    .cmd("ZREM")
+                    .query_async::<(u32,)>(&mut c)
+                    .await?;
+                redis::cmd("ZREM")
                     .arg(&index)
                     .arg(ip.to_string())
-                    .ignore()
-                    .query_async(&mut c)
-                    .await
+                    .query_async::<()>(&mut c)
+                    .await?;
+                Ok((removed,))
             })
             .await?;
             Ok(removed > 0)
