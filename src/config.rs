@@ -421,6 +421,33 @@ mod tests {
     }
 
     #[test]
+    fn a_redis_cluster_is_named_by_its_flag_and_seed_nodes() {
+        let seeds = "redis://10.0.0.1:7000/,redis://10.0.0.2:7000/";
+        let c = Config::from_map(vars(&[
+            ("REDIS_URL", seeds),
+            ("RAMPART_REDIS_CLUSTER", "true"),
+        ]))
+        .unwrap();
+        assert!(c.redis_cluster);
+        let single = Config::from_map(vars(&[("REDIS_URL", "redis://cache/")])).unwrap();
+        assert!(!single.redis_cluster);
+        let refused = |pairs: &[(&str, &str)]| Config::from_map(vars(pairs)).unwrap_err().var;
+        assert_eq!(refused(&[("REDIS_URL", seeds)]), "REDIS_URL");
+        assert_eq!(
+            refused(&[("RAMPART_REDIS_CLUSTER", "true")]),
+            "RAMPART_REDIS_CLUSTER"
+        );
+        assert_eq!(
+            refused(&[
+                ("REDIS_URL", seeds),
+                ("RAMPART_REDIS_CLUSTER", "true"),
+                ("RAMPART_REDIS_PREFIX", "app{1}"),
+            ]),
+            "RAMPART_REDIS_PREFIX"
+        );
+    }
+
+    #[test]
     fn debug_output_hides_urls_and_the_master_key() {
         let key = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=";
         let c = Config::from_map(vars(&[

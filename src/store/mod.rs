@@ -95,6 +95,11 @@ struct Inner {
     log: Logger,
 }
 
+/// The Redis key of `key` under the deployment's `prefix` (`RAMPART_REDIS_PREFIX`).
+pub fn full_key(prefix: &str, key: &str) -> String {
+    format!("{prefix}:{key}")
+}
+
 /// The Redis client of `url` (comma-separated seed nodes when `cluster`). A `rediss://` URL
 /// speaks TLS (rustls): the server's certificate must chain to `ca_file` when given, else to
 /// the system's CA store, and must name the host.
@@ -172,7 +177,7 @@ impl SharedStore {
 
     /// The full Redis key for `key` (also used by callers that build their own scripts).
     pub fn key(&self, key: &str) -> String {
-        format!("{}:{key}", self.inner.prefix)
+        full_key(&self.inner.prefix, key)
     }
 
     pub fn status(&self) -> RedisStatus {

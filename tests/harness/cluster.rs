@@ -50,6 +50,27 @@ impl Redis {
     }
 }
 
+/// Runs each named test body (an `async fn(Redis)`) twice, as `<name>::single` and
+/// `<name>::cluster`.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use crate::harness::cluster::Redis;
+
+            #[actix_web::test]
+            async fn single() {
+                super::$name(Redis::Single).await
+            }
+
+            #[actix_web::test]
+            async fn cluster() {
+                super::$name(Redis::Cluster).await
+            }
+        }
+    )*};
+}
+pub(crate) use on_both;
+
 impl TestApp {
     /// A store of its own on this server's Redis (single or cluster) and prefix, as another
     /// instance of the deployment would open it.

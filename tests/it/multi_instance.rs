@@ -9,7 +9,7 @@ use rampart::rate_limit::{ConnId, Limiter};
 use serde_json::json;
 
 use crate::harness::client::Client;
-use crate::harness::cluster::{assert_on_redis, Redis};
+use crate::harness::cluster::{assert_on_redis, on_both, Redis};
 use crate::harness::ws::{bearer, open, open_with_ticket, ticket};
 use crate::harness::TestApp;
 use crate::{order_body, orders_path};
@@ -17,25 +17,6 @@ use crate::{order_body, orders_path};
 fn limits(v: &mut HashMap<String, String>) {
     v.insert("RAMPART_WS_MAX_CONNECTIONS_PER_USER".into(), "2".into());
     v.insert("RAMPART_WS_CONNECT_LIMIT".into(), "100".into());
-}
-
-/// Runs each named test body on the single Redis and on the cluster.
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use crate::harness::cluster::Redis;
-
-            #[actix_web::test]
-            async fn single() {
-                super::$name(Redis::Single).await
-            }
-
-            #[actix_web::test]
-            async fn cluster() {
-                super::$name(Redis::Cluster).await
-            }
-        }
-    )*};
 }
 
 on_both!(
