@@ -133,6 +133,16 @@ impl SharedCluster {
     }
 }
 
+impl SharedCluster {
+    /// Ports of the shared cluster's masters.
+    pub fn masters(&self) -> Vec<u16> {
+        self.seeds();
+        let cluster = SHARED_CLUSTER.get().expect("started").lock();
+        let cluster = cluster.unwrap_or_else(std::sync::PoisonError::into_inner);
+        cluster.as_ref().expect("running until exit").masters()
+    }
+}
+
 extern "C" fn stop_shared_cluster_at_exit() {
     let _ = std::panic::catch_unwind(|| {
         if let Some(cluster) = SHARED_CLUSTER.get() {
@@ -272,6 +282,39 @@ impl RedisCluster {
             .expect("a master owns the slot")
     }
 
+    /// Waits until every replica of the master on `port` has received all it wrote (so what
+    /// was written before is not lost with the master).
+    pub fn wait_replicated(&self, port: u16, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let info = cli(port, &["INFO", "replication"]).unwrap_or_default();
+            let field = |name: &str| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_string())
+            };
+            let offset = field("master_repl_offset:");
+            let replica = field("slave0:").and_then(|s| {
+                s.split(',')
+                    .find_map(|kv| kv.strip_prefix("offset="))
+                    .map(str::to_string)
+            });
+            if offset.is_some() && offset == replica {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the replica of {port} did not catch up:\n{info}"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A port of a running node.
+    pub fn any_running(&self) -> u16 {
+        self.running_ports()[0]
+    }
+
     /// Kills the node on `port` (`SIGKILL`, like a crash).
     pub fn kill(&mut self, port: u16) {
         let node = self
@@ -330,10 +373,11 @@ fn node_args(port: u16, bus: u16) -> Vec<String> {
     .collect()
 }
 
-/// `redis-cli -p <port> <args>`'s output, `None` when it fails or the node does not answer.
+/// `redis-cli -c -p <port> <args>`'s output (following redirections to the key's master),
+/// `None` when it fails or the node does not answer.
 pub fn cli(port: u16, args: &[&str]) -> Option<String> {
     let out = Command::new("redis-cli")
-        .args(["-p", &port.to_string()])
+        .args(["-c", "-p", &port.to_string()])
         .args(args)
         .output()
         .ok()?;
