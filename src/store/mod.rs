@@ -11,8 +11,11 @@
 //! `recovery`). Both transitions are logged and reported to whoever watches [`RedisStatus`].
 //!
 //! The store also owns the one Redis timeout policy (`policy`: every call bounded, a failure
-//! switches the instance to the fallback) and the instance bus ([`Bus`], pub/sub between the
-//! instances sharing one Redis).
+//! switches the instance to the fallback), the instance bus ([`Bus`], pub/sub between the
+//! instances sharing one Redis) and "a Redis connection" (`conn`: one server or a Redis
+//! Cluster, `RAMPART_REDIS_CLUSTER`, behind one [`RedisConnection`]). On a cluster, a failover
+//! is one more way of Redis going away: commands to the dead master's slots fail, the instance
+//! falls back, and the probe returns it once the promoted replica answers.
 
 mod bus;
 mod conn;
