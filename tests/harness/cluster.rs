@@ -392,3 +392,107 @@ pub async fn assert_on_redis(app: &TestApp) {
     let ready = app.client().get("/readyz").await;
     assert_eq!(ready.body["redis"], "connected", "{:?}", ready.body);
 }
+
+/// A cluster of three masters (no replicas) speaking only TLS, between the nodes too, each
+/// serving `server`'s certificate. Stopped when dropped.
+pub struct TlsCluster {
+    ports: Vec<u16>,
+    /// Killed when dropped.
+    nodes: Vec<SupervisedChild>,
+    dir: super::tls::TlsDir,
+}
+
+impl TlsCluster {
+    pub fn start(server: &super::tls::Issued, ca: &super::tls::Ca) -> TlsCluster {
+        let dir = super::tls::TlsDir::new();
+        let (cert, key) = (dir.path("redis.crt"), dir.path("redis.key"));
+        server.write(&cert, &key);
+        let ca_file = ca.write(&dir.path("ca.crt"));
+        let mut cluster = TlsCluster {
+            ports: Vec::new(),
+            nodes: Vec::new(),
+            dir,
+        };
+        for _ in 0..MASTERS {
+            let (port, bus) = (free_port(), free_port());
+            let dir = &cluster.dir;
+            let log = std::fs::File::create(dir.path(&format!("redis-{port}.log"))).expect("log");
+            let mut cmd = Command::new("redis-server");
+            cmd.args(["--port", "0", "--tls-port", &port.to_string()])
+                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args(["--tls-cluster", "yes", "--tls-replication", "yes"])
+                .args(["--tls-auth-clients", "no", "--cluster-enabled", "yes"])
+                .args(["--cluster-port", &bus.to_string()])
+                .arg("--cluster-config-file")
+                .arg(dir.path(&format!("nodes-{port}.conf")))
+                .arg("--tls-cert-file")
+                .arg(&cert)
+                .arg("--tls-key-file")
+                .arg(&key)
+                .arg("--tls-ca-cert-file")
+                .arg(&ca_file)
+                .arg("--dir")
+                .arg(&dir.0)
+                .current_dir(&dir.0)
+                .stdin(std::process::Stdio::null())
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log);
+            let child = SupervisedChild::spawn(cmd, Signal::SIGKILL, "redis").expect("redis");
+            cluster.ports.push(port);
+            cluster.nodes.push(child);
+        }
+        let ca_arg = ca_file.display().to_string();
+        let tls_cli = |port: u16, args: &[&str]| -> Option<String> {
+            let out = Command::new("redis-cli")
+                .args(["--tls", "--cacert", &ca_arg, "-p", &port.to_string()])
+                .args(args)
+                .output()
+                .ok()?;
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        };
+        let deadline = Instant::now() + CLUSTER_START_TIMEOUT;
+        while !cluster
+            .ports
+            .iter()
+            .all(|p| tls_cli(*p, &["PING"]).is_some_and(|r| r.contains("PONG")))
+        {
+            assert!(Instant::now() < deadline, "the TLS nodes did not start");
+            thread::sleep(Duration::from_millis(50));
+        }
+        let mut create = Command::new("redis-cli");
+        create.args(["--tls", "--cacert", &ca_arg, "--cluster", "create"]);
+        for port in &cluster.ports {
+            create.arg(format!("127.0.0.1:{port}"));
+        }
+        let out = create
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli");
+        assert!(
+            out.status.success(),
+            "creating the TLS cluster: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        while !cluster.ports.iter().all(|p| {
+            tls_cli(*p, &["CLUSTER", "INFO"]).is_some_and(|i| i.contains("cluster_state:ok"))
+        }) {
+            assert!(
+                Instant::now() < deadline,
+                "the TLS cluster did not become healthy"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        cluster
+    }
+
+    /// `rediss://<host>:<port>/` of every node, comma-separated.
+    pub fn seeds(&self, host: &str) -> String {
+        self.ports
+            .iter()
+            .map(|p| format!("rediss://{host}:{p}/"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}

@@ -13,7 +13,8 @@ use rampart::rate_limit::Limiter;
 use serde_json::json;
 
 use crate::harness::client::Client;
-use crate::harness::cluster::{cli, shared_cluster, Redis, RedisCluster};
+use crate::harness::cluster::{cli, shared_cluster, Redis, RedisCluster, TlsCluster};
+use crate::harness::tls::{Ca, TlsDir};
 use crate::harness::ws::{bearer, open, open_with_ticket};
 use crate::harness::TestApp;
 use crate::{order_body, orders_path};
@@ -99,6 +100,41 @@ async fn shared_state_spreads_over_the_masters_with_the_audit_stream_and_checkpo
     assert!(holding.len() >= 2, "keys on masters {holding:?} only");
     assert_eq!(redis_state(&app).await, "connected");
     ws.close().await;
+}
+
+#[actix_web::test]
+async fn instances_share_state_through_a_cluster_over_tls() {
+    let dir = TlsDir::new();
+    let ca = Ca::new("rampart test CA");
+    let ca_file = ca.write(&dir.path("ca.crt")).display().to_string();
+    let cluster = TlsCluster::start(&ca.issue(&["localhost", "127.0.0.1"]), &ca);
+    let seeds = cluster.seeds("127.0.0.1");
+    let one = TestApp::spawn_with(|v| {
+        v.insert("REDIS_URL".into(), seeds);
+        v.insert("RAMPART_REDIS_CLUSTER".into(), "true".into());
+        v.insert("RAMPART_REDIS_CA_FILE".into(), ca_file);
+    })
+    .await;
+    let two = one.spawn_second(|_| {}).await;
+    for app in [&one, &two] {
+        assert_eq!(redis_state(app).await, "connected");
+    }
+    // A session and a ticket made through one instance work on the other.
+    let a = one.tenant("alpha").await;
+    let staff = one.login(&a.staff).await;
+    let on_two = Client::new(&two.base, staff.token.clone());
+    assert_eq!(on_two.get("/api/v1/auth/me").await.status, 200);
+    let (ws, _) = open_with_ticket(&two, &staff).await;
+    ws.close().await;
+
+    // A CA the nodes' certificates do not chain to leaves an instance on its own state.
+    let other = Ca::new("unrelated CA").write(&dir.path("other.crt"));
+    let refused = one
+        .respawn_with(|v| {
+            v.insert("RAMPART_REDIS_CA_FILE".into(), other.display().to_string());
+        })
+        .await;
+    assert_eq!(redis_state(&refused).await, "fallback");
 }
 
 /// The variables of the failover test's instances.
