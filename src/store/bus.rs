@@ -4,9 +4,11 @@
 //! channel lives in the slot of its name, so a message travels to the shard owning it and no
 //! further, where a plain `PUBLISH` would be copied to every node of the cluster. The listener
 //! holds a cluster connection of its own speaking RESP3, whose push messages carry the
-//! subscription; when a node of it drops (a failover) or the store leaves Redis, the listener
-//! lets the subscription go and subscribes again once the store is back on the cluster, as it
-//! does with a single server. Messages published while an instance is not subscribed are not
+//! subscription. When one of its node connections drops, the listener checks the master that
+//! serves its channel: if that one does not answer (a failover), messages are being lost, so
+//! Redis is marked down as when a single server's subscription is lost; a replica or another
+//! shard going away changes nothing for the channel. When the store leaves Redis the listener
+//! lets the subscription go and subscribes again once the store is back on the cluster. Messages published while an instance is not subscribed are not
 //! replayed (the same as with a single server restarting).
 //!
 //! [`Bus::publish`] sends a serializable message on a named channel (under the key prefix)
@@ -21,6 +23,8 @@ use std::time::Duration;
 
 use actix::{Message, Recipient};
 use futures_util::StreamExt;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use slog::{debug, Logger};
@@ -165,7 +169,7 @@ where
             conn.ssubscribe(&self.channel).await?;
             Ok(conn)
         };
-        let Ok(_conn) = self.store.bounded_for(CONNECT_TIMEOUT, subscribe).await else {
+        let Ok(conn) = self.store.bounded_for(CONNECT_TIMEOUT, subscribe).await else {
             return Ended::SubscribeFailed;
         };
         debug!(self.log, "listening to the other instances (sharded)"; "channel" => &self.channel);
@@ -184,7 +188,14 @@ where
                                 }
                             }
                         }
-                        redis::PushKind::Disconnection => return Ended::Lost,
+                        // Some node's connection dropped (the client reconnects it and
+                        // renews the subscription). Only the master serving this channel
+                        // matters: if it does not answer, messages are being lost.
+                        redis::PushKind::Disconnection
+                            if !self.owner_answers(&conn).await =>
+                        {
+                            return Ended::StoreLeftRedis;
+                        }
                         _ => {}
                     }
                 }
@@ -200,6 +211,15 @@ where
         }
     }
 
+    /// Whether the master serving this channel answers (a failure marks Redis down, through
+    /// the store's timeout policy).
+    async fn owner_answers(&self, conn: &ClusterConnection) -> bool {
+        self.store
+            .bounded(ping_owner(conn, &self.channel))
+            .await
+            .is_ok()
+    }
+
     /// Hands a message from another instance to the recipient; false once it is gone.
     fn deliver(&self, payload: &[u8]) -> bool {
         match serde_json::from_slice::<Envelope<T>>(payload) {
@@ -213,6 +233,18 @@ where
             _ => true,
         }
     }
+}
+
+/// Pings the master serving `channel`'s slot.
+async fn ping_owner(conn: &ClusterConnection, channel: &str) -> redis::RedisResult<()> {
+    let owner = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_key(
+        channel,
+        SlotAddr::Master,
+    )));
+    let mut conn = conn.clone();
+    conn.route_command(redis::cmd("PING"), owner)
+        .await
+        .map(drop)
 }
 
 /// Why a subscription ended.

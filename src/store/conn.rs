@@ -17,6 +17,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 use super::policy::{CONNECT_TIMEOUT, REDIS_TIMEOUT};
@@ -102,6 +103,23 @@ impl RedisClient {
 
     pub fn is_cluster(&self) -> bool {
         matches!(self, RedisClient::Cluster(_))
+    }
+}
+
+impl RedisConnection {
+    /// Whether Redis answers: the server, or every master of the cluster (a replica that is
+    /// down does not keep the instance off a cluster whose every slot is served).
+    pub(super) async fn ping(&mut self) -> redis::RedisResult<()> {
+        match self {
+            RedisConnection::Single(c) => redis::cmd("PING").query_async(c).await,
+            RedisConnection::Cluster(c) => {
+                let masters = RoutingInfo::MultiNode((
+                    MultipleNodeRoutingInfo::AllMasters,
+                    Some(ResponsePolicy::AllSucceeded),
+                ));
+                c.route_command(redis::cmd("PING"), masters).await.map(drop)
+            }
+        }
     }
 }
 

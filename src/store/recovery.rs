@@ -63,7 +63,7 @@ impl SharedStore {
         };
         let connected = tokio::time::timeout(CONNECT_TIMEOUT, async {
             let mut conn = client.connect().await?;
-            redis::cmd("PING").query_async::<()>(&mut conn).await?;
+            conn.ping().await?;
             self.hand_over(&mut conn).await?;
             Ok::<_, redis::RedisError>(conn)
         })

@@ -310,6 +310,15 @@ impl RedisCluster {
         }
     }
 
+    /// Ports of the running replicas.
+    pub fn replicas(&self) -> Vec<u16> {
+        let masters = self.masters();
+        self.running_ports()
+            .into_iter()
+            .filter(|p| !masters.contains(p))
+            .collect()
+    }
+
     /// A port of a running node.
     pub fn any_running(&self) -> u16 {
         self.running_ports()[0]
