@@ -90,6 +90,8 @@ pub struct Config {
     pub redis_prefix: String,
     /// CA certificates (PEM) a `rediss://` server must chain to, instead of the system's.
     pub redis_ca_file: Option<PathBuf>,
+    /// `RAMPART_REDIS_CLUSTER`: `redis_url` lists the seed nodes of a Redis Cluster.
+    pub redis_cluster: bool,
     /// Certificate chain and private key (PEM) of the HTTPS listener; both or neither.
     /// Reloaded on SIGHUP.
     pub tls: Option<ListenerTls>,
@@ -119,6 +121,7 @@ impl std::fmt::Debug for Config {
             .field("redis_url", &hidden(&self.redis_url))
             .field("redis_prefix", &self.redis_prefix)
             .field("redis_ca_file", &self.redis_ca_file)
+            .field("redis_cluster", &self.redis_cluster)
             .field("tls", &self.tls)
             .field("data_dir", &self.data_dir)
             .field("audit_log", &self.audit_log)
@@ -264,14 +267,17 @@ impl Config {
             .unwrap_or_default();
         let redis_url = env.raw("REDIS_URL").map(str::to_string);
         let redis_ca_file = redis_ca_file(&env, redis_url.as_deref())?;
+        let redis_prefix = env.string("RAMPART_REDIS_PREFIX", DEFAULT_REDIS_PREFIX);
+        let redis_cluster = redis_cluster(&env, redis_url.as_deref(), &redis_prefix)?;
         let tls = listener_tls(&env)?;
         Ok(Config {
             bind: env.parse("RAMPART_BIND", DEFAULT_BIND.parse().expect("valid default"))?,
             metrics_bind: env.optional("RAMPART_METRICS_BIND")?,
             database_url: env.raw("DATABASE_URL").map(str::to_string),
             redis_url,
-            redis_prefix: env.string("RAMPART_REDIS_PREFIX", DEFAULT_REDIS_PREFIX),
+            redis_prefix,
             redis_ca_file,
+            redis_cluster,
             tls,
             data_dir: env.string("RAMPART_DATA_DIR", DEFAULT_DATA_DIR).into(),
             audit_log: env.string("RAMPART_AUDIT_LOG", DEFAULT_AUDIT_LOG).into(),
@@ -302,6 +308,30 @@ fn redis_ca_file(env: &Env, redis_url: Option<&str>) -> Result<Option<PathBuf>, 
     }
     tls::roots(&path).map_err(|reason| ConfigError { var: VAR, reason })?;
     Ok(Some(path))
+}
+
+/// `RAMPART_REDIS_CLUSTER`: only with a `REDIS_URL` (its comma-separated seed nodes), and
+/// with a key prefix free of `{` and `}`, which would move the hash tags that keep the keys of
+/// one script in one slot. Several URLs without it are refused: they would name a cluster.
+fn redis_cluster(env: &Env, redis_url: Option<&str>, prefix: &str) -> Result<bool, ConfigError> {
+    const VAR: &str = "RAMPART_REDIS_CLUSTER";
+    let cluster = env.flag(VAR)?;
+    let err = |var, reason: &str| ConfigError {
+        var,
+        reason: reason.into(),
+    };
+    match redis_url {
+        None if cluster => Err(err(VAR, "set, but REDIS_URL (the seed nodes) is not")),
+        Some(url) if !cluster && url.contains(',') => Err(err(
+            "REDIS_URL",
+            "lists several servers; set RAMPART_REDIS_CLUSTER=true for a Redis Cluster",
+        )),
+        _ if cluster && prefix.contains(['{', '}']) => Err(err(
+            "RAMPART_REDIS_PREFIX",
+            "must not contain { or } on a Redis Cluster (they would move the hash tags)",
+        )),
+        _ => Ok(cluster),
+    }
 }
 
 /// `RAMPART_TLS_CERT_FILE` and `RAMPART_TLS_KEY_FILE`: both or neither, and a key that
@@ -388,6 +418,33 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn a_redis_cluster_is_named_by_its_flag_and_seed_nodes() {
+        let seeds = "redis://10.0.0.1:7000/,redis://10.0.0.2:7000/";
+        let c = Config::from_map(vars(&[
+            ("REDIS_URL", seeds),
+            ("RAMPART_REDIS_CLUSTER", "true"),
+        ]))
+        .unwrap();
+        assert!(c.redis_cluster);
+        let single = Config::from_map(vars(&[("REDIS_URL", "redis://cache/")])).unwrap();
+        assert!(!single.redis_cluster);
+        let refused = |pairs: &[(&str, &str)]| Config::from_map(vars(pairs)).unwrap_err().var;
+        assert_eq!(refused(&[("REDIS_URL", seeds)]), "REDIS_URL");
+        assert_eq!(
+            refused(&[("RAMPART_REDIS_CLUSTER", "true")]),
+            "RAMPART_REDIS_CLUSTER"
+        );
+        assert_eq!(
+            refused(&[
+                ("REDIS_URL", seeds),
+                ("RAMPART_REDIS_CLUSTER", "true"),
+                ("RAMPART_REDIS_PREFIX", "app{1}"),
+            ]),
+            "RAMPART_REDIS_PREFIX"
+        );
     }
 
     #[test]

@@ -58,6 +58,7 @@ pub async fn prepare(config: Config, db_url: &str, log: Logger) -> anyhow::Resul
     let metrics = Metrics::new();
     let store = SharedStore::connect_with(
         config.redis_url.as_deref(),
+        config.redis_cluster,
         config.redis_ca_file.as_deref(),
         &config.redis_prefix,
         log.clone(),

@@ -12,10 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use tokio::sync::mpsc;
 
-use crate::store::{RedisStatus, SharedStore};
+use crate::store::{RedisConnection, RedisStatus, SharedStore};
 
 /// Stream length kept in Redis (approximate trimming).
 pub const STREAM_MAX_LEN: usize = 100_000;
@@ -126,7 +125,7 @@ impl RedisSink {
         }
     }
 
-    fn ready_connection(&self) -> Option<ConnectionManager> {
+    fn ready_connection(&self) -> Option<RedisConnection> {
         (self.store.status() == RedisStatus::Connected)
             .then(|| self.store.connection())
             .flatten()
@@ -144,7 +143,7 @@ impl RedisSink {
     /// XADD every line in one pipelined round trip.
     async fn send<'a>(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConnection,
         lines: impl Iterator<Item = &'a str>,
     ) -> bool {
         let mut pipe = redis::pipe();
@@ -167,7 +166,7 @@ impl RedisSink {
 
     /// Re-sends the lines Redis missed, from the file, in order (the stream is completed; live
     /// subscribers are not replayed old events).
-    async fn backfill(&mut self, conn: &mut ConnectionManager) -> bool {
+    async fn backfill(&mut self, conn: &mut RedisConnection) -> bool {
         let Some(from) = self.missed_from else {
             return true;
         };

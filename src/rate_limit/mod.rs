@@ -259,6 +259,19 @@ pub(crate) mod keys {
     }
     /// The index of active bans (its own slot; updated beside the ban, read by listings).
     pub const BANS: &str = "rl:bans";
+
+    /// The keys of the admission script: the ban, then the connection-attempt log.
+    pub fn admit(ip: IpAddr) -> [String; 2] {
+        [ban(ip), connect(ip)]
+    }
+    /// The keys of the violation script: the violations log, the ban, the offence count.
+    pub fn violation(ip: IpAddr) -> [String; 3] {
+        [violations(ip), ban(ip), offences(ip)]
+    }
+    /// The keys a lift deletes in one pipeline: the ban, then the violations log.
+    pub fn lift(ip: IpAddr) -> [String; 2] {
+        [ban(ip), violations(ip)]
+    }
 }
 
 /// Now in milliseconds since the Unix epoch, the unit of the in-process windows.

@@ -11,10 +11,14 @@
 //! `recovery`). Both transitions are logged and reported to whoever watches [`RedisStatus`].
 //!
 //! The store also owns the one Redis timeout policy (`policy`: every call bounded, a failure
-//! switches the instance to the fallback) and the instance bus ([`Bus`], pub/sub between the
-//! instances sharing one Redis).
+//! switches the instance to the fallback), the instance bus ([`Bus`], pub/sub between the
+//! instances sharing one Redis) and "a Redis connection" (`conn`: one server or a Redis
+//! Cluster, `RAMPART_REDIS_CLUSTER`, behind one [`RedisConnection`]). On a cluster, a failover
+//! is one more way of Redis going away: commands to the dead master's slots fail, the instance
+//! falls back, and the probe returns it once the promoted replica answers.
 
 mod bus;
+mod conn;
 mod memory;
 mod ops;
 mod policy;
@@ -25,7 +29,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use slog::{warn, Logger};
 use tokio::sync::watch;
 
@@ -34,6 +37,7 @@ use memory::MemoryMap;
 use crate::telemetry::metrics::Metrics;
 
 pub use bus::Bus;
+pub use conn::{RedisClient, RedisConnection};
 use policy::CONNECT_TIMEOUT;
 pub use policy::{RedisFailure, REDIS_TIMEOUT};
 
@@ -65,7 +69,7 @@ impl RedisStatus {
 struct ThreadConnection {
     store: u64,
     generation: u64,
-    conn: Option<ConnectionManager>,
+    conn: Option<RedisConnection>,
 }
 
 thread_local! {
@@ -82,8 +86,8 @@ struct Inner {
     /// Tells this store's per-thread connections from another store's.
     id: u64,
     prefix: String,
-    client: Option<redis::Client>,
-    conn: Mutex<Option<ConnectionManager>>,
+    client: Option<RedisClient>,
+    conn: Mutex<Option<RedisConnection>>,
     /// Bumped at every (re)connection; per-thread connections of an older one are replaced.
     generation: AtomicU64,
     probing: AtomicBool,
@@ -94,20 +98,27 @@ struct Inner {
     log: Logger,
 }
 
-/// The Redis client of `url`. A `rediss://` URL speaks TLS (rustls): the server's certificate
-/// must chain to `ca_file` when given, else to the system's CA store, and must name the host.
-fn client(url: &str, ca_file: Option<&std::path::Path>) -> anyhow::Result<redis::Client> {
+/// The Redis key of `key` under the deployment's `prefix` (`RAMPART_REDIS_PREFIX`).
+pub fn full_key(prefix: &str, key: &str) -> String {
+    format!("{prefix}:{key}")
+}
+
+/// The Redis client of `url` (comma-separated seed nodes when `cluster`). A `rediss://` URL
+/// speaks TLS (rustls): the server's certificate must chain to `ca_file` when given, else to
+/// the system's CA store, and must name the host.
+fn client(
+    url: &str,
+    cluster: bool,
+    ca_file: Option<&std::path::Path>,
+) -> anyhow::Result<RedisClient> {
     crate::config::tls::install_default_provider();
-    let Some(ca_file) = ca_file else {
-        return Ok(redis::Client::open(url)?);
-    };
-    let root_cert = std::fs::read(ca_file)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", ca_file.display()))?;
-    let tls = redis::TlsCertificates {
-        client_tls: None,
-        root_cert: Some(root_cert),
-    };
-    Ok(redis::Client::build_with_tls(url, tls)?)
+    let root_cert = ca_file
+        .map(|ca_file| {
+            std::fs::read(ca_file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", ca_file.display()))
+        })
+        .transpose()?;
+    RedisClient::open(url, cluster, root_cert)
 }
 
 impl SharedStore {
@@ -115,21 +126,28 @@ impl SharedStore {
     /// retried in the background. A malformed URL is an error. Its switches are counted in
     /// metrics of its own (tools and tests); the server uses [`SharedStore::connect_with`].
     pub async fn connect(url: Option<&str>, prefix: &str, log: Logger) -> anyhow::Result<Self> {
-        Self::connect_with(url, None, prefix, log, Metrics::new()).await
+        Self::connect_with(url, false, None, prefix, log, Metrics::new()).await
     }
 
-    /// [`SharedStore::connect`], where a `rediss://` URL trusts only the CA certificates of
-    /// `ca_file` (PEM; `RAMPART_REDIS_CA_FILE`) instead of the system's store, counting the
-    /// switches between Redis and the fallback in `metrics`.
+    /// [`SharedStore::connect`] to a Redis Cluster through its comma-separated seed nodes.
+    pub async fn connect_cluster(seeds: &str, prefix: &str, log: Logger) -> anyhow::Result<Self> {
+        Self::connect_with(Some(seeds), true, None, prefix, log, Metrics::new()).await
+    }
+
+    /// [`SharedStore::connect`], where `url` lists the seed nodes of a Redis Cluster when
+    /// `cluster` (`RAMPART_REDIS_CLUSTER`), a `rediss://` URL trusts only the CA certificates
+    /// of `ca_file` (PEM; `RAMPART_REDIS_CA_FILE`) instead of the system's store, and the
+    /// switches between Redis and the fallback are counted in `metrics`.
     pub async fn connect_with(
         url: Option<&str>,
+        cluster: bool,
         ca_file: Option<&std::path::Path>,
         prefix: &str,
         log: Logger,
         metrics: Metrics,
     ) -> anyhow::Result<Self> {
         let client = url
-            .map(|url| client(url, ca_file))
+            .map(|url| client(url, cluster, ca_file))
             .transpose()
             .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
         let initial = if client.is_some() {
@@ -162,7 +180,7 @@ impl SharedStore {
 
     /// The full Redis key for `key` (also used by callers that build their own scripts).
     pub fn key(&self, key: &str) -> String {
-        format!("{}:{key}", self.inner.prefix)
+        full_key(&self.inner.prefix, key)
     }
 
     pub fn status(&self) -> RedisStatus {
@@ -268,7 +286,7 @@ impl SharedStore {
     /// thread each, and their Redis traffic is better driven beside them than on their own
     /// thread (the rate limiter's decisions per second fell by a fifth when its thread drove
     /// its own connection as well).
-    pub fn connection(&self) -> Option<ConnectionManager> {
+    pub fn connection(&self) -> Option<RedisConnection> {
         if self.status() != RedisStatus::Connected {
             return None;
         }
@@ -279,16 +297,16 @@ impl SharedStore {
     /// connection (see `thread_connection`), else the shared one; `None` unless Redis is the
     /// active backend. The rate limiter's decisions use it: they are built by the limiter
     /// actor and awaited, with their Redis traffic, on the caller's thread.
-    pub fn connection_here(&self) -> Option<ConnectionManager> {
+    pub fn connection_here(&self) -> Option<RedisConnection> {
         self.redis()
     }
 
     /// The Redis client, for connections of their own (pub/sub); `None` without `REDIS_URL`.
-    pub fn client(&self) -> Option<&redis::Client> {
+    pub fn client(&self) -> Option<&RedisClient> {
         self.inner.client.as_ref()
     }
 
-    fn redis(&self) -> Option<ConnectionManager> {
+    fn redis(&self) -> Option<RedisConnection> {
         if self.status() != RedisStatus::Connected {
             return None;
         }
@@ -302,7 +320,7 @@ impl SharedStore {
     /// instead of being handed to the thread that made the shared connection and back, two
     /// thread wake-ups per command. The first call on a thread starts connecting in the
     /// background and uses the shared connection meanwhile.
-    fn thread_connection(&self) -> Option<ConnectionManager> {
+    fn thread_connection(&self) -> Option<RedisConnection> {
         actix::Arbiter::try_current()?;
         let client = self.inner.client.clone()?;
         let (id, generation) = (self.inner.id, self.inner.generation.load(Ordering::SeqCst));
@@ -328,7 +346,7 @@ impl SharedStore {
             Some(conn) => conn,
             None => {
                 actix::spawn(async move {
-                    let Ok(conn) = ConnectionManager::new(client).await else {
+                    let Ok(conn) = client.connect().await else {
                         return;
                     };
                     THREAD_CONNECTIONS.with(|conns| {
@@ -350,7 +368,7 @@ impl SharedStore {
     /// failure.
     async fn run<T: redis::FromRedisValue>(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConnection,
         cmd: redis::Cmd,
     ) -> Option<T> {
         self.bounded(cmd.query_async::<T>(conn)).await.ok()

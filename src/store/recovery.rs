@@ -16,12 +16,11 @@
 
 use std::sync::atomic::Ordering;
 
-use redis::aio::ConnectionManager;
 use slog::{debug, info, warn};
 
 use crate::telemetry::metrics::RedisSwitch;
 
-use super::{RedisStatus, SharedStore, CONNECT_TIMEOUT, PROBE_INTERVAL};
+use super::{RedisConnection, RedisStatus, SharedStore, CONNECT_TIMEOUT, PROBE_INTERVAL};
 
 impl SharedStore {
     /// Switches this instance to the in-process fallback (when Redis was active) and starts
@@ -63,8 +62,8 @@ impl SharedStore {
             return false;
         };
         let connected = tokio::time::timeout(CONNECT_TIMEOUT, async {
-            let mut conn = ConnectionManager::new(client).await?;
-            redis::cmd("PING").query_async::<()>(&mut conn).await?;
+            let mut conn = client.connect().await?;
+            conn.ping().await?;
             self.hand_over(&mut conn).await?;
             Ok::<_, redis::RedisError>(conn)
         })
@@ -96,7 +95,7 @@ impl SharedStore {
     }
 
     /// Copies this instance's entries and sets to Redis, then replays its tombstones.
-    async fn hand_over(&self, conn: &mut ConnectionManager) -> redis::RedisResult<()> {
+    async fn hand_over(&self, conn: &mut RedisConnection) -> redis::RedisResult<()> {
         let memory = &self.inner.memory;
         let snapshot = memory.snapshot();
         for (key, value, left) in snapshot.entries {

@@ -133,17 +133,18 @@ pub struct Balanced {
 }
 
 impl Balanced {
-    /// Starts `count` instances on one database and `redis_url`, with
-    /// `RAMPART_TRUST_FORWARDED=true` and `tweak`'s variables, and `proxy` in front.
+    /// Starts `count` instances on one database and `redis` (the single server or the
+    /// cluster), with `RAMPART_TRUST_FORWARDED=true` and `tweak`'s variables, and `proxy` in
+    /// front.
     pub async fn start(
         proxy: Proxy,
         count: usize,
-        redis_url: &str,
+        redis: super::cluster::Redis,
         tweak: impl Fn(&mut HashMap<String, String>),
     ) -> Balanced {
         assert!(count >= 1);
         let common = |v: &mut HashMap<String, String>| {
-            v.insert("REDIS_URL".into(), redis_url.to_string());
+            redis.apply(v);
             v.insert("RAMPART_TRUST_FORWARDED".into(), "true".into());
             tweak(v);
         };

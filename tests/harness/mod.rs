@@ -6,6 +6,7 @@
 
 pub mod browser;
 pub mod client;
+pub mod cluster;
 pub mod config_blocks;
 mod db;
 pub mod haproxy;

@@ -112,7 +112,7 @@ impl SharedServers {
 }
 
 /// This run's directory, created on first use after sweeping those of dead runs.
-fn run_dir() -> &'static Path {
+pub(super) fn run_dir() -> &'static Path {
     static RUN_DIR: OnceLock<PathBuf> = OnceLock::new();
     RUN_DIR.get_or_init(|| {
         let tmp = env::temp_dir();
@@ -240,7 +240,7 @@ impl Drop for RedisServer {
     }
 }
 
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
@@ -258,6 +258,11 @@ fn redis_binary() -> PathBuf {
 
 /// Starts `redis-server` on `port` and waits until it answers; the error includes its log.
 fn launch_redis(port: u16) -> Result<SupervisedChild, String> {
+    launch_redis_with(port, &[])
+}
+
+/// [`launch_redis`] with more server options (a cluster node's).
+pub(super) fn launch_redis_with(port: u16, extra: &[String]) -> Result<SupervisedChild, String> {
     let dir = run_dir();
     let log_path = dir.join(format!("redis-{port}.log"));
     let log = OpenOptions::new()
@@ -273,6 +278,7 @@ fn launch_redis(port: u16) -> Result<SupervisedChild, String> {
     let mut cmd = Command::new(redis_binary());
     cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .args(extra)
         .arg("--dir")
         .arg(dir)
         .current_dir(dir)

@@ -1,6 +1,7 @@
 //! Three instances behind a load balancer running its shipped configuration (round-robin, no
 //! stickiness), HAProxy and nginx each: every limit, ban, event and logout holds whichever
-//! instance a request lands on. Each test reads the instances' own counters to show that its
+//! instance a request lands on; the HAProxy variants run over a Redis Cluster, the nginx ones
+//! over a single Redis. Each test reads the instances' own counters to show that its
 //! requests really were spread over all three, so none of it can pass by landing on one
 //! instance.
 
@@ -8,9 +9,10 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
+use crate::harness::cluster::{assert_on_redis, Redis};
 use crate::harness::haproxy::{growth, Balanced, Proxy};
 use crate::harness::ws::{bearer, open_at, ticket, Ws};
-use crate::harness::{shared, Client};
+use crate::harness::Client;
 use crate::{order_body, orders_path};
 
 const INSTANCES: usize = 3;
@@ -46,18 +48,19 @@ macro_rules! through {
 through!(haproxy, super::Proxy::Haproxy);
 through!(nginx, super::Proxy::Nginx);
 
-/// Three instances over the harness's Redis. The Redis URL is the one thing a variant over
-/// another Redis deployment changes.
+/// Three instances behind `proxy`: behind HAProxy over the harness's Redis Cluster, behind
+/// nginx over its single Redis, so both deployments are shown. Every instance must really be
+/// on that Redis (not on its fallback), or sharing would prove nothing.
 async fn balanced(proxy: Proxy, tweak: impl Fn(&mut HashMap<String, String>)) -> Balanced {
-    balanced_over(proxy, &shared().redis_url(), tweak).await
-}
-
-async fn balanced_over(
-    proxy: Proxy,
-    redis_url: &str,
-    tweak: impl Fn(&mut HashMap<String, String>),
-) -> Balanced {
-    Balanced::start(proxy, INSTANCES, redis_url, tweak).await
+    let redis = match proxy {
+        Proxy::Haproxy => Redis::Cluster,
+        Proxy::Nginx => Redis::Single,
+    };
+    let lb = Balanced::start(proxy, INSTANCES, redis, tweak).await;
+    for app in &lb.instances {
+        assert_on_redis(app).await;
+    }
+    lb
 }
 
 /// Opens a socket through the balancer with a fresh ticket of `client`, reads the welcome,

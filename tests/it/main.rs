@@ -20,6 +20,7 @@ mod cli_audit;
 mod cli_live;
 mod cli_tenants;
 mod cli_users;
+mod cluster;
 mod dashboard;
 mod errors;
 mod hashing_memory;

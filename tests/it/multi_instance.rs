@@ -1,14 +1,15 @@
-//! Two server instances sharing one Redis and one database, as a deployment runs them.
+//! Two server instances sharing one Redis and one database, as a deployment runs them. Each
+//! test runs twice: on the single Redis (`…::single`) and on the Redis Cluster (`…::cluster`).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rampart::config::Config;
 use rampart::rate_limit::{ConnId, Limiter};
-use rampart::store::SharedStore;
 use serde_json::json;
 
 use crate::harness::client::Client;
+use crate::harness::cluster::{assert_on_redis, on_both, Redis};
 use crate::harness::ws::{bearer, open, open_with_ticket, ticket};
 use crate::harness::TestApp;
 use crate::{order_body, orders_path};
@@ -18,9 +19,20 @@ fn limits(v: &mut HashMap<String, String>) {
     v.insert("RAMPART_WS_CONNECT_LIMIT".into(), "100".into());
 }
 
-#[actix_web::test]
-async fn two_instances_share_limits_tickets_and_events() {
-    let one = TestApp::spawn_with(limits).await;
+on_both!(
+    two_instances_share_limits_tickets_and_events,
+    a_ban_decided_by_one_instance_is_enforced_by_the_other,
+    a_ban_lifted_through_one_instance_is_lifted_on_the_other,
+    a_lift_answered_404_is_not_announced_to_other_instances,
+    a_crashed_instances_connections_stop_counting_when_their_leases_lapse,
+);
+
+async fn two_instances_share_limits_tickets_and_events(redis: Redis) {
+    let one = TestApp::spawn_with(|v| {
+        limits(v);
+        redis.apply(v);
+    })
+    .await;
     let two = one.spawn_second(limits).await;
     let (a, b) = (one.tenant("alpha").await, one.tenant("beta").await);
     let staff = one.login(&a.staff).await;
@@ -66,14 +78,19 @@ async fn two_instances_share_limits_tickets_and_events() {
         204
     );
     assert_eq!(on_two.close_code().await, 1008);
+    assert_on_redis(&one).await;
+    assert_on_redis(&two).await;
 }
 
-#[actix_web::test]
-async fn a_ban_decided_by_one_instance_is_enforced_by_the_other() {
+async fn a_ban_decided_by_one_instance_is_enforced_by_the_other(redis: Redis) {
     let tight = |v: &mut HashMap<String, String>| {
         v.insert("RAMPART_WS_CONNECT_LIMIT".into(), "1".into());
     };
-    let one = TestApp::spawn_with(tight).await;
+    let one = TestApp::spawn_with(|v| {
+        tight(v);
+        redis.apply(v);
+    })
+    .await;
     let two = one.spawn_second(tight).await;
     // Attempts on both instances count against one shared log.
     assert_eq!(one.client().get("/ws").await.status, 401);
@@ -86,16 +103,20 @@ async fn a_ban_decided_by_one_instance_is_enforced_by_the_other() {
     for app in [&one, &two] {
         let r = app.client().get("/ws").await;
         assert_eq!((r.status, r.code()), (403, "ip_banned"));
+        assert_on_redis(app).await;
     }
 }
 
-#[actix_web::test]
-async fn a_ban_lifted_through_one_instance_is_lifted_on_the_other() {
+async fn a_ban_lifted_through_one_instance_is_lifted_on_the_other(redis: Redis) {
     let tight = |v: &mut HashMap<String, String>| {
         v.insert("RAMPART_WS_CONNECT_LIMIT".into(), "1".into());
         v.insert("RAMPART_WS_CONNECT_WINDOW_SECS".into(), "1".into());
     };
-    let one = TestApp::spawn_with(tight).await;
+    let one = TestApp::spawn_with(|v| {
+        tight(v);
+        redis.apply(v);
+    })
+    .await;
     let two = one.spawn_second(tight).await;
     // Instance two refuses the address itself, so it holds its own copy of the ban.
     crate::rate_limit::get_banned(&two).await;
@@ -128,24 +149,21 @@ async fn a_ban_lifted_through_one_instance_is_lifted_on_the_other() {
     assert_eq!((r.status, r.code()), (401, "unauthenticated"));
 }
 
-#[actix_web::test]
-async fn a_lift_answered_404_is_not_announced_to_other_instances() {
+async fn a_lift_answered_404_is_not_announced_to_other_instances(redis: Redis) {
     let tight = |v: &mut HashMap<String, String>| {
         v.insert("RAMPART_WS_CONNECT_LIMIT".into(), "1".into());
         v.insert("RAMPART_WS_CONNECT_WINDOW_SECS".into(), "1".into());
         v.insert("RAMPART_TRUST_FORWARDED".into(), "true".into());
     };
-    let one = TestApp::spawn_with(tight).await;
+    let one = TestApp::spawn_with(|v| {
+        tight(v);
+        redis.apply(v);
+    })
+    .await;
     let two = one.spawn_second(tight).await;
     let mut vars = HashMap::new();
     tight(&mut vars);
-    let store = SharedStore::connect(
-        one.config.redis_url.as_deref(),
-        &one.config.redis_prefix,
-        rampart::telemetry::logging::discard(),
-    )
-    .await
-    .unwrap();
+    let store = one.side_store().await;
     let side = Limiter::start(store, &Config::from_map(vars).unwrap().limits);
 
     // Instance two holds its own copy of a ban that Redis no longer has; instance one knows
@@ -190,8 +208,7 @@ async fn a_lift_answered_404_is_not_announced_to_other_instances() {
     assert_eq!(bans["items"][0]["ip"], "127.0.0.1", "{bans:?}");
 }
 
-#[actix_web::test]
-async fn a_crashed_instances_connections_stop_counting_when_their_leases_lapse() {
+async fn a_crashed_instances_connections_stop_counting_when_their_leases_lapse(redis: Redis) {
     let lease = |v: &mut HashMap<String, String>| {
         v.insert("RAMPART_WS_LEASE_SECS".into(), "2".into());
         v.insert("RAMPART_WS_HEARTBEAT_SECS".into(), "1".into());
@@ -200,7 +217,11 @@ async fn a_crashed_instances_connections_stop_counting_when_their_leases_lapse()
         v.insert("RAMPART_BAN_AFTER_VIOLATIONS".into(), "1000".into());
         v.insert("RAMPART_WS_CONNECT_LIMIT".into(), "1000".into());
     };
-    let app = TestApp::spawn_with(lease).await;
+    let app = TestApp::spawn_with(|v| {
+        lease(v);
+        redis.apply(v);
+    })
+    .await;
     let a = app.tenant("alpha").await;
     let staff = app.login(&a.staff).await;
     let me = staff.get("/api/v1/auth/me").await;
@@ -214,13 +235,7 @@ async fn a_crashed_instances_connections_stop_counting_when_their_leases_lapse()
     let mut vars = HashMap::new();
     lease(&mut vars);
     let config = Config::from_map(vars).unwrap();
-    let store = SharedStore::connect(
-        app.config.redis_url.as_deref(),
-        &app.config.redis_prefix,
-        rampart::telemetry::logging::discard(),
-    )
-    .await
-    .unwrap();
+    let store = app.side_store().await;
     let crashed = Limiter::start(store, &config.limits);
     assert!(crashed.acquire(user, ConnId::new()).await.unwrap().allowed);
     drop(crashed);
@@ -243,4 +258,5 @@ async fn a_crashed_instances_connections_stop_counting_when_their_leases_lapse()
         actix_web::rt::time::sleep(Duration::from_millis(100)).await;
     }
     live.close().await;
+    assert_on_redis(&app).await;
 }

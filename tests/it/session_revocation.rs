@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::harness::client::Reply;
+use crate::harness::cluster::{assert_on_redis, on_both, Redis};
 use crate::harness::processes::RedisServer;
 use crate::harness::ws::open_with_ticket;
 use crate::harness::{shared, totp, Client, TestApp};
@@ -286,9 +287,10 @@ async fn sessions_stored_without_a_sign_in_time_count_as_old() {
     assert_eq!((r.status, r.code()), (401, "reauthentication_required"));
 }
 
-#[actix_web::test]
-async fn enabling_2fa_ends_the_users_other_sessions_and_their_sockets() {
-    let app = TestApp::spawn().await;
+on_both!(enabling_2fa_ends_the_users_other_sessions_and_their_sockets);
+
+async fn enabling_2fa_ends_the_users_other_sessions_and_their_sockets(redis: Redis) {
+    let app = TestApp::spawn_with(|v| redis.apply(v)).await;
     let peer = app.spawn_second(|_| {}).await;
     let a = app.tenant("alpha").await;
     let other = app.login(&a.staff).await;
@@ -304,5 +306,6 @@ async fn enabling_2fa_ends_the_users_other_sessions_and_their_sockets() {
     }
     assert_eq!(socket.close_code().await, 1008);
     assert_eq!(unrelated.get("/api/v1/auth/me").await.status, 200);
+    assert_on_redis(&peer).await;
     peer.handle_stop().await;
 }

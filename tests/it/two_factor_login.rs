@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::harness::cluster::{assert_on_redis, on_both, Redis};
 use crate::harness::totp::{self, with_time_left_in_step};
 use crate::harness::{Client, TestApp};
 use crate::orders_path;
@@ -111,9 +112,10 @@ async fn one_step_of_skew_is_accepted_each_way_and_two_are_not() {
     assert_eq!(ahead.status, 200, "one step ahead: {:?}", ahead.body);
 }
 
-#[actix_web::test]
-async fn a_code_is_accepted_once_across_logins_and_instances() {
-    let app = TestApp::spawn().await;
+on_both!(a_code_is_accepted_once_across_logins_and_instances);
+
+async fn a_code_is_accepted_once_across_logins_and_instances(redis: Redis) {
+    let app = TestApp::spawn_with(|v| redis.apply(v)).await;
     let peer = app.spawn_second(|_| {}).await;
     let a = app.tenant("alpha").await;
     let enrolled = app.enroll(&a.staff).await;
@@ -149,12 +151,14 @@ async fn a_code_is_accepted_once_across_logins_and_instances() {
     )
     .await;
     assert_eq!(ok.status, 200, "{:?}", ok.body);
+    assert_on_redis(&peer).await;
     peer.handle_stop().await;
 }
 
-#[actix_web::test]
-async fn racing_verifications_with_one_code_let_exactly_one_through() {
-    let app = TestApp::spawn().await;
+on_both!(racing_verifications_with_one_code_let_exactly_one_through);
+
+async fn racing_verifications_with_one_code_let_exactly_one_through(redis: Redis) {
+    let app = TestApp::spawn_with(|v| redis.apply(v)).await;
     let peer = app.spawn_second(|_| {}).await;
     let a = app.tenant("alpha").await;
     for account in [&a.staff, &a.admin] {

@@ -12,13 +12,12 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use redis::aio::ConnectionManager;
 
 use super::{
     keys, Admission, BanInfo, BanPolicy, ConnId, Counting, HitVerdict, Policy, ViolationOutcome,
 };
 use crate::ids::UserId;
-use crate::store::SharedStore;
+use crate::store::{RedisConnection, SharedStore};
 pub use scripts::admit_script_source;
 use scripts::scripts;
 
@@ -62,7 +61,7 @@ fn mode(record: Counting) -> &'static str {
 /// Runs `f` on the active connection within the timeout.
 async fn within<T, F, Fut>(store: SharedStore, f: F) -> Result<T, BackendError>
 where
-    F: FnOnce(ConnectionManager) -> Fut,
+    F: FnOnce(RedisConnection) -> Fut,
     Fut: std::future::Future<Output = redis::RedisResult<T>>,
 {
     // Taken when the decision is first polled: the connection of the thread that awaits it.
@@ -143,10 +142,7 @@ impl RedisBackend {
     /// Checks 1 and 2 before a WebSocket upgrade: the IP's ban, then its connection attempts
     /// (counted whether refused or not).
     pub fn admit(&self, ip: IpAddr, policy: Policy) -> Decision<Admission> {
-        let (ban, log) = (
-            self.store.key(&keys::ban(ip)),
-            self.store.key(&keys::connect(ip)),
-        );
+        let [ban, log] = keys::admit(ip).map(|k| self.store.key(&k));
         let conn = self.conn();
         Box::pin(async move {
             let reply: (i64, i64, i64) = within(conn, |mut c| async move {
@@ -172,12 +168,7 @@ impl RedisBackend {
     /// Counts one violation of `ip`; the one that reaches the threshold bans it (and lists the
     /// ban in the index).
     pub fn violation(&self, ip: IpAddr, policy: BanPolicy) -> Decision<ViolationOutcome> {
-        let k = |key: String| self.store.key(&key);
-        let (log, ban, offences) = (
-            k(keys::violations(ip)),
-            k(keys::ban(ip)),
-            k(keys::offences(ip)),
-        );
+        let [log, ban, offences] = keys::violation(ip).map(|k| self.store.key(&k));
         let index = self.store.key(keys::BANS);
         let conn = self.conn();
         Box::pin(async move {
@@ -248,12 +239,20 @@ impl RedisBackend {
                 return Ok(Vec::new());
             }
             let keys: Vec<String> = ips.iter().map(|ip| store.key(&keys::ban(*ip))).collect();
-            let found: Vec<(Option<u64>, Option<u32>)> = within(conn, |mut c| async move {
-                let mut pipe = redis::pipe();
-                for k in &keys {
-                    pipe.cmd("HMGET").arg(k).arg("until").arg("violations");
-                }
-                pipe.query_async(&mut c).await
+            // One command per ban, sent together: each ban is a key of its own slot on a
+            // cluster, so they cannot share one pipeline there (on one connection they are
+            // pipelined all the same).
+            let found: Vec<(Option<u64>, Option<u32>)> = within(conn, |c| async move {
+                let lookups = keys.iter().map(|k| {
+                    let mut c = c.clone();
+                    let cmd = redis::cmd("HMGET")
+                        .arg(k)
+                        .arg("until")
+                        .arg("violations")
+                        .to_owned();
+                    async move { cmd.query_async(&mut c).await }
+                });
+                futures_util::future::try_join_all(lookups).await
             })
             .await?;
             Ok(ips
@@ -269,26 +268,27 @@ impl RedisBackend {
 
     /// Lifts the ban of `ip` (and forgets its pending violations); true if there was one.
     pub fn lift(&self, ip: IpAddr) -> Decision<bool> {
-        let (ban, log) = (
-            self.store.key(&keys::ban(ip)),
-            self.store.key(&keys::violations(ip)),
-        );
+        let [ban, log] = keys::lift(ip).map(|k| self.store.key(&k));
         let index = self.store.key(keys::BANS);
         let conn = self.conn();
         Box::pin(async move {
+            // The ban and its log share a slot; the index has its own, so it is a second
+            // command (as before, the two steps are not atomic: the index is only a listing).
             let (removed,): (u32,) = within(conn, |mut c| async move {
-                redis::pipe()
+                let (removed,) = redis::pipe()
                     .cmd("DEL")
                     .arg(&ban)
                     .cmd("DEL")
                     .arg(&log)
                     .ignore()
-                    .cmd("ZREM")
+                    .query_async::<(u32,)>(&mut c)
+                    .await?;
+                redis::cmd("ZREM")
                     .arg(&index)
                     .arg(ip.to_string())
-                    .ignore()
-                    .query_async(&mut c)
-                    .await
+                    .query_async::<()>(&mut c)
+                    .await?;
+                Ok((removed,))
             })
             .await?;
             Ok(removed > 0)
@@ -353,5 +353,77 @@ impl RedisBackend {
             })
             .await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::net::IpAddr;
+
+    use redis::cluster_routing::Slot;
+
+    use super::keys;
+    use crate::ids::UserId;
+    use crate::store::full_key;
+
+    /// On a Redis Cluster every key of one script (or one pipeline) must live in one slot, or
+    /// Redis refuses the call (`CROSSSLOT`). This computes the slot of every key each script
+    /// and multi-key pipeline of the backend touches, under several prefixes.
+    #[test]
+    fn every_script_keeps_its_keys_in_one_slot() {
+        // The slot function agrees with Redis's own `CLUSTER KEYSLOT`.
+        assert_eq!(Slot::for_key("foo"), Slot::new(12182).unwrap());
+        assert_eq!(
+            Slot::for_key(full_key("rampart", &keys::ban("1.2.3.4".parse().unwrap()))),
+            Slot::new(5271).unwrap()
+        );
+        let user = UserId::from(uuid::Uuid::from_u128(1));
+        assert_eq!(
+            Slot::for_key(full_key("rampart", &keys::connections(user))),
+            Slot::new(10584).unwrap()
+        );
+
+        let ips: Vec<IpAddr> = ["1.2.3.4", "10.0.0.1", "2001:db8::1", "::ffff:192.0.2.7"]
+            .iter()
+            .map(|ip| ip.parse().unwrap())
+            .collect();
+        let users = [UserId::random(), UserId::random()];
+        let accounts = ["a@b.example", "x{y}z@c.example"];
+        for prefix in ["rampart", "test-0123abcd", "eu-west:prod"] {
+            let mut scripts: Vec<(&str, Vec<String>)> = Vec::new();
+            for ip in &ips {
+                scripts.push(("admit", keys::admit(*ip).to_vec()));
+                scripts.push(("violation", keys::violation(*ip).to_vec()));
+                scripts.push(("lift", keys::lift(*ip).to_vec()));
+                scripts.push(("hit (connect)", vec![keys::connect(*ip)]));
+                scripts.push(("hit (login by address)", vec![keys::login_ip(*ip)]));
+            }
+            for account in accounts {
+                scripts.push(("hit (login by account)", vec![keys::login_account(account)]));
+            }
+            for user in &users {
+                let conns = vec![keys::connections(*user)];
+                scripts.push(("acquire / refresh / release", conns));
+            }
+            for (script, keys) in &scripts {
+                let slots: HashSet<Slot> = keys
+                    .iter()
+                    .map(|k| Slot::for_key(full_key(prefix, k)))
+                    .collect();
+                assert_eq!(slots.len(), 1, "{script} under {prefix:?}: {keys:?}");
+            }
+            // The hash tag decides the slot, not the prefix: keys of different addresses (and
+            // users) spread over the cluster instead of piling into one slot.
+            let by_ip: HashSet<Slot> = ips
+                .iter()
+                .map(|ip| Slot::for_key(full_key(prefix, &keys::ban(*ip))))
+                .collect();
+            assert_eq!(by_ip.len(), ips.len(), "under {prefix:?}");
+            assert_eq!(
+                Slot::for_key(full_key(prefix, &keys::ban(ips[0]))),
+                Slot::for_key(format!("ip:{}", ips[0]))
+            );
+        }
     }
 }
