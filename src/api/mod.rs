@@ -26,7 +26,7 @@ pub use health::configure_metrics;
 pub use methods::Route;
 use methods::{resource, scope, Table};
 pub use observe::observe;
-pub use openapi::document;
+pub use openapi::{document, documented_operations, registered_operations};
 
 /// A list response: `{"items": [...]}`.
 #[derive(Serialize)]
