@@ -187,16 +187,7 @@ impl Balanced {
 
     /// Signs in through the balancer and returns a client of the balancer carrying the token.
     pub async fn login(&self, account: &Account) -> Client {
-        let reply = self
-            .client()
-            .post(
-                "/api/v1/auth/login",
-                &serde_json::json!({"email": account.email, "password": account.password}),
-            )
-            .await;
-        assert_eq!(reply.status, 200, "login: {:?}", reply.body);
-        let token = reply.body["token"].as_str().expect("token").to_string();
-        Client::new(&self.base, Some(token))
+        super::login_at(&self.base, account).await
     }
 
     /// For each instance, its WebSocket upgrade attempts so far by outcome, from its own

@@ -85,6 +85,24 @@ async fn operator(pool: &DbPool, action: &'static str) -> PlatformScope {
     PlatformScope::operator_cli(record)
 }
 
+/// Signs `account` in at `base` (a server or a balancer in front of several) and returns a
+/// client of `base` carrying the Bearer token.
+pub async fn login_at(base: &str, account: &Account) -> Client {
+    let reply = Client::new(base, None)
+        .post(
+            "/api/v1/auth/login",
+            &serde_json::json!({"email": account.email, "password": account.password}),
+        )
+        .await;
+    assert_eq!(
+        reply.status, 200,
+        "login of {}: {:?}",
+        account.email, reply.body
+    );
+    let token = reply.body["token"].as_str().expect("token").to_string();
+    Client::new(base, Some(token))
+}
+
 /// Variables every test server gets; tests override or add with `spawn_with`.
 fn base_vars(db: &TestDb, dir: &std::path::Path) -> HashMap<String, String> {
     let mut v = HashMap::new();
@@ -265,20 +283,7 @@ impl TestApp {
 
     /// Signs in and returns a client carrying the Bearer token.
     pub async fn login(&self, account: &Account) -> Client {
-        let reply = self
-            .client()
-            .post(
-                "/api/v1/auth/login",
-                &serde_json::json!({"email": account.email, "password": account.password}),
-            )
-            .await;
-        assert_eq!(
-            reply.status, 200,
-            "login of {}: {:?}",
-            account.email, reply.body
-        );
-        let token = reply.body["token"].as_str().expect("token").to_string();
-        Client::new(&self.base, Some(token))
+        login_at(&self.base, account).await
     }
 
     /// Seeds a tenant with an admin and a staff account (through the operator's door).
