@@ -315,8 +315,9 @@ pub fn first_line(path: &Path, max: u64) -> io::Result<Option<Vec<u8>>> {
 }
 
 /// The last complete line of `path` (without its `\n`), read-only: `None` when the file is
-/// missing or holds no complete line.
-pub fn last_line(path: &Path) -> io::Result<Option<Vec<u8>>> {
+/// missing or holds no complete line; a line longer than `max` bytes is returned cut to its
+/// first `max` bytes (it then fails its check) rather than read whole.
+pub fn last_line(path: &Path, max: u64) -> io::Result<Option<Vec<u8>>> {
     let mut file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -327,7 +328,7 @@ pub fn last_line(path: &Path) -> io::Result<Option<Vec<u8>>> {
         return Ok(None);
     };
     let start = find_last_newline(&mut file, end)?.map_or(0, |p| p + 1);
-    let mut line = vec![0u8; (end - start) as usize];
+    let mut line = vec![0u8; (end - start).min(max) as usize];
     file.seek(SeekFrom::Start(start))?;
     file.read_exact(&mut line)?;
     Ok(Some(line))

@@ -57,7 +57,7 @@ pub fn siblings(path: &Path) -> io::Result<Vec<Rotated>> {
         let candidate = dir.join(other);
         let (Some(first), Some(last)) = (
             first_line(&candidate, MAX_LINE_BYTES)?,
-            last_line(&candidate)?,
+            last_line(&candidate, MAX_LINE_BYTES)?,
         ) else {
             continue;
         };
