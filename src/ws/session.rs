@@ -27,6 +27,7 @@ use serde_json::json;
 use super::access::{access, named, Access, UNRECORDED};
 use super::admission::count_violation;
 use super::frame_guard::{FrameGuard, OversizeSignal};
+use super::hub::outbox::{self, Change};
 use super::hub::{Join, Leave, Push, Subscribe, Topic, Unsubscribe, QUEUE_FRAMES};
 use super::protocol::{self, close, Channel, ClientFrame, ErrorCode, ServerFrame, WelcomeLimits};
 use super::stall::{self, ConnFd};
@@ -111,13 +112,15 @@ impl Actor for WsSession {
         // grow server memory (the hub closes it with 1013 when full).
         ctx.set_mailbox_capacity(QUEUE_FRAMES);
         self.services.metrics.ws_opened();
-        self.services.hub.do_send(Join {
+        // Batched with the other connections this thread sets up now (see `hub::outbox`).
+        let join = Join {
             conn: self.conn,
             session: self.session_id.clone(),
             tenant: self.session.tenant_id,
             ip: self.ip,
             to: ctx.address().recipient(),
-        });
+        };
+        outbox::post(&self.services.hub, Change::Join(join));
         ctx.text(self.welcome());
         let beat = self.services.settings.heartbeat;
         ctx.run_interval(beat, |act, ctx| act.heartbeat(ctx));
@@ -133,7 +136,8 @@ impl Actor for WsSession {
     /// actor can stop while its socket, stalled, is still open.
     fn stopped(&mut self, _: &mut Self::Context) {
         self.services.metrics.ws_closed();
-        self.services.hub.do_send(Leave { conn: self.conn });
+        let leave = Change::Leave(Leave { conn: self.conn });
+        outbox::post(&self.services.hub, leave);
     }
 }
 
@@ -337,13 +341,15 @@ impl WsSession {
         subscribing: bool,
     ) {
         let (conn, tenant_id) = (self.conn, named(&self.session, topic));
-        let reply = if subscribing {
-            self.services.hub.do_send(Subscribe { conn, topic });
-            ServerFrame::Subscribed { channel, tenant_id }
+        // Sent now (with this thread's queued joins ahead of it), before the answer.
+        let (change, reply) = if subscribing {
+            let change = Change::Subscribe(Subscribe { conn, topic });
+            (change, ServerFrame::Subscribed { channel, tenant_id })
         } else {
-            self.services.hub.do_send(Unsubscribe { conn, topic });
-            ServerFrame::Unsubscribed { channel, tenant_id }
+            let change = Change::Unsubscribe(Unsubscribe { conn, topic });
+            (change, ServerFrame::Unsubscribed { channel, tenant_id })
         };
+        outbox::post_now(&self.services.hub, change);
         ctx.text(reply.encode());
     }
 }

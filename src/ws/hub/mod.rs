@@ -11,12 +11,16 @@
 //! suspension). The `security` channel carries
 //! the audit trail's sealed lines as they are, with their kinds, from the audit feed.
 //!
+//! Connections join, leave and (un)subscribe through their worker thread's [`outbox`]: one
+//! message per batch of changes rather than one per connection, in the order they were made.
+//!
 //! Slow consumers: each connection's queue is its actor's mailbox, bounded at
 //! [`QUEUE_FRAMES`]. When it is full the hub drops that connection's subscriptions at once,
 //! asks it to close with 1013 (try again later) and counts it in
 //! `rampart_ws_slow_consumer_closes_total`; server memory per connection stays bounded.
 
 mod messages;
+pub(crate) mod outbox;
 #[cfg(test)]
 mod tests;
 
@@ -39,6 +43,7 @@ use crate::tenants::gate::{CloseTenant, SuspensionGate};
 
 pub(crate) use messages::News;
 pub use messages::{EndSession, Join, Leave, Publish, Push, Subscribe, Topic, Unsubscribe};
+use outbox::{Change, Changes};
 
 /// Frames that may wait for one connection before it counts as too slow.
 pub const QUEUE_FRAMES: usize = 256;
@@ -184,10 +189,8 @@ impl Actor for Hub {
 #[rtype(result = "()")]
 struct AuditLine(FeedLine);
 
-impl Handler<Join> for Hub {
-    type Result = ();
-
-    fn handle(&mut self, msg: Join, _: &mut Context<Self>) {
+impl Hub {
+    fn join(&mut self, msg: Join) {
         if !self.suspensions.admits(msg.tenant) {
             msg.to.do_send(Push::Close {
                 code: close::POLICY,
@@ -204,6 +207,51 @@ impl Handler<Join> for Hub {
         };
         self.members.insert(msg.conn, member);
     }
+
+    fn subscribe(&mut self, msg: Subscribe) {
+        if let Some(m) = self.members.get_mut(&msg.conn) {
+            m.topics.insert(msg.topic);
+            self.topics.entry(msg.topic).or_default().insert(msg.conn);
+        }
+    }
+
+    fn unsubscribe(&mut self, msg: Unsubscribe) {
+        if let Some(m) = self.members.get_mut(&msg.conn) {
+            m.topics.remove(&msg.topic);
+        }
+        if let Some(set) = self.topics.get_mut(&msg.topic) {
+            set.remove(&msg.conn);
+            if set.is_empty() {
+                self.topics.remove(&msg.topic);
+            }
+        }
+    }
+}
+
+impl Handler<Changes> for Hub {
+    type Result = ();
+
+    /// A worker thread's membership changes, applied in the order they were made.
+    fn handle(&mut self, msg: Changes, _: &mut Context<Self>) {
+        for change in msg.0 {
+            match change {
+                Change::Join(m) => self.join(m),
+                Change::Leave(m) => {
+                    self.remove(m.conn);
+                }
+                Change::Subscribe(m) => self.subscribe(m),
+                Change::Unsubscribe(m) => self.unsubscribe(m),
+            }
+        }
+    }
+}
+
+impl Handler<Join> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Join, _: &mut Context<Self>) {
+        self.join(msg);
+    }
 }
 
 impl Handler<Leave> for Hub {
@@ -218,10 +266,7 @@ impl Handler<Subscribe> for Hub {
     type Result = ();
 
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
-        if let Some(m) = self.members.get_mut(&msg.conn) {
-            m.topics.insert(msg.topic);
-            self.topics.entry(msg.topic).or_default().insert(msg.conn);
-        }
+        self.subscribe(msg);
     }
 }
 
@@ -229,15 +274,7 @@ impl Handler<Unsubscribe> for Hub {
     type Result = ();
 
     fn handle(&mut self, msg: Unsubscribe, _: &mut Context<Self>) {
-        if let Some(m) = self.members.get_mut(&msg.conn) {
-            m.topics.remove(&msg.topic);
-        }
-        if let Some(set) = self.topics.get_mut(&msg.topic) {
-            set.remove(&msg.conn);
-            if set.is_empty() {
-                self.topics.remove(&msg.topic);
-            }
-        }
+        self.unsubscribe(msg);
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use std::net::IpAddr;
 
-use actix::{Arbiter, Handler};
+use actix::{Actor, Addr, Arbiter, Handler, Recipient};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -53,8 +53,9 @@ impl Handler<Push> for Stuck {
     }
 }
 
-#[actix_web::test]
-async fn a_connection_that_stops_reading_is_dropped_with_1013_not_buffered() {
+/// A hub with no Redis, no suspended tenant and its own audit directory (removed by the
+/// caller).
+async fn test_hub() -> (Addr<Hub>, Metrics, std::path::PathBuf) {
     let log = crate::telemetry::logging::discard();
     let store = SharedStore::connect(None, "hub-test", log.clone())
         .await
@@ -84,6 +85,12 @@ async fn a_connection_that_stops_reading_is_dropped_with_1013_not_buffered() {
         limiter,
         crate::tenants::SuspensionGate::fixed([]),
     );
+    (hub, metrics, dir)
+}
+
+#[actix_web::test]
+async fn a_connection_that_stops_reading_is_dropped_with_1013_not_buffered() {
+    let (hub, metrics, dir) = test_hub().await;
 
     let (release, gate) = mpsc::channel();
     let frames = Arc::new(AtomicUsize::new(0));
@@ -132,5 +139,99 @@ async fn a_connection_that_stops_reading_is_dropped_with_1013_not_buffered() {
     // Later events are not queued for it any more.
     hub.send(event(published)).await.unwrap();
     assert_eq!(frames.load(Ordering::SeqCst), delivered);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Records the frames pushed to one connection.
+struct Recorder(Arc<Mutex<Vec<String>>>);
+
+impl Actor for Recorder {
+    type Context = Context<Self>;
+}
+
+impl Handler<Push> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: Push, _: &mut Context<Self>) {
+        if let Push::Frame(frame) = msg {
+            self.0.lock().unwrap().push(frame.to_string());
+        }
+    }
+}
+
+fn recorder() -> (Recipient<Push>, Arc<Mutex<Vec<String>>>) {
+    let frames = Arc::new(Mutex::new(Vec::new()));
+    let addr = Recorder(frames.clone()).start();
+    (addr.recipient(), frames)
+}
+
+fn join(conn: ConnId, tenant: TenantId, to: Recipient<Push>) -> outbox::Change {
+    outbox::Change::Join(Join {
+        conn,
+        session: SessionId::of_token(&crate::secret::Token::generate()),
+        tenant: Some(tenant),
+        ip: IpAddr::from([127, 0, 0, 1]),
+        to,
+    })
+}
+
+/// Waits until `frames` holds `n` frames (10 s at most).
+async fn frames_reach(frames: &Mutex<Vec<String>>, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while frames.lock().unwrap().len() < n {
+        assert!(Instant::now() < deadline, "fewer than {n} frames arrived");
+        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Joins and subscriptions batched through a thread's outbox reach the hub in order, and an
+/// event still goes to its tenant's subscribers only; a batched leave ends delivery.
+#[actix_web::test]
+async fn batched_membership_keeps_order_and_tenants_apart() {
+    let (hub, _, dir) = test_hub().await;
+    let (a, b) = (TenantId::random(), TenantId::random());
+    let (to_a, got_a) = recorder();
+    let (to_b, got_b) = recorder();
+    let (conn_a, conn_b) = (ConnId::new(), ConnId::new());
+    // Queued, not yet sent: the subscriptions below must not overtake them.
+    outbox::post(&hub, join(conn_a, a, to_a));
+    outbox::post(&hub, join(conn_b, b, to_b));
+    for (conn, topic) in [(conn_a, Topic::Orders(a)), (conn_b, Topic::Orders(b))] {
+        outbox::post_now(&hub, outbox::Change::Subscribe(Subscribe { conn, topic }));
+    }
+    let event = |t: TenantId, n: u32| {
+        Publish::new(
+            Topic::Orders(t),
+            "order.created",
+            json!({ "tenant": t, "n": n }),
+        )
+    };
+    hub.send(event(a, 1)).await.unwrap();
+    hub.send(event(b, 2)).await.unwrap();
+    frames_reach(&got_a, 1).await;
+    frames_reach(&got_b, 1).await;
+    let only = |frames: &Mutex<Vec<String>>, t: TenantId| {
+        let frames = frames.lock().unwrap();
+        assert_eq!(frames.len(), 1, "{frames:?}");
+        assert!(frames[0].contains(&t.to_string()), "{frames:?}");
+    };
+    only(&got_a, a);
+    only(&got_b, b);
+
+    // A batched leave goes out once this thread has run its ready tasks (the yield); the
+    // hub handles it before the events sent after it, so they reach b only.
+    outbox::post(&hub, outbox::Change::Leave(Leave { conn: conn_a }));
+    actix_web::rt::task::yield_now().await;
+    hub.send(event(a, 3)).await.unwrap();
+    hub.send(event(b, 4)).await.unwrap();
+    frames_reach(&got_b, 2).await;
+    // a's push, had there been one, was sent before b's: give it time to land.
+    actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    only(&got_a, a);
+    assert!(got_b
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|f| f.contains(&b.to_string())));
     std::fs::remove_dir_all(dir).unwrap();
 }
