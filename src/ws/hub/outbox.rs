@@ -71,7 +71,7 @@ fn queue(hub: &Addr<Hub>, change: Change) -> bool {
         o.changes.push(change);
         earlier
     });
-    // Sent outside the borrow: nothing here runs the hub's handlers, but keep it simple.
+    // Sent once the outbox is no longer borrowed.
     if let Some((h, changes)) = earlier {
         h.do_send(Changes(changes));
     }
