@@ -3,6 +3,7 @@
 //! cause are counted here too, and a ban they lead to is recorded, then enforced everywhere.
 
 use std::net::IpAddr;
+use std::time::Instant;
 
 use serde_json::json;
 
@@ -45,6 +46,8 @@ pub struct Admitted {
     pub session_id: SessionId,
     pub session: Session,
     pub ip: IpAddr,
+    /// When the checks began: a ban the hub enforces after this instant was not seen by them.
+    pub checked_at: Instant,
 }
 
 /// Why an upgrade is refused.
@@ -110,6 +113,7 @@ pub async fn admit(services: &Services, h: Handshake) -> Result<Admitted, Upgrad
 }
 
 async fn checks(services: &Services, h: Handshake) -> Result<Admitted, UpgradeError> {
+    let checked_at = Instant::now();
     let ip = h.ip;
     // 1 and 2: ban, then connection attempts (one decision).
     check_ip(services, ip).await?;
@@ -138,6 +142,7 @@ async fn checks(services: &Services, h: Handshake) -> Result<Admitted, UpgradeEr
         session_id,
         session,
         ip,
+        checked_at,
     })
 }
 

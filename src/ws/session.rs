@@ -67,6 +67,7 @@ where
         session_id: admitted.session_id,
         session: admitted.session,
         ip: admitted.ip,
+        checked_at: admitted.checked_at,
         gate: services.limiter.message_gate(),
         services,
         last_heard: Instant::now(),
@@ -90,6 +91,8 @@ pub struct WsSession {
     session_id: SessionId,
     session: Session,
     ip: IpAddr,
+    /// When the admission checks began (see [`Join::checked_at`]).
+    checked_at: Instant,
     services: Arc<Services>,
     gate: MessageGate,
     last_heard: Instant,
@@ -118,6 +121,7 @@ impl Actor for WsSession {
             session: self.session_id.clone(),
             tenant: self.session.tenant_id,
             ip: self.ip,
+            checked_at: self.checked_at,
             to: ctx.address().recipient(),
         };
         outbox::post(&self.services.hub, Change::Join(join));

@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::{Message, Recipient};
 use serde::{Deserialize, Serialize};
@@ -50,6 +51,9 @@ pub struct Join {
     pub tenant: Option<TenantId>,
     /// The client's address (a ban of it closes the connection).
     pub ip: IpAddr,
+    /// When its admission checks began (a ban enforced after it closes the connection even
+    /// if the ban reached the hub before this `Join` did).
+    pub checked_at: Instant,
     pub to: Recipient<Push>,
 }
 

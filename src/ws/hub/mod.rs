@@ -8,7 +8,10 @@
 //! ([`EnforceBan`], for bans made here or on another instance), and those of every tenant the
 //! suspension gate sees suspended ([`CloseTenant`]; a connection of a tenant already suspended
 //! when it joins is closed at once, so none slips between the upgrade's check and the
-//! suspension). The `security` channel carries
+//! suspension). Bans and ended sessions are remembered for [`RECENT`], so that a connection
+//! whose `Join` was still on its way when one of them was enforced is closed when it arrives:
+//! one admitted before the ban (its checks could not see it), or one of an ended session.
+//! The `security` channel carries
 //! the audit trail's sealed lines as they are, with their kinds, from the audit feed.
 //!
 //! Connections join, leave and (un)subscribe through their worker thread's [`outbox`]: one
@@ -27,6 +30,7 @@ mod tests;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::dev::SendError;
 use actix::{Actor, Addr, Arbiter, AsyncContext, Context, Handler, Message, Recipient};
@@ -48,6 +52,10 @@ use outbox::{Change, Changes};
 /// Frames that may wait for one connection before it counts as too slow.
 pub const QUEUE_FRAMES: usize = 256;
 
+/// How long the hub remembers a ban or an ended session for joins still under way: far longer
+/// than a `Join` can take to arrive (one scheduler pass on the connection's thread).
+pub const RECENT: Duration = Duration::from_secs(60);
+
 /// The bus channel events and ended sessions travel on between instances.
 const CHANNEL: &str = "ws:events";
 
@@ -63,6 +71,10 @@ struct Member {
 pub struct Hub {
     members: HashMap<ConnId, Member>,
     topics: HashMap<Topic, HashSet<ConnId>>,
+    /// Limit keys banned in the last [`RECENT`], with when this hub enforced the ban.
+    banned: HashMap<IpAddr, Instant>,
+    /// Sessions ended in the last [`RECENT`], with when this hub heard of it.
+    ended: HashMap<SessionId, Instant>,
     bus: Bus,
     audit: Audit,
     metrics: Metrics,
@@ -83,6 +95,8 @@ impl Hub {
         let hub = Hub::start_in_arbiter(&Arbiter::new().handle(), move |_| Hub {
             members: HashMap::new(),
             topics: HashMap::new(),
+            banned: HashMap::new(),
+            ended: HashMap::new(),
             bus: Bus::new(&store),
             audit,
             metrics,
@@ -141,6 +155,14 @@ impl Hub {
         Some(m)
     }
 
+    /// Closes the session's connections here, and those whose `Join` is still on its way.
+    fn end_session(&mut self, session: SessionId) {
+        let now = Instant::now();
+        self.ended.retain(|_, at| now.duration_since(*at) < RECENT);
+        self.close_where(|m| m.session == session, "session ended");
+        self.ended.insert(session, now);
+    }
+
     fn close_where(&mut self, which: impl Fn(&Member) -> bool, reason: &'static str) {
         let ending: Vec<ConnId> = self
             .members
@@ -191,10 +213,20 @@ struct AuditLine(FeedLine);
 
 impl Hub {
     fn join(&mut self, msg: Join) {
-        if !self.suspensions.admits(msg.tenant) {
+        let ip = limit_key(msg.ip);
+        let refused = if !self.suspensions.admits(msg.tenant) {
+            Some("tenant suspended")
+        } else if self.ended.contains_key(&msg.session) {
+            Some("session ended")
+        } else if self.banned.get(&ip).is_some_and(|at| *at >= msg.checked_at) {
+            Some("address banned")
+        } else {
+            None
+        };
+        if let Some(reason) = refused {
             msg.to.do_send(Push::Close {
                 code: close::POLICY,
-                reason: "tenant suspended",
+                reason,
             });
             return;
         }
@@ -202,7 +234,7 @@ impl Hub {
             to: msg.to,
             session: msg.session,
             tenant: msg.tenant,
-            ip: limit_key(msg.ip),
+            ip,
             topics: HashSet::new(),
         };
         self.members.insert(msg.conn, member);
@@ -306,7 +338,7 @@ impl Handler<EndSession> for Hub {
     type Result = ();
 
     fn handle(&mut self, msg: EndSession, _: &mut Context<Self>) {
-        self.close_where(|m| m.session == msg.session, "session ended");
+        self.end_session(msg.session.clone());
         self.bus.publish(
             CHANNEL,
             &News::EndSession {
@@ -323,9 +355,7 @@ impl Handler<News> for Hub {
     fn handle(&mut self, msg: News, _: &mut Context<Self>) {
         match msg {
             News::Event { topic, frame } => self.deliver(topic, frame.into()),
-            News::EndSession { session } => {
-                self.close_where(|m| m.session == session, "session ended")
-            }
+            News::EndSession { session } => self.end_session(session),
         }
     }
 }
@@ -336,6 +366,9 @@ impl Handler<EnforceBan> for Hub {
     /// Closes every connection of a banned address (its limit key) with 1008.
     fn handle(&mut self, msg: EnforceBan, _: &mut Context<Self>) {
         let key = limit_key(msg.ip);
+        let now = Instant::now();
+        self.banned.retain(|_, at| now.duration_since(*at) < RECENT);
+        self.banned.insert(key, now);
         self.close_where(|m| m.ip == key, "address banned");
     }
 }

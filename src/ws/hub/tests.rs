@@ -110,6 +110,7 @@ async fn a_connection_that_stops_reading_is_dropped_with_1013_not_buffered() {
         session: SessionId::of_token(&crate::secret::Token::generate()),
         tenant: Some(tenant),
         ip: IpAddr::from([127, 0, 0, 1]),
+        checked_at: Instant::now(),
         to: stuck.recipient(),
     })
     .await
@@ -142,7 +143,7 @@ async fn a_connection_that_stops_reading_is_dropped_with_1013_not_buffered() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// Records the frames pushed to one connection.
+/// Records the frames pushed to one connection, and its closes as `close <code> <reason>`.
 struct Recorder(Arc<Mutex<Vec<String>>>);
 
 impl Actor for Recorder {
@@ -153,9 +154,11 @@ impl Handler<Push> for Recorder {
     type Result = ();
 
     fn handle(&mut self, msg: Push, _: &mut Context<Self>) {
-        if let Push::Frame(frame) = msg {
-            self.0.lock().unwrap().push(frame.to_string());
-        }
+        let got = match msg {
+            Push::Frame(frame) => frame.to_string(),
+            Push::Close { code, reason } => format!("close {code} {reason}"),
+        };
+        self.0.lock().unwrap().push(got);
     }
 }
 
@@ -171,6 +174,7 @@ fn join(conn: ConnId, tenant: TenantId, to: Recipient<Push>) -> outbox::Change {
         session: SessionId::of_token(&crate::secret::Token::generate()),
         tenant: Some(tenant),
         ip: IpAddr::from([127, 0, 0, 1]),
+        checked_at: Instant::now(),
         to,
     })
 }
@@ -233,5 +237,71 @@ async fn batched_membership_keeps_order_and_tenants_apart() {
         .unwrap()
         .iter()
         .all(|f| f.contains(&b.to_string())));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A ban or a logout enforced while a connection's `Join` was still on its way (queued in its
+/// thread's outbox) closes that connection when the `Join` arrives; a connection whose checks
+/// began after the ban stays and receives its tenant's events.
+#[actix_web::test]
+async fn a_join_that_arrives_after_its_ban_or_logout_is_closed() {
+    let (hub, _, dir) = test_hub().await;
+    let tenant = TenantId::random();
+    let banned_ip = IpAddr::from([192, 0, 2, 7]);
+    let session = || SessionId::of_token(&crate::secret::Token::generate());
+    let checked_before_ban = Instant::now();
+    hub.send(crate::rate_limit::EnforceBan { ip: banned_ip })
+        .await
+        .unwrap();
+    let checked_after_ban = Instant::now();
+    let ended = session();
+    hub.send(EndSession {
+        session: ended.clone(),
+    })
+    .await
+    .unwrap();
+
+    let joining = |session, ip, checked_at, to| Join {
+        conn: ConnId::new(),
+        session,
+        tenant: Some(tenant),
+        ip,
+        checked_at,
+        to,
+    };
+    let (to_banned, got_banned) = recorder();
+    let (to_ended, got_ended) = recorder();
+    let (to_later, got_later) = recorder();
+    let other_ip = IpAddr::from([192, 0, 2, 8]);
+    hub.send(joining(session(), banned_ip, checked_before_ban, to_banned))
+        .await
+        .unwrap();
+    hub.send(joining(ended, other_ip, checked_after_ban, to_ended))
+        .await
+        .unwrap();
+    let later = joining(session(), banned_ip, checked_after_ban, to_later);
+    let later_conn = later.conn;
+    hub.send(later).await.unwrap();
+    hub.send(Subscribe {
+        conn: later_conn,
+        topic: Topic::Orders(tenant),
+    })
+    .await
+    .unwrap();
+    hub.send(Publish::new(
+        Topic::Orders(tenant),
+        "order.created",
+        json!({ "n": 1 }),
+    ))
+    .await
+    .unwrap();
+
+    frames_reach(&got_banned, 1).await;
+    frames_reach(&got_ended, 1).await;
+    frames_reach(&got_later, 1).await;
+    assert_eq!(*got_banned.lock().unwrap(), ["close 1008 address banned"]);
+    assert_eq!(*got_ended.lock().unwrap(), ["close 1008 session ended"]);
+    let later = got_later.lock().unwrap();
+    assert!(later[0].contains("order.created"), "{later:?}");
     std::fs::remove_dir_all(dir).unwrap();
 }
