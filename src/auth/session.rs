@@ -290,7 +290,7 @@ impl SessionStore {
     /// `activity`).
     pub async fn resolve(&self, token: &Token) -> Option<Session> {
         let id = SessionId::of_token(token);
-        let value = self.store.get(&id.store_key()).await?;
+        let value = self.read(&id).await?;
         let session: Session = serde_json::from_str(&value).ok()?;
         if session.expires_at <= crate::timestamp::now() {
             return None;
@@ -305,9 +305,22 @@ impl SessionStore {
         if id.0.len() != 64 || !id.0.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
-        let value = self.store.get(&id.store_key()).await?;
+        let value = self.read(id).await?;
         let session: Session = serde_json::from_str(&value).ok()?;
         (session.expires_at > crate::timestamp::now()).then_some(session)
+    }
+
+    /// The stored record of `id`, through the store's session cache: with Redis, an instance
+    /// keeps the records it read for as long as Redis reports no change to them, at most until
+    /// the session expires (see the store's `cache` module for why a logout elsewhere still
+    /// ends it here at once).
+    async fn read(&self, id: &SessionId) -> Option<String> {
+        self.store
+            .get_cached(&id.store_key(), |value| {
+                let session: Session = serde_json::from_str(value).ok()?;
+                (session.expires_at - crate::timestamp::now()).to_std().ok()
+            })
+            .await
     }
 
     /// Revokes `token` at once, on every instance.

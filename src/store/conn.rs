@@ -14,13 +14,13 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
-use super::policy::{CONNECT_TIMEOUT, REDIS_TIMEOUT};
+use super::policy::{CONNECT_TIMEOUT, REDIS_TIMEOUT, RESPONSE_TIMEOUT};
 
 /// Where Redis is: one server, or the seed nodes of a cluster. (One per store, cloned only
 /// when a connection is opened: the variants' sizes do not matter.)
@@ -93,7 +93,11 @@ impl RedisClient {
     pub(super) async fn connect(&self) -> redis::RedisResult<RedisConnection> {
         match self {
             RedisClient::Single(client) => Ok(RedisConnection::Single(
-                ConnectionManager::new(client.clone()).await?,
+                ConnectionManager::new_with_config(
+                    client.clone(),
+                    ConnectionManagerConfig::new().set_response_timeout(Some(RESPONSE_TIMEOUT)),
+                )
+                .await?,
             )),
             RedisClient::Cluster(seeds) => Ok(RedisConnection::Cluster(
                 seeds.client.get_async_connection().await?,

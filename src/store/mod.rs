@@ -18,6 +18,7 @@
 //! falls back, and the probe returns it once the promoted replica answers.
 
 mod bus;
+mod cache;
 mod conn;
 mod memory;
 mod ops;
@@ -93,6 +94,8 @@ struct Inner {
     probing: AtomicBool,
     status: watch::Sender<RedisStatus>,
     memory: MemoryMap,
+    /// Session records read from Redis, kept while Redis vouches for them (`cache`).
+    cache: cache::SessionCache,
     /// Counts the switches between Redis and the fallback.
     metrics: Metrics,
     log: Logger,
@@ -166,6 +169,7 @@ impl SharedStore {
                 probing: AtomicBool::new(false),
                 status: watch::channel(initial).0,
                 memory: MemoryMap::default(),
+                cache: cache::SessionCache::new(),
                 metrics,
                 log,
             }),
@@ -175,6 +179,7 @@ impl SharedStore {
                   "redis" => "fallback");
             store.start_probe();
         }
+        cache::start_tracker(&store);
         Ok(store)
     }
 
@@ -194,6 +199,8 @@ impl SharedStore {
 
     /// Stores `value` under `key` for `ttl`.
     pub async fn put(&self, key: &str, value: &str, ttl: Duration) {
+        self.uncache(key);
+        let _uncache = Uncache(self, key);
         if let Some(mut conn) = self.redis() {
             let secs = ttl.as_secs().max(1);
             let cmd = redis::cmd("SET")
@@ -224,6 +231,43 @@ impl SharedStore {
         self.inner.memory.get(key)
     }
 
+    /// [`SharedStore::get`] for a key under `session:`, served from this instance's cache
+    /// while Redis vouches for it (see `cache`). `left` reads from a value found in Redis how
+    /// much longer it may be used (its session's expiry); `None` keeps it out of the cache.
+    pub async fn get_cached(
+        &self,
+        key: &str,
+        left: impl FnOnce(&str) -> Option<Duration>,
+    ) -> Option<String> {
+        debug_assert!(key.starts_with(cache::CACHED_PREFIX));
+        if self.inner.memory.is_tombstoned(key) {
+            return None;
+        }
+        if let Some(mut conn) = self.redis() {
+            let full = self.key(key);
+            let ticket = match self.inner.cache.lookup(&full) {
+                cache::Lookup::Hit(found) => return Some(found),
+                cache::Lookup::Miss(ticket) => Some(ticket),
+                cache::Lookup::Off => None,
+            };
+            let cmd = redis::cmd("GET").arg(&full).to_owned();
+            if let Some(Some(found)) = self.run::<Option<String>>(&mut conn, cmd).await {
+                if let (Some(ticket), Some(left)) = (ticket, left(&found)) {
+                    ticket.fill(&found, left);
+                }
+                return Some(found);
+            }
+        }
+        self.inner.memory.get(key)
+    }
+
+    /// Drops `key` from the cache (this instance is changing it), and cancels reads of it.
+    fn uncache(&self, key: &str) {
+        if key.starts_with(cache::CACHED_PREFIX) {
+            self.inner.cache.invalidate(&self.key(key));
+        }
+    }
+
     /// Adds one to the counter under `key` and returns the new count; a new counter lives for
     /// `ttl`. Atomic both in Redis (one script) and in the fallback map (one lock), so
     /// concurrent callers, on any instance sharing the Redis, each get a distinct count.
@@ -247,6 +291,8 @@ impl SharedStore {
     /// Removes `key` everywhere. When Redis cannot be reached the delete is remembered and
     /// replayed on recovery (until `ttl`, after which the entry has expired anyway).
     pub async fn delete(&self, key: &str, ttl: Duration) {
+        self.uncache(key);
+        let _uncache = Uncache(self, key);
         self.inner.memory.remove(key);
         if let Some(mut conn) = self.redis() {
             let cmd = redis::cmd("DEL").arg(self.key(key)).to_owned();
@@ -268,6 +314,8 @@ impl SharedStore {
         if self.inner.memory.is_tombstoned(key) {
             return None;
         }
+        self.uncache(key);
+        let _uncache = Uncache(self, key);
         if let Some(mut conn) = self.redis() {
             let cmd = redis::cmd("GETDEL").arg(self.key(key)).to_owned();
             if let Some(Some(found)) = self.run::<Option<String>>(&mut conn, cmd).await {
@@ -372,5 +420,15 @@ impl SharedStore {
         cmd: redis::Cmd,
     ) -> Option<T> {
         self.bounded(cmd.query_async::<T>(conn)).await.ok()
+    }
+}
+
+/// Drops a key from the cache again when a write of it ends (however it ends): a read that
+/// began while the write was under way may have seen the old value.
+struct Uncache<'a>(&'a SharedStore, &'a str);
+
+impl Drop for Uncache<'_> {
+    fn drop(&mut self) {
+        self.0.uncache(self.1);
     }
 }

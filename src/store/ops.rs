@@ -29,6 +29,8 @@ impl SharedStore {
         if self.inner.memory.is_tombstoned(key) {
             return false;
         }
+        self.uncache(key);
+        let _uncache = super::Uncache(self, key);
         if let Some(mut conn) = self.redis() {
             let cmd = redis::cmd("SET")
                 .arg(self.key(key))
@@ -49,6 +51,8 @@ impl SharedStore {
     /// `SET … GET`): of two racing swaps, each sees the other's value or the one before, so
     /// every value replaced is seen by exactly one caller.
     pub async fn swap(&self, key: &str, value: &str, ttl: Duration) -> Option<String> {
+        self.uncache(key);
+        let _uncache = super::Uncache(self, key);
         if let Some(mut conn) = self.redis() {
             let cmd = redis::cmd("SET")
                 .arg(self.key(key))

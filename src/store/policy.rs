@@ -10,6 +10,9 @@ use super::SharedStore;
 
 /// How long one Redis call may take before this instance treats Redis as gone.
 pub const REDIS_TIMEOUT: Duration = Duration::from_millis(750);
+/// How long a single server's connection waits for one answer before failing the call (the
+/// redis crate's default, named here because the session cache's lease is shorter than it).
+pub(super) const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 /// How long opening a connection (or a subscription) may take.
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_millis(3_000);
 

@@ -31,6 +31,8 @@ impl SharedStore {
             *s = RedisStatus::Fallback;
             was_up
         });
+        // Nothing read before the switch is served after it (see `cache`).
+        self.inner.cache.clear();
         if changed {
             self.inner.metrics.redis_switch(RedisSwitch::ToFallback);
             warn!(self.inner.log, "Redis became unreachable; switching to in-process state";
@@ -79,6 +81,7 @@ impl SharedStore {
         };
         *self.inner.conn.lock().expect("store lock") = Some(conn.clone());
         self.inner.generation.fetch_add(1, Ordering::SeqCst);
+        self.inner.cache.clear();
         let was = self.inner.status.send_replace(RedisStatus::Connected);
         // The probe's success is a switch back; the first connection at start is not.
         if was == RedisStatus::Fallback && self.inner.probing.load(Ordering::SeqCst) {

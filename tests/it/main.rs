@@ -49,6 +49,7 @@ mod rate_limit;
 mod reauth_browser;
 mod schema_distribution;
 mod second_factor_limits;
+mod session_cache;
 mod session_revocation;
 mod sessions;
 mod sign_in_browser;
