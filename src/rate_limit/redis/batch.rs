@@ -3,8 +3,9 @@
 //! An admission (checks 1 and 2 before a WebSocket upgrade) is one run of the admission logic
 //! on two keys of one IP. Sent alone, each costs Redis a command of its own — parsing it,
 //! finding the script, entering Lua, writing a reply — and costs the caller's thread a request
-//! on the connection and a reply to decode; under a burst of upgrades that per-call overhead was
-//! most of the work, and the limiter decided at 0.8× the rate of the bare script.
+//! on the connection and a reply to decode. Under a burst of upgrades the limiter decided at
+//! 0.8× the rate of the bare script; one call per batch takes that per-call overhead once per
+//! batch (docs/benchmarks.md has what it gained, and what it did not).
 //!
 //! So an admission's future, when first polled, joins its thread's queue instead of sending
 //! anything, and the first one to join schedules a flush on the same thread. The flush runs once
