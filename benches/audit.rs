@@ -7,6 +7,10 @@
 //! - `audit/high_event_latency`: one `high` event awaited until it is on disk.
 //! - `raw/append_fdatasync`: the same number of 300-byte lines written and fdatasynced with the
 //!   batching the Auditor achieved (events per fsync measured in the sustained run).
+//! - Then, outside criterion, the time from submitting an event to its `fdatasync` returning,
+//!   under a steady load (`AUDIT_RATE` events per second, default 20,000, for two seconds),
+//!   printed for benches/run.sh as
+//!   `latency audit_durable: rate=R events=N fsyncs=F p50_us=A p99_us=B max_us=C`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -139,5 +143,86 @@ fn raw_baseline(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, sustained, raw_baseline);
+/// Submit-to-durable latency under a steady load: one thread submits `rate` events per second
+/// in 1 ms ticks, another samples how many are durable every 50 µs. The writer makes events
+/// durable in order, so the `i`-th event is durable by the first sample counting more than
+/// `i`; the latency is measured up to that sample, so at most 50 µs (plus the sampler's
+/// wake-up) above the truth, never below it.
+fn durable_latency(_: &mut Criterion) {
+    let rate: u64 = std::env::var("AUDIT_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let run = Duration::from_secs(2);
+    let total = rate * run.as_secs();
+    let (latencies, fsyncs) = actix_rt::System::new().block_on(async move {
+        let audit = start(&temp_log("durable"));
+        let base = audit.written();
+        let fsyncs_before = audit.fsyncs();
+        let sampler = {
+            let audit = audit.clone();
+            std::thread::spawn(move || {
+                let mut samples: Vec<(Instant, u64)> = Vec::new();
+                let mut last = 0;
+                while last < total {
+                    let now = audit.written() - base;
+                    if now != last {
+                        samples.push((Instant::now(), now));
+                        last = now;
+                    }
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+                samples
+            })
+        };
+        let submitter = {
+            let audit = audit.clone();
+            std::thread::spawn(move || {
+                let mut submitted: Vec<Instant> = Vec::with_capacity(total as usize);
+                let started = Instant::now();
+                let mut tick = 0u64;
+                while (submitted.len() as u64) < total {
+                    tick += 1;
+                    let due = (rate * tick / 1000).min(total);
+                    while (submitted.len() as u64) < due {
+                        let i = submitted.len() as u64;
+                        submitted.push(Instant::now());
+                        audit.record_nowait(event(i));
+                    }
+                    let next = started + Duration::from_millis(tick);
+                    std::thread::sleep(next.saturating_duration_since(Instant::now()));
+                }
+                submitted
+            })
+        };
+        let (submitted, samples) = actix_rt::task::spawn_blocking(move || {
+            (submitter.join().unwrap(), sampler.join().unwrap())
+        })
+        .await
+        .unwrap();
+        let mut latencies = Vec::with_capacity(submitted.len());
+        let mut from = 0usize;
+        for (at, durable) in samples {
+            let upto = (durable as usize).min(submitted.len());
+            latencies.extend(submitted[from..upto].iter().map(|s| at - *s));
+            from = from.max(upto);
+        }
+        (latencies, audit.fsyncs() - fsyncs_before)
+    });
+    let mut latencies = latencies;
+    latencies.sort_unstable();
+    let at = |q: f64| {
+        let i = ((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1;
+        latencies[i].as_secs_f64() * 1e6
+    };
+    println!(
+        "latency audit_durable: rate={rate} events={} fsyncs={fsyncs} p50_us={:.0} p99_us={:.0} max_us={:.0}",
+        latencies.len(),
+        at(0.50),
+        at(0.99),
+        at(1.0)
+    );
+}
+
+criterion_group!(benches, sustained, raw_baseline, durable_latency);
 criterion_main!(benches);

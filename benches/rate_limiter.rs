@@ -3,6 +3,10 @@
 //! at 1 and 64 concurrent callers. Redis is a private `redis-server` started here on a free
 //! loopback port (skipped with a note when it is not installed).
 //!
+//! After the throughput figures, the latency of single decisions at 64 callers, the limiter's
+//! with Redis next to the raw script's, printed as one line each for benches/run.sh:
+//! `latency NAME: decisions=N p50_us=A p99_us=B max_us=C`.
+//!
 //! `cargo bench --bench rate_limiter`; figures are recorded in docs/benchmarks.md.
 
 use std::collections::HashMap;
@@ -11,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use futures_util::future::join_all;
+use futures_util::future::{join_all, LocalBoxFuture};
 use rampart::config::Config;
 use rampart::rate_limit::Limiter;
 use rampart::store::SharedStore;
@@ -94,6 +98,45 @@ async fn run(limiter: &Limiter, iters: u64, callers: u64) -> Duration {
     started.elapsed()
 }
 
+/// Decisions each of the 64 callers times in the latency run.
+const LATENCY_PER_CALLER: u64 = 1_000;
+
+/// Runs `decide(n)` for `callers` × `per_caller` distinct `n`, each caller one at a time, and
+/// returns how long each decision took from call to answer.
+async fn latencies<'a>(
+    callers: u64,
+    per_caller: u64,
+    decide: &'a dyn Fn(u64) -> LocalBoxFuture<'a, ()>,
+) -> Vec<Duration> {
+    let per_caller_times = join_all((0..callers).map(|c| async move {
+        let mut times = Vec::with_capacity(per_caller as usize);
+        for i in 0..per_caller {
+            let started = Instant::now();
+            decide(c * per_caller + i).await;
+            times.push(started.elapsed());
+        }
+        times
+    }))
+    .await;
+    per_caller_times.into_iter().flatten().collect()
+}
+
+/// Prints the line benches/run.sh reads.
+fn report_latency(name: &str, mut times: Vec<Duration>) {
+    times.sort_unstable();
+    let at = |q: f64| {
+        let i = ((times.len() as f64 * q).ceil() as usize).clamp(1, times.len()) - 1;
+        times[i].as_secs_f64() * 1e6
+    };
+    println!(
+        "latency {name}: decisions={} p50_us={:.0} p99_us={:.0} max_us={:.0}",
+        times.len(),
+        at(0.50),
+        at(0.99),
+        at(1.0)
+    );
+}
+
 fn bench(c: &mut Criterion) {
     let system = actix_rt::System::new();
     let redis = Redis::start();
@@ -122,6 +165,26 @@ fn bench(c: &mut Criterion) {
     group.finish();
     if let Some(url) = &url {
         raw_redis_baseline(c, &system, url);
+        let (_, limiter) = &backends[1];
+        // Addresses the throughput runs did not use, so every decision starts a fresh log.
+        let offset = 0x0080_0000;
+        let times = system.block_on(latencies(64, LATENCY_PER_CALLER, &|n| {
+            Box::pin(async move {
+                limiter
+                    .admit(ip(offset + n))
+                    .await
+                    .expect("limiter answers");
+            })
+        }));
+        report_latency("redis_64_callers", times);
+        let (script, conn) = raw_connection(&system, url);
+        let times = system.block_on(latencies(64, LATENCY_PER_CALLER, &|n| {
+            let (script, mut conn) = (&script, conn.clone());
+            Box::pin(async move {
+                raw_admit(script, &mut conn, offset + n).await;
+            })
+        }));
+        report_latency("raw_redis_admit_script_64_callers", times);
     }
     drop(redis);
 }
@@ -130,14 +193,7 @@ fn bench(c: &mut Criterion) {
 /// sent by 64 concurrent callers over one multiplexed connection straight to Redis, with no
 /// actor, no fallback logic and no decoding into decisions.
 fn raw_redis_baseline(c: &mut Criterion, system: &actix_rt::SystemRunner, url: &str) {
-    let script = redis::Script::new(&rampart::rate_limit::redis::admit_script_source());
-    let conn = system.block_on(async {
-        redis::Client::open(url)
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
-    });
+    let (script, conn) = raw_connection(system, url);
     let mut group = c.benchmark_group("raw");
     group.throughput(Throughput::Elements(1));
     group.measurement_time(Duration::from_secs(5));
@@ -150,16 +206,7 @@ fn raw_redis_baseline(c: &mut Criterion, system: &actix_rt::SystemRunner, url: &
                     let (script, mut conn) = (&script, conn.clone());
                     async move {
                         for i in 0..per_caller {
-                            let n = caller * per_caller + i;
-                            let _: (i64, i64, i64) = script
-                                .key(format!("raw:rl:{{ip:{n}}}:ban"))
-                                .key(format!("raw:rl:{{ip:{n}}}:connect"))
-                                .arg(1_000_000)
-                                .arg(60_000)
-                                .arg(n)
-                                .invoke_async(&mut conn)
-                                .await
-                                .expect("redis answers");
+                            raw_admit(script, &mut conn, caller * per_caller + i).await;
                         }
                     }
                 }))
@@ -169,6 +216,35 @@ fn raw_redis_baseline(c: &mut Criterion, system: &actix_rt::SystemRunner, url: &
         })
     });
     group.finish();
+}
+
+/// The one-decision admission script and a multiplexed connection of the baseline's own.
+fn raw_connection(
+    system: &actix_rt::SystemRunner,
+    url: &str,
+) -> (redis::Script, redis::aio::MultiplexedConnection) {
+    let script = redis::Script::new(&rampart::rate_limit::redis::admit_script_source());
+    let conn = system.block_on(async {
+        redis::Client::open(url)
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    });
+    (script, conn)
+}
+
+/// One admission of address `n`, sent straight to Redis.
+async fn raw_admit(script: &redis::Script, conn: &mut redis::aio::MultiplexedConnection, n: u64) {
+    let _: (i64, i64, i64) = script
+        .key(format!("raw:rl:{{ip:{n}}}:ban"))
+        .key(format!("raw:rl:{{ip:{n}}}:connect"))
+        .arg(1_000_000)
+        .arg(60_000)
+        .arg(n)
+        .invoke_async(conn)
+        .await
+        .expect("redis answers");
 }
 
 criterion_group!(benches, bench);

@@ -1,6 +1,11 @@
 //! The Auditor actor: the single place that orders events, gives each its `seq` and seals it
 //! into the chain. It runs on an arbiter (thread) of its own and hands sealed lines to the
 //! writer thread, so neither hashing nor disk I/O ever runs on an HTTP worker.
+//!
+//! Everything every event passes through one at a time is a ceiling on the trail's rate, so
+//! the actor does only what needs the chain's order: the monitor's count, the `seq`, the link
+//! to the previous hash and the hash. The event's own members arrive already serialized by the
+//! thread that recorded it ([`Prepared`]), and its free-form details are dropped there.
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
@@ -10,7 +15,7 @@ use std::time::Instant;
 use actix::{Actor, Context, Handler, Message};
 use tokio::sync::oneshot;
 
-use super::chain::{self, Head};
+use super::chain::{Head, Prepared};
 use super::event::Event;
 use super::file_sink::Pending;
 use super::{AuditError, Shared};
@@ -22,13 +27,16 @@ use super::{AuditError, Shared};
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Record {
+    /// The event, for the monitor (its `details` already serialized into `prepared`).
     pub event: Event,
+    pub prepared: Prepared,
     pub ack: Option<oneshot::Sender<Result<(), AuditError>>>,
     pub ack_queued: bool,
 }
 
 pub struct Auditor {
-    pub(super) head: Head,
+    /// The last sealed line's head; shared with the writer, which reports the last durable one.
+    pub(super) head: Arc<Head>,
     pub(super) instance: Arc<str>,
     pub(super) writer: Sender<Pending>,
     pub(super) shared: Arc<Shared>,
@@ -42,19 +50,22 @@ impl Auditor {
     fn seal_and_send(
         &mut self,
         event: &Event,
+        prepared: Prepared,
         ack: Option<oneshot::Sender<Result<(), AuditError>>>,
     ) {
-        self.seal_and_send_to(event, ack, false);
+        self.seal_and_send_to(event, prepared, ack, false);
     }
 
-    /// Seals `event`; with `reopen`, as the first line of a reopened file.
+    /// Seals `event` (serialized as `prepared`); with `reopen`, as the first line of a reopened
+    /// file.
     fn seal_and_send_to(
         &mut self,
         event: &Event,
+        prepared: Prepared,
         ack: Option<oneshot::Sender<Result<(), AuditError>>>,
         reopen: bool,
     ) {
-        let (line, head) = chain::seal(event, &self.instance, &self.head);
+        let (line, head) = prepared.seal(&self.head);
         let metrics = &self.shared.metrics;
         metrics.audit_event(event.kind.as_str(), event.severity().as_str());
         if event.kind.severity() == super::Severity::Critical {
@@ -65,6 +76,7 @@ impl Auditor {
             // The first line names the log (see `checkpoint`).
             let _ = self.shared.log_id.set(head.hash.clone());
         }
+        let head = Arc::new(head);
         self.head = head.clone();
         if let Err(lost) = self.writer.send(Pending {
             kind: event.kind,
@@ -85,7 +97,7 @@ impl Handler<Record> for Auditor {
     type Result = ();
 
     fn handle(&mut self, msg: Record, _: &mut Context<Self>) {
-        let event = msg.event.capped();
+        let event = msg.event;
         let alert = self.shared.monitor().observe(&event, Instant::now());
         let Some(alert) = alert else {
             let ack = match msg.ack {
@@ -95,10 +107,10 @@ impl Handler<Record> for Auditor {
                 }
                 ack => ack,
             };
-            self.seal_and_send(&event, ack);
+            self.seal_and_send(&event, msg.prepared, ack);
             return;
         };
-        self.seal_and_send(&event, None);
+        self.seal_and_send(&event, msg.prepared, None);
         self.shared.metrics.alert(alert.kind.as_str());
         self.shared.monitor().observe(&alert, Instant::now());
         let mut ack = msg.ack;
@@ -109,7 +121,8 @@ impl Handler<Record> for Auditor {
                 let _ = ack.send(Err(AuditError::Unavailable));
             }
         }
-        self.seal_and_send(&alert, ack);
+        let prepared = Prepared::new(&alert, &self.instance);
+        self.seal_and_send(&alert, prepared, ack);
     }
 }
 
@@ -133,6 +146,7 @@ impl Handler<Reopen> for Auditor {
             "after_seq": self.head.seq,
             "reason": msg.reason,
         }));
-        self.seal_and_send_to(&event, None, true);
+        let prepared = Prepared::new(&event, &self.instance);
+        self.seal_and_send_to(&event, prepared, None, true);
     }
 }

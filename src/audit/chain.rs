@@ -33,10 +33,11 @@ impl Head {
     }
 }
 
-/// A line's fields before its hash: what the hash covers.
+/// A line's fields between `seq` and `prev`: everything the event itself decides. Serialized
+/// on the recording thread ([`Prepared::new`]), so the Auditor, the one place where lines are
+/// ordered, only numbers, links and hashes them.
 #[derive(Serialize)]
-struct Unsealed<'a> {
-    seq: u64,
+struct Middle<'a> {
     ts: &'a str,
     instance: &'a str,
     kind: Kind,
@@ -46,7 +47,6 @@ struct Unsealed<'a> {
     tenant_id: Option<TenantId>,
     target_tenant_id: Option<TenantId>,
     details: &'a serde_json::Value,
-    prev: &'a str,
 }
 
 /// Lower-case hex of a SHA-256 digest, without an intermediate iterator of chars.
@@ -56,32 +56,76 @@ fn hex_digest(bytes: &[u8]) -> String {
     String::from_utf8(out.to_vec()).expect("hex is ASCII")
 }
 
+/// An event serialized up to its place in the chain: the line's members from `ts` to
+/// `details` (as one JSON object: the members are what lies between its braces), and its
+/// `ts`. Everything in it depends on the event alone.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    object: Vec<u8>,
+    ts: String,
+}
+
+impl Prepared {
+    pub fn new(event: &Event, instance: &str) -> Prepared {
+        let ts = crate::timestamp::format(event.at);
+        let record = Middle {
+            ts: &ts,
+            instance,
+            kind: event.kind,
+            severity: event.severity(),
+            actor: &event.actor,
+            ip: event.ip,
+            tenant_id: event.tenant_id,
+            target_tenant_id: event.target_tenant_id,
+            details: &event.details,
+        };
+        // Most lines are a few hundred bytes: one allocation, no regrowth.
+        let mut object = Vec::with_capacity(384);
+        serde_json::to_writer(&mut object, &record).expect("audit records serialize");
+        Prepared { object, ts }
+    }
+
+    /// Seals the event after `head`: the full line (with `\n`) and the new head. The line is
+    /// `{"seq":N,` + the prepared members + `,"prev":"…"` + `,"hash":"…"}`, byte for byte what
+    /// serializing all the members in that order writes.
+    pub fn seal(self, head: &Head) -> (Vec<u8>, Head) {
+        let seq = head.seq + 1;
+        // `{…}` → `…`: the members, to go between `seq` and `prev`.
+        let members = &self.object[1..self.object.len() - 1];
+        let mut line = Vec::with_capacity(members.len() + 200);
+        line.extend_from_slice(b"{\"seq\":");
+        line.extend_from_slice(itoa(seq, &mut [0u8; 20]));
+        line.push(b',');
+        line.extend_from_slice(members);
+        line.extend_from_slice(b",\"prev\":\"");
+        line.extend_from_slice(head.hash.as_bytes());
+        line.extend_from_slice(b"\"}");
+        let hash = hex_digest(&line);
+        line.pop(); // the closing brace, put back after the hash
+        line.extend_from_slice(b",\"hash\":\"");
+        line.extend_from_slice(hash.as_bytes());
+        line.extend_from_slice(b"\"}\n");
+        let ts = self.ts;
+        (line, Head { seq, hash, ts })
+    }
+}
+
+/// The decimal digits of `n`, written at the end of `buf`.
+fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
+    }
+}
+
 /// Seals `event` after `head`: returns the full line (with `\n`) and the new head.
 pub fn seal(event: &Event, instance: &str, head: &Head) -> (Vec<u8>, Head) {
-    let seq = head.seq + 1;
-    let ts = crate::timestamp::format(event.at);
-    let record = Unsealed {
-        seq,
-        ts: &ts,
-        instance,
-        kind: event.kind,
-        severity: event.severity(),
-        actor: &event.actor,
-        ip: event.ip,
-        tenant_id: event.tenant_id,
-        target_tenant_id: event.target_tenant_id,
-        details: &event.details,
-        prev: &head.hash,
-    };
-    // Most lines are a few hundred bytes: one allocation, no regrowth.
-    let mut line = Vec::with_capacity(512);
-    serde_json::to_writer(&mut line, &record).expect("audit records serialize");
-    let hash = hex_digest(&line);
-    line.pop(); // the closing brace, put back after the hash
-    line.extend_from_slice(b",\"hash\":\"");
-    line.extend_from_slice(hash.as_bytes());
-    line.extend_from_slice(b"\"}\n");
-    (line, Head { seq, hash, ts })
+    Prepared::new(event, instance).seal(head)
 }
 
 /// What a line claims about itself, once its own hash checks out.
@@ -154,6 +198,66 @@ pub fn claimed_seq(line: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
     use chrono::{DateTime, Utc};
+
+    /// Every member in the contract's order, serialized in one go: what a sealed line must be.
+    #[derive(Serialize)]
+    struct Unsealed<'a> {
+        seq: u64,
+        ts: &'a str,
+        instance: &'a str,
+        kind: Kind,
+        severity: Severity,
+        actor: &'a Actor,
+        ip: Option<std::net::IpAddr>,
+        tenant_id: Option<TenantId>,
+        target_tenant_id: Option<TenantId>,
+        details: &'a serde_json::Value,
+        prev: &'a str,
+    }
+
+    #[test]
+    fn a_prepared_line_is_the_whole_record_serialized_at_once() {
+        let tenant = TenantId::from(uuid::Uuid::from_u128(7));
+        let events = [
+            Event::new(Kind::AuthLoginFailed),
+            Event::new(Kind::AuthLoginFailed)
+                .ip("2001:db8::1".parse().unwrap())
+                .actor(Actor::sign_in_attempt("a\"b\\c@\u{e9}.example", None))
+                .details(serde_json::json!({"reason": "x\ny", "n": 12, "list": [1, null]})),
+            Event::new(Kind::TenantCrossAccessDenied)
+                .tenant(Some(tenant))
+                .details(serde_json::json!("text")),
+        ];
+        let mut head = Head::genesis();
+        for seq in [1u64, 9, 10, 99_999, 1_000_000_007] {
+            head.seq = seq - 1;
+            for e in &events {
+                let (line, next) = seal(e, "i-\u{1f600}", &head);
+                let ts = crate::timestamp::format(e.at);
+                let whole = serde_json::to_vec(&Unsealed {
+                    seq,
+                    ts: &ts,
+                    instance: "i-\u{1f600}",
+                    kind: e.kind,
+                    severity: e.severity(),
+                    actor: &e.actor,
+                    ip: e.ip,
+                    tenant_id: e.tenant_id,
+                    target_tenant_id: e.target_tenant_id,
+                    details: &e.details,
+                    prev: &head.hash,
+                })
+                .unwrap();
+                let text = std::str::from_utf8(&line).unwrap().trim_end();
+                let body = &text[..text.len() - HASH_SUFFIX_LEN];
+                assert_eq!(format!("{body}}}").as_bytes(), whole.as_slice());
+                assert_eq!((next.seq, next.ts.as_str()), (seq, ts.as_str()));
+                assert_eq!(check_line(text).unwrap().hash, next.hash);
+                head = next;
+                head.seq = seq - 1;
+            }
+        }
+    }
 
     #[test]
     fn sealed_lines_verify_and_chain() {

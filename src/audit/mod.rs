@@ -87,6 +87,8 @@ pub struct Shared {
     /// process seals `seq` 1 (see [`checkpoint`]).
     log_id: OnceLock<String>,
     live: broadcast::Sender<FeedLine>,
+    /// This instance's name, written into every line (serialized by whoever records).
+    instance: Arc<str>,
     redis: OnceLock<tokio::sync::mpsc::Sender<Arc<str>>>,
     redis_stats: Arc<redis_sink::SinkStats>,
     monitor: Mutex<Monitor>,
@@ -251,8 +253,10 @@ impl Audit {
         log: Logger,
         first: Option<Event>,
     ) -> Audit {
+        let instance: Arc<str> = Arc::from(config.instance.as_str());
         let shared = Arc::new(Shared {
             available: AtomicBool::new(true),
+            instance: instance.clone(),
             fsyncs: AtomicU64::new(0),
             written: AtomicU64::new(0),
             durable_head: Mutex::new(head.clone()),
@@ -270,10 +274,9 @@ impl Audit {
             .name("rampart-audit-writer".into())
             .spawn(move || file_sink::run_writer(sink, rx, writer_shared))
             .expect("spawn audit writer");
-        let instance: Arc<str> = Arc::from(config.instance.as_str());
         let actor_shared = shared.clone();
         let addr = Auditor::start_in_arbiter(&Arbiter::new().handle(), move |_| Auditor {
-            head,
+            head: Arc::new(head),
             instance,
             writer: tx,
             shared: actor_shared,
@@ -318,21 +321,33 @@ impl Audit {
             return Err(AuditError::Unavailable);
         }
         let (tx, rx) = oneshot::channel();
-        self.addr.do_send(Record {
-            event,
-            ack: Some(tx),
-            ack_queued: !durable,
-        });
+        self.send(event, Some(tx), !durable);
         rx.await.unwrap_or(Err(AuditError::Unavailable))
     }
 
     /// Records without waiting, for callers that cannot await (actor handlers). An alert this
     /// raises is not waited for either: prefer [`Audit::record`] wherever a reply follows.
     pub fn record_nowait(&self, event: Event) {
+        self.send(event, None, false);
+    }
+
+    /// Caps and serializes `event` here, on the recording thread, and hands it to the Auditor
+    /// for its place in the chain (see [`actor`]).
+    fn send(
+        &self,
+        event: Event,
+        ack: Option<oneshot::Sender<Result<(), AuditError>>>,
+        ack_queued: bool,
+    ) {
+        let mut event = event.capped();
+        let prepared = chain::Prepared::new(&event, &self.shared.instance);
+        // Serialized above; the monitor never reads it. Freed here rather than on the Auditor.
+        event.details = serde_json::Value::Null;
         self.addr.do_send(Record {
             event,
-            ack: None,
-            ack_queued: false,
+            prepared,
+            ack,
+            ack_queued,
         });
     }
 

@@ -10,7 +10,6 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use slog::{warn, Logger};
 
-use super::actor::Record;
 use super::{Audit, AuditError, Event, EventActor, Kind, Severity};
 use crate::db::{DbPool, QueuedAction};
 
@@ -46,11 +45,7 @@ impl Audit {
             return Err(AuditError::Unavailable);
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.addr.do_send(Record {
-            event,
-            ack: Some(tx),
-            ack_queued: false,
-        });
+        self.send(event, Some(tx), false);
         rx.await.unwrap_or(Err(AuditError::Unavailable))
     }
 }

@@ -8,8 +8,9 @@
 //! instances. It holds that state by value and changes it only in its handlers, so nothing
 //! locks it; every decision is a message to it, sent through the [`Limiter`] handle. While
 //! Redis decides (one atomic script per decision, keys hash-tagged so each script touches one
-//! cluster slot), the actor answers with the Redis decision as a future that the caller awaits
-//! on its own thread; a failure brings the decision back to the actor, which takes it in
+//! cluster slot; admissions awaited together on a thread share one script call, see
+//! [`redis::batch`]), the actor answers with the Redis decision as a future that the caller
+//! awaits on its own thread; a failure brings the decision back to the actor, which takes it in
 //! memory. A connection's message limits are its session's own [`MessageGate`].
 //!
 //! Cost of the single owner, measured with `cargo bench --bench rate_limiter` (admissions per

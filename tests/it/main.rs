@@ -28,6 +28,7 @@ mod health;
 mod hostile;
 mod http_conventions;
 mod isolation;
+mod limiter_batches;
 mod login_limits;
 mod metrics;
 mod monitor;

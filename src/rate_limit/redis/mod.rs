@@ -4,8 +4,11 @@
 //! ban index (`rl:bans`, its own slot) is updated beside the ban and only read by listings.
 //!
 //! Requests go over the store's multiplexed connection, so concurrent decisions are pipelined
-//! on one socket. Every call follows the store's timeout policy ([`SharedStore::bounded`]).
+//! on one socket; admissions, the decision a burst of WebSocket upgrades repeats, go further
+//! and share one script call per thread and scheduler turn ([`batch`]). Every call follows the
+//! store's timeout policy ([`SharedStore::bounded`]).
 
+pub mod batch;
 mod scripts;
 
 use std::net::IpAddr;
@@ -18,8 +21,8 @@ use super::{
 };
 use crate::ids::UserId;
 use crate::store::{RedisConnection, SharedStore};
-pub use scripts::admit_script_source;
 use scripts::scripts;
+pub use scripts::{admit_many_script_source, admit_script_source};
 
 /// Why Redis could not decide (unreachable, timed out or answered nonsense). The store has
 /// then switched the instance to the fallback, and the limiter decides in memory.
@@ -35,6 +38,7 @@ pub type Decision<T> = BoxFuture<'static, Result<T, BackendError>>;
 #[derive(Clone)]
 pub struct RedisBackend {
     store: SharedStore,
+    admissions: batch::Batcher,
 }
 
 /// A unique name for one entry of a log.
@@ -74,7 +78,12 @@ where
 
 impl RedisBackend {
     pub fn new(store: SharedStore) -> Self {
-        RedisBackend { store }
+        let admissions = batch::Batcher {
+            id: batch::next_id(),
+            cluster: store.client().is_some_and(|c| c.is_cluster()),
+            store: store.clone(),
+        };
+        RedisBackend { store, admissions }
     }
 
     /// Records one hit under `key` as `member` if the log has room (the sliding-window script,
@@ -143,20 +152,11 @@ impl RedisBackend {
     /// (counted whether refused or not).
     pub fn admit(&self, ip: IpAddr, policy: Policy) -> Decision<Admission> {
         let [ban, log] = keys::admit(ip).map(|k| self.store.key(&k));
-        let conn = self.conn();
+        let admissions = self.admissions.clone();
         Box::pin(async move {
-            let reply: (i64, i64, i64) = within(conn, |mut c| async move {
-                scripts()
-                    .admit
-                    .key(ban)
-                    .key(log)
-                    .arg(policy.limit)
-                    .arg(policy.window_ms())
-                    .arg(member())
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
+            let reply = admissions
+                .admit(ban, log, policy.limit, policy.window_ms(), member())
+                .await?;
             Ok(match reply.0 {
                 0 => Admission::Allowed,
                 2 => Admission::Banned(BanInfo::from_millis(ip, reply.1 as u64, reply.2 as u32)),

@@ -50,6 +50,26 @@ local r = slide(KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), 'always', ARGV[3]
 return {1 - r[1], r[2], r[3]}
 "#;
 
+/// Several admissions in one call, each exactly as [`ADMIT`] would decide it, in order, at one
+/// reading of the clock. KEYS: ban and connect log of each decision, in turn. ARGV: limit,
+/// window_ms and member of each decision, in turn. → one `{0 | 1 | 2, a, b}` per decision.
+const ADMIT_MANY: &str = r#"
+local now = now_ms()
+local out = {}
+for i = 1, #KEYS / 2 do
+  local b = active_ban(KEYS[2 * i - 1], now)
+  if b then
+    out[i] = {2, b[1], b[2]}
+  else
+    local a = 3 * (i - 1)
+    local r = slide(KEYS[2 * i], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), 'always',
+      ARGV[a + 3], now)
+    out[i] = {1 - r[1], r[2], r[3]}
+  end
+end
+return out
+"#;
+
 /// KEYS: violations log, ban, offences. ARGV: threshold, window_ms, memory_ms, member,
 /// ban seconds for the 1st, 2nd, … offence. → {0 counted | 1 banned | 2 already, until|n, n}
 const VIOLATION: &str = r#"
@@ -94,16 +114,23 @@ return 1
 
 pub(super) struct Scripts {
     pub hit: Script,
-    pub admit: Script,
+    pub admit_many: Script,
     pub violation: Script,
     pub acquire: Script,
     pub refresh: Script,
 }
 
-/// The admission script's source (ban check plus a connection-attempt hit), for baselines that
-/// run the very same script without the limiter around it.
+/// The admission script for one decision (ban check plus a connection-attempt hit), as each
+/// admission was sent before admissions were batched: the baseline that runs it without the
+/// limiter around it, and the tests that hold the batched script to it.
 pub fn admit_script_source() -> String {
     format!("{COMMON}{ADMIT}")
+}
+
+/// The batched admission script the limiter sends (see `batch`), for the tests that hold it to
+/// the one-decision script.
+pub fn admit_many_script_source() -> String {
+    format!("{COMMON}{ADMIT_MANY}")
 }
 
 pub(super) fn scripts() -> &'static Scripts {
@@ -112,7 +139,7 @@ pub(super) fn scripts() -> &'static Scripts {
         let s = |body: &str| Script::new(&format!("{COMMON}{body}"));
         Scripts {
             hit: s(HIT),
-            admit: s(ADMIT),
+            admit_many: s(ADMIT_MANY),
             violation: s(VIOLATION),
             acquire: s(ACQUIRE),
             refresh: s(REFRESH),
