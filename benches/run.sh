@@ -91,9 +91,19 @@ cargo build --release --bin rampart --example load --example echo
 
 WORK=$(mktemp -d /tmp/rampart-bench.XXXXXX)
 chmod 755 "$WORK" # PostgreSQL runs as `postgres` when we are root and must enter
-# wait_ready URL LOG: until URL/readyz answers (60 s at most), else show LOG and give up.
+# free URL: fails when something already answers at URL (another run on the same ports would
+# otherwise be measured in place of ours).
+free() {
+    if curl -s -o /dev/null --max-time 2 "$1/"; then
+        echo "something already listens at $1: choose other ports (PORT, ECHO_PORT, …)" >&2
+        exit 1
+    fi
+}
+# wait_ready URL LOG [PID]: until URL/readyz answers (60 s at most) while PID lives, else show
+# LOG and give up.
 wait_ready() {
     for _ in $(seq 1 120); do
+        if [ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null; then break; fi
         curl -sf "$1/readyz" >/dev/null && return
         sleep 0.5
     done
@@ -110,26 +120,29 @@ stop() {
     fi
 }
 start_server() {
+    free "$URL"
     env "${LIMITS[@]}" RAMPART_BIND=127.0.0.1:$PORT target/release/rampart serve \
         >>"$WORK/server.log" 2>&1 &
     SERVER_PID=$!
-    wait_ready "$URL" "$WORK/server.log"
+    wait_ready "$URL" "$WORK/server.log" "$SERVER_PID"
 }
 stop_server() { stop "$SERVER_PID"; SERVER_PID=""; }
 # A second server for the REST figures with sessions in-process: no REDIS_URL, the first
 # server's embedded PostgreSQL (so the same users and orders), its own audit file.
 start_local_server() {
+    free "$LOCAL_URL"
     env -u REDIS_URL "${LIMITS[@]}" RAMPART_BIND=127.0.0.1:$LOCAL_PORT \
         DATABASE_URL="postgres://postgres@/rampart?host=$RAMPART_DATA_DIR/pg" \
         RAMPART_MASTER_KEY="$(cat "$RAMPART_DATA_DIR/master.key")" \
         RAMPART_DATA_DIR="$WORK/data-local" RAMPART_AUDIT_LOG="$WORK/audit-local.log" \
         target/release/rampart serve >>"$WORK/server-local.log" 2>&1 &
     LOCAL_PID=$!
-    wait_ready "$LOCAL_URL" "$WORK/server-local.log"
+    wait_ready "$LOCAL_URL" "$WORK/server-local.log" "$LOCAL_PID"
 }
 stop_local_server() { stop "$LOCAL_PID"; LOCAL_PID=""; }
 stop_redis() { stop "$REDIS_PID"; REDIS_PID=""; }
 start_echo() {
+    free "$ECHO_URL"
     target/release/examples/echo --bind 127.0.0.1:$ECHO_PORT --max-connections 200000 \
         --backlog 4096 >"$WORK/echo.log" 2>&1 &
     ECHO_PID=$!
@@ -207,6 +220,10 @@ LB_URL=http://127.0.0.1:$LB_PORT
 export RAMPART_DATA_DIR=$WORK/data RAMPART_AUDIT_LOG=$WORK/audit.log RAMPART_LOG=warning
 export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/ RAMPART_REDIS_PREFIX=bench
 
+if (echo >"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null; then
+    echo "something already listens on port $REDIS_PORT: choose another REDIS_PORT" >&2
+    exit 1
+fi
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
     >"$WORK/redis.log" 2>&1 &
 REDIS_PID=$!
