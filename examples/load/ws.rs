@@ -292,7 +292,16 @@ async fn hold(
                         _ => {}
                     }
                 }
-                Some(Ok(Frame::Close(_))) | None => break Some("closed_while_idle"),
+                // The close code says why: 1000 no activity, 1008 session ended or banned, 1009 too
+                // large, 1013 too slow a reader.
+                Some(Ok(Frame::Close(reason))) => break Some(match reason.map(|r| u16::from(r.code)) {
+                    Some(1000) => "closed_1000",
+                    Some(1008) => "closed_1008",
+                    Some(1009) => "closed_1009",
+                    Some(1013) => "closed_1013",
+                    _ => "closed_while_idle",
+                }),
+                None => break Some("closed_while_idle"),
                 Some(Err(_)) => break Some("io"),
                 Some(Ok(_)) => {}
             },
