@@ -43,6 +43,9 @@
 # IDLE_CONNS (default 10000), LB_CONCURRENCY (REST callers through HAProxy, default 32),
 # PORT / LOCAL_PORT / ECHO_PORT / REDIS_PORT / LB_PORT (18080 / 18081 / 19001 / 16379 / 18090),
 # LB_INSTANCE_PORT (18091: the three instances behind HAProxy take it and the next two).
+# Keep the ports below the ephemeral range (net.ipv4.ip_local_port_range, from 32768): a
+# listener there can find its port taken by some outgoing connection. Two runs at once need
+# different ports; a run refuses ports something already answers on.
 #
 # Only numeric limits are raised for the run (see LIMITS below); no security check is off.
 set -euo pipefail
