@@ -2,6 +2,8 @@
 //! (actix-web, one `actix-web-actors` actor per connection, the same worker count) with no
 //! security logic: no authentication, no limits, no JSON parsing. Every text frame comes back
 //! unchanged, so the load generator's ping `{"type":"ping","id":N}` returns as its own "pong".
+//! Like Rampart it raises its open-file limit and takes the same per-worker connection cap and
+//! accept queue, so the two hold the same number of connections.
 //!
 //! `cargo run --release --example echo -- --bind 127.0.0.1:9001`; prints
 //! `echo listening on http://<addr>` once bound (port 0 picks a free port).
@@ -20,6 +22,12 @@ struct Args {
     /// Worker threads; default: one per core, as Rampart.
     #[arg(long)]
     workers: Option<usize>,
+    /// Open connections per worker (Rampart's RAMPART_WORKER_MAX_CONNECTIONS, same default).
+    #[arg(long, default_value_t = 25_000)]
+    max_connections: usize,
+    /// The listening socket's accept queue (Rampart's RAMPART_LISTEN_BACKLOG).
+    #[arg(long, default_value_t = 2048)]
+    backlog: u32,
 }
 
 struct Echo;
@@ -54,8 +62,15 @@ async fn main() -> std::io::Result<()> {
     let workers = args
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    // As Rampart does at start-up: the soft open-file limit up to the hard one.
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
     let server = HttpServer::new(|| App::new().route("/ws", web::get().to(upgrade)))
         .workers(workers)
+        .max_connections(args.max_connections)
+        .backlog(args.backlog)
         .bind(args.bind)?;
     let addr = server.addrs()[0];
     println!("echo listening on http://{addr}");

@@ -18,6 +18,10 @@ pub const DEFAULT_DATA_DIR: &str = "./.rampart";
 pub const DEFAULT_AUDIT_LOG: &str = "./security_audit.log";
 pub const DEFAULT_REDIS_PREFIX: &str = "rampart";
 pub const DEFAULT_DB_POOL_SIZE: usize = 16;
+/// actix-web's own default: a worker stops accepting beyond this many open connections.
+pub const DEFAULT_WORKER_MAX_CONNECTIONS: usize = 25_000;
+/// Connections waiting in the kernel to be accepted (capped by `net.core.somaxconn`).
+pub const DEFAULT_LISTEN_BACKLOG: u32 = 2048;
 pub const DEFAULT_SESSION_TTL_SECS: u64 = 43_200;
 /// Five minutes to type the second factor after the password.
 pub const DEFAULT_MFA_CHALLENGE_SECS: u64 = 300;
@@ -104,6 +108,12 @@ pub struct Config {
     pub trust_forwarded: bool,
     pub log_level: slog::Level,
     pub db_pool_size: usize,
+    /// `RAMPART_WORKER_MAX_CONNECTIONS`: open connections (HTTP and WebSocket) per HTTP worker
+    /// thread beyond which that worker stops accepting; the instance holds up to this times the
+    /// number of cores.
+    pub worker_max_connections: usize,
+    /// `RAMPART_LISTEN_BACKLOG`: the listening socket's accept queue.
+    pub listen_backlog: u32,
     /// Sign the audit chain head after this many events…
     pub audit_checkpoint_events: u64,
     /// …or after this many seconds with new events.
@@ -130,6 +140,8 @@ impl std::fmt::Debug for Config {
             .field("trust_forwarded", &self.trust_forwarded)
             .field("log_level", &self.log_level)
             .field("db_pool_size", &self.db_pool_size)
+            .field("worker_max_connections", &self.worker_max_connections)
+            .field("listen_backlog", &self.listen_backlog)
             .field("audit_checkpoint_events", &self.audit_checkpoint_events)
             .field("audit_checkpoint_secs", &self.audit_checkpoint_secs)
             .field("limits", &self.limits)
@@ -286,6 +298,11 @@ impl Config {
             trust_forwarded: env.flag("RAMPART_TRUST_FORWARDED")?,
             log_level,
             db_pool_size: env.positive("RAMPART_DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE)?,
+            worker_max_connections: env.positive(
+                "RAMPART_WORKER_MAX_CONNECTIONS",
+                DEFAULT_WORKER_MAX_CONNECTIONS,
+            )?,
+            listen_backlog: env.positive("RAMPART_LISTEN_BACKLOG", DEFAULT_LISTEN_BACKLOG)?,
             audit_checkpoint_events: env.positive("RAMPART_AUDIT_CHECKPOINT_EVENTS", 1000)?,
             audit_checkpoint_secs: env.positive("RAMPART_AUDIT_CHECKPOINT_SECS", 5)?,
             limits: Limits::from_env(&env)?,
@@ -496,6 +513,25 @@ mod tests {
         assert_eq!(err.var, "RAMPART_METRICS_BIND");
         let c = Config::from_map(vars(&[("RAMPART_METRICS_BIND", "127.0.0.1:9100")])).unwrap();
         assert_eq!(c.metrics_bind, Some("127.0.0.1:9100".parse().unwrap()));
+    }
+
+    #[test]
+    fn connection_capacity_defaults_to_actix_and_is_raised_by_its_variables() {
+        let c = Config::from_map(vars(&[])).unwrap();
+        assert_eq!(c.worker_max_connections, 25_000);
+        assert_eq!(c.listen_backlog, 2048);
+        let c = Config::from_map(vars(&[
+            ("RAMPART_WORKER_MAX_CONNECTIONS", "200000"),
+            ("RAMPART_LISTEN_BACKLOG", "4096"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (c.worker_max_connections, c.listen_backlog),
+            (200_000, 4096)
+        );
+        for var in ["RAMPART_WORKER_MAX_CONNECTIONS", "RAMPART_LISTEN_BACKLOG"] {
+            assert_eq!(Config::from_map(vars(&[(var, "0")])).unwrap_err().var, var);
+        }
     }
 
     #[test]

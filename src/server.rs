@@ -282,6 +282,10 @@ pub struct Running {
 /// Binds and starts serving `state` (the caller awaits `server`).
 pub fn start(state: AppState, workers: usize) -> anyhow::Result<Running> {
     let bind = state.config.bind;
+    let (max_connections, backlog) = (
+        state.config.worker_max_connections,
+        state.config.listen_backlog,
+    );
     let metrics_bind = state.config.metrics_bind;
     let certs = (state
         .config
@@ -312,7 +316,11 @@ pub fn start(state: AppState, workers: usize) -> anyhow::Result<Running> {
     })
     // Each connection's descriptor, so that a stalled WebSocket can be dropped (ws::stall).
     .on_connect(tls::on_connect)
-    .workers(workers);
+    .workers(workers)
+    // Idle WebSockets are connections too: actix-web's 25,000 per worker is what caps an
+    // instance, unless raised (with the open-file limit, see `raise_open_files`).
+    .max_connections(max_connections)
+    .backlog(backlog);
     let server = match &certs {
         Some(c) => server.bind_rustls_0_23(bind, c.server_config().map_err(anyhow::Error::msg)?),
         None => server.bind(bind),
@@ -366,6 +374,29 @@ fn drain_operator_queue(state: std::sync::Weak<AppState>) {
     });
 }
 
+/// Every connection is a descriptor, and the usual soft limit (1,024) would refuse connections
+/// long before memory runs out: raise the soft open-file limit to the hard one, which only the
+/// administrator (systemd's `LimitNOFILE`, `ulimit -Hn`) can lift, and say what it allows.
+fn raise_open_files(wanted: usize, log: &Logger) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let now = if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        hard
+    } else {
+        soft
+    };
+    info!(log, "open-file limit {now} (was {soft}, hard limit {hard})";
+          "nofile" => now, "nofile_was" => soft);
+    if (now as usize) < wanted {
+        warn!(log, "the open-file limit {now} is below the {wanted} connections the workers \
+                    accept (RAMPART_WORKER_MAX_CONNECTIONS per core); raise the hard limit \
+                    (LimitNOFILE=, ulimit -Hn) to hold that many";
+              "nofile" => now, "connections" => wanted);
+    }
+}
+
 /// `rampart serve`: everything above, then serve until SIGINT or SIGTERM.
 pub async fn serve(config: Config, log: Logger, demo: bool) -> anyhow::Result<()> {
     let mut database = open_database(&config, &log).await?;
@@ -375,6 +406,7 @@ pub async fn serve(config: Config, log: Logger, demo: bool) -> anyhow::Result<()
     }
     signals::on_hangup(state.audit.clone(), log.clone());
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    raise_open_files(workers * state.config.worker_max_connections, &log);
     let running = start(state, workers)?;
     if let Some(certs) = &running.tls {
         tls::reload_on_sighup(certs.clone(), log.clone()).context("cannot watch SIGHUP")?;

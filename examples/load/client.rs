@@ -1,6 +1,7 @@
 //! Talking to Rampart (or the echo baseline): the users file, login, WebSocket tickets and
 //! connections, and the HTTP client every mode shares.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::time::Duration;
 
@@ -57,10 +58,51 @@ pub fn read_users(path: &Path) -> anyhow::Result<Vec<UserLine>> {
 /// An HTTP client with no cap on simultaneous connections (awc's default is 100, which
 /// would serialise the load behind the generator's own pool).
 pub fn http() -> Client {
+    http_from(None)
+}
+
+/// The same, its sockets bound to `source` (one of [`source_ip`]) before they connect.
+pub fn http_from(source: Option<IpAddr>) -> Client {
+    let mut connector = Connector::new().limit(0).timeout(Duration::from_secs(30));
+    if let Some(ip) = source {
+        connector = connector.local_address(ip);
+    }
     Client::builder()
-        .connector(Connector::new().limit(0).timeout(Duration::from_secs(30)))
+        .connector(connector)
         .timeout(Duration::from_secs(30))
         .finish()
+}
+
+/// The `k`th source address of `--source-ips`: 127.1.0.1, 127.1.0.2, … (all of 127.0.0.0/8
+/// is the loopback on Linux). Each address has its own ~28,000 ephemeral ports towards the
+/// server's one address and port, so 100,000 connections need at least four; spreading them
+/// wider also gives the server's per-IP state many keys, as real clients would.
+pub fn source_ip(k: usize) -> IpAddr {
+    let k = k % (254 * 254);
+    IpAddr::V4(Ipv4Addr::new(
+        127,
+        1,
+        (k / 254 + 1) as u8,
+        (k % 254 + 1) as u8,
+    ))
+}
+
+/// `--source-ips`, set once at start (every mode opens its connections through [`clients`]).
+static SOURCES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+pub fn set_sources(n: usize) {
+    let _ = SOURCES.set(n);
+}
+
+/// One client per source address (one client, the kernel's choice, without `--source-ips`).
+pub fn clients() -> Vec<Client> {
+    let sources = SOURCES.get().copied().unwrap_or(0);
+    if sources <= 1 {
+        return vec![http()];
+    }
+    (0..sources)
+        .map(|k| http_from(Some(source_ip(k))))
+        .collect()
 }
 
 /// A failure, as the code counted in the summary: the HTTP status, or a word.

@@ -6,6 +6,8 @@
 //! cargo run --release --example load -- --users users.txt ws-ping --conns 1000 --duration 10
 //! cargo run --release --example load -- --url http://127.0.0.1:9001 ws-ping --echo --conns 1000
 //! cargo run --release --example load -- --users users.txt --server-pid $PID ws-idle --conns 10000
+//! cargo run --release --example load -- --users users.txt --server-pid $PID --source-ips 64 \
+//!     ws-idle --conns 100000 --hold 300 --ping-rate 1000
 //! cargo run --release --example load -- --users users.txt ws-fanout --conns 1000 --tenants 1
 //! cargo run --release --example load -- --users users.txt rest --concurrency 16 --op list
 //! ```
@@ -42,11 +44,18 @@ struct Cli {
     /// Also write the summary as JSON to this file.
     #[arg(long, global = true)]
     json: Option<PathBuf>,
-    /// PID of the server, to report its resident memory per connection (`ws-idle`).
+    /// PID of the server: its resident memory per connection (`ws-idle`) and the CPU time it
+    /// used per request, message or connection (`server_cpu_us_per_…`), from `/proc`.
     #[arg(long, global = true)]
     server_pid: Option<u32>,
-    /// Create this file once every user is signed in, just before the load starts: a script
-    /// measuring the servers' CPU time starts there, leaving the password hashing out.
+    /// Bind client sockets to this many source addresses (127.1.0.1, 127.1.0.2, …) before
+    /// connecting, spread round-robin; 0: the kernel's choice. One address has ~28,000
+    /// ephemeral ports towards the server, so beyond that many connections this is needed.
+    #[arg(long, global = true, default_value_t = 0)]
+    source_ips: usize,
+    /// Create this file just before the measured load starts (every user signed in, and for
+    /// `ws-ping` every connection open): a script measuring other processes' CPU time starts
+    /// there, leaving the password hashing and the setup out.
     #[arg(long, global = true)]
     ready_file: Option<PathBuf>,
     #[command(subcommand)]
@@ -87,12 +96,18 @@ enum Mode {
         #[arg(long, default_value_t = 200)]
         setup_parallel: usize,
     },
-    /// Open N connections, report the setup rate and server memory per connection, hold them.
+    /// Open N connections, report the setup rate and server memory per connection, hold them
+    /// (answering heartbeats) and count those dropped; with `--ping-rate`, time pings sent
+    /// through random held connections during the hold.
     WsIdle {
         #[arg(long, default_value_t = 10_000)]
         conns: usize,
+        /// Seconds to hold every connection once all are open (and the server has settled).
         #[arg(long, default_value_t = 5.0)]
         hold: f64,
+        /// Application pings per second over all held connections during the hold; 0: none.
+        #[arg(long, default_value_t = 0.0)]
+        ping_rate: f64,
         #[arg(long)]
         echo: bool,
         #[arg(long, default_value_t = 200)]
@@ -131,9 +146,10 @@ enum Mode {
 pub struct Common {
     pub threads: usize,
     pub server_pid: Option<u32>,
+    pub ready_file: Option<PathBuf>,
 }
 
-/// Raises the soft open-file limit to the hard one: 10,000 connections need 10,000 sockets.
+/// Raises the soft open-file limit to the hard one: 100,000 connections need 100,000 sockets.
 fn raise_nofile() -> u64 {
     use nix::libc::{getrlimit, rlimit, setrlimit, RLIMIT_NOFILE};
     let mut lim = rlimit {
@@ -161,11 +177,15 @@ fn signed_in(cli: &Cli) -> anyhow::Result<Vec<client::Signed>> {
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("--users FILE is needed (write one with `setup`)"))?;
     let users = client::read_users(path)?;
-    let signed = actix_rt::System::new().block_on(client::login_all(&cli.url, &users))?;
-    if let Some(ready) = &cli.ready_file {
-        std::fs::write(ready, "")?;
+    actix_rt::System::new().block_on(client::login_all(&cli.url, &users))
+}
+
+/// Creates `--ready-file`: the load starts now (WebSocket pings write it once connected).
+fn ready(cli: &Cli) -> anyhow::Result<()> {
+    if let Some(path) = &cli.ready_file {
+        std::fs::write(path, "")?;
     }
-    Ok(signed)
+    Ok(())
 }
 
 fn tokens(cli: &Cli, echo: bool) -> anyhow::Result<(client::Target, Vec<String>)> {
@@ -185,7 +205,9 @@ fn main() -> anyhow::Result<()> {
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
         server_pid: cli.server_pid,
+        ready_file: cli.ready_file.clone(),
     };
+    client::set_sources(cli.source_ips);
     stats::now_us();
     let base = cli.url.trim_end_matches('/').to_string();
     let summary = match &cli.mode {
@@ -232,6 +254,7 @@ fn main() -> anyhow::Result<()> {
         Mode::WsIdle {
             conns,
             hold,
+            ping_rate,
             echo,
             setup_parallel,
         } => {
@@ -241,6 +264,7 @@ fn main() -> anyhow::Result<()> {
                 conns: *conns,
                 hold: Duration::from_secs_f64(*hold),
                 parallel_setup: *setup_parallel,
+                ping_rate: *ping_rate,
             };
             ws::idle(&common, target, tokens, args)
         }
@@ -253,6 +277,7 @@ fn main() -> anyhow::Result<()> {
         } => {
             check_nofile(nofile, *conns)?;
             let signed = signed_in(&cli)?;
+            ready(&cli)?;
             let args = fanout::FanoutArgs {
                 conns: *conns,
                 tenants: *tenants,
@@ -269,6 +294,7 @@ fn main() -> anyhow::Result<()> {
             limit,
         } => {
             let signed = signed_in(&cli)?;
+            ready(&cli)?;
             let args = rest::RestArgs {
                 concurrency: *concurrency,
                 duration: Duration::from_secs_f64(*duration),

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::client::{self, Signed};
+use crate::stats::CpuMark;
 use crate::stats::{Summary, Tally};
 use crate::ws::on_threads;
 use crate::Common;
@@ -85,6 +86,7 @@ pub fn rest(common: &Common, base: String, signed: Vec<Signed>, a: RestArgs) -> 
     let (concurrency, op, limit) = (a.concurrency, a.op, a.limit);
     let signed = Arc::new(signed);
     let started = Instant::now();
+    let cpu_start = CpuMark::now(common.server_pid);
     let tallies = on_threads(threads, move |n| {
         let (base, signed) = (base.clone(), signed.clone());
         async move {
@@ -100,6 +102,7 @@ pub fn rest(common: &Common, base: String, signed: Vec<Signed>, a: RestArgs) -> 
         }
     });
     let secs = started.elapsed().as_secs_f64();
+    let cpu_end = CpuMark::now(common.server_pid);
     let mut total = Tally::default();
     for t in tallies {
         total.merge(t);
@@ -113,5 +116,6 @@ pub fn rest(common: &Common, base: String, signed: Vec<Signed>, a: RestArgs) -> 
     total.add_latency(&mut s);
     s.put("errors", total.error_total());
     s.put("errors_by_code", total.errors_by_code());
+    cpu_start.put_since(&cpu_end, "run", Some(("req", total.ok)), &mut s);
     s
 }

@@ -94,6 +94,10 @@ impl Summary {
         self.pairs.push((key.to_string(), value.to_string()));
     }
 
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     pub fn line(&self) -> String {
         let parts: Vec<String> = self.pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
         parts.join(" ")
@@ -123,6 +127,87 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// CPU time (user + system, every thread) process `pid` has used, in microseconds, from
+/// `/proc/<pid>/stat`; `None` for `self` means this process.
+pub fn cpu_us(pid: Option<u32>) -> Option<u64> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/stat"),
+        None => "/proc/self/stat".into(),
+    };
+    let stat = std::fs::read_to_string(path).ok()?;
+    // After "pid (comm) " come the state (field 3) and on: utime and stime are fields 14, 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks * 1_000_000 / clock_ticks())
+}
+
+fn clock_ticks() -> u64 {
+    // SAFETY: sysconf only reads a constant of the system.
+    let hz = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) };
+    if hz > 0 {
+        hz as u64
+    } else {
+        100
+    }
+}
+
+/// CPU used by the server (`--server-pid`) and by this generator between two points.
+#[derive(Clone, Copy)]
+pub struct CpuMark {
+    server: Option<u64>,
+    own: Option<u64>,
+    at: std::time::Instant,
+}
+
+impl CpuMark {
+    pub fn now(server_pid: Option<u32>) -> CpuMark {
+        CpuMark {
+            server: server_pid.and_then(|p| cpu_us(Some(p))),
+            own: cpu_us(None),
+            at: Instant::now(),
+        }
+    }
+
+    /// Adds `server_cpu_<name>_ms`, `gen_cpu_<name>_ms` (CPU time since `self`) and, when
+    /// `ops` is given, `server_cpu_us_per_<op>` to `summary`.
+    pub fn put_since(
+        &self,
+        later: &CpuMark,
+        name: &str,
+        ops: Option<(&str, u64)>,
+        s: &mut Summary,
+    ) {
+        let wall = later.at.duration_since(self.at).as_secs_f64().max(1e-9);
+        if let (Some(a), Some(b)) = (self.server, later.server) {
+            let used = b.saturating_sub(a);
+            s.put(
+                &format!("server_cpu_{name}_ms"),
+                format!("{:.0}", used as f64 / 1000.0),
+            );
+            s.put(
+                &format!("server_cpu_{name}_pct"),
+                format!("{:.0}", used as f64 / wall / 1e4),
+            );
+            if let Some((op, n)) = ops {
+                let per = used as f64 / n.max(1) as f64;
+                s.put(&format!("server_cpu_us_per_{op}"), format!("{per:.1}"));
+            }
+        }
+        if let (Some(a), Some(b)) = (self.own, later.own) {
+            let used = b.saturating_sub(a);
+            s.put(
+                &format!("gen_cpu_{name}_ms"),
+                format!("{:.0}", used as f64 / 1000.0),
+            );
+            s.put(
+                &format!("gen_cpu_{name}_pct"),
+                format!("{:.0}", used as f64 / wall / 1e4),
+            );
+        }
+    }
 }
 
 #[cfg(test)]
