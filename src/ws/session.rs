@@ -191,14 +191,20 @@ impl WsSession {
             return;
         }
         let (services, id) = (self.services.clone(), self.session_id.clone());
-        async move { services.sessions.resolve_id(&id).await.is_some() }
-            .into_actor(self)
-            .map(|alive, act, ctx| {
-                if !alive {
-                    act.close(ctx, close::POLICY, "session ended");
-                }
-            })
-            .spawn(ctx);
+        async move {
+            // A lookup that Redis failed to answer (it timed out and the store switched to
+            // its fallback meanwhile) found nothing because Redis could not be asked, not
+            // because the session ended: the same case as above.
+            services.sessions.resolve_id(&id).await.is_some()
+                || services.store.status() == RedisStatus::Fallback
+        }
+        .into_actor(self)
+        .map(|alive, act, ctx| {
+            if !alive {
+                act.close(ctx, close::POLICY, "session ended");
+            }
+        })
+        .spawn(ctx);
     }
 
     /// Puts one message to the gate, then handles it (or refuses it).
