@@ -16,7 +16,9 @@ pub struct MessageGate {
 impl MessageGate {
     pub fn new(policy: &Policy, max_bytes: usize) -> MessageGate {
         MessageGate {
-            log: Log::new(policy.window_ms(), policy.limit.min(64) as usize),
+            // Empty until the first message: an idle connection (most of them) holds no
+            // stamps, and the log grows to what the connection's rate needs.
+            log: Log::new(policy.window_ms(), 0),
             limit: policy.limit,
             max_bytes,
         }
