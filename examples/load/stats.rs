@@ -181,31 +181,25 @@ impl CpuMark {
         s: &mut Summary,
     ) {
         let wall = later.at.duration_since(self.at).as_secs_f64().max(1e-9);
-        if let (Some(a), Some(b)) = (self.server, later.server) {
-            let used = b.saturating_sub(a);
+        // Puts `<who>_cpu_<name>_ms` and `…_pct` (of one core); returns the µs used.
+        let mut put = |who: &str, a: Option<u64>, b: Option<u64>| {
+            let used = b?.saturating_sub(a?);
+            let f = used as f64;
             s.put(
-                &format!("server_cpu_{name}_ms"),
-                format!("{:.0}", used as f64 / 1000.0),
+                &format!("{who}_cpu_{name}_ms"),
+                format!("{:.0}", f / 1000.0),
             );
             s.put(
-                &format!("server_cpu_{name}_pct"),
-                format!("{:.0}", used as f64 / wall / 1e4),
+                &format!("{who}_cpu_{name}_pct"),
+                format!("{:.0}", f / wall / 1e4),
             );
-            if let Some((op, n)) = ops {
-                let per = used as f64 / n.max(1) as f64;
-                s.put(&format!("server_cpu_us_per_{op}"), format!("{per:.1}"));
-            }
-        }
-        if let (Some(a), Some(b)) = (self.own, later.own) {
-            let used = b.saturating_sub(a);
-            s.put(
-                &format!("gen_cpu_{name}_ms"),
-                format!("{:.0}", used as f64 / 1000.0),
-            );
-            s.put(
-                &format!("gen_cpu_{name}_pct"),
-                format!("{:.0}", used as f64 / wall / 1e4),
-            );
+            Some(used)
+        };
+        let server = put("server", self.server, later.server);
+        put("gen", self.own, later.own);
+        if let (Some(used), Some((op, n))) = (server, ops) {
+            let per = used as f64 / n.max(1) as f64;
+            s.put(&format!("server_cpu_us_per_{op}"), format!("{per:.1}"));
         }
     }
 }

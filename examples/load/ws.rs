@@ -82,6 +82,24 @@ pub enum Pace {
     Every(Duration),
 }
 
+/// Counts a text frame: a `reply_kind` reply (its latency from the id it carries) or an error.
+/// True if it was the awaited reply.
+fn tally_reply(t: &mut Tally, bytes: &[u8], reply_kind: &str) -> bool {
+    let now = now_us();
+    match serde_json::from_slice::<client::Reply>(bytes) {
+        Ok(r) if r.kind == reply_kind => {
+            t.ok += 1;
+            t.latencies_us.push(now.saturating_sub(r.id.unwrap_or(now)));
+            true
+        }
+        Ok(r) if r.kind == "error" => {
+            t.error(r.code.unwrap_or_else(|| "error".into()));
+            false
+        }
+        _ => false,
+    }
+}
+
 /// Drives one connection until `until`: pings stamped with the send time (`id`), pongs timed.
 async fn ping_loop(mut conn: Conn, echo: bool, pace: Pace, until: Instant, t: &mut Tally) {
     let reply_kind = if echo { "ping" } else { "pong" };
@@ -105,15 +123,8 @@ async fn ping_loop(mut conn: Conn, echo: bool, pace: Pace, until: Instant, t: &m
         tokio::select! {
             frame = conn.next() => match frame {
                 Some(Ok(Frame::Text(bytes))) => {
-                    let now = now_us();
-                    match serde_json::from_slice::<client::Reply>(&bytes) {
-                        Ok(r) if r.kind == reply_kind => {
-                            t.ok += 1;
-                            t.latencies_us.push(now.saturating_sub(r.id.unwrap_or(now)));
-                            in_flight = false;
-                        }
-                        Ok(r) if r.kind == "error" => t.error(r.code.unwrap_or_else(|| "error".into())),
-                        _ => {}
+                    if tally_reply(t, &bytes, reply_kind) {
+                        in_flight = false;
                     }
                 }
                 Some(Ok(Frame::Ping(p))) => { let _ = conn.send(Message::Pong(p)).await; }
@@ -282,15 +293,7 @@ async fn hold(
                     }
                 }
                 Some(Ok(Frame::Text(bytes))) => {
-                    let now = now_us();
-                    match serde_json::from_slice::<client::Reply>(&bytes) {
-                        Ok(r) if r.kind == reply_kind => {
-                            t.ok += 1;
-                            t.latencies_us.push(now.saturating_sub(r.id.unwrap_or(now)));
-                        }
-                        Ok(r) if r.kind == "error" => t.error(r.code.unwrap_or_else(|| "error".into())),
-                        _ => {}
-                    }
+                    tally_reply(&mut t, &bytes, reply_kind);
                 }
                 // The close code says why: 1000 no activity, 1008 session ended or banned, 1009 too
                 // large, 1013 too slow a reader.
