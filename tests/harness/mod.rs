@@ -256,6 +256,17 @@ impl TestApp {
         })
     }
 
+    /// Two instances sharing one database and the Redis at `redis_url`, as a deployment of
+    /// two behind a load balancer.
+    pub async fn pair_on_redis(redis_url: &str) -> (TestApp, TestApp) {
+        let one = TestApp::spawn_with(|v| {
+            v.insert("REDIS_URL".into(), redis_url.to_string());
+        })
+        .await;
+        let two = one.spawn_second(|_| {}).await;
+        (one, two)
+    }
+
     /// A second server on the same database, Redis prefix and data directory (so the same
     /// master key): another instance of one deployment, with an audit log of its own. `tweak`
     /// may change its variables further.

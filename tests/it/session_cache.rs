@@ -79,11 +79,7 @@ struct Sent {
 async fn a_revoked_session_is_refused_on_both_instances_within_milliseconds_under_load() {
     let redis = RedisServer::start_new();
     let url = redis.url();
-    let one = TestApp::spawn_with(|v| {
-        v.insert("REDIS_URL".into(), url.clone());
-    })
-    .await;
-    let two = one.spawn_second(|_| {}).await;
+    let (one, two) = TestApp::pair_on_redis(&url).await;
     let (a, b) = (one.tenant("alpha").await, one.tenant("beta").await);
     let apps = [&one, &two];
     // Four sessions to revoke, signed in through either instance, and one that stays.
@@ -208,11 +204,7 @@ async fn a_redis_restarting_empty_takes_every_cached_session_with_it() {
 async fn a_logout_elsewhere_while_redis_hangs_is_not_outlived_by_the_cache() {
     let redis = RedisServer::start_new();
     let url = redis.url();
-    let one = TestApp::spawn_with(|v| {
-        v.insert("REDIS_URL".into(), url.clone());
-    })
-    .await;
-    let two = one.spawn_second(|_| {}).await;
+    let (one, two) = TestApp::pair_on_redis(&url).await;
     let a = one.tenant("alpha").await;
     let on_one = one.login(&a.staff).await;
     let token = on_one.token.clone();

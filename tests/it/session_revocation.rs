@@ -124,11 +124,7 @@ async fn a_logout_during_redis_recovery_is_not_lost() {
 async fn a_session_opened_during_a_fallback_ends_on_a_logout_through_another_instance() {
     let redis = RedisServer::start_new();
     let url = redis.url();
-    let one = TestApp::spawn_with(|v| {
-        v.insert("REDIS_URL".into(), url.clone());
-    })
-    .await;
-    let two = one.spawn_second(|_| {}).await;
+    let (one, two) = TestApp::pair_on_redis(&url).await;
     let a = one.tenant("alpha").await;
 
     redis.pause();
