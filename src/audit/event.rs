@@ -84,7 +84,7 @@ kinds! {
     AuthLogout => "auth.logout", Info;
     TwofaEnrollmentStarted => "twofa.enrollment_started", Info;
     TwofaEnabled => "twofa.enabled", Info;
-    TwofaDisabled => "twofa.disabled", Warning;
+    TwofaDisabled => "twofa.disabled", Info;
     TwofaVerified => "twofa.verified", Info;
     TwofaFailed => "twofa.failed", Warning;
     TwofaReplayRejected => "twofa.replay_rejected", High;
