@@ -105,12 +105,24 @@ impl Change {
         }
     }
 
-    /// Makes the change; the user as it is now, with `password` when one was generated.
-    async fn apply(self, pool: &DbPool, scope: &AdminScope, id: UserId) -> anyhow::Result<Value> {
+    /// Makes the change; the user as it is now, with `password` when one was generated, and
+    /// whether anything changed (disabling a disabled user, or enabling an enabled one, does
+    /// not, and is not recorded).
+    async fn apply(
+        self,
+        pool: &DbPool,
+        scope: &AdminScope,
+        id: UserId,
+    ) -> anyhow::Result<(Value, bool)> {
+        let mut changed = true;
         let (user, generated) = match self {
             Change::Disable | Change::Enable => {
                 let off = matches!(self, Change::Disable);
-                (admin::set_disabled(pool, scope, id, off).await, None)
+                let done = admin::set_disabled(pool, scope, id, off).await.map(|d| {
+                    changed = d.changed;
+                    d.user
+                });
+                (done, None)
             }
             Change::SetPassword {
                 password: Some(p),
@@ -135,7 +147,7 @@ impl Change {
         if let Some(p) = generated {
             out["password"] = json!(p);
         }
-        Ok(out)
+        Ok((out, changed))
     }
 }
 
@@ -167,7 +179,8 @@ pub async fn administer(
         let id: uuid::Uuid = details["user_id"].as_str().unwrap_or_default().parse()?;
         let scope = AdminScope::from(door.with_target(tenant));
         details["change"] = json!(change.follow_up());
-        let user = change.apply(&pool, &scope, UserId::from(id)).await?;
+        let (user, changed) = change.apply(&pool, &scope, UserId::from(id)).await?;
+        details["changed"] = json!(changed);
         let followed = follow_up(&pool, &database, details, wait).await;
         Ok::<_, anyhow::Error>((user, followed))
     }

@@ -196,7 +196,8 @@ async fn end_sessions(state: &AppState, user: UserId) -> usize {
 /// A user command's change, already committed by the CLI through the operator's door, on
 /// record under the contract's kind (`details.change`: `user_created`, `disabled`, `enabled`,
 /// `password_reset`, `twofa_reset`; `critical` for a platform owner), and its live effect:
-/// disabling and resets end the user's sessions and sockets.
+/// disabling and resets end the user's sessions and sockets. A change that changed nothing
+/// (`details.changed: false`) is neither recorded nor acted on.
 async fn user_changed(state: &AppState, details: &Value, os_user: &str) -> Value {
     let kind = match details["change"].as_str() {
         Some("user_created") => Kind::UserCreated,
@@ -213,6 +214,11 @@ async fn user_changed(state: &AppState, details: &Value, os_user: &str) -> Value
     else {
         return error("bad_request", "no user id");
     };
+    // Disabling a disabled user (or enabling an enabled one) changed nothing: nothing to
+    // record or end. A request without `changed` is taken as a change.
+    if details["changed"] == false {
+        return json!({"ok": {"sessions_ended": 0}});
+    }
     let on_owner = crate::audit::operator::concerns_platform_owner(details);
     let mut event = cli_event(kind, on_owner).details(json!({
         "os_user": os_user,

@@ -87,7 +87,8 @@ impl Accounts<'_> {
     }
 
     /// Disables or enables a user (`user.disabled` / `user.enabled`). Disabling ends every
-    /// session of theirs, on every instance; the ids are returned for their sockets.
+    /// session of theirs, on every instance; the ids are returned for their sockets. A user
+    /// already as asked is answered as they are: nothing is written, ended or recorded.
     pub async fn set_disabled(
         &self,
         by: &Acting,
@@ -95,7 +96,11 @@ impl Accounts<'_> {
         id: UserId,
         disabled: bool,
     ) -> Result<(AdminUser, Vec<SessionId>), UserError> {
-        let user = admin::set_disabled(self.db, scope, id, disabled).await?;
+        let done = admin::set_disabled(self.db, scope, id, disabled).await?;
+        if !done.changed {
+            return Ok((done.user, Vec::new()));
+        }
+        let user = done.user;
         let ended = match disabled {
             true => self.sessions.end_all(id).await,
             false => Vec::new(),

@@ -118,18 +118,28 @@ fn not_self(scope: &AdminScope, id: UserId) -> Result<(), UserError> {
     }
 }
 
+/// What [`set_disabled`] did: the user as they are now, and whether this call changed them.
+#[derive(Debug, Clone)]
+pub struct Disabling {
+    pub user: AdminUser,
+    /// False when the user already was as asked: nothing was written (a disabled user keeps
+    /// their first `disabled_at`), and the caller records nothing.
+    pub changed: bool,
+}
+
 /// Disables (`true`) or enables the user `id`; not oneself. The caller ends a disabled user's
-/// sessions.
+/// sessions. The update only matches a user in the other state, so of two identical calls at
+/// once only one reports a change.
 pub async fn set_disabled(
     db: &DbPool,
     scope: &AdminScope,
     id: UserId,
     disabled: bool,
-) -> Result<AdminUser, UserError> {
+) -> Result<Disabling, UserError> {
     not_self(scope, id)?;
     let tenant = scope.tenant();
     let at = disabled.then(crate::timestamp::now);
-    let row: AdminRow = db
+    let (row, changed) = db
         .in_admin(scope, async |c| {
             let mut q = diesel::update(users::table)
                 .filter(users::id.eq(id.as_uuid()))
@@ -137,13 +147,27 @@ pub async fn set_disabled(
             if let Some(t) = tenant {
                 q = q.filter(users::tenant_id.eq(t.as_uuid()));
             }
-            Ok(q.set(users::disabled_at.eq(at))
+            q = match disabled {
+                true => q.filter(users::disabled_at.is_null()),
+                false => q.filter(users::disabled_at.is_not_null()),
+            };
+            let updated: Option<AdminRow> = q
+                .set(users::disabled_at.eq(at))
                 .returning(AdminRow::as_returning())
                 .get_result(c.pg())
-                .await?)
+                .await
+                .optional()?;
+            match updated {
+                Some(row) => Ok((row, true)),
+                // Already as asked, or not in the scope (then `NotFound`).
+                None => Ok((row_of(c, tenant, id).await?, false)),
+            }
         })
         .await?;
-    Ok(row.into_user()?)
+    Ok(Disabling {
+        user: row.into_user()?,
+        changed,
+    })
 }
 
 #[derive(QueryableByName)]

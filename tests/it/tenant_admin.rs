@@ -111,7 +111,19 @@ async fn tenant_admins_list_create_disable_and_enable_their_users() {
         200
     );
     let new_id = created.body["id"].as_str().unwrap().to_string();
-    event_about(&app, "user.created", &new_id).await;
+    let admin_id = account_id(&app, &a.admin).await;
+    let made = event_about(&app, "user.created", &new_id).await;
+    assert_eq!(made["severity"], "info");
+    assert_eq!(
+        made["actor"],
+        json!({"user_id": admin_id, "email": a.admin.email, "role": "tenant_admin"})
+    );
+    assert_eq!(made["tenant_id"], a.id.to_string());
+    assert_eq!(made["target_tenant_id"], a.id.to_string());
+    assert_eq!(
+        (&made["details"]["email"], &made["details"]["role"]),
+        (&json!("new@alpha.example"), &json!("tenant_staff"))
+    );
     let taken = admin
         .post(
             &users_path(a.id),
@@ -397,4 +409,85 @@ async fn platform_owners_administer_any_tenant_on_record() {
         )
         .await;
     assert_eq!((nowhere.status, nowhere.code()), (404, "not_found"));
+}
+
+/// How many events of `kind` name the user `user_id`, once an event recorded after them (a
+/// failed sign-in of `marker`) is on file: the trail is written in order, so nothing recorded
+/// before the marker can still be on its way.
+pub async fn count_about(app: &TestApp, kind: &str, user_id: &str, marker: &str) -> usize {
+    let refused = login_reply(app, marker, "not the password of anyone").await;
+    assert_eq!(refused.status, 401, "{:?}", refused.body);
+    let path = audit_path(app);
+    eventually("the marker on record", || {
+        events(&path)
+            .iter()
+            .any(|e| e["kind"] == "auth.login_failed" && e["actor"]["email"] == marker)
+    })
+    .await;
+    events(&path)
+        .iter()
+        .filter(|e| e["kind"] == kind && e["details"]["user_id"] == user_id)
+        .count()
+}
+
+#[actix_web::test]
+async fn repeating_a_disable_or_an_enable_changes_and_records_nothing() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let admin = app.login(&a.admin).await;
+    let staff_id = account_id(&app, &a.staff).await;
+    let path = user_path(a.id, &staff_id);
+
+    let off = admin.patch(&path, &json!({"disabled": true})).await;
+    assert_eq!((off.status, &off.body["disabled"]), (200, &json!(true)));
+    let stamped = disabled_at(&app, &staff_id).await;
+    // A second disable answers the user as they are, and writes nothing.
+    let again = admin.patch(&path, &json!({"disabled": true})).await;
+    assert_eq!((again.status, &again.body), (200, &off.body));
+    assert_eq!(
+        disabled_at(&app, &staff_id).await,
+        stamped,
+        "the first disable's time is kept"
+    );
+    assert_eq!(
+        count_about(&app, "user.disabled", &staff_id, "marker-1@alpha.example").await,
+        1
+    );
+
+    let on = admin.patch(&path, &json!({"disabled": false})).await;
+    assert_eq!((on.status, &on.body["disabled"]), (200, &json!(false)));
+    let again = admin.patch(&path, &json!({"disabled": false})).await;
+    assert_eq!((again.status, &again.body), (200, &on.body));
+    assert_eq!(disabled_at(&app, &staff_id).await, None);
+    assert_eq!(
+        count_about(&app, "user.enabled", &staff_id, "marker-2@alpha.example").await,
+        1
+    );
+    // An enabled user's sessions are not touched by enabling them again.
+    let session = app.login(&a.staff).await;
+    let again = admin.patch(&path, &json!({"disabled": false})).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(session.get("/api/v1/auth/me").await.status, 200);
+}
+
+/// When the user `id` was disabled (as text), read as the superuser.
+async fn disabled_at(app: &TestApp, id: &str) -> Option<String> {
+    use diesel::sql_types::{Nullable, Text};
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+    #[derive(diesel::QueryableByName)]
+    struct At {
+        #[diesel(sql_type = Nullable<Text>)]
+        at: Option<String>,
+    }
+    let mut conn = AsyncPgConnection::establish(&app.db.superuser_url())
+        .await
+        .expect("connect as superuser");
+    let row: At =
+        diesel::sql_query("SELECT disabled_at::text AS at FROM users WHERE id = $1::uuid")
+            .bind::<Text, _>(id)
+            .get_result(&mut conn)
+            .await
+            .expect("the user");
+    row.at
 }
