@@ -17,6 +17,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::password_step::Seen;
 use crate::secret::Token;
 use crate::store::SharedStore;
 use crate::two_factor::Account;
@@ -28,6 +29,10 @@ pub const MAX_TRIES: i64 = 5;
 struct Stored {
     account: Account,
     expires_at: DateTime<Utc>,
+    /// The credentials the password step checked. A challenge stored without them (by an
+    /// older build) matches no account, so it answers as expired.
+    #[serde(default)]
+    seen: Seen,
 }
 
 /// A new challenge: the token (shown to the client once) and when it expires.
@@ -41,6 +46,8 @@ pub struct Issued {
 #[derive(Debug)]
 pub struct Try {
     pub account: Account,
+    /// What the password step saw of the account's credentials.
+    pub seen: Seen,
     /// True for the last try this challenge allows.
     pub is_last: bool,
 }
@@ -75,14 +82,16 @@ impl Challenges {
         Challenges { store, ttl }
     }
 
-    /// Starts the second step of a login for `account`, ending the challenge it had before.
+    /// Starts the second step of a login for `account`, whose credentials the password step
+    /// saw as `seen`, ending the challenge it had before.
     /// Two logins at once each end the one they replace, so one challenge survives.
-    pub async fn issue(&self, account: &Account, now: DateTime<Utc>) -> Issued {
+    pub async fn issue(&self, account: &Account, seen: &Seen, now: DateTime<Utc>) -> Issued {
         let token = Token::generate();
         let expires_at = now + self.ttl;
         let stored = Stored {
             account: account.clone(),
             expires_at,
+            seen: seen.clone(),
         };
         let value = serde_json::to_string(&stored).expect("challenge serializes");
         let new_id = token.digest_hex();
@@ -112,6 +121,7 @@ impl Challenges {
         }
         Some(Try {
             account: stored.account,
+            seen: stored.seen,
             is_last: n == MAX_TRIES,
         })
     }
@@ -156,7 +166,7 @@ mod tests {
         let store = store().await;
         let c = Challenges::new(store, Duration::from_secs(300));
         let now = crate::timestamp::now();
-        let issued = c.issue(&account(), now).await;
+        let issued = c.issue(&account(), &Seen::default(), now).await;
         for n in 1..=MAX_TRIES {
             let t = c.begin_try(&issued.token, now).await.expect("live");
             assert_eq!(t.is_last, n == MAX_TRIES);
@@ -170,9 +180,9 @@ mod tests {
         let c = Challenges::new(store, Duration::from_secs(300));
         let now = crate::timestamp::now();
         let (me, other) = (account(), account());
-        let first = c.issue(&me, now).await;
-        let theirs = c.issue(&other, now).await;
-        let second = c.issue(&me, now).await;
+        let first = c.issue(&me, &Seen::default(), now).await;
+        let theirs = c.issue(&other, &Seen::default(), now).await;
+        let second = c.issue(&me, &Seen::default(), now).await;
         assert!(c.begin_try(&first.token, now).await.is_none(), "replaced");
         assert!(c.begin_try(&second.token, now).await.is_some());
         assert!(c.begin_try(&theirs.token, now).await.is_some());
@@ -183,7 +193,7 @@ mod tests {
         let store = store().await;
         let c = Challenges::new(store, Duration::from_secs(300));
         let now = crate::timestamp::now();
-        let issued = c.issue(&account(), now).await;
+        let issued = c.issue(&account(), &Seen::default(), now).await;
         assert_eq!(issued.expires_at, now + Duration::from_secs(300));
         let later = issued.expires_at + chrono::Duration::seconds(1);
         assert!(c.begin_try(&issued.token, later).await.is_none());

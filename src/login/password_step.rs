@@ -98,10 +98,11 @@ impl Login {
         // `invalid_credentials` in the same time, so neither a disabled account nor a
         // suspended tenant can be probed.
         self.refuse_closed(&record, ip).await?;
-        let role = Role::parse(&record.role).ok_or(LoginError::UnknownRole(record.role))?;
+        let role = Role::parse(&record.role)
+            .ok_or_else(|| LoginError::UnknownRole(record.role.clone()))?;
         let user = User {
             id: UserId::from(record.id),
-            email: record.email,
+            email: record.email.clone(),
             role,
             tenant_id: record.tenant_id.map(TenantId::from),
         };
@@ -112,21 +113,7 @@ impl Login {
             .details(serde_json::json!({ "mfa_required": record.two_factor_enabled }));
         self.audit.record(event).await?;
         if record.two_factor_enabled {
-            let account = Account {
-                user_id: user.id,
-                tenant_id: user.tenant_id,
-                email: user.email,
-                role,
-            };
-            let issued = self
-                .challenges
-                .issue(&account, crate::timestamp::now())
-                .await;
-            return Ok(LoginOutcome::MfaRequired(MfaRequired {
-                mfa_required: true,
-                challenge: issued.token,
-                expires_at: issued.expires_at,
-            }));
+            return Ok(self.challenge(user, &record).await);
         }
         let enrollment_required = role == Role::PlatformOwner;
         let second_factor = if enrollment_required {
@@ -147,8 +134,24 @@ impl Login {
                 user_agent,
             })
             .await;
-        self.confirm_still_open(user.id, &user.email, &issued.token)
-            .await?;
+        let seen = Seen::of(&record);
+        match self
+            .confirm_still_open(user.id, &user.email, &seen, &issued.token)
+            .await?
+        {
+            Recheck::Unchanged => {}
+            // The password that was checked is no longer the account's (reset or changed
+            // meanwhile): it proves nothing now.
+            Recheck::Changed(now) if now.password_hash != record.password_hash => {
+                return Err(LoginError::InvalidCredentials)
+            }
+            // The same password, but a second factor was enabled meanwhile: the sign-in
+            // continues as it would have had it started a moment later.
+            Recheck::Changed(now) if now.two_factor_enabled => {
+                return Ok(self.challenge(user, &now).await);
+            }
+            Recheck::Changed(_) => return Err(LoginError::InvalidCredentials),
+        }
         Ok(LoginOutcome::Session(LoggedIn {
             token: issued.token,
             expires_at: issued.expires_at,
@@ -158,27 +161,59 @@ impl Login {
         }))
     }
 
-    /// The second look that closes the race with a concurrent disable: the session of `token`
-    /// was issued (and added to its user's set) before this look, so either this look sees the
-    /// account disabled and revokes it, or the disable committed later and its `end_all`
-    /// finds the session. Without it, a sign-in that had passed the first look while its
-    /// password was being hashed could keep a session the disable never saw.
+    /// The challenge of the second step for `user`, whose password was just checked against
+    /// `record` (the challenge keeps what was seen, see [`Seen`]).
+    async fn challenge(&self, user: User, record: &LoginRecord) -> LoginOutcome {
+        let account = Account {
+            user_id: user.id,
+            tenant_id: user.tenant_id,
+            email: user.email,
+            role: user.role,
+        };
+        let issued = self
+            .challenges
+            .issue(&account, &Seen::of(record), crate::timestamp::now())
+            .await;
+        LoginOutcome::MfaRequired(MfaRequired {
+            mfa_required: true,
+            challenge: issued.token,
+            expires_at: issued.expires_at,
+        })
+    }
+
+    /// The second look that closes the race with a concurrent disable, password reset,
+    /// password change or second-factor change: the session of `token` was issued (and added
+    /// to its user's set) before this look, and every one of those changes is written to the
+    /// database before it ends the user's sessions (`end_all`, `end_others`). So either this
+    /// look sees the change, or the change committed later and its ending of sessions finds
+    /// this one. Without it, a sign-in that checked the old password (or saw no second factor)
+    /// while the change was being made could keep a full session the change never saw — after
+    /// an administrator's reset, even one without `password_change_required`.
+    ///
+    /// A disabled or vanished account revokes the session and is `AccountDisabled`; an account
+    /// whose credentials differ from `seen` revokes it and is `Changed` with the account as it
+    /// is now, for the caller to decide what the sign-in becomes.
     pub(super) async fn confirm_still_open(
         &self,
         user: UserId,
         email: &str,
+        seen: &Seen,
         token: &Token,
-    ) -> Result<(), LoginError> {
-        let open = self
+    ) -> Result<Recheck, LoginError> {
+        let now = self
             .db
             .login_lookup(email)
             .await?
-            .is_some_and(|r| UserId::from(r.id) == user && !r.disabled);
-        if open {
-            return Ok(());
+            .filter(|r| UserId::from(r.id) == user && !r.disabled);
+        let Some(now) = now else {
+            self.sessions.revoke(token).await;
+            return Err(LoginError::AccountDisabled);
+        };
+        if Seen::of(&now) == *seen {
+            return Ok(Recheck::Unchanged);
         }
         self.sessions.revoke(token).await;
-        Err(LoginError::AccountDisabled)
+        Ok(Recheck::Changed(now))
     }
 
     /// Refuses the right password of a disabled account (`AccountDisabled`) or of a user of a
@@ -274,6 +309,38 @@ impl Login {
         }
         Ok(self.db.login_lookup(email).await?)
     }
+}
+
+/// What a sign-in saw of an account's credentials when it checked them: a digest of the
+/// password hash, whether a second factor is on, and whether a new password is required. Every
+/// password reset or change writes a new hash (argon2 salts each one), and enabling, disabling
+/// or resetting the second factor flips the flag, so two equal `Seen` mean that none of them
+/// happened in between (short of a factor removed and enrolled again within one sign-in).
+/// Kept with a login challenge, so a digest rather than the hash itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(transparent)]
+pub struct Seen(String);
+
+impl Seen {
+    pub fn of(record: &LoginRecord) -> Seen {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(record.password_hash.as_bytes());
+        h.update([
+            0,
+            u8::from(record.two_factor_enabled),
+            u8::from(record.password_change_required),
+        ]);
+        Seen(hex::encode(h.finalize()))
+    }
+}
+
+/// What [`Login::confirm_still_open`] found.
+#[derive(Debug)]
+pub(super) enum Recheck {
+    Unchanged,
+    /// The credentials changed since they were checked: the session was revoked.
+    Changed(LoginRecord),
 }
 
 /// Whether `email` could belong to an account: at most 254 bytes, no control characters.

@@ -7,7 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::password_step::LoggedIn;
+use super::password_step::{LoggedIn, Recheck, Seen};
 use super::{Login, LoginError};
 use crate::audit::Kind;
 use crate::auth::{NewSession, SecondFactor};
@@ -79,8 +79,10 @@ impl Login {
             .await
             .ok_or(LoginError::ChallengeExpired)?;
         let who = &attempt.account;
-        // The account as it stands now: disabled since the password step, or its password
-        // reset, changes what this step may open.
+        // The account as it stands now: disabled since the password step changes what this
+        // step may open, and a password reset or changed, or a second factor removed or
+        // reset, since then ends the sign-in (the password it checked, or the factor it
+        // asked for, is no longer the account's).
         let current = self
             .db
             .login_lookup(&who.email)
@@ -88,6 +90,10 @@ impl Login {
             .filter(|r| r.id == who.user_id.as_uuid())
             .ok_or(LoginError::ChallengeExpired)?;
         self.refuse_closed(&current, ip).await?;
+        if Seen::of(&current) != attempt.seen {
+            self.challenges.discard(&token).await;
+            return Err(LoginError::ChallengeExpired);
+        }
         let reserved = self
             .limiter
             .reserve_login(ip, &who.email)
@@ -127,9 +133,14 @@ impl Login {
         let opened = self
             .open_verified_session(who, ip, user_agent, current.password_change_required)
             .await;
-        self.confirm_still_open(who.user_id, &who.email, &opened.token)
-            .await?;
-        Ok(opened)
+        // A change made while the code was checked: see `confirm_still_open`.
+        match self
+            .confirm_still_open(who.user_id, &who.email, &attempt.seen, &opened.token)
+            .await?
+        {
+            Recheck::Unchanged => Ok(opened),
+            Recheck::Changed(_) => Err(LoginError::ChallengeExpired),
+        }
     }
 
     async fn open_verified_session(
