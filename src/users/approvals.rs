@@ -1,7 +1,8 @@
 //! Resetting a platform owner's second factor takes two platform owners: one asks
 //! ([`request`]), a different one confirms ([`approve`]) before the request expires (24
 //! hours), once. The table is the platform door's alone, and its policies hold the rules too:
-//! a request names the acting owner as its author, and its author cannot confirm it.
+//! a request names the acting owner as its author, and its author cannot confirm it. Nor can
+//! the owner whose factor it resets, and a request whose author was disabled since lapses.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -11,6 +12,7 @@ use serde::Serialize;
 use super::admin::reset_factors;
 use super::{AdminUser, UserError};
 use crate::db::schema::twofa_reset_approvals as approvals;
+use crate::db::schema::users;
 use crate::db::{AdminScope, DbError, DbPool, PlatformScope};
 use crate::ids::{Role, UserId};
 
@@ -69,8 +71,9 @@ struct Request {
 }
 
 /// Confirms the request `approval` as the platform owner `scope` acts for, and resets the
-/// target's second factor in the same transaction. Unknown, expired or already confirmed:
-/// `NotFound`; the requester confirming: `Forbidden`.
+/// target's second factor in the same transaction. Unknown, expired, already confirmed, or
+/// asked by a platform owner who has been disabled since: `NotFound`; the requester or the
+/// target confirming: `Forbidden`.
 pub async fn approve(
     db: &DbPool,
     scope: &PlatformScope,
@@ -98,8 +101,22 @@ pub async fn approve(
             if req.approved_at.is_some() || req.expires_at <= now {
                 return Ok(Err(UserError::NotFound));
             }
-            if req.requested_by == me.as_uuid() {
+            // Two different owners besides the target: neither the requester nor the owner
+            // whose factor is reset may confirm.
+            if req.requested_by == me.as_uuid() || req.target == me.as_uuid() {
                 return Ok(Err(UserError::Forbidden));
+            }
+            // A request stands only while its requester may still act: one disabled (or
+            // removed) since has asked for nothing that can be confirmed.
+            let requester_active: bool = users::table
+                .find(req.requested_by)
+                .select(users::disabled_at.is_null())
+                .first(c.pg())
+                .await
+                .optional()?
+                .unwrap_or(false);
+            if !requester_active {
+                return Ok(Err(UserError::NotFound));
             }
             // Conditional, so of two owners confirming at once only one confirms (the
             // other waits for the row lock, then matches nothing).

@@ -209,3 +209,51 @@ async fn owners_list_the_platform_owners_and_nobody_else() {
         .await;
     assert_eq!((bad.status, bad.code()), (400, "bad_request"));
 }
+
+#[actix_web::test]
+async fn neither_the_target_nor_anyone_on_a_disabled_requesters_request_confirms() {
+    let app = TestApp::spawn().await;
+    let requester = app.verified_owner().await;
+    let requester_id = id_of(&requester).await;
+    let approver = app.verified_owner().await;
+    let target = app.platform_owner().await;
+    let enrolled = app.enroll(&target).await;
+    let target_id = id_of(&enrolled.client).await;
+
+    let asked = delete(&requester, &format!("{}/2fa", platform_user(&target_id))).await;
+    assert_eq!(asked.status, 202, "{:?}", asked.body);
+    let approval_id = asked.body["approval_id"].as_str().unwrap().to_string();
+    // The owner whose factor it resets: as forbidden as the requester.
+    let by_target = enrolled
+        .client
+        .post(&approval(&approval_id), &json!({}))
+        .await;
+    assert_eq!(
+        (by_target.status, by_target.code()),
+        (403, "forbidden"),
+        "{:?}",
+        by_target.body
+    );
+
+    // The requester is disabled: the request no longer stands for anyone.
+    let off = approver
+        .patch(&platform_user(&requester_id), &json!({"disabled": true}))
+        .await;
+    assert_eq!(off.status, 200, "{:?}", off.body);
+    let lapsed = approver.post(&approval(&approval_id), &json!({})).await;
+    assert_eq!(
+        (lapsed.status, lapsed.code()),
+        (404, "not_found"),
+        "{:?}",
+        lapsed.body
+    );
+    // Nothing was reset: the target still signs in with their second factor, and no reset is
+    // on record.
+    let still = login_reply(&app, &target.email, &target.password).await;
+    assert_eq!(still.body["mfa_required"], true, "{:?}", still.body);
+    assert_eq!(enrolled.client.get("/api/v1/auth/me").await.status, 200);
+    let path = audit_path(&app);
+    assert!(!events(&path)
+        .iter()
+        .any(|e| e["kind"] == "twofa.reset" && e["details"]["user_id"] == target_id));
+}
