@@ -235,15 +235,30 @@ async fn changing_the_second_factor_needs_a_recent_sign_in_or_the_password() {
     crate::rate_limit::audited(&app, "auth.login_failed").await;
     let r = setup(&client, json!({"password": a.staff.password})).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    // The password renewed the sign-in: enabling right after needs it no more.
+    // The password renewed the sign-in: starting over right after needs it no more.
+    let r = setup(&client, json!({})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
     let secret = r.body["secret"].as_str().unwrap().to_string();
-    let enabled = client
-        .post(
-            "/api/v1/auth/2fa/enable",
-            &json!({"code": totp::code(&secret, totp::now())}),
-        )
-        .await;
+    let enable = async |body: Value| client.post("/api/v1/auth/2fa/enable", &body).await;
+    // Enabling from a session that signed in long ago needs the password too; the code it
+    // sent is not spent by the refusal.
+    age(&app, client.token.as_deref().unwrap()).await;
+    let code = totp::code(&secret, totp::now());
+    let r = enable(json!({"code": code})).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (401, "reauthentication_required"),
+        "{:?}",
+        r.body
+    );
+    let r = enable(json!({"code": code, "password": "not the password"})).await;
+    assert_eq!((r.status, r.code()), (401, "invalid_credentials"));
+    let enabled = enable(json!({"code": code, "password": a.staff.password})).await;
     assert_eq!(enabled.status, 200, "{:?}", enabled.body);
+    assert_eq!(
+        client.get("/api/v1/auth/me").await.body["two_factor_enabled"],
+        true
+    );
 
     // Turning it off, from a session that signed in long ago.
     age(&app, client.token.as_deref().unwrap()).await;

@@ -177,6 +177,13 @@ async fn ending_all_others_keeps_the_current_session() {
     let (mut socket, _) = open_with_ticket(&app, &others[0]).await;
     let current = app.login(&a.staff).await;
     let unrelated = app.login(&a.admin).await;
+    let mut ending: Vec<Value> = items(&current)
+        .await
+        .into_iter()
+        .filter(|s| s["current"] == false)
+        .map(|s| s["id"].clone())
+        .collect();
+    assert_eq!(ending.len(), 2);
 
     let r = delete(&current, SESSIONS).await;
     assert_eq!(r.status, 204, "{:?}", r.body);
@@ -189,8 +196,48 @@ async fn ending_all_others_keeps_the_current_session() {
     let left = items(&current).await;
     assert_eq!(left.len(), 1);
     assert_eq!(left[0]["current"], true);
-    // Nothing left to end: still 204.
+    // On record once, naming the sessions it ended by their public ids (never a token).
+    let path = audit_path(&app);
+    eventually("session.revoked in the trail", || {
+        events(&path).iter().any(|e| e["kind"] == "session.revoked")
+    })
+    .await;
+    let e = events(&path)
+        .into_iter()
+        .find(|e| e["kind"] == "session.revoked")
+        .unwrap();
+    assert_eq!(e["severity"], "info");
+    assert_eq!(e["actor"]["email"], a.staff.email);
+    assert_eq!(e["actor"]["role"], "tenant_staff");
+    assert_eq!(e["tenant_id"], a.id.to_string());
+    assert_eq!(
+        (&e["details"]["which"], &e["details"]["count"]),
+        (&json!("others"), &json!(2))
+    );
+    let mut named = e["details"]["sessions"].as_array().unwrap().clone();
+    let by_text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    named.sort_by_key(by_text);
+    ending.sort_by_key(by_text);
+    assert_eq!(named, ending);
+    let text = std::fs::read_to_string(&path).unwrap();
+    for c in &others {
+        for secret in secrets_of(c) {
+            assert!(!text.contains(&secret));
+        }
+    }
+    // Nothing left to end: still 204, and nothing more on record.
     assert_eq!(delete(&current, SESSIONS).await.status, 204);
+    let logout = current.post("/api/v1/auth/logout", &json!({})).await;
+    assert_eq!(logout.status, 204);
+    eventually("the logout in the trail", || {
+        events(&path).iter().any(|e| e["kind"] == "auth.logout")
+    })
+    .await;
+    let revoked = events(&path)
+        .iter()
+        .filter(|e| e["kind"] == "session.revoked")
+        .count();
+    assert_eq!(revoked, 1);
 }
 
 #[actix_web::test]
