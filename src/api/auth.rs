@@ -107,6 +107,7 @@ pub async fn me(p: Principal, state: web::Data<AppState>) -> Result<HttpResponse
     request_body = PasswordChange,
     responses(
         (status = 204, description = "Changed"),
+        (status = 401, description = "`invalid_credentials`: the current password is wrong"),
         (status = 422, description = "`validation_failed`: the new password breaks the policy"),
         (status = 429, description = "`too_many_attempts`"),
     ))]

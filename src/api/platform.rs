@@ -227,7 +227,9 @@ pub async fn list_owners(
     params(("user_id" = UserId, Path)),
     request_body = DisabledBody,
     responses(
-        (status = 200, description = "The user as changed", body = users::AdminUser),
+        (status = 200, description = "The user as it is now (already as asked: nothing \
+            changed or recorded)", body = users::AdminUser),
+        (status = 404, description = "`not_found`: no such user"),
         (status = 409, description = "`conflict`: one's own account"),
     ))]
 pub async fn set_user_disabled(
@@ -254,6 +256,7 @@ pub async fn set_user_disabled(
         (status = 204, description = "Reset (a tenant user)"),
         (status = 202, description = "Waiting for another platform owner's approval",
             body = crate::users::approvals::Pending),
+        (status = 404, description = "`not_found`: no such user"),
         (status = 409, description = "`conflict`: one's own account"),
     ))]
 pub async fn reset_user_two_factor(
@@ -276,12 +279,16 @@ pub async fn reset_user_two_factor(
     }
 }
 
-/// A platform owner other than the requester confirms a reset: 204, the reset is done.
+/// A platform owner other than the requester and the target confirms a reset: 204, the reset
+/// is done.
 #[utoipa::path(post, path = "/api/v1/platform/approvals/{approval_id}", tag = "platform",
     params(("approval_id" = uuid::Uuid, Path)),
     responses(
         (status = 204, description = "Approved; the reset is done"),
-        (status = 409, description = "`conflict`: the requester cannot approve"),
+        (status = 403, description = "`forbidden`: the requester, or the platform owner whose \
+            factor it resets, cannot approve"),
+        (status = 404, description = "`not_found`: no such request, or it expired, was \
+            already confirmed, or its requester is disabled"),
     ))]
 pub async fn approve(
     req: HttpRequest,

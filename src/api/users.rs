@@ -134,7 +134,8 @@ pub async fn create(
     params(("tenant_id" = TenantId, Path), ("user_id" = UserId, Path)),
     request_body = DisabledBody,
     responses(
-        (status = 200, description = "The user as changed", body = users::AdminUser),
+        (status = 200, description = "The user as it is now (already as asked: nothing \
+            changed or recorded)", body = users::AdminUser),
         (status = 409, description = "`conflict`: one's own account"),
     ))]
 pub async fn set_disabled(

@@ -329,3 +329,149 @@ async fn platform_and_second_factor_answers_match_their_schemas() {
     assert_eq!(verified.status, 200, "{:?}", verified.body);
     spec.check("POST", "/api/v1/auth/2fa/verify", &verified);
 }
+
+#[actix_web::test]
+async fn account_and_administration_answers_match_their_schemas() {
+    let app = TestApp::spawn().await;
+    let spec = Spec::fetch(&app.client()).await;
+    let a = app.tenant("alpha").await;
+    let delete = |c: &Client, path: String, body: Option<serde_json::Value>| {
+        let c = c.clone();
+        async move {
+            c.send(
+                Method::DELETE,
+                &path,
+                body.map(|b| b.to_string().into_bytes()),
+            )
+            .await
+        }
+    };
+
+    // One's sessions: end one, then all others, then one that is gone.
+    let current = app.login(&a.staff).await;
+    let _first = app.login(&a.staff).await;
+    let _second = app.login(&a.staff).await;
+    let listed = current.get("/api/v1/auth/sessions").await;
+    let other = listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == false)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let one = "/api/v1/auth/sessions/{id}";
+    let ended = delete(&current, format!("/api/v1/auth/sessions/{other}"), None).await;
+    assert_eq!(ended.status, 204, "{:?}", ended.body);
+    spec.check("DELETE", one, &ended);
+    let gone = delete(&current, format!("/api/v1/auth/sessions/{other}"), None).await;
+    assert_eq!((gone.status, gone.code()), (404, "not_found"));
+    spec.check("DELETE", one, &gone);
+    let others = delete(&current, "/api/v1/auth/sessions".into(), None).await;
+    assert_eq!(others.status, 204, "{:?}", others.body);
+    spec.check("DELETE", "/api/v1/auth/sessions", &others);
+
+    // One's password: a wrong current one, then a change.
+    let wrong = current
+        .post(
+            "/api/v1/auth/password",
+            &json!({"current_password": "not the password", "new_password": "a new long password"}),
+        )
+        .await;
+    assert_eq!((wrong.status, wrong.code()), (401, "invalid_credentials"));
+    spec.check("POST", "/api/v1/auth/password", &wrong);
+    let changed = current
+        .post(
+            "/api/v1/auth/password",
+            &json!({"current_password": a.staff.password, "new_password": "a new long password"}),
+        )
+        .await;
+    assert_eq!(changed.status, 204, "{:?}", changed.body);
+    spec.check("POST", "/api/v1/auth/password", &changed);
+
+    // One's second factor, turned off with a code (of the next step: enabling used this one).
+    let enrolled = app.enroll(&a.admin).await;
+    let code = totp::code(&enrolled.secret, totp::now() + 30);
+    let off = delete(
+        &enrolled.client,
+        "/api/v1/auth/2fa".into(),
+        Some(json!({"code": code})),
+    )
+    .await;
+    assert_eq!(off.status, 204, "{:?}", off.body);
+    spec.check("DELETE", "/api/v1/auth/2fa", &off);
+
+    // A tenant admin resets a staff member's second factor.
+    let b = app.tenant("beta").await;
+    let staff = app.enroll(&b.staff).await;
+    let staff_id = staff.client.get("/api/v1/auth/me").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b_admin = app.login(&b.admin).await;
+    let reset = delete(
+        &b_admin,
+        format!("/api/v1/tenants/{}/users/{staff_id}/2fa", b.id),
+        None,
+    )
+    .await;
+    assert_eq!(reset.status, 204, "{:?}", reset.body);
+    spec.check(
+        "DELETE",
+        "/api/v1/tenants/{tenant_id}/users/{user_id}/2fa",
+        &reset,
+    );
+
+    // Platform owners: a tenant user's reset at once, another owner's through an approval.
+    let requester = app.verified_owner().await;
+    let approver = app.verified_owner().await;
+    let target = app.platform_owner().await;
+    let target_id = app
+        .enroll(&target)
+        .await
+        .client
+        .get("/api/v1/auth/me")
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reset_path = "/api/v1/platform/users/{user_id}/2fa";
+    let again = app.enroll(&b.staff).await;
+    assert_eq!(again.client.get("/api/v1/auth/me").await.status, 200);
+    let at_once = delete(
+        &requester,
+        format!("/api/v1/platform/users/{staff_id}/2fa"),
+        None,
+    )
+    .await;
+    assert_eq!(at_once.status, 204, "{:?}", at_once.body);
+    spec.check("DELETE", reset_path, &at_once);
+    let asked = delete(
+        &requester,
+        format!("/api/v1/platform/users/{target_id}/2fa"),
+        None,
+    )
+    .await;
+    assert_eq!(asked.status, 202, "{:?}", asked.body);
+    assert!(asked.body["approval_id"].is_string(), "{:?}", asked.body);
+    spec.check("DELETE", reset_path, &asked);
+    let approval = "/api/v1/platform/approvals/{approval_id}";
+    let id = asked.body["approval_id"].as_str().unwrap();
+    let own = requester
+        .post(&format!("/api/v1/platform/approvals/{id}"), &json!({}))
+        .await;
+    assert_eq!((own.status, own.code()), (403, "forbidden"));
+    spec.check("POST", approval, &own);
+    let confirmed = approver
+        .post(&format!("/api/v1/platform/approvals/{id}"), &json!({}))
+        .await;
+    assert_eq!(confirmed.status, 204, "{:?}", confirmed.body);
+    spec.check("POST", approval, &confirmed);
+    let used = approver
+        .post(&format!("/api/v1/platform/approvals/{id}"), &json!({}))
+        .await;
+    assert_eq!((used.status, used.code()), (404, "not_found"));
+    spec.check("POST", approval, &used);
+}
