@@ -87,6 +87,11 @@ async fn disabling_a_user_ends_their_sessions_and_sockets_everywhere_and_enable_
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout_json(&out)["disabled"], false);
     assert_eq!(login_status(&app, &a.staff).await.0, 200);
+    // Enabling an enabled user changes nothing: no `user.enabled` (the server answers the
+    // follow-up once its event would be on disk), only the door's use.
+    let out = cli(&app, &["user", "enable", "--email", &a.staff.email]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout_json(&out)["disabled"], false);
 
     let unknown = cli(&app, &["user", "disable", "--email", "ghost@alpha.example"]).await;
     assert_eq!(unknown.status.code(), Some(3));
@@ -108,7 +113,7 @@ async fn disabling_a_user_ends_their_sessions_and_sockets_everywhere_and_enable_
                 action == "user disable" || action == "user enable"
             })
             .count()
-            == 2
+            == 3
     })
     .await;
     for instance in both {
