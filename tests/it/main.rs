@@ -33,6 +33,7 @@ mod login_limits;
 mod metrics;
 mod monitor;
 mod monitor_admin_browser;
+mod monitor_audit_browser;
 mod multi_instance;
 mod openapi;
 mod operator_audit;
