@@ -90,6 +90,24 @@ impl Browser {
         }
     }
 
+    /// Waits (bounded) until the table `css` shows exactly `count` body rows.
+    pub async fn wait_for_rows(&self, css: &str, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let selector = format!("{css} tbody tr");
+        loop {
+            let rows = self.client.find_all(Locator::Css(&selector)).await.unwrap();
+            if rows.len() == count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{css}: {} rows, not {count}",
+                rows.len()
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Types `text` into the field `css` (emptied first).
     pub async fn fill(&self, css: &str, text: &str) {
         let field = self.client.find(Locator::Css(css)).await.unwrap();

@@ -34,6 +34,7 @@ mod metrics;
 mod monitor;
 mod monitor_admin_browser;
 mod monitor_audit_browser;
+mod monitor_people_browser;
 mod multi_instance;
 mod openapi;
 mod operator_audit;
