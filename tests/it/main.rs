@@ -36,6 +36,7 @@ mod monitor_admin_browser;
 mod monitor_audit_browser;
 mod monitor_people_browser;
 mod multi_instance;
+mod navigation_browser;
 mod openapi;
 mod operator_audit;
 mod orders;
