@@ -53,10 +53,15 @@ function explain(reply) {
       return "Platform owners must keep two-factor authentication turned on.";
     case "unauthenticated":
       return "You are not signed in, or your session has ended. Please sign in again.";
-    case "conflict":
     case "bad_request":
-      // The server's own words say what was wrong (which parameter, which value).
+      // A body the server could not read is the page's doing (a field left out); otherwise
+      // the server's own words say what was wrong (which parameter, which value).
+      if (/^(invalid JSON body|cannot read body)/.test(reply.body.error.message || "")) {
+        return "Please fill in every field.";
+      }
       return sentence(reply.body.error.message) || "The request was not understood. Please check what you typed.";
+    case "conflict":
+      return sentence(reply.body.error.message) || "That conflicts with what exists already.";
     case "validation_failed": {
       const field = reply.body.error.field ? ` (${reply.body.error.field})` : "";
       return `${reply.body.error.message}${field}.`;
