@@ -249,3 +249,87 @@ async fn with_no_server_a_disable_stands_and_its_follow_up_waits_for_the_next_se
         actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// The audit log cannot be written while a server answers `user disable`'s follow-up. The
+/// change is committed, so the user's sessions and sockets end at once and the command says
+/// the event comes later (75); the request stays pending, and once the log is writable again
+/// `user.disabled` is on record and the chain verifies.
+#[actix_web::test]
+async fn a_disable_while_the_audit_log_is_down_takes_effect_and_is_recorded_once_it_is_back() {
+    use std::io::Read;
+
+    let logs = std::env::temp_dir().join(format!("rampart-cli-outage-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&logs).unwrap();
+    let log = logs.join("audit.log");
+    let app = TestApp::spawn_with(|v| {
+        v.insert("RAMPART_AUDIT_LOG".into(), log.display().to_string());
+    })
+    .await;
+    let a = app.tenant("alpha").await;
+    let owner = app.verified_owner().await;
+    let staff = app.login(&a.staff).await;
+    let (mut socket, _) = open_with_ticket(&app, &staff).await;
+
+    // The log's directory goes away (the open descriptor keeps what was written before); the
+    // next platform request finds the trail unavailable.
+    let mut before_outage = std::fs::File::open(&log).unwrap();
+    std::fs::remove_dir_all(&logs).unwrap();
+    let refused = owner.get("/api/v1/platform/tenants").await;
+    assert_eq!((refused.status, refused.code()), (503, "audit_unavailable"));
+
+    let out = cli(&app, &["user", "disable", "--email", &a.staff.email]).await;
+    assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
+    let user = stdout_json(&out);
+    assert_eq!(user["disabled"], true);
+    assert_eq!(user["sessions_ended"], 1);
+    let said = stderr(&out);
+    assert!(
+        said.contains("in effect") && said.contains("recorded as soon as"),
+        "{said}"
+    );
+    assert_eq!(socket.close_code().await, 1008);
+    assert_eq!(staff.get("/api/v1/auth/me").await.status, 401);
+    assert_eq!(
+        login_status(&app, &a.staff).await,
+        (403, "account_disabled".into())
+    );
+
+    // The log is writable again: the writer starts a new file there (the lines before the
+    // outage are put beside it, as the older file of the set), and the pending follow-up gets
+    // its event on record.
+    let mut earlier = Vec::new();
+    before_outage.read_to_end(&mut earlier).unwrap();
+    std::fs::create_dir_all(&logs).unwrap();
+    let kept = logs.join("audit.log.1");
+    std::fs::write(&kept, &earlier).unwrap();
+    eventually("user.disabled recorded after the outage", || {
+        !cli_events(&app, "user.disabled").is_empty()
+    })
+    .await;
+    let recorded = cli_events(&app, "user.disabled");
+    let e = &recorded[0];
+    assert_eq!(e["severity"], "warning");
+    assert_eq!(e["details"]["email"], a.staff.email.as_str());
+    assert_eq!(e["target_tenant_id"], a.id.to_string());
+    assert!(!e["details"]["os_user"].as_str().unwrap().is_empty());
+    assert!(
+        String::from_utf8_lossy(&earlier)
+            .lines()
+            .all(|l| !l.contains("user.disabled")),
+        "recorded during the outage?"
+    );
+
+    let out = rampart()
+        .args(["audit", "verify", "--file"])
+        .arg(&kept)
+        .arg("--file")
+        .arg(&log)
+        .env("DATABASE_URL", app.db.superuser_url())
+        .env("RAMPART_DATA_DIR", &app.dir)
+        .env("RAMPART_AUDIT_LOG", &log)
+        .output()
+        .unwrap();
+    let verdict = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{verdict}{}", stderr(&out));
+    let _ = std::fs::remove_dir_all(&logs);
+}
