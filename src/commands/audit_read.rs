@@ -1,9 +1,8 @@
 //! `rampart audit tail` and `rampart audit export`: reading the audit file, never writing it
 //! (read-only, so not audited). Both print the log's own lines, byte for byte, one per line.
-//! `export` reads the log with its rotated files (one chain); `tail` reads the current file
-//! only, and `--follow` starts over on the new file when the log is rotated (lines written to
-//! the old file after the last read and before the server reopened the log are not printed:
-//! `export` them).
+//! `export` reads the log with its rotated files (one chain); `tail` prints the last lines of
+//! the current file only, and `--follow` goes on across a rotation: it reads the old file to
+//! its end, then the new one.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -124,43 +123,100 @@ pub async fn tail(default_log: PathBuf, args: TailArgs) -> anyhow::Result<()> {
     }
     drop(out);
     if args.follow {
-        follow(&path, offset, &filter).await?;
+        follow(&path, reader.into_inner(), offset, &filter).await?;
     }
     Ok(())
 }
 
-/// Prints the matching lines appended to `path` after `offset`, until SIGINT or stdout closes.
-/// A file that shrinks (replaced) is read again from its start.
-async fn follow(path: &Path, mut offset: u64, filter: &Filter) -> anyhow::Result<()> {
-    let mut pending = Vec::new();
+/// Prints the matching lines appended to `file` (the log at `path`) after `offset`, until
+/// SIGINT or stdout closes. A file that shrinks (truncated in place) is read again from its
+/// start. A rotated log (`path` now names another file, which the server has begun: it writes
+/// the old one until it reopens the log, and the new one's first line is the reopening) is
+/// read to its end, then the new file from its start, so no line is lost across a rotation.
+async fn follow(
+    path: &Path,
+    file: std::fs::File,
+    offset: u64,
+    filter: &Filter,
+) -> anyhow::Result<()> {
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
+    let mut reading = Followed {
+        file,
+        offset,
+        pending: Vec::new(),
+    };
     loop {
-        let mut file = open_log(path)?;
-        let len = file.metadata()?.len();
-        if len < offset {
-            offset = 0;
-            pending.clear();
+        if !reading.print_appended(filter)? {
+            return Ok(());
         }
-        file.seek(SeekFrom::Start(offset))?;
-        let mut fresh = Vec::new();
-        file.take(len - offset).read_to_end(&mut fresh)?;
-        offset += fresh.len() as u64;
-        pending.extend_from_slice(&fresh);
-        let mut out = std::io::stdout().lock();
-        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=end).collect();
-            let line = &line[..line.len() - 1];
-            if filter.keeps(line) && !emit(&mut out, line) {
+        if let Some(next) = rotated_to(path, &reading.file)? {
+            // Lines the server sealed in the old file before it reopened the log.
+            if !reading.print_appended(filter)? {
                 return Ok(());
             }
+            reading = Followed {
+                file: next,
+                offset: 0,
+                pending: Vec::new(),
+            };
+            continue;
         }
-        drop(out);
         tokio::select! {
             _ = &mut interrupted => return Ok(()),
             _ = tokio::time::sleep(FOLLOW_EVERY) => {}
         }
     }
+}
+
+/// The file `--follow` reads and how far.
+struct Followed {
+    file: std::fs::File,
+    offset: u64,
+    /// The start of a line not yet complete.
+    pending: Vec<u8>,
+}
+
+impl Followed {
+    /// Prints the complete matching lines appended since the last call; false once stdout is
+    /// closed.
+    fn print_appended(&mut self, filter: &Filter) -> anyhow::Result<bool> {
+        let len = self.file.metadata()?.len();
+        if len < self.offset {
+            self.offset = 0;
+            self.pending.clear();
+        }
+        self.file.seek(SeekFrom::Start(self.offset))?;
+        let mut fresh = Vec::new();
+        (&mut self.file)
+            .take(len - self.offset)
+            .read_to_end(&mut fresh)?;
+        self.offset += fresh.len() as u64;
+        self.pending.extend_from_slice(&fresh);
+        let mut out = std::io::stdout().lock();
+        while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=end).collect();
+            let line = &line[..line.len() - 1];
+            if filter.keeps(line) && !emit(&mut out, line) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// The new file at `path` once the log was rotated away from `current` and the server has
+/// begun the new one (it is not empty); `None` while `current` is still the log.
+fn rotated_to(path: &Path, current: &std::fs::File) -> anyhow::Result<Option<std::fs::File>> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(named) = std::fs::metadata(path) else {
+        return Ok(None);
+    };
+    let open = current.metadata()?;
+    if (named.dev(), named.ino()) == (open.dev(), open.ino()) || named.len() == 0 {
+        return Ok(None);
+    }
+    Ok(std::fs::File::open(path).ok())
 }
 
 /// The `ts` of an audit line, when it has one.

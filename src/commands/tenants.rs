@@ -6,7 +6,8 @@
 //! `tenant.suspended` (high) or `tenant.resumed` (warning) with actor `cli`, and apply the
 //! change to its gate at once — which reaches every instance over the bus and closes the
 //! tenant's open sockets. With no server answering in time the change stands and the command
-//! exits 75; the next server records the event.
+//! exits 75; the next server records the event. So it does when the answering server could not
+//! write the audit log: the gate is applied, the event recorded once the log is writable.
 
 use serde_json::json;
 use slog::Logger;

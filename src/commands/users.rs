@@ -7,7 +7,9 @@
 //! it records the contract's event (`user.disabled`, `user.enabled`, `user.password_reset`,
 //! `twofa.reset`; actor `cli`, `critical` for a platform owner) and, except for `enable`, ends
 //! the user's sessions and closes their sockets on every instance. With no server answering in
-//! time the change stands, the follow-up waits for the next server, and the command exits 75.
+//! time the change stands, the follow-up waits for the next server, and the command exits 75;
+//! so it does when the server that answered could not write the audit log (the sessions are
+//! ended all the same; the event is recorded once the log is writable again).
 
 use std::io::BufRead;
 
