@@ -98,14 +98,14 @@ fn queued(waited: &str) -> anyhow::Error {
 
 /// Exit 75 for a change made and in effect whose audit event a server could not write yet.
 fn recorded_later(answer: &Value) -> anyhow::Error {
-    let why = answer["error"]["message"]
+    let code = answer["error"]["code"]
         .as_str()
-        .unwrap_or("its audit event could not be written yet");
+        .unwrap_or("audit_unavailable");
     Failure::new(
         Exit::Pending,
         format!(
             "the change is made and in effect, but a running server could not record its audit \
-             event yet ({why}); the request stays queued and its event is recorded as soon as \
+             event yet ({code}); the request stays queued and its event is recorded as soon as \
              the audit log can be written"
         ),
     )
