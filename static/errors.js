@@ -53,10 +53,15 @@ function explain(reply) {
       return "Platform owners must keep two-factor authentication turned on.";
     case "unauthenticated":
       return "You are not signed in, or your session has ended. Please sign in again.";
-    case "conflict":
-      return reply.body.error.message.charAt(0).toUpperCase() + reply.body.error.message.slice(1) + ".";
     case "bad_request":
-      return "Please fill in every field.";
+      // A body the server could not read is the page's doing (a field left out); otherwise
+      // the server's own words say what was wrong (which parameter, which value).
+      if (/^(invalid JSON body|cannot read body)/.test(reply.body.error.message || "")) {
+        return "Please fill in every field.";
+      }
+      return sentence(reply.body.error.message) || "The request was not understood. Please check what you typed.";
+    case "conflict":
+      return sentence(reply.body.error.message) || "That conflicts with what exists already.";
     case "validation_failed": {
       const field = reply.body.error.field ? ` (${reply.body.error.field})` : "";
       return `${reply.body.error.message}${field}.`;
@@ -79,6 +84,13 @@ function explain(reply) {
   if (reply.status === 0) return "Cannot reach the server. Check your connection and try again.";
   if (reply.status >= 500) return "Something went wrong on our side. Please try again in a moment.";
   return "That did not work. Please try again.";
+}
+
+// `text` as a sentence: capital first letter, final full stop; "" for nothing.
+function sentence(text) {
+  const t = (text || "").trim();
+  if (!t) return "";
+  return t.charAt(0).toUpperCase() + t.slice(1) + (/[.!?]$/.test(t) ? "" : ".");
 }
 
 // The `error.code` of a reply, or "".

@@ -1,5 +1,6 @@
 // The monitor's administration for platform owners: tenants (paged list, create, suspend and
-// resume), the people of a tenant (disable, enable, reset two-factor), the platform owners
+// resume), the people of a tenant (add one, disable, enable, reset the password or two-factor;
+// passwords shown once), the platform owners
 // (disable, enable, and the two-owner rule for resetting one's second factor: one requests,
 // another approves).
 "use strict";
@@ -30,7 +31,10 @@ async function loadTenants(next) {
     tenantAdmin.cursor = null;
     body.replaceChildren();
   }
+  // Disabled while a page loads: a second click would append the same page twice.
+  $("tenants-more").disabled = true;
   const reply = await call("GET", pagePath("/api/v1/platform/tenants?limit=50", tenantAdmin.cursor));
+  $("tenants-more").disabled = false;
   if (reply.status !== 200) return tenantSay(explain(reply), true);
   body.append(...reply.body.items.map(tenantRow));
   tenantAdmin.cursor = reply.body.next_cursor;
@@ -51,7 +55,26 @@ function showUsers(tenant) {
   tenantAdmin.tenant = tenant;
   $("tenant-users-name").textContent = `${tenant.name} (${tenant.slug})`;
   $("tenant-users-section").hidden = false;
+  $("tenant-users-error").textContent = "";
   return tenantAdmin.users.load();
+}
+
+// Adds a person to the tenant shown; a generated password is shown once.
+async function addTenantUser() {
+  const tenant = tenantAdmin.tenant;
+  const email = $("tenant-user-email").value.trim();
+  const say = (text, isError) => {
+    $("tenant-users-error").textContent = isError ? text : "";
+    $("tenant-users-status").textContent = isError ? "" : text;
+  };
+  if (!email) return say("Please type the person's email.", true);
+  const reply = await call("POST", `/api/v1/platform/tenants/${tenant.id}/users`, { email, role: $("tenant-user-role").value });
+  if (reply.status !== 201) return say(explain(reply), true);
+  $("tenant-user-email").value = "";
+  // Still the tenant shown (another may have been opened meanwhile): then the row goes in.
+  if (tenantAdmin.tenant === tenant) tenantAdmin.users.add(reply.body);
+  say(`${reply.body.email} was added to ${tenant.slug}.`);
+  if (reply.body.password) showSecret(`Password of ${reply.body.email}:`, reply.body.password);
 }
 
 async function approve() {
@@ -79,7 +102,9 @@ function startAdmin(me) {
     me,
     listPath: () => `/api/v1/tenants/${tenantAdmin.tenant.id}/users?limit=50`,
     disablePath: (u) => `/api/v1/platform/users/${u.id}`,
+    resetPasswordPath: (u) => `/api/v1/tenants/${u.tenant_id}/users/${u.id}/password-reset`,
     resetTwoFactorPath: (u) => `/api/v1/platform/users/${u.id}/2fa`,
+    secret: showSecret,
   });
   tenantAdmin.owners = userTable({
     prefix: "owners",
@@ -101,6 +126,8 @@ function startAdmin(me) {
     tenantSay(`Tenant ${reply.body.slug} created.`);
   });
   onSubmit("approval-form", approve);
+  onSubmit("tenant-user-form", addTenantUser);
+  wireSecretBox();
   startAuditSearch();
   loadTenants();
   tenantAdmin.owners.load();

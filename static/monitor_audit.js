@@ -2,7 +2,8 @@
 // one page at a time through the list's cursor.
 "use strict";
 
-const auditSearch = { query: null, cursor: null, page: 0 };
+// `request` counts searches and pages asked for: only the latest one's answer is shown.
+const auditSearch = { query: null, cursor: null, page: 0, request: 0 };
 
 // A time typed by a person ("2026-12-01 08:00", local time, or RFC 3339) as RFC 3339 UTC;
 // "" when empty; null when it is not a time.
@@ -47,7 +48,18 @@ function auditRow(event) {
   return tr;
 }
 
+// Why a page could not be shown. A refused cursor (400 on "Next page") means the instance
+// answering no longer has the log the first page came from: it was rotated, or (behind a
+// balancer) another instance answered, each keeping its own log.
+function auditFailure(reply, next) {
+  if (next && reply.status === 400 && codeOf(reply) === "bad_request" && /cursor/i.test(reply.body.error.message || "")) {
+    return "The audit log changed since the first page (it was rotated, or another server answered): search again.";
+  }
+  return explain(reply);
+}
+
 // Shows one page of results: the first of a new search, or the next one of the current search.
+// "Next page" is disabled while a page loads; a new search overrides a page still loading.
 async function auditPage(next) {
   $("audit-error").textContent = "";
   if (!next) {
@@ -57,11 +69,19 @@ async function auditPage(next) {
     auditSearch.cursor = null;
     auditSearch.page = 0;
   }
+  const request = ++auditSearch.request;
   const params = new URLSearchParams(auditSearch.query);
   if (next && auditSearch.cursor) params.set("cursor", auditSearch.cursor);
+  $("audit-next").disabled = true;
   const reply = await call("GET", `/api/v1/platform/audit?${params}`);
+  if (request !== auditSearch.request) return;
+  $("audit-next").disabled = false;
   if (reply.status !== 200) {
-    $("audit-error").textContent = explain(reply);
+    $("audit-error").textContent = auditFailure(reply, next);
+    if (next) {
+      auditSearch.cursor = null;
+      $("audit-next").hidden = true;
+    }
     return;
   }
   auditSearch.page += 1;

@@ -105,10 +105,29 @@ function drawNav(me) {
   nav.replaceChildren(who, ...links, out);
 }
 
+// Signs out and leaves for `/`. A session that had already ended (401) is as good as signed
+// out; any other failure (network, server) leaves the session alive, so the page stays and
+// says so rather than pretend.
 async function signOut() {
-  // Whatever the answer (even an already ended session), the page is left for `/`.
-  await api("POST", "/api/v1/auth/logout");
-  leaveTo("/");
+  const out = $("logout");
+  if (out) out.disabled = true;
+  const reply = await api("POST", "/api/v1/auth/logout");
+  if (reply.status === 204 || reply.status === 200 || reply.status === 401) return leaveTo("/");
+  if (out) out.disabled = false;
+  showSignOutError(`You are still signed in: signing out failed. ${explain(reply)}`);
+}
+
+// Shows why sign-out failed in the navigation, where the button is.
+function showSignOutError(text) {
+  let note = $("logout-error");
+  if (!note) {
+    note = document.createElement("span");
+    note.id = "logout-error";
+    note.className = "error";
+    note.setAttribute("role", "alert");
+    $("nav").append(note);
+  }
+  note.textContent = text;
 }
 
 // Opens the live connection: a single-use ticket (cookie-authenticated), then `/ws?ticket=`.

@@ -3,6 +3,21 @@
 // them.
 "use strict";
 
+// Shows a one-time secret (a generated or temporary password) in the page's #secret-box; "Done"
+// (#secret-done, wired by `wireSecretBox`) wipes it from the page.
+function showSecret(what, value) {
+  $("secret-what").textContent = what;
+  $("secret-value").textContent = value;
+  $("secret-box").hidden = false;
+}
+
+function wireSecretBox() {
+  $("secret-done").addEventListener("click", () => {
+    $("secret-value").textContent = "";
+    $("secret-box").hidden = true;
+  });
+}
+
 // opts: {
 //   prefix: element id prefix ("users" → #users tbody, #users-more, #users-error, #users-status),
 //   me: the signed-in user (no actions on their own row),
@@ -16,6 +31,10 @@ function userTable(opts) {
   const error = $(`${opts.prefix}-error`);
   const status = $(`${opts.prefix}-status`);
   let cursor = null;
+  // Each fresh list (another tenant, a reload) is a new generation: the answer of a page asked
+  // for by an older one is dropped, so rows of two lists never mix. "More" is disabled while a
+  // page loads, so the same page is never appended twice.
+  let generation = 0;
 
   function say(text, isError) {
     error.textContent = isError ? text : "";
@@ -55,10 +74,16 @@ function userTable(opts) {
   async function load(next) {
     say("");
     if (!next) {
+      generation += 1;
       cursor = null;
       body.replaceChildren();
+      more.hidden = true;
     }
-    const reply = await call("GET", pagePath(opts.listPath(), cursor));
+    const mine = generation;
+    more.disabled = true;
+    const reply = await call("GET", pagePath(opts.listPath(), next ? cursor : null));
+    if (mine !== generation) return reply;
+    more.disabled = false;
     if (reply.status !== 200) {
       say(explain(reply), true);
       return reply;

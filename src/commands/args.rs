@@ -12,8 +12,10 @@ use clap::{Args, Parser, Subcommand};
     about = "Security core of a multi-tenant SaaS backend",
     after_help = "Output: JSON on stdout, logs and errors on stderr. Exit codes: 0 ok; 1 failed \
                   (or `audit verify` found damage); 2 usage or configuration error; 3 not found; \
-                  69 no running server answered; 75 a server took the request but has not \
-                  finished yet."
+                  69 (ban, session) no running server answered, nothing was done; 75 not \
+                  finished yet: a server took a ban or session request and will carry it out, \
+                  or (user, tenant) the change is made but its audit event (and live effect) \
+                  waits for a running server or for the audit log to be writable again."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -57,11 +59,22 @@ pub enum Command {
     },
 }
 
-/// How long to wait for a running server to answer.
+/// How long `ban` and `session` commands wait for a running server to answer.
 #[derive(Args, Clone, Copy)]
 pub struct Wait {
-    /// Seconds to wait for a running server (exit 69 when none answers, 75 when one took the
-    /// request but has not finished).
+    /// Seconds to wait for a running server (exit 69 when none answers: the request is
+    /// withdrawn and nothing is done; 75 when one took the request but has not finished).
+    #[arg(long = "wait", default_value_t = 10, value_name = "SECS")]
+    pub secs: u64,
+}
+
+/// How long `user` and `tenant` commands wait for a running server to take the follow-up of
+/// the change they made (its audit event and live effect).
+#[derive(Args, Clone, Copy)]
+pub struct FollowWait {
+    /// Seconds to wait for a running server to record the change and apply it live. The
+    /// change is made either way; exit 75 when no server answered in time or the audit log
+    /// could not be written (the follow-up stays queued and is carried out later).
     #[arg(long = "wait", default_value_t = 10, value_name = "SECS")]
     pub secs: u64,
 }
@@ -109,7 +122,8 @@ pub struct TailArgs {
     /// Only events in or about this tenant (its id).
     #[arg(long)]
     pub tenant: Option<uuid::Uuid>,
-    /// Only events whose actor has this email or user id.
+    /// Only events whose actor has this email, user id or role (`cli`: the operator's
+    /// command line, whose events name no user).
     #[arg(long)]
     pub actor: Option<String>,
     /// How many of the last matching events to print first.
@@ -165,14 +179,14 @@ pub enum TenantAction {
         #[arg(long)]
         slug: String,
         #[command(flatten)]
-        wait: Wait,
+        wait: FollowWait,
     },
     /// Resume a suspended tenant.
     Resume {
         #[arg(long)]
         slug: String,
         #[command(flatten)]
-        wait: Wait,
+        wait: FollowWait,
     },
 }
 
@@ -204,14 +218,14 @@ pub enum UserAction {
         #[arg(long)]
         email: String,
         #[command(flatten)]
-        wait: Wait,
+        wait: FollowWait,
     },
     /// Enable a disabled user again.
     Enable {
         #[arg(long)]
         email: String,
         #[command(flatten)]
-        wait: Wait,
+        wait: FollowWait,
     },
     /// Set a user's password (generated and printed unless --password-stdin; a generated one
     /// must be changed at the next sign-in); their sessions end.
@@ -225,7 +239,7 @@ pub enum UserAction {
         #[arg(long)]
         must_change: bool,
         #[command(flatten)]
-        wait: Wait,
+        wait: FollowWait,
     },
     /// Remove a user's second factor and backup codes (platform owners included: they must
     /// enroll again at their next sign-in); their sessions end.
@@ -234,6 +248,6 @@ pub enum UserAction {
         #[arg(long)]
         email: String,
         #[command(flatten)]
-        wait: Wait,
+        wait: FollowWait,
     },
 }

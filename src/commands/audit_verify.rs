@@ -82,21 +82,24 @@ async fn first_lines(files: Vec<PathBuf>) -> anyhow::Result<Vec<Option<Vec<u8>>>
     .await??)
 }
 
+/// `path` with the rotated files of its chain before it, oldest first (those older than its
+/// first line, or every one when it has none yet), and the compressed ones that cannot be read.
+pub(super) fn chain_files(path: &Path) -> std::io::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let own_seq = first_line(path, MAX_LINE_BYTES)?
+        .and_then(|l| crate::audit::chain::check_line_bytes(&l).ok())
+        .map(|f| f.seq);
+    let mut set: Vec<PathBuf> = rotation::siblings(path)?
+        .into_iter()
+        .filter(|r| own_seq.is_none_or(|own| r.first_seq < own))
+        .map(|r| r.path)
+        .collect();
+    set.push(path.to_path_buf());
+    Ok((set, rotation::compressed_siblings(path)?))
+}
+
 /// `path` with the rotated files before it, oldest first (said on stderr).
 async fn rotated_set(path: PathBuf) -> anyhow::Result<Vec<PathBuf>> {
-    let (set, compressed) = tokio::task::spawn_blocking(move || {
-        let own_seq = first_line(&path, MAX_LINE_BYTES)?
-            .and_then(|l| crate::audit::chain::check_line_bytes(&l).ok())
-            .map_or(0, |f| f.seq);
-        let mut set: Vec<PathBuf> = rotation::siblings(&path)?
-            .into_iter()
-            .filter(|r| r.first_seq < own_seq)
-            .map(|r| r.path)
-            .collect();
-        set.push(path.clone());
-        Ok::<_, std::io::Error>((set, rotation::compressed_siblings(&path)?))
-    })
-    .await??;
+    let (set, compressed) = tokio::task::spawn_blocking(move || chain_files(&path)).await??;
     let names: Vec<String> = set.iter().map(|p| p.display().to_string()).collect();
     eprintln!(
         "note: verifying the rotated set, oldest first: {}",

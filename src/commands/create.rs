@@ -2,6 +2,8 @@
 //! queues the action for the audit trail first (see [`super::operator`]), and then leaves a
 //! request for a running server to record the contract's event (`tenant.created`,
 //! `user.created`, actor `cli`) — now, or when the next server starts; nothing waits for it.
+//! A bad value (slug, role, email, password, a role without or with a tenant) exits 2 before
+//! anything is stored; an unknown `--tenant` slug exits 3.
 
 use std::io::BufRead;
 
@@ -10,7 +12,7 @@ use slog::Logger;
 use serde_json::json;
 
 use super::live::record_later;
-use super::output::print_json;
+use super::output::{print_json, Exit, Failure};
 use super::{open, operator};
 use crate::config::Config;
 use crate::ids::Role;
@@ -25,12 +27,14 @@ pub async fn tenant_create(
     name: String,
 ) -> anyhow::Result<()> {
     let new = NewTenant { slug, name };
-    new.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    new.validate().map_err(super::tenants::failure)?;
     let (mut database, pool) = open(config, log).await?;
     let details = serde_json::json!({"slug": new.slug, "name": new.name});
     let created = async {
         let door = operator(&pool, "tenant create", details).await?;
-        let tenant = tenants::create(&pool, &door, &new).await?;
+        let tenant = tenants::create(&pool, &door, &new)
+            .await
+            .map_err(super::tenants::failure)?;
         let record = json!({
             "change": "tenant_created", "tenant_id": tenant.id, "slug": tenant.slug,
             "name": tenant.name,
@@ -53,7 +57,7 @@ pub async fn user_create(
     password_stdin: bool,
 ) -> anyhow::Result<()> {
     let role = Role::parse(role).ok_or_else(|| {
-        anyhow::anyhow!("--role must be platform_owner, tenant_admin or tenant_staff")
+        Failure::usage("--role must be platform_owner, tenant_admin or tenant_staff")
     })?;
     let password = if password_stdin {
         let mut line = String::new();
@@ -72,7 +76,9 @@ pub async fn user_create(
             Some(slug) => Some(
                 tenants::find_by_slug(&pool, &door, &slug)
                     .await
-                    .map_err(|_| anyhow::anyhow!("no tenant with slug {slug:?}"))?
+                    .map_err(|_| {
+                        Failure::new(Exit::NotFound, format!("no tenant with slug {slug:?}"))
+                    })?
                     .id,
             ),
             None => None,
@@ -84,7 +90,7 @@ pub async fn user_create(
         };
         let created = users::create(&pool, &door.with_target(tenant_id), new)
             .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(super::users::failure)?;
         let u = &created.user;
         let record = json!({
             "change": "user_created", "user_id": u.id, "email": u.email,

@@ -8,13 +8,18 @@
 //! effect reaches every instance, and writes the answer the command prints. This works in
 //! embedded mode and with or without Redis. With no server running nothing can be done: the
 //! request is withdrawn and the command exits 69.
+//!
+//! The user and tenant commands commit their change themselves and then ask for its
+//! follow-up ([`follow_up`]): that request is never withdrawn, so they exit 75, never 69, when
+//! no server answers, and also when the answering server carried it out but could not write
+//! the audit log yet (the request stays queued until its event is on disk).
 
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use slog::Logger;
 
-use super::args::Wait;
+use super::args::{FollowWait, Wait};
 use super::open;
 use super::output::{print_json, Exit, Failure};
 use crate::config::Config;
@@ -54,16 +59,32 @@ fn outcome(answer: Value) -> anyhow::Result<Value> {
     Err(Failure::new(exit, message).into())
 }
 
-/// What becomes of a request no server answered in time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unanswered {
-    /// Withdrawn (unless a server took it meanwhile): nothing is done, exit 69.
-    Withdraw,
-    /// Left for the next server to carry out (the follow-up of a change already committed):
-    /// exit 75.
-    Keep,
+/// What polling a request heard before the wait ended.
+enum Heard {
+    Answered(Value),
+    /// Carried out; its event is still to be recorded (the request stays pending).
+    Deferred(Value),
+    Nothing,
 }
 
+/// Polls request `id` until it is answered or deferred, or `wait` ends.
+async fn listen(pool: &DbPool, id: i64, wait: Duration) -> anyhow::Result<Heard> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match pool.request_state(id).await? {
+            RequestState::Answered(answer) => {
+                pool.forget_request(id).await?;
+                return Ok(Heard::Answered(answer));
+            }
+            RequestState::Deferred(answer) => return Ok(Heard::Deferred(answer)),
+            RequestState::Gone => anyhow::bail!("the request disappeared before it was answered"),
+            RequestState::Pending if Instant::now() >= deadline => return Ok(Heard::Nothing),
+            RequestState::Pending => actix_web::rt::time::sleep(POLL_EVERY).await,
+        }
+    }
+}
+
+/// Exit 75 for a change made whose follow-up no server took in time.
 fn queued(waited: &str) -> anyhow::Error {
     Failure::new(
         Exit::Pending,
@@ -75,30 +96,30 @@ fn queued(waited: &str) -> anyhow::Error {
     .into()
 }
 
-/// Asks a running server to carry out `action` and waits up to `wait` for its answer.
-pub async fn ask(
-    pool: &DbPool,
-    action: &str,
-    details: Value,
-    wait: Wait,
-    unanswered: Unanswered,
-) -> anyhow::Result<Value> {
+/// Exit 75 for a change made and in effect whose audit event a server could not write yet.
+fn recorded_later(answer: &Value) -> anyhow::Error {
+    let code = answer["error"]["code"]
+        .as_str()
+        .unwrap_or("audit_unavailable");
+    Failure::new(
+        Exit::Pending,
+        format!(
+            "the change is made and in effect, but a running server could not record its audit \
+             event yet ({code}); the request stays queued and its event is recorded as soon as \
+             the audit log can be written"
+        ),
+    )
+    .into()
+}
+
+/// Asks a running server to carry out `action` and waits up to `wait` for its answer; with no
+/// answer the request is withdrawn (exit 69) unless a server took it meanwhile (exit 75).
+pub async fn ask(pool: &DbPool, action: &str, details: Value, wait: Wait) -> anyhow::Result<Value> {
     let id = pool.submit_request(action, &details).await?;
-    let deadline = Instant::now() + Duration::from_secs(wait.secs);
-    loop {
-        match pool.request_state(id).await? {
-            RequestState::Answered(answer) => {
-                pool.forget_request(id).await?;
-                return outcome(answer);
-            }
-            RequestState::Gone => anyhow::bail!("the request disappeared before it was answered"),
-            RequestState::Pending if Instant::now() >= deadline => break,
-            RequestState::Pending => actix_web::rt::time::sleep(POLL_EVERY).await,
-        }
-    }
-    if unanswered == Unanswered::Keep {
-        let waited = format!("no running server answered within {} s", wait.secs);
-        return Err(queued(&waited));
+    match listen(pool, id, Duration::from_secs(wait.secs)).await? {
+        Heard::Answered(answer) => return outcome(answer),
+        Heard::Deferred(answer) => return Err(recorded_later(&answer)),
+        Heard::Nothing => {}
     }
     match pool.withdraw_request(id).await? {
         Withdrawal::Withdrawn => Err(no_server(wait)),
@@ -118,20 +139,39 @@ pub async fn ask(
     }
 }
 
-/// Asks a running server for the follow-up of a change this command committed (see
-/// [`Unanswered::Keep`]); in embedded mode with no server on the data directory, the request
-/// waits for the next one at once.
+/// Asks a running server for the follow-up of a change this command committed: its audit
+/// event and live effect. The request is never withdrawn (the change stands): with no answer
+/// in `wait`, or when the server could not write the audit log, it stays for a server to carry
+/// out, and the outcome is exit 75. Returns what the server did (`ok`, or the interim answer's
+/// `applied`; null when nothing is known yet) and the outcome. In embedded mode with no server
+/// on the data directory, the request waits for the next one at once.
 pub async fn follow_up(
     pool: &DbPool,
     database: &crate::server::Database,
     details: Value,
-    wait: Wait,
-) -> anyhow::Result<Value> {
+    wait: FollowWait,
+) -> anyhow::Result<(Value, anyhow::Result<()>)> {
     if database.started_here() {
         pool.submit_request(FOLLOW_UP, &details).await?;
-        return Err(queued("no server runs on this data directory"));
+        return Ok((
+            Value::Null,
+            Err(queued("no server runs on this data directory")),
+        ));
     }
-    ask(pool, FOLLOW_UP, details, wait, Unanswered::Keep).await
+    let id = pool.submit_request(FOLLOW_UP, &details).await?;
+    Ok(
+        match listen(pool, id, Duration::from_secs(wait.secs)).await? {
+            Heard::Answered(answer) => match outcome(answer) {
+                Ok(done) => (done, Ok(())),
+                Err(e) => (Value::Null, Err(e)),
+            },
+            Heard::Deferred(answer) => (answer["applied"].clone(), Err(recorded_later(&answer))),
+            Heard::Nothing => {
+                let waited = format!("no running server answered within {} s", wait.secs);
+                (Value::Null, Err(queued(&waited)))
+            }
+        },
+    )
 }
 
 /// Leaves the record of a change this command committed for a running server (or the next
@@ -154,7 +194,7 @@ async fn ask_running(
     let answer = if database.started_here() {
         Err(no_server(wait))
     } else {
-        ask(&pool, action, details, wait, Unanswered::Withdraw).await
+        ask(&pool, action, details, wait).await
     };
     database.shutdown();
     answer

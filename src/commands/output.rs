@@ -15,10 +15,12 @@ pub enum Exit {
     Usage = 2,
     /// What the command names does not exist (a user, a ban, events in a range).
     NotFound = 3,
-    /// No running server answered a request that needs one (EX_UNAVAILABLE); nothing was done.
+    /// No running server answered a `ban`/`session` request (EX_UNAVAILABLE); it was withdrawn
+    /// and nothing was done. User and tenant commands never exit so: their change is made.
     NoServer = 69,
-    /// A server took the request but had not finished when the wait ended (EX_TEMPFAIL); it
-    /// will be carried out.
+    /// Not finished, but it will be (EX_TEMPFAIL): a server took a `ban`/`session` request but
+    /// had not finished when the wait ended; or a `user`/`tenant` change is made but its
+    /// follow-up (audit event, live effect) waits for a server or for the audit log.
     Pending = 75,
 }
 

@@ -6,12 +6,13 @@
 //! `tenant.suspended` (high) or `tenant.resumed` (warning) with actor `cli`, and apply the
 //! change to its gate at once — which reaches every instance over the bus and closes the
 //! tenant's open sockets. With no server answering in time the change stands and the command
-//! exits 75; the next server records the event.
+//! exits 75; the next server records the event. So it does when the answering server could not
+//! write the audit log: the gate is applied, the event recorded once the log is writable.
 
 use serde_json::json;
 use slog::Logger;
 
-use super::args::Wait;
+use super::args::FollowWait;
 use super::live::follow_up;
 use super::output::{print_json, Exit, Failure};
 use super::{every_page, open, operator};
@@ -19,8 +20,10 @@ use crate::config::Config;
 use crate::page::{Created, Page};
 use crate::tenants::{self, TenantError};
 
-fn failure(e: TenantError) -> anyhow::Error {
+/// A tenant error as the command line reports it (bad values: usage; unknown: not found).
+pub(super) fn failure(e: TenantError) -> anyhow::Error {
     match e {
+        TenantError::Invalid { field, reason } => Failure::usage(format!("{field}: {reason}")),
         TenantError::NotFound => Failure::new(Exit::NotFound, "no such tenant").into(),
         other => other.into(),
     }
@@ -48,7 +51,7 @@ pub async fn set_suspended(
     log: &Logger,
     slug: &str,
     suspended: bool,
-    wait: Wait,
+    wait: FollowWait,
 ) -> anyhow::Result<()> {
     let action = if suspended {
         "tenant suspend"
@@ -70,12 +73,12 @@ pub async fn set_suspended(
             "slug": done.tenant.slug,
             "changed": done.changed,
         });
-        let followed = follow_up(&pool, &database, details, wait).await;
+        let (_, followed) = follow_up(&pool, &database, details, wait).await?;
         Ok::<_, anyhow::Error>((done.tenant, followed))
     }
     .await;
     database.shutdown();
     let (tenant, followed) = done?;
     print_json(&tenant)?;
-    followed.map(|_| ())
+    followed
 }

@@ -7,14 +7,16 @@
 //! it records the contract's event (`user.disabled`, `user.enabled`, `user.password_reset`,
 //! `twofa.reset`; actor `cli`, `critical` for a platform owner) and, except for `enable`, ends
 //! the user's sessions and closes their sockets on every instance. With no server answering in
-//! time the change stands, the follow-up waits for the next server, and the command exits 75.
+//! time the change stands, the follow-up waits for the next server, and the command exits 75;
+//! so it does when the server that answered could not write the audit log (the sessions are
+//! ended all the same; the event is recorded once the log is writable again).
 
 use std::io::BufRead;
 
 use serde_json::{json, Value};
 use slog::Logger;
 
-use super::args::Wait;
+use super::args::FollowWait;
 use super::live::follow_up;
 use super::output::{print_json, Exit, Failure};
 use super::{every_page, open, operator};
@@ -25,7 +27,7 @@ use crate::tenants;
 use crate::users::{admin, UserError};
 
 /// A user error as the command line reports it (bad values: usage; unknown: not found).
-fn failure(e: UserError) -> anyhow::Error {
+pub(super) fn failure(e: UserError) -> anyhow::Error {
     match e {
         UserError::Invalid { field, reason } => Failure::usage(format!("{field}: {reason}")),
         UserError::NotFound => Failure::new(Exit::NotFound, "no such user").into(),
@@ -166,7 +168,7 @@ pub async fn administer(
     log: &Logger,
     email: &str,
     change: Change,
-    wait: Wait,
+    wait: FollowWait,
 ) -> anyhow::Result<()> {
     let (mut database, pool) = open(config, log).await?;
     let done = async {
@@ -181,20 +183,15 @@ pub async fn administer(
         details["change"] = json!(change.follow_up());
         let (user, changed) = change.apply(&pool, &scope, UserId::from(id)).await?;
         details["changed"] = json!(changed);
-        let followed = follow_up(&pool, &database, details, wait).await;
+        let followed = follow_up(&pool, &database, details, wait).await?;
         Ok::<_, anyhow::Error>((user, followed))
     }
     .await;
     database.shutdown();
-    let (mut user, followed) = done?;
-    match followed {
-        Ok(answer) => {
-            user["sessions_ended"] = answer["sessions_ended"].clone();
-            print_json(&user)
-        }
-        Err(e) => {
-            print_json(&user)?;
-            Err(e)
-        }
+    let (mut user, (done, followed)) = done?;
+    if !done["sessions_ended"].is_null() {
+        user["sessions_ended"] = done["sessions_ended"].clone();
     }
+    print_json(&user)?;
+    followed
 }

@@ -32,7 +32,9 @@ use diesel_async::pooled_connection::{
 use diesel_async::AsyncPgConnection;
 
 pub use door::{AdminScope, Caller, Denied, PlatformScope, Scope, TenantScope};
-pub use operator::{OperatorRecord, OperatorRequest, QueuedAction, RequestState, Withdrawal};
+pub use operator::{
+    OperatorRecord, OperatorRequest, QueuedAction, Reply, RequestState, Withdrawal,
+};
 pub use tenant::{LoginRecord, TenantConn};
 
 /// Role that requests of tenant users run under.

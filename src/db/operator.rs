@@ -19,7 +19,7 @@ use super::{DbError, DbPool};
 
 mod requests;
 
-pub use requests::{OperatorRequest, RequestState, Withdrawal};
+pub use requests::{OperatorRequest, Reply, RequestState, Withdrawal};
 
 /// Proof that one operator action through the platform door is queued for the audit trail.
 /// Built only by [`OperatorRecord::queue`]; spent by opening the door.

@@ -5,6 +5,12 @@
 //! `cli`, `details.os_user`) and waits until it is on disk, then acts with its own services —
 //! the limiter, the session store and the hub, so a lifted ban or an ended session holds on
 //! every instance — and answers `{"ok": …}` or `{"error": {"code", "message"}}`.
+//!
+//! A ban lift or a session revocation whose event cannot be written is not carried out
+//! (`audit_unavailable`). A follow-up is different: the CLI already committed the change, so
+//! its live effect is applied regardless, and the request stays pending with the interim
+//! answer `{"applied": …, "error": {"code": "audit_unavailable", …}}` until a server gets its
+//! event on disk (at least once, like the operator queue).
 
 use std::net::IpAddr;
 use std::sync::Weak;
@@ -15,7 +21,7 @@ use slog::warn;
 
 use crate::audit::operator::cli_event;
 use crate::audit::{AuditError, Event, Kind};
-use crate::db::OperatorRequest;
+use crate::db::{OperatorRequest, Reply};
 use crate::ids::{Role, TenantId, UserId};
 use crate::state::AppState;
 use crate::ws::hub::EndSession;
@@ -72,10 +78,17 @@ pub fn spawn(state: Weak<AppState>) {
     });
 }
 
-async fn answer(state: &AppState, request: &OperatorRequest) -> Value {
+async fn answer(state: &AppState, request: &OperatorRequest) -> Reply {
     let details: Value = serde_json::from_str(&request.details).unwrap_or(Value::Null);
     let os_user = request.os_user.as_str();
-    match request.action.as_str() {
+    if request.action == action::FOLLOW_UP {
+        let interim = request.interim.as_deref();
+        let applied = interim
+            .and_then(|t| serde_json::from_str::<Value>(t).ok())
+            .and_then(|v| v.get("applied").cloned());
+        return follow_up(state, &details, applied, os_user).await;
+    }
+    Reply::Done(match request.action.as_str() {
         action::BAN_LIST => json!({"ok": state.limiter.active_bans().await}),
         action::BAN_LIFT => match details["ip"].as_str().and_then(|t| t.parse().ok()) {
             Some(ip) => lift_ban(state, ip, os_user).await,
@@ -85,14 +98,8 @@ async fn answer(state: &AppState, request: &OperatorRequest) -> Value {
             Some(email) => revoke_sessions(state, email, &details, os_user).await,
             None => error("bad_request", "no email"),
         },
-        action::FOLLOW_UP => match details["change"].as_str() {
-            Some("tenant_suspended") => tenant_changed(state, &details, true, os_user).await,
-            Some("tenant_resumed") => tenant_changed(state, &details, false, os_user).await,
-            Some("tenant_created") => tenant_created(state, &details, os_user).await,
-            _ => user_changed(state, &details, os_user).await,
-        },
         other => error("unsupported", format!("this server cannot {other:?}")),
-    }
+    })
 }
 
 /// Lifts the ban of `ip` everywhere, once `ban.lifted` is on disk.
@@ -193,31 +200,99 @@ async fn end_sessions(state: &AppState, user: UserId) -> usize {
     ended.len()
 }
 
-/// A user command's change, already committed by the CLI through the operator's door, on
-/// record under the contract's kind (`details.change`: `user_created`, `disabled`, `enabled`,
-/// `password_reset`, `twofa_reset`; `critical` for a platform owner), and its live effect:
+/// What a follow-up does live, once: the change itself is already committed by the CLI.
+enum Effect {
+    /// End the user's sessions and sockets on every instance.
+    EndSessions(UserId),
+    /// Apply a tenant's suspension (or its end) to the gates at once.
+    Suspension(TenantId, bool),
+    /// Nothing live (a creation).
+    None,
+}
+
+/// Applies `effect`; the `ok` part of the answer.
+async fn apply(state: &AppState, effect: Effect) -> Value {
+    match effect {
+        Effect::EndSessions(user) => json!({"sessions_ended": end_sessions(state, user).await}),
+        Effect::Suspension(tenant, suspended) => {
+            state.suspensions.apply(tenant, suspended);
+            json!({"applied": true})
+        }
+        Effect::None => json!({}),
+    }
+}
+
+/// The follow-up of a change the CLI committed (`details.change`): its contract event and its
+/// live effect. The change stands whatever happens here, so its effect is applied even when the
+/// trail cannot take the event now — a disabled user's sessions must not outlive the audit
+/// log's outage — and only once (`applied`: the interim answer of an earlier attempt that
+/// applied it). The event is recorded first when it can be; when it cannot, the answer is
+/// [`Reply::Later`] and the request is taken again until the event is on disk.
+async fn follow_up(
+    state: &AppState,
+    details: &Value,
+    applied: Option<Value>,
+    os_user: &str,
+) -> Reply {
+    let planned = match details["change"].as_str() {
+        Some("tenant_suspended") => tenant_changed(details, true, os_user),
+        Some("tenant_resumed") => tenant_changed(details, false, os_user),
+        Some("tenant_created") => tenant_created(details, os_user),
+        _ => user_changed(details, os_user),
+    };
+    let (event, effect) = match planned {
+        Ok(plan) => plan,
+        Err(refusal) => return Reply::Done(refusal),
+    };
+    let recorded = match event {
+        Some(event) => state.audit.record_durable(event).await.is_ok(),
+        None => true,
+    };
+    let ok = match applied {
+        Some(ok) => ok,
+        None => apply(state, effect).await,
+    };
+    if recorded {
+        Reply::Done(json!({"ok": ok}))
+    } else {
+        Reply::Later(json!({
+            "applied": ok,
+            "error": {
+                "code": "audit_unavailable",
+                "message": "the audit log cannot be written: the change is made and in effect; \
+                            its event is recorded once the log can be written again",
+            },
+        }))
+    }
+}
+
+fn id_in<T: From<uuid::Uuid>>(details: &Value, key: &str) -> Option<T> {
+    details[key]
+        .as_str()
+        .and_then(|t| t.parse::<uuid::Uuid>().ok())
+        .map(T::from)
+}
+
+/// The event and effect of a user command's change (`details.change`: `user_created`,
+/// `disabled`, `enabled`, `password_reset`, `twofa_reset`; `critical` for a platform owner):
 /// disabling and resets end the user's sessions and sockets. A change that changed nothing
-/// (`details.changed: false`) is neither recorded nor acted on.
-async fn user_changed(state: &AppState, details: &Value, os_user: &str) -> Value {
+/// (`details.changed: false`) has neither.
+fn user_changed(details: &Value, os_user: &str) -> Result<(Option<Event>, Effect), Value> {
     let kind = match details["change"].as_str() {
         Some("user_created") => Kind::UserCreated,
         Some("disabled") => Kind::UserDisabled,
         Some("enabled") => Kind::UserEnabled,
         Some("password_reset") => Kind::UserPasswordReset,
         Some("twofa_reset") => Kind::TwofaReset,
-        _ => return error("bad_request", "unknown change"),
+        _ => return Err(error("bad_request", "unknown change")),
     };
-    let Some(user) = details["user_id"]
-        .as_str()
-        .and_then(|u| u.parse::<uuid::Uuid>().ok())
-        .map(UserId::from)
-    else {
-        return error("bad_request", "no user id");
+    let Some(user) = id_in::<UserId>(details, "user_id") else {
+        return Err(error("bad_request", "no user id"));
     };
     // Disabling a disabled user (or enabling an enabled one) changed nothing: nothing to
     // record or end. A request without `changed` is taken as a change.
     if details["changed"] == false {
-        return json!({"ok": {"sessions_ended": 0}});
+        return Ok((None, Effect::None));
     }
     let on_owner = crate::audit::operator::concerns_platform_owner(details);
     let mut event = cli_event(kind, on_owner).details(json!({
@@ -226,69 +301,47 @@ async fn user_changed(state: &AppState, details: &Value, os_user: &str) -> Value
         "email": details["email"],
         "target_role": details["target_role"],
     }));
-    if let Some(t) = details["tenant_id"]
-        .as_str()
-        .and_then(|t| t.parse::<uuid::Uuid>().ok())
-    {
-        event = event.target(TenantId::from(t));
+    if let Some(t) = id_in::<TenantId>(details, "tenant_id") {
+        event = event.target(t);
     }
-    if let Err(e) = state.audit.record_durable(event).await {
-        return unavailable(e);
-    }
-    let ended = match kind {
-        Kind::UserEnabled | Kind::UserCreated => 0,
-        _ => end_sessions(state, user).await,
+    let effect = match kind {
+        Kind::UserEnabled | Kind::UserCreated => Effect::None,
+        _ => Effect::EndSessions(user),
     };
-    json!({"ok": {"sessions_ended": ended}})
+    Ok((Some(event), effect))
 }
 
 /// A tenant suspended or resumed by the CLI (already stored): `tenant.suspended` (high) or
-/// `tenant.resumed` (warning) on record when the CLI's call changed it, then this instance's
-/// gate at once — and through it every instance, and the tenant's open sockets (1008).
-async fn tenant_changed(
-    state: &AppState,
+/// `tenant.resumed` (warning) when the CLI's call changed it, and this instance's gate at
+/// once — and through it every instance, and the tenant's open sockets (1008).
+fn tenant_changed(
     details: &Value,
     suspended: bool,
     os_user: &str,
-) -> Value {
-    let Some(tenant) = details["tenant_id"]
-        .as_str()
-        .and_then(|t| t.parse::<uuid::Uuid>().ok())
-        .map(TenantId::from)
-    else {
-        return error("bad_request", "no tenant id");
+) -> Result<(Option<Event>, Effect), Value> {
+    let Some(tenant) = id_in::<TenantId>(details, "tenant_id") else {
+        return Err(error("bad_request", "no tenant id"));
     };
-    if details["changed"] == true {
+    let event = (details["changed"] == true).then(|| {
         let kind = if suspended {
             Kind::TenantSuspended
         } else {
             Kind::TenantResumed
         };
-        let event = cli_event(kind, false)
+        cli_event(kind, false)
             .target(tenant)
-            .details(json!({"os_user": os_user, "slug": details["slug"]}));
-        if let Err(e) = state.audit.record_durable(event).await {
-            return unavailable(e);
-        }
-    }
-    state.suspensions.apply(tenant, suspended);
-    json!({"ok": {"applied": true}})
+            .details(json!({"os_user": os_user, "slug": details["slug"]}))
+    });
+    Ok((event, Effect::Suspension(tenant, suspended)))
 }
 
-/// A tenant created by the CLI: `tenant.created` on record.
-async fn tenant_created(state: &AppState, details: &Value, os_user: &str) -> Value {
-    let Some(tenant) = details["tenant_id"]
-        .as_str()
-        .and_then(|t| t.parse::<uuid::Uuid>().ok())
-        .map(TenantId::from)
-    else {
-        return error("bad_request", "no tenant id");
+/// A tenant created by the CLI: `tenant.created`.
+fn tenant_created(details: &Value, os_user: &str) -> Result<(Option<Event>, Effect), Value> {
+    let Some(tenant) = id_in::<TenantId>(details, "tenant_id") else {
+        return Err(error("bad_request", "no tenant id"));
     };
     let event = cli_event(Kind::TenantCreated, false)
         .target(tenant)
         .details(json!({"os_user": os_user, "slug": details["slug"], "name": details["name"]}));
-    match state.audit.record_durable(event).await {
-        Ok(()) => json!({"ok": {"recorded": true}}),
-        Err(e) => unavailable(e),
-    }
+    Ok((Some(event), Effect::None))
 }

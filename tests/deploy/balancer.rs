@@ -1,7 +1,8 @@
 //! The load-balancer configurations, HAProxy's (`deploy/haproxy/haproxy.cfg`) and nginx's
 //! (`deploy/nginx/rampart.conf`), which the integration tests also run in front of three
 //! instances (`tests/it/balancer.rs`): what Rampart relies on is there (round-robin without
-//! stickiness, the appended `X-Forwarded-For`, a replaced `X-Forwarded-Proto`, WebSocket
+//! stickiness, except the audit search, hashed by the caller's credentials onto the same
+//! servers, since its cursor is valid on one instance only; the appended `X-Forwarded-For`, a replaced `X-Forwarded-Proto`, WebSocket
 //! upgrades and idle timeouts above the server's heartbeat), and `haproxy -c` and `nginx -t`
 //! (installed by `scripts/deps.sh haproxy nginx`) accept each file with its site blocks filled in.
 
@@ -78,18 +79,43 @@ fn haproxy_balances_round_robin_and_forwards_what_rampart_reads() {
     ] {
         assert!(has(needed), "missing `{needed}`");
     }
-    for sticky in [
-        "cookie ",
-        "stick ",
-        "stick-table",
-        "balance source",
-        "hash-type",
-    ] {
+    for sticky in ["cookie ", "stick ", "stick-table", "balance source"] {
         assert!(
             !d.iter().any(|l| l.starts_with(sticky)),
             "no stickiness: `{sticky}`"
         );
     }
+    // Only the audit search has affinity, by a hash of the caller's credentials.
+    let backend = |name: &str| -> Vec<String> {
+        d.iter()
+            .skip_while(|l| **l != format!("backend {name}"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("backend ") && !l.starts_with("frontend "))
+            .cloned()
+            .collect()
+    };
+    assert!(backend("rampart").contains(&"balance roundrobin".to_string()));
+    assert!(has(
+        "use_backend rampart_audit if { path /api/v1/platform/audit }"
+    ));
+    let audit = backend("rampart_audit");
+    for needed in [
+        "http-request set-var(txn.session) req.cook(rampart_session)",
+        "http-request set-var(txn.bearer) req.hdr(authorization)",
+        "balance hash str(caller),concat(:,txn.session,:),concat(,txn.bearer,)",
+        "hash-type consistent",
+        "http-check send meth GET uri /readyz",
+    ] {
+        assert!(
+            audit.iter().any(|l| l == needed),
+            "rampart_audit: `{needed}`"
+        );
+    }
+    assert_eq!(
+        block(&text, "audit-servers"),
+        block(&text, "servers"),
+        "the audit search is served by the same instances"
+    );
     let tunnel = d
         .iter()
         .find_map(|l| l.strip_prefix("timeout tunnel "))
@@ -147,12 +173,38 @@ fn nginx_balances_round_robin_and_forwards_what_rampart_reads() {
         !d.iter().any(|l| l.contains("$http_x_forwarded_for")),
         "a client-written header passed on as is would choose the address"
     );
-    for sticky in ["ip_hash", "hash ", "sticky", "least_conn"] {
+    for sticky in ["ip_hash", "sticky", "least_conn"] {
         assert!(
             !d.iter().any(|l| l.starts_with(sticky)),
             "round-robin only: `{sticky}`"
         );
     }
+    // One hash, in the audit search's upstream, keyed by the caller's credentials; that
+    // upstream serves exactly the audit search.
+    let hashes: Vec<&String> = d.iter().filter(|l| l.starts_with("hash ")).collect();
+    assert_eq!(
+        hashes,
+        vec!["hash $cookie_rampart_session$http_authorization consistent;"]
+    );
+    let after = |first: &str| -> Vec<String> {
+        d.iter()
+            .skip_while(|l| *l != first)
+            .skip(1)
+            .take_while(|l| *l != "}")
+            .cloned()
+            .collect()
+    };
+    assert!(after("upstream rampart_audit {").contains(hashes[0]));
+    assert_eq!(
+        after("location = /api/v1/platform/audit {"),
+        vec!["proxy_pass http://rampart_audit;"]
+    );
+    assert_eq!(after("location / {"), vec!["proxy_pass http://rampart;"]);
+    assert_eq!(
+        block(&text, "audit-servers"),
+        block(&text, "servers"),
+        "the audit search is served by the same instances"
+    );
     for timeout in ["proxy_read_timeout ", "proxy_send_timeout "] {
         let value = d
             .iter()

@@ -8,6 +8,14 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use rampart::embedded_pg::SupervisedChild;
 
+/// What [`Browser::intercept`] does to the matching requests.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Intercept<'a> {
+    pub rewrite: Option<(&'a str, &'a str)>,
+    pub delay_ms: u64,
+    pub fail: bool,
+}
+
 pub struct Browser {
     pub client: Client,
     driver: SupervisedChild,
@@ -78,6 +86,24 @@ impl Browser {
                 }
             }
             assert!(Instant::now() < deadline, "no {css} containing {text:?}");
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits (bounded) until the table `css` shows exactly `count` body rows.
+    pub async fn wait_for_rows(&self, css: &str, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let selector = format!("{css} tbody tr");
+        loop {
+            let rows = self.client.find_all(Locator::Css(&selector)).await.unwrap();
+            if rows.len() == count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{css}: {} rows, not {count}",
+                rows.len()
+            );
             actix_web::rt::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -194,6 +220,43 @@ impl Browser {
             .await
             .unwrap();
         assert_eq!(left, serde_json::json!([0, 0]), "web storage used");
+    }
+
+    /// Changes the open page's requests whose URL contains `part` (until the page is left):
+    /// `rewrite` replaces text in their URL (e.g. a smaller `limit=`), `delay_ms` holds them
+    /// back, and `fail` makes them fail as a lost network would. Pages send every request
+    /// through the global `fetch`, which this wraps; later calls add rules.
+    pub async fn intercept(&self, part: &str, rule: Intercept<'_>) {
+        const WRAP: &str = r#"
+            const [part, from, to, delayMs, fail] = arguments;
+            const previous = window.fetch;
+            window.fetch = async (input, init) => {
+              let url = typeof input === "string" ? input : input.url;
+              if (url.includes(part)) {
+                if (from) url = url.split(from).join(to);
+                if (delayMs) await new Promise((done) => setTimeout(done, delayMs));
+                if (fail) throw new TypeError("failed by the test");
+                return previous(url, init);
+              }
+              return previous(input, init);
+            };"#;
+        let (from, to) = rule.rewrite.unwrap_or(("", ""));
+        let args = vec![
+            part.into(),
+            from.into(),
+            to.into(),
+            rule.delay_ms.into(),
+            rule.fail.into(),
+        ];
+        self.client.execute(WRAP, args).await.unwrap();
+    }
+
+    /// The value of `expression` evaluated in the open page.
+    pub async fn eval(&self, expression: &str) -> serde_json::Value {
+        self.client
+            .execute(&format!("return {expression};"), vec![])
+            .await
+            .unwrap()
     }
 
     /// Ends the session (the driver and its browsers die with the value).

@@ -3,8 +3,8 @@
 //!
 //! The balancer runs the shipped configuration (`deploy/haproxy/haproxy.cfg`,
 //! `deploy/nginx/rampart.conf`) with only its marked blocks replaced (the listen block by a
-//! plain listener on a free loopback port, the server list by the instances, nginx's port-80
-//! redirect by nothing), so the tests exercise the files operators deploy. It runs in the
+//! plain listener on a free loopback port, both server lists (the round-robin one and the audit
+//! search's) by the instances, nginx's port-80 redirect by nothing), so the tests exercise the files operators deploy. It runs in the
 //! foreground as one supervised child process and dies with the test. The instances share one
 //! database, one Redis (its URL is a parameter, so the same tests can run over any Redis
 //! deployment) and one key prefix, and trust the balancer's `X-Forwarded-For`.
@@ -60,13 +60,15 @@ impl Proxy {
                     .enumerate()
                     .map(|(i, addr)| format!("server rampart{} {addr}", i + 1))
                     .collect();
-                replace_block(&text, "servers", &list)
+                let text = replace_block(&text, "servers", &list);
+                replace_block(&text, "audit-servers", &list)
             }
             Proxy::Nginx => {
                 let text = replace_block(&text, "listen", &[format!("listen 127.0.0.1:{port};")]);
                 let text = replace_block(&text, "redirect", &[]);
                 let list: Vec<String> = servers.iter().map(|a| format!("server {a};")).collect();
-                replace_block(&text, "servers", &list)
+                let text = replace_block(&text, "servers", &list);
+                replace_block(&text, "audit-servers", &list)
             }
         }
     }

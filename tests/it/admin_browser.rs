@@ -188,3 +188,111 @@ async fn disabling_a_person_sends_their_open_dashboard_to_the_root() {
     browser.wait_for_shown("#login-form").await;
     browser.close().await;
 }
+
+#[actix_web::test]
+async fn an_admin_adds_a_restaurant_admin_and_pages_through_the_people() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let browser = Browser::start().await;
+    browser
+        .sign_in(&app.base, &a.admin.email, &a.admin.password)
+        .await;
+    browser.wait_for_path("/dashboard.html").await;
+    browser.client.goto(&app.url("/admin.html")).await.unwrap();
+    browser.wait_for_text("#users tbody", &a.staff.email).await;
+
+    // The role select: a second admin, who may open the staff list.
+    browser
+        .fill("#new-email", "second.admin@alpha.example")
+        .await;
+    browser
+        .client
+        .execute(
+            "document.getElementById('new-role').value = 'tenant_admin';",
+            vec![],
+        )
+        .await
+        .unwrap();
+    browser.click("#create-submit").await;
+    browser
+        .wait_for_text("#secret-what", "second.admin@alpha.example")
+        .await;
+    let password = browser
+        .client
+        .find(fantoccini::Locator::Css("#secret-value"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let second = Account {
+        email: "second.admin@alpha.example".into(),
+        password,
+    };
+    let client = app.login(&second).await;
+    assert_eq!(
+        client.get("/api/v1/auth/me").await.body["role"],
+        json!("tenant_admin")
+    );
+    assert_eq!(
+        client
+            .get(&format!("/api/v1/tenants/{}/users", a.id))
+            .await
+            .status,
+        200
+    );
+
+    // "More": pages of one (the page asks for 50; the test asks for 1), three people.
+    let one = crate::harness::browser::Intercept {
+        rewrite: Some(("limit=50", "limit=1")),
+        ..Default::default()
+    };
+    browser.intercept("limit=50", one).await;
+    browser.eval("staffAdmin.table.load()").await;
+    for shown in 1..=3 {
+        browser.wait_for_rows("#users", shown).await;
+        if shown < 3 {
+            browser.click("#users-more").await;
+        }
+    }
+    let all = browser.wait_for_text("#users tbody", "@").await;
+    for email in [&a.admin.email, &a.staff.email, &second.email] {
+        assert!(all.contains(email.as_str()), "{all}");
+    }
+    let more = browser.client.find(fantoccini::Locator::Css("#users-more"));
+    assert!(
+        !more.await.unwrap().is_displayed().await.unwrap(),
+        "the last page"
+    );
+    browser.close().await;
+}
+
+#[actix_web::test]
+async fn the_add_form_never_submits_natively_even_when_the_page_did_not_load() {
+    let app = TestApp::spawn().await;
+    let owner = app.verified_owner().await;
+    let browser = Browser::start().await;
+    browser
+        .use_session(&app.base, owner.token.as_deref().unwrap())
+        .await;
+    // A platform owner's staff page stops before the list loads (the monitor is theirs).
+    browser.client.goto(&app.url("/admin.html")).await.unwrap();
+    browser
+        .wait_for_text("#page-error", "from the security monitor")
+        .await;
+    browser
+        .eval("document.getElementById('admin-tools').hidden = false")
+        .await;
+    browser.fill("#new-email", "someone@alpha.example").await;
+    browser.click("#create-submit").await;
+    browser
+        .wait_for_text("#create-error", "has not finished loading")
+        .await;
+    let url = browser.client.current_url().await.unwrap();
+    assert_eq!(
+        (url.path(), url.query()),
+        ("/admin.html", None),
+        "no native submission"
+    );
+    browser.close().await;
+}

@@ -14,11 +14,11 @@ use crate::audit::{events, eventually};
 use crate::cli::{free_port, rampart};
 use crate::harness::{Client, TestDb};
 
-const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+pub(crate) const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
-struct Served {
-    child: Child,
-    base: String,
+pub(crate) struct Served {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
 impl Drop for Served {
@@ -28,11 +28,11 @@ impl Drop for Served {
     }
 }
 
-fn signal(child: &Child, sig: Signal) {
+pub(crate) fn signal(child: &Child, sig: Signal) {
     kill(Pid::from_raw(child.id() as i32), sig).unwrap();
 }
 
-async fn serve(db: &TestDb, dir: &Path) -> Served {
+pub(crate) async fn serve(db: &TestDb, dir: &Path) -> Served {
     let port = free_port();
     let child = rampart()
         .arg("serve")
@@ -59,7 +59,7 @@ async fn serve(db: &TestDb, dir: &Path) -> Served {
     served
 }
 
-async fn failed_login(base: &str, n: usize) {
+pub(crate) async fn failed_login(base: &str, n: usize) {
     let r = Client::new(base, None)
         .post(
             "/api/v1/auth/login",
@@ -70,7 +70,7 @@ async fn failed_login(base: &str, n: usize) {
 }
 
 /// `rampart audit verify ARGS` with the server's settings: (exit success, stdout, stderr).
-fn verify(db: &TestDb, dir: &Path, files: &[&Path]) -> (bool, String, String) {
+pub(crate) fn verify(db: &TestDb, dir: &Path, files: &[&Path]) -> (bool, String, String) {
     let mut cmd = rampart();
     cmd.args(["audit", "verify"]);
     for f in files {

@@ -3,7 +3,8 @@
 //! instance a request lands on; the HAProxy variants run over a Redis Cluster, the nginx ones
 //! over a single Redis. Each test reads the instances' own counters to show that its
 //! requests really were spread over all three, so none of it can pass by landing on one
-//! instance.
+//! instance. The one route with affinity, the audit search (each instance pages through its
+//! own log), is shown to bring a caller's next page from the instance of the first.
 
 use std::collections::HashMap;
 
@@ -41,6 +42,11 @@ macro_rules! through {
             async fn an_order_reaches_subscribers_on_every_instance_and_a_logout_closes_them_all(
             ) {
                 super::orders_and_logout($proxy).await
+            }
+
+            #[actix_web::test]
+            async fn the_audit_searchs_next_page_comes_from_the_instance_of_the_first() {
+                super::audit_next_page($proxy).await
             }
         }
     };
@@ -266,4 +272,82 @@ async fn orders_and_logout(proxy: Proxy) {
         open_at(&lb.base, "", &[bearer(&staff)]).await.err(),
         Some(401)
     );
+}
+
+/// The owner's token as the API client sends it, and as the pages do (the session cookie).
+fn callers(lb: &Balanced, owner: &Client) -> [Client; 2] {
+    let token = owner.token.clone().expect("a token");
+    [
+        Client::new(&lb.base, Some(token.clone())),
+        lb.client()
+            .with_header("cookie", &format!("rampart_session={token}")),
+    ]
+}
+
+async fn audit_next_page(proxy: Proxy) {
+    let lb = balanced(proxy, |_| {}).await;
+    let mut owners = Vec::new();
+    for _ in 0..3 {
+        owners.push(lb.instances[0].verified_owner().await);
+    }
+    // Every instance writes failed sign-ins to its own log: each log has pages to turn.
+    for (i, app) in lb.instances.iter().enumerate() {
+        for n in 0..3 {
+            let email = format!("nobody{i}.{n}@nowhere.example");
+            let wrong = json!({"email": email, "password": "guess"});
+            let r = app.client().post("/api/v1/auth/login", &wrong).await;
+            assert_eq!(r.status, 401, "{:?}", r.body);
+        }
+    }
+    let failed = "/api/v1/platform/audit?kind=auth.login_failed";
+    let search = &format!("{failed}&limit=1");
+    let direct: Vec<Client> = lb
+        .instances
+        .iter()
+        .map(|app| Client::new(&app.base, owners[0].token.clone()))
+        .collect();
+    for (i, client) in direct.iter().enumerate() {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let all = client.get(&format!("{failed}&limit=3")).await;
+            if all.body["items"].as_array().map_or(0, Vec::len) == 3 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "instance {i}: {:?}",
+                all.body
+            );
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    // A cursor is valid on the instance that wrote it only: round-robin would refuse page 2.
+    let first = direct[0].get(search).await;
+    let cursor = first.body["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_string();
+    let elsewhere = direct[1].get(&format!("{search}&cursor={cursor}")).await;
+    assert_eq!((elsewhere.status, elsewhere.code()), (400, "bad_request"));
+
+    // Through the balancer, whoever asks (bearer or cookie) gets every next page.
+    for owner in &owners {
+        for caller in callers(&lb, owner) {
+            for attempt in 0..3 {
+                let first = caller.get(search).await;
+                assert_eq!(first.status, 200, "{:?}", first.body);
+                let cursor = first.body["next_cursor"].as_str().expect("a next page");
+                let next = caller.get(&format!("{search}&cursor={cursor}")).await;
+                assert_eq!(
+                    next.status,
+                    200,
+                    "attempt {attempt}: {:?}; the balancer's log:\n{}",
+                    next.body,
+                    lb.log()
+                );
+                assert_eq!(next.body["items"].as_array().map(Vec::len), Some(1));
+                assert_ne!(next.body["items"][0]["seq"], first.body["items"][0]["seq"]);
+            }
+        }
+    }
 }

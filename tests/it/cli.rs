@@ -135,6 +135,86 @@ async fn tenant_and_user_create_print_json_and_the_user_can_sign_in() {
     assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
 }
 
+#[actix_web::test]
+async fn create_exits_2_for_a_bad_value_and_3_for_an_unknown_tenant_storing_nothing() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let url = app.db.superuser_url();
+    let run = |args: &[&str]| {
+        rampart()
+            .args(args)
+            .env("DATABASE_URL", &url)
+            .output()
+            .unwrap()
+    };
+    let user = |email: &str, more: &[&str]| {
+        let mut args = vec!["user", "create", "--email", email];
+        args.extend_from_slice(more);
+        run(&args)
+    };
+    let cases: [(std::process::Output, i32, &str); 7] = [
+        (
+            run(&["tenant", "create", "--slug", "Not A Slug", "--name", "X"]),
+            2,
+            "slug",
+        ),
+        (
+            run(&["tenant", "create", "--slug", "-dash", "--name", "X"]),
+            2,
+            "slug",
+        ),
+        (
+            user(
+                "x@alpha.example",
+                &["--role", "emperor", "--tenant", &a.slug],
+            ),
+            2,
+            "--role",
+        ),
+        (
+            user("x@alpha.example", &["--role", "tenant_staff"]),
+            2,
+            "tenant",
+        ),
+        (
+            user(
+                "x@alpha.example",
+                &["--role", "platform_owner", "--tenant", &a.slug],
+            ),
+            2,
+            "role",
+        ),
+        (
+            user(
+                "not an email",
+                &["--role", "tenant_staff", "--tenant", &a.slug],
+            ),
+            2,
+            "email",
+        ),
+        (
+            user(
+                "x@nowhere.example",
+                &["--role", "tenant_staff", "--tenant", "nowhere"],
+            ),
+            3,
+            "nowhere",
+        ),
+    ];
+    for (i, (out, code, says)) in cases.iter().enumerate() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(*code), "case {i}: {err}");
+        assert!(out.stdout.is_empty(), "case {i}");
+        assert!(err.contains(says), "case {i}: {err}");
+    }
+    let listed = run_ok(&["user", "list"], &url);
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(!text.contains("x@"), "{text}");
+    let listed = run_ok(&["tenant", "list"], &url);
+    let tenants: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(tenants.as_array().unwrap().len(), 1);
+}
+
 #[test]
 fn a_bad_variable_is_a_clear_start_up_error() {
     let out = rampart()

@@ -98,6 +98,22 @@ async fn audit_tail_prints_the_last_matching_lines_as_written() {
         .iter()
         .all(|l| parsed(l)["actor"]["user_id"] == admin_id.as_str()));
 
+    // The command line's own actions name no user: `--actor cli` (the role) selects them.
+    let out = cli(&app, &["audit", "tail", "-n", "100", "--actor", "cli"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let by_cli = stdout_lines(&out);
+    let expected: Vec<&String> = all
+        .iter()
+        .filter(|l| parsed(l)["actor"]["role"] == "cli")
+        .collect();
+    assert_eq!(expected.len(), 3, "the fixtures' three operator actions");
+    assert_eq!(by_cli.iter().collect::<Vec<_>>(), expected);
+    assert!(by_cli.iter().all(|l| {
+        let e = parsed(l);
+        e["kind"] == "platform.operator_access"
+            && e["actor"] == json!({"user_id": null, "email": null, "role": "cli"})
+    }));
+
     let tenant = a.id.to_string();
     let args = [
         "audit",
@@ -284,4 +300,135 @@ async fn an_exported_time_range_verifies_as_a_segment_and_tampering_is_caught() 
         verdict.starts_with("broken: line 1 seq 2: expected seq 1"),
         "{verdict}"
     );
+}
+
+/// A rotation of the log under a running server: `audit tail --follow` prints every line, the
+/// ones written to the renamed file before the server reopened the log included, and then the
+/// new file's; `audit export` of a range that spans it reads the rotated file and the new one
+/// as the one chain they hold, so the segment is whole (the `system.audit_log_reopened` line in
+/// its middle) and verifies.
+#[actix_web::test]
+async fn export_and_tail_follow_read_across_a_rotation() {
+    use crate::audit_rotation::{failed_login, serve, signal, verify as verify_files, MASTER_KEY};
+    use nix::sys::signal::Signal;
+
+    let db = crate::harness::TestDb::create();
+    let dir = std::env::temp_dir().join(format!("rampart-export-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (log, rotated) = (dir.join("audit.log"), dir.join("audit.log.1"));
+    let failed_in = |path: &std::path::Path| {
+        crate::audit::events(path)
+            .iter()
+            .filter(|e| e["kind"] == "auth.login_failed")
+            .count()
+    };
+    let mut served = serve(&db, &dir).await;
+    for n in 1..=3 {
+        failed_login(&served.base, n).await;
+    }
+    eventually("three failed sign-ins", || failed_in(&log) == 3).await;
+    // `tail --follow` from here on, across the rotation.
+    let mut tail = rampart()
+        .args([
+            "audit",
+            "tail",
+            "-f",
+            "-n",
+            "1",
+            "--kind",
+            "auth.login_failed",
+        ])
+        .env("RAMPART_AUDIT_LOG", &log)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, followed) = std::sync::mpsc::channel();
+    let stdout = tail.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || {
+        followed
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a line")
+    };
+    let first_followed = next();
+
+    // What logrotate does: rename, then signal. Until the signal, the server writes on into
+    // the renamed file.
+    std::fs::rename(&log, &rotated).unwrap();
+    failed_login(&served.base, 4).await;
+    eventually("a failure in the renamed file", || failed_in(&rotated) == 4).await;
+    signal(&served.child, Signal::SIGHUP);
+    eventually("the reopened file", || !lines(&log).is_empty()).await;
+    for n in 5..=7 {
+        failed_login(&served.base, n).await;
+    }
+    eventually("three more in the new file", || failed_in(&log) == 3).await;
+
+    let failed: Vec<Value> = [&rotated, &log]
+        .iter()
+        .flat_map(|p| crate::audit::events(p))
+        .filter(|e| e["kind"] == "auth.login_failed")
+        .collect();
+    assert_eq!(failed.len(), 7);
+    // The follower printed every failure from the third on, in order, whichever file held it.
+    let mut printed = vec![parsed(&first_followed)];
+    printed.extend((3..7).map(|_| parsed(&next())));
+    assert_eq!(printed, failed[2..]);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(tail.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert_eq!(tail.wait().unwrap().code(), Some(0));
+
+    let ts = |i: usize| failed[i]["ts"].as_str().unwrap().to_string();
+    // From the second failure (in the rotated file) to before the sixth (in the new one).
+    let (since, until) = (ts(1), ts(5));
+    let out = rampart()
+        .args(["audit", "export", "--since", &since, "--until", &until])
+        .env("DATABASE_URL", db.superuser_url())
+        .env("RAMPART_DATA_DIR", &dir)
+        .env("RAMPART_AUDIT_LOG", &log)
+        .env("RAMPART_MASTER_KEY", MASTER_KEY)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let segment = stdout_lines(&out);
+    let whole: Vec<String> = [&rotated, &log].iter().flat_map(|p| lines(p)).collect();
+    assert_eq!(segment, expected_segment(&whole, &since, &until));
+    let kinds: Vec<Value> = segment.iter().map(|l| parsed(l)["kind"].clone()).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "auth.login_failed").count(),
+        4,
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&json!("system.audit_log_reopened")),
+        "{kinds:?}"
+    );
+
+    let file = dir.join("segment.json");
+    std::fs::write(&file, format!("{}\n", segment.join("\n"))).unwrap();
+    let (ok, verdict, note) = verify_files(&db, &dir, &[&file]);
+    assert!(ok, "{verdict} {note}");
+    assert_eq!(
+        verdict,
+        format!(
+            "ok: {} events, head {}",
+            segment.len(),
+            parsed(segment.last().unwrap())["hash"].as_str().unwrap()
+        )
+    );
+
+    signal(&served.child, Signal::SIGTERM);
+    let _ = served.child.wait();
+    drop(served);
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -56,13 +56,23 @@ fn cli_events(app: &TestApp, kind: &str) -> Vec<Value> {
     cli_events_of(&[app], kind)
 }
 
-fn assert_cli_actor(e: &Value) {
+/// The name of the OS user running the tests (and so the commands they start).
+pub(crate) fn os_user() -> String {
+    let uid = nix::unistd::getuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(user)) => user.name,
+        _ => uid.to_string(),
+    }
+}
+
+/// `e` is the command line's: actor `cli` (no user) and the OS user who ran it.
+pub(crate) fn assert_cli_actor(e: &Value) {
     assert_eq!(
         e["actor"],
         json!({"user_id": null, "email": null, "role": "cli"}),
         "{e}"
     );
-    assert!(!e["details"]["os_user"].as_str().unwrap().is_empty(), "{e}");
+    assert_eq!(e["details"]["os_user"], os_user().as_str(), "{e}");
 }
 
 const XFF: &str = "x-forwarded-for";
@@ -321,6 +331,14 @@ fn every_command_has_help() {
         assert_eq!(out.status.code(), Some(0), "{path:?}");
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("Usage: rampart"), "{path:?}: {text}");
+        // `--wait` says what its command does when no server answers: ban and session
+        // requests are withdrawn (69); user and tenant changes are made anyway (75).
+        let said = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let follows = matches!(path.first(), Some(&"user" | &"tenant"));
+        if said.contains("--wait") {
+            assert_eq!(said.contains("exit 69"), !follows, "{path:?}: {said}");
+            assert!(said.contains("75"), "{path:?}: {said}");
+        }
     }
     let out = rampart().arg("no-such-command").output().unwrap();
     assert_eq!(out.status.code(), Some(2));

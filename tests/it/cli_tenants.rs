@@ -1,8 +1,9 @@
 //! `rampart tenant list|suspend|resume`: the stored change through the operator's door, then a
 //! running server records it (actor `cli`) and applies it at once on every instance.
 
-use crate::audit::{audit_path, verify};
-use crate::cli_live::{cli, cli_events_of, stderr, stdout_json};
+use crate::audit::{audit_path, eventually, verify};
+use crate::cli::rampart;
+use crate::cli_live::{assert_cli_actor, cli, cli_events_of, run, stderr, stdout_json};
 use crate::harness::ws::open_with_ticket;
 use crate::harness::TestApp;
 
@@ -62,16 +63,86 @@ async fn suspend_and_resume_from_the_cli_hold_at_once_on_every_instance() {
     assert_eq!(suspended.len(), 1, "{suspended:?}");
     assert_eq!(suspended[0]["severity"], "high");
     assert_eq!(suspended[0]["target_tenant_id"], a.id.to_string());
-    assert!(!suspended[0]["details"]["os_user"]
-        .as_str()
-        .unwrap()
-        .is_empty());
+    assert_cli_actor(&suspended[0]);
     let resumed = cli_events_of(&both, "tenant.resumed");
     assert_eq!(resumed.len(), 1);
     assert_eq!(resumed[0]["severity"], "warning");
+    assert_cli_actor(&resumed[0]);
     for instance in both {
         let (ok, verdict) = verify(instance, &audit_path(instance));
         assert!(ok, "{verdict}");
     }
     peer.handle_stop().await;
+}
+
+/// With no server running, `tenant suspend` and `resume` still change the stored state and
+/// exit 75 (never 69: the change is made); the next server to start records the event and
+/// applies it, and the chain verifies.
+#[actix_web::test]
+async fn with_no_server_suspend_and_resume_stand_and_the_next_server_records_them() {
+    let first = TestApp::spawn().await;
+    let a = first.tenant("alpha").await;
+    first.handle_stop().await;
+    let offline = |args: &[&str]| {
+        let mut cmd = rampart();
+        cmd.args(args)
+            .args(["--wait", "1"])
+            .env("DATABASE_URL", first.db.superuser_url())
+            .env("RAMPART_DATA_DIR", &first.dir)
+            .env("RAMPART_AUDIT_LOG", audit_path(&first));
+        run(cmd)
+    };
+
+    let out = offline(&["tenant", "suspend", "--slug", "alpha"]).await;
+    assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
+    assert_eq!(stdout_json(&out)["suspended"], true);
+    assert!(stderr(&out).contains("next server"), "{}", stderr(&out));
+    assert!(cli_events_of(&[&first], "tenant.suspended").is_empty());
+
+    let second = first.respawn_with(|_| {}).await;
+    eventually("tenant.suspended recorded by the next server", || {
+        !cli_events_of(&[&second], "tenant.suspended").is_empty()
+    })
+    .await;
+    let r = second
+        .client()
+        .post(
+            "/api/v1/auth/login",
+            &serde_json::json!({"email": a.staff.email, "password": a.staff.password}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (403, "tenant_suspended"));
+    second.handle_stop().await;
+
+    let out = offline(&["tenant", "resume", "--slug", "alpha"]).await;
+    assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
+    assert_eq!(stdout_json(&out)["suspended"], false);
+
+    let third = first.respawn_with(|_| {}).await;
+    eventually("tenant.resumed recorded by the next server", || {
+        !cli_events_of(&[&third], "tenant.resumed").is_empty()
+    })
+    .await;
+    assert_eq!(
+        third
+            .login(&a.staff)
+            .await
+            .get("/api/v1/auth/me")
+            .await
+            .status,
+        200
+    );
+
+    let suspended = cli_events_of(&[&third], "tenant.suspended");
+    let resumed = cli_events_of(&[&third], "tenant.resumed");
+    assert_eq!((suspended.len(), resumed.len()), (1, 1));
+    for (e, severity) in [(&suspended[0], "high"), (&resumed[0], "warning")] {
+        assert_cli_actor(e);
+        assert_eq!(e["severity"], severity);
+        assert_eq!(e["target_tenant_id"], a.id.to_string());
+        assert_eq!(e["details"]["slug"], "alpha");
+    }
+    let (ok, verdict) = verify(&third, &audit_path(&third));
+    assert!(ok, "{verdict}");
+    third.handle_stop().await;
 }

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::audit::{audit_path, eventually, verify};
 use crate::cli::rampart;
-use crate::cli_live::{cli, cli_events_of, run, stderr, stdout_json};
+use crate::cli_live::{assert_cli_actor, cli, cli_events_of, run, stderr, stdout_json};
 use crate::harness::ws::open_with_ticket;
 use crate::harness::{Account, TestApp};
 
@@ -253,4 +253,195 @@ async fn with_no_server_a_disable_stands_and_its_follow_up_waits_for_the_next_se
         assert!(std::time::Instant::now() < deadline, "the session survived");
         actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// The audit log cannot be written while a server answers `user disable`'s follow-up. The
+/// change is committed, so the user's sessions and sockets end at once and the command says
+/// the event comes later (75); the request stays pending, and once the log is writable again
+/// `user.disabled` is on record and the chain verifies.
+#[actix_web::test]
+async fn a_disable_while_the_audit_log_is_down_takes_effect_and_is_recorded_once_it_is_back() {
+    use std::io::Read;
+
+    let logs = std::env::temp_dir().join(format!("rampart-cli-outage-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&logs).unwrap();
+    let log = logs.join("audit.log");
+    let app = TestApp::spawn_with(|v| {
+        v.insert("RAMPART_AUDIT_LOG".into(), log.display().to_string());
+    })
+    .await;
+    let a = app.tenant("alpha").await;
+    let owner = app.verified_owner().await;
+    let staff = app.login(&a.staff).await;
+    let (mut socket, _) = open_with_ticket(&app, &staff).await;
+
+    // The log's directory goes away (the open descriptor keeps what was written before); the
+    // next platform request finds the trail unavailable.
+    let mut before_outage = std::fs::File::open(&log).unwrap();
+    std::fs::remove_dir_all(&logs).unwrap();
+    let refused = owner.get("/api/v1/platform/tenants").await;
+    assert_eq!((refused.status, refused.code()), (503, "audit_unavailable"));
+
+    let out = cli(&app, &["user", "disable", "--email", &a.staff.email]).await;
+    assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
+    let user = stdout_json(&out);
+    assert_eq!(user["disabled"], true);
+    assert_eq!(user["sessions_ended"], 1);
+    let said = stderr(&out);
+    assert!(
+        said.contains("in effect") && said.contains("recorded as soon as"),
+        "{said}"
+    );
+    assert_eq!(socket.close_code().await, 1008);
+    assert_eq!(staff.get("/api/v1/auth/me").await.status, 401);
+    assert_eq!(
+        login_status(&app, &a.staff).await,
+        (403, "account_disabled".into())
+    );
+
+    // The log is writable again: the writer starts a new file there (the lines before the
+    // outage are put beside it, as the older file of the set), and the pending follow-up gets
+    // its event on record.
+    let mut earlier = Vec::new();
+    before_outage.read_to_end(&mut earlier).unwrap();
+    std::fs::create_dir_all(&logs).unwrap();
+    let kept = logs.join("audit.log.1");
+    std::fs::write(&kept, &earlier).unwrap();
+    eventually("user.disabled recorded after the outage", || {
+        !cli_events(&app, "user.disabled").is_empty()
+    })
+    .await;
+    let recorded = cli_events(&app, "user.disabled");
+    let e = &recorded[0];
+    assert_eq!(e["severity"], "warning");
+    assert_eq!(e["details"]["email"], a.staff.email.as_str());
+    assert_eq!(e["target_tenant_id"], a.id.to_string());
+    assert!(!e["details"]["os_user"].as_str().unwrap().is_empty());
+    assert!(
+        String::from_utf8_lossy(&earlier)
+            .lines()
+            .all(|l| !l.contains("user.disabled")),
+        "recorded during the outage?"
+    );
+
+    let out = rampart()
+        .args(["audit", "verify", "--file"])
+        .arg(&kept)
+        .arg("--file")
+        .arg(&log)
+        .env("DATABASE_URL", app.db.superuser_url())
+        .env("RAMPART_DATA_DIR", &app.dir)
+        .env("RAMPART_AUDIT_LOG", &log)
+        .output()
+        .unwrap();
+    let verdict = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{verdict}{}", stderr(&out));
+    let _ = std::fs::remove_dir_all(&logs);
+}
+
+/// Every contract event of the user commands names the command line and the OS user; acting
+/// on a platform owner is critical, and so is the door's record of it.
+#[actix_web::test]
+async fn cli_user_events_carry_the_os_user_and_a_platform_owners_are_critical() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let owner = app.platform_owner().await;
+    let session = app.login(&owner).await;
+
+    for args in [
+        vec!["user", "disable", "--email", &owner.email],
+        vec!["user", "enable", "--email", &owner.email],
+        vec!["user", "set-password", "--email", &owner.email],
+        // Disabled first: enabling an enabled user changes and records nothing.
+        vec!["user", "disable", "--email", &a.staff.email],
+        vec!["user", "enable", "--email", &a.staff.email],
+        vec!["user", "set-password", "--email", &a.staff.email],
+    ] {
+        let out = cli(&app, &args).await;
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    }
+    assert_eq!(session.get("/api/v1/auth/me").await.status, 401);
+    let out = cli(
+        &app,
+        &[
+            "user",
+            "create",
+            "--email",
+            "cook@alpha.example",
+            "--role",
+            "tenant_staff",
+            "--tenant",
+            "alpha",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let cook = stdout_json(&out);
+    eventually("user.created recorded", || {
+        !cli_events(&app, "user.created").is_empty()
+    })
+    .await;
+
+    let one = |kind: &str, email: &str| -> Value {
+        let found: Vec<Value> = cli_events(&app, kind)
+            .into_iter()
+            .filter(|e| e["details"]["email"] == email)
+            .collect();
+        assert_eq!(found.len(), 1, "{kind} of {email}: {found:?}");
+        found.into_iter().next().unwrap()
+    };
+    for kind in ["user.disabled", "user.enabled", "user.password_reset"] {
+        let e = one(kind, &owner.email);
+        assert_cli_actor(&e);
+        assert_eq!(e["severity"], "critical", "{e}");
+        assert_eq!(e["details"]["target_role"], "platform_owner");
+        assert!(e["target_tenant_id"].is_null(), "{e}");
+    }
+    for (kind, email, severity, role) in [
+        (
+            "user.enabled",
+            a.staff.email.as_str(),
+            "info",
+            "tenant_staff",
+        ),
+        (
+            "user.password_reset",
+            a.staff.email.as_str(),
+            "warning",
+            "tenant_staff",
+        ),
+        ("user.created", "cook@alpha.example", "info", "tenant_staff"),
+    ] {
+        let e = one(kind, email);
+        assert_cli_actor(&e);
+        assert_eq!(e["severity"], severity, "{e}");
+        assert_eq!(e["details"]["target_role"], role, "{e}");
+        assert_eq!(e["target_tenant_id"], a.id.to_string(), "{e}");
+    }
+    assert_eq!(
+        one("user.created", "cook@alpha.example")["details"]["user_id"],
+        cook["id"]
+    );
+
+    // The door's own records: the ones about the owner are critical too.
+    eventually("the door's uses on record", || {
+        cli_events(&app, "platform.operator_access")
+            .iter()
+            .filter(|e| {
+                let action = e["details"]["action"].as_str().unwrap_or("");
+                e["details"]["details"]["email"] == owner.email.as_str()
+                    && ["user disable", "user enable", "user set-password"].contains(&action)
+            })
+            .count()
+            == 3
+    })
+    .await;
+    for e in cli_events(&app, "platform.operator_access") {
+        assert_cli_actor(&e);
+        if e["details"]["details"]["email"] == owner.email.as_str() {
+            assert_eq!(e["severity"], "critical", "{e}");
+        }
+    }
+    let (ok, verdict) = verify(&app, &audit_path(&app));
+    assert!(ok, "{verdict}");
 }

@@ -1,6 +1,7 @@
 //! One sign-in for every page, in a real headless Chromium: `/` signs in (the second factor on
 //! the same page), every page uses that cookie session, sign-out and a session that ends (revoked
-//! or expired) send the page back to `/`, and nothing is kept in web storage.
+//! or expired) send the page back to `/`, and nothing is kept in web storage. A second step
+//! whose challenge expired starts over from the password.
 
 use serde_json::json;
 
@@ -125,5 +126,57 @@ async fn an_expired_session_sends_the_page_to_the_root_at_its_next_request() {
     browser.click("#create-button").await;
     browser.wait_for_path("/").await;
     browser.wait_for_shown("#login-form").await;
+    browser.close().await;
+}
+
+#[actix_web::test]
+async fn an_expired_second_step_restarts_and_the_code_form_comes_back_from_the_backup_form() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let enrolled = app.enroll(&a.staff).await;
+    let browser = Browser::start().await;
+    browser
+        .sign_in(&app.base, &a.staff.email, &a.staff.password)
+        .await;
+    browser.wait_for_text("#verify h2", "Enter your code").await;
+    // To the backup form and back to the app's code.
+    browser.click("#use-backup").await;
+    browser.wait_for_shown("#backup-form").await;
+    browser.click("#use-code").await;
+    browser.wait_for_shown("#verify-code").await;
+    let backup = browser
+        .client
+        .find(fantoccini::Locator::Css("#backup-form"))
+        .await
+        .unwrap();
+    assert!(!backup.is_displayed().await.unwrap());
+
+    // A newer sign-in of the same account replaces the page's challenge: its code is refused
+    // as expired, and the page offers to sign in again.
+    let newer = app
+        .client()
+        .post(
+            "/api/v1/auth/login",
+            &json!({"email": a.staff.email, "password": a.staff.password}),
+        )
+        .await;
+    assert_eq!(newer.body["mfa_required"], json!(true), "{:?}", newer.body);
+    let code = totp::code(&enrolled.secret, totp::now() + 30);
+    browser.fill("#verify-code", &code).await;
+    browser.click("#verify-submit").await;
+    browser.wait_for_text("#verify-error", "expired").await;
+    browser.click("#verify-restart").await;
+    browser.wait_for_shown("#login-form").await;
+    browser.fill("#email", &a.staff.email).await;
+    browser.fill("#password", &a.staff.password).await;
+    browser.click("#login-submit").await;
+    browser.wait_for_text("#verify h2", "Enter your code").await;
+    // (A backup code: whether the refused code's step counts as used is not this test's.)
+    browser.click("#use-backup").await;
+    browser
+        .fill("#backup-code", &enrolled.backup_codes[0])
+        .await;
+    browser.click("#backup-submit").await;
+    browser.wait_for_live_dashboard().await;
     browser.close().await;
 }

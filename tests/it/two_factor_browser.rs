@@ -1,6 +1,8 @@
 //! The sign-in and two-factor pages in a real headless Chromium: a new platform owner signs in,
 //! scans the QR code (decoded from a screenshot), confirms a code, gets the backup codes, reaches
-//! the monitor, and later signs in again through the second step on `/`.
+//! the monitor, and later signs in again through the second step on `/`; staff turn it on from
+//! the page too, which then says it is on and points to the account page, where only platform
+//! owners are told they must keep it on.
 
 use std::time::{Duration, Instant};
 
@@ -147,5 +149,79 @@ async fn a_backup_code_signs_in_through_the_page() {
     browser.click("#backup-submit").await;
     browser.wait_for_live_dashboard().await;
     browser.assert_no_web_storage().await;
+    browser.close().await;
+}
+
+#[actix_web::test]
+async fn staff_turn_two_factor_on_from_the_page_then_see_it_managed_from_the_account() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let browser = Browser::on_dashboard(&app.base, &a.staff.email, &a.staff.password).await;
+    browser.client.goto(&app.url("/2fa.html")).await.unwrap();
+    browser
+        .wait_for_text("#offer h2", "Protect your account")
+        .await;
+    browser.click("#offer-start").await;
+    browser
+        .wait_for_text("#enroll h2", "Set up your authenticator")
+        .await;
+    // The key as text (grouped by four) is the one in the QR code.
+    let uri = scan_qr(&browser).await;
+    let shown = browser.wait_for_text("#secret", "").await.replace(' ', "");
+    assert!(uri.contains(&format!("secret={shown}")), "{uri} / {shown}");
+    with_time_left_in_step(5).await;
+    let code = totp::code(&shown, totp::now());
+    browser.fill("#enable-code", &code).await;
+    browser.click("#enable-submit").await;
+    browser
+        .wait_for_text("#backup-codes h2", "Save your backup codes")
+        .await;
+    let codes = browser
+        .client
+        .find_all(Css("#codes li"))
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(codes, 10);
+    browser.click("#codes-done").await;
+    browser.wait_for_live_dashboard().await;
+
+    // On again: the page says so and points to the account page.
+    browser.client.goto(&app.url("/2fa.html")).await.unwrap();
+    browser
+        .wait_for_text("#manage h2", "Two-factor authentication is on")
+        .await;
+    browser.click("#manage a").await;
+    browser.wait_for_path("/account.html").await;
+    browser.wait_for_shown("#regenerate-form").await;
+    let keeps = browser.client.find(Css("#owner-keeps")).await.unwrap();
+    assert!(
+        !keeps.is_displayed().await.unwrap(),
+        "staff may turn it off"
+    );
+    browser.wait_for_shown("#disable-form").await;
+    browser.close().await;
+}
+
+#[actix_web::test]
+async fn the_account_page_tells_owners_they_keep_two_factor_on() {
+    let app = TestApp::spawn().await;
+    let owner = app.verified_owner().await;
+    let browser = Browser::start().await;
+    browser
+        .use_session(&app.base, owner.token.as_deref().unwrap())
+        .await;
+    browser
+        .client
+        .goto(&app.url("/account.html"))
+        .await
+        .unwrap();
+    browser.wait_for_shown("#owner-keeps").await;
+    browser
+        .wait_for_text("#owner-keeps", "must keep two-factor authentication on")
+        .await;
+    let off = browser.client.find(Css("#disable-form")).await.unwrap();
+    assert!(!off.is_displayed().await.unwrap(), "not offered to owners");
+    browser.wait_for_shown("#regenerate-form").await;
     browser.close().await;
 }

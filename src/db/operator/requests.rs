@@ -6,8 +6,12 @@
 //! pending requests with `FOR UPDATE SKIP LOCKED` ([`DbPool::answer_requests`]), keeps the row
 //! locked while it records the audit event and carries the request out, and commits the
 //! result in the same transaction. A server that dies meanwhile releases the lock and the
-//! request is taken again (at least once; every action is idempotent). A CLI that hears
-//! nothing in time withdraws the request unless a server holds it ([`DbPool::withdraw_request`]).
+//! request is taken again (at least once; every action is idempotent). A server that carried
+//! a request out but could not yet put its event on record answers [`Reply::Later`]: the row
+//! keeps that interim answer but stays pending, so it is taken again (by any server) until its
+//! event is on disk — the CLI reads it as [`RequestState::Deferred`]. A CLI that hears nothing
+//! in time withdraws the request unless a server holds or deferred it
+//! ([`DbPool::withdraw_request`]).
 
 use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 use diesel::{OptionalExtension, QueryableByName};
@@ -31,6 +35,19 @@ pub struct OperatorRequest {
     /// The details as JSON text.
     #[diesel(sql_type = Text)]
     pub details: String,
+    /// The interim answer of an earlier attempt that ended in [`Reply::Later`] (JSON text).
+    #[diesel(sql_type = Nullable<Text>)]
+    pub interim: Option<String>,
+}
+
+/// A server's answer to one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Carried out (or refused) for good: the request is done.
+    Done(serde_json::Value),
+    /// Carried out, but its audit event could not be recorded yet: this interim answer is kept
+    /// for the CLI, and the request stays pending to be taken again until it is on record.
+    Later(serde_json::Value),
 }
 
 /// Where a request stands, for the CLI polling it.
@@ -40,6 +57,9 @@ pub enum RequestState {
     Pending,
     /// A server answered with this JSON.
     Answered(serde_json::Value),
+    /// A server carried it out and answered this JSON, but its audit event is still to be
+    /// recorded: the request stays pending until it is.
+    Deferred(serde_json::Value),
     /// The request no longer exists (withdrawn, or dropped long after its answer).
     Gone,
 }
@@ -108,16 +128,19 @@ impl DbPool {
         Ok(match found {
             None => RequestState::Gone,
             Some(a) if a.done => RequestState::Answered(parse(a.result)),
+            Some(a) if a.result.is_some() => RequestState::Deferred(parse(a.result)),
             Some(_) => RequestState::Pending,
         })
     }
 
-    /// Withdraws request `id` unless a server holds it or answered it. Call it when giving up.
+    /// Withdraws request `id` unless a server holds it, answered it or deferred it. Call it when
+    /// giving up.
     pub async fn withdraw_request(&self, id: i64) -> Result<Withdrawal, DbError> {
         let mut conn = self.conn().await?;
         let withdrawn: Option<Id> = diesel::sql_query(
             "DELETE FROM operator_requests WHERE id = ( \
-                 SELECT id FROM operator_requests WHERE id = $1 AND done_at IS NULL \
+                 SELECT id FROM operator_requests \
+                 WHERE id = $1 AND done_at IS NULL AND result IS NULL \
                  FOR UPDATE SKIP LOCKED) \
              RETURNING id",
         )
@@ -147,33 +170,41 @@ impl DbPool {
 
     /// Takes up to `limit` pending requests no other server holds, oldest first, and answers
     /// each with `answer` (which records and carries it out), committing every answer at once
-    /// as answered by `instance`. Rows stay locked until then, so no two servers answer one
-    /// request. Also drops requests answered long ago. Returns how many were answered.
+    /// as answered by `instance` ([`Reply::Later`]: kept as the interim answer, the request
+    /// still pending). Rows stay locked until then, so no two servers answer one request.
+    /// Also drops requests answered long ago. Returns how many were done.
     pub async fn answer_requests(
         &self,
         limit: i64,
         instance: &str,
-        mut answer: impl AsyncFnMut(&OperatorRequest) -> serde_json::Value,
+        mut answer: impl AsyncFnMut(&OperatorRequest) -> Reply,
     ) -> Result<usize, DbError> {
         let mut conn = self.conn().await?;
         AnsiTransactionManager::begin_transaction(&mut *conn).await?;
         let work = async {
             let rows = diesel::sql_query(
-                "SELECT id, os_user, action, details::text AS details FROM operator_requests \
+                "SELECT id, os_user, action, details::text AS details, result::text AS interim \
+                 FROM operator_requests \
                  WHERE done_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
             )
             .bind::<BigInt, _>(limit)
             .load::<OperatorRequest>(&mut *conn)
             .await?;
+            let mut done = 0;
             for row in &rows {
-                let result = answer(row).await;
+                let (result, finished) = match answer(row).await {
+                    Reply::Done(v) => (v, true),
+                    Reply::Later(v) => (v, false),
+                };
+                done += usize::from(finished);
                 diesel::sql_query(
-                    "UPDATE operator_requests SET done_at = now(), done_by = $2, \
-                     result = $3::jsonb WHERE id = $1",
+                    "UPDATE operator_requests SET done_by = $2, result = $3::jsonb, \
+                     done_at = CASE WHEN $4 THEN now() END WHERE id = $1",
                 )
                 .bind::<BigInt, _>(row.id)
                 .bind::<Text, _>(instance)
                 .bind::<Text, _>(result.to_string())
+                .bind::<Bool, _>(finished)
                 .execute(&mut *conn)
                 .await?;
             }
@@ -183,7 +214,7 @@ impl DbPool {
             ))
             .execute(&mut *conn)
             .await?;
-            Ok::<_, DbError>(rows.len())
+            Ok::<_, DbError>(done)
         };
         match work.await {
             Ok(n) => {
