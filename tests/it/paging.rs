@@ -474,3 +474,41 @@ async fn the_openapi_document_bounds_every_limit() {
     let overview = doc["info"]["description"].as_str().unwrap();
     assert!(overview.contains("`limit` 1–200"), "{overview}");
 }
+
+/// A user keeps at most 100 sessions: the sign-in past it ends the oldest (audited
+/// `session.revoked`, `which: "oldest"`), so the sessions list reads a bounded set.
+#[actix_web::test]
+async fn signing_in_past_the_session_cap_ends_the_oldest() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let oldest = app.login(&a.staff).await;
+    let mine = oldest.get("/api/v1/auth/sessions").await.body["items"][0].clone();
+    assert_eq!(mine["current"], true);
+    let mut newest = None;
+    for _ in 0..99 {
+        newest = Some(app.login(&a.staff).await);
+    }
+    let newest = newest.unwrap();
+    let all = walk(&newest, "/api/v1/auth/sessions", 200).await.concat();
+    assert_eq!(all.len(), 100);
+    assert_eq!(oldest.get("/api/v1/auth/me").await.status, 200);
+
+    // The 101st: the oldest ends, every other stays.
+    let latest = app.login(&a.staff).await;
+    assert_eq!(oldest.get("/api/v1/auth/me").await.status, 401);
+    assert_eq!(newest.get("/api/v1/auth/me").await.status, 200);
+    let all = walk(&latest, "/api/v1/auth/sessions", 200).await.concat();
+    assert_eq!(all.len(), 100);
+    assert!(!all.iter().any(|s| s["id"] == mine["id"]));
+
+    let owner = app.verified_owner().await;
+    let revoked = owner
+        .get("/api/v1/platform/audit?kind=session.revoked")
+        .await
+        .body;
+    let event = &revoked["items"][0];
+    assert_eq!(event["details"]["which"], "oldest", "{revoked:?}");
+    assert_eq!(event["details"]["sessions"], json!([mine["id"]]));
+    assert_eq!(event["actor"]["email"], a.staff.email);
+    assert_eq!(revoked["items"].as_array().unwrap().len(), 1);
+}
