@@ -353,10 +353,10 @@ async fn bans_page_soonest_ending_first(redis: bool) {
         .map(|b| b["ip"].as_str().unwrap())
         .collect();
     assert_eq!(listed, banned, "each once, soonest ending first");
-    let ends: Vec<&str> = pages
+    let ends: Vec<chrono::DateTime<chrono::Utc>> = pages
         .iter()
         .flatten()
-        .map(|b| b["until"].as_str().unwrap())
+        .map(|b| b["until"].as_str().unwrap().parse().unwrap())
         .collect();
     assert!(ends.windows(2).all(|w| w[0] <= w[1]), "{ends:?}");
 
