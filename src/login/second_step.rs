@@ -9,7 +9,8 @@ use serde_json::json;
 
 use super::password_step::LoggedIn;
 use super::{Login, LoginError};
-use crate::audit::Kind;
+use crate::audit::{EventActor, Kind};
+use crate::auth::own_sessions::end_oldest_beyond_cap;
 use crate::auth::{NewSession, SecondFactor};
 use crate::secret::Token;
 use crate::two_factor::{Account, Proof, TwoFactorError};
@@ -129,6 +130,16 @@ impl Login {
             .await;
         self.confirm_still_open(who.user_id, &who.email, &opened.token)
             .await?;
+        let actor = EventActor::user(who.user_id, &who.email, who.role);
+        end_oldest_beyond_cap(
+            &self.sessions,
+            &self.audit,
+            who.user_id,
+            actor,
+            who.tenant_id,
+            ip,
+        )
+        .await?;
         Ok(opened)
     }
 
