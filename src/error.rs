@@ -391,6 +391,7 @@ impl From<crate::users::UserError> for ApiError {
             UserError::Audit(e) => e.into(),
             UserError::Internal(e) => ApiError::Internal(e),
             UserError::Db(e) => e.into(),
+            UserError::Page(e) => e.into(),
         }
     }
 }

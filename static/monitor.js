@@ -14,7 +14,8 @@ function renderCounts(counts) {
   }
 }
 
-function renderBans(bans) {
+// The summary holds the soonest-ending bans only; `more` says others are in force.
+function renderBans(bans, more) {
   const body = $("bans").querySelector("tbody");
   body.replaceChildren();
   $("bans-empty").hidden = bans.length > 0;
@@ -23,6 +24,14 @@ function renderBans(bans) {
     const action = document.createElement("td");
     action.append(actionButton("Lift", () => liftBan(ban.ip)));
     tr.append(cell(ban.ip), cell(new Date(ban.until).toLocaleString()), cell(ban.violations), action);
+    body.append(tr);
+  }
+  if (more) {
+    const tr = document.createElement("tr");
+    const note = cell(`More bans are in force; these ${bans.length} end soonest.`, "muted");
+    note.colSpan = 4;
+    tr.id = "bans-more";
+    tr.append(note);
     body.append(tr);
   }
 }
@@ -49,7 +58,7 @@ async function refresh() {
   $("redis").textContent = reply.body.redis;
   $("gap").textContent = reply.body.audit_gap;
   renderCounts(reply.body.counts);
-  renderBans(reply.body.active_bans);
+  renderBans(reply.body.active_bans, reply.body.active_bans_more);
   renderAlerts(reply.body.alerts);
 }
 

@@ -41,13 +41,6 @@ pub fn list_body<T: Serialize>(items: &[T]) -> Vec<u8> {
     out
 }
 
-/// A 200 with a list body.
-pub fn list_response<T: Serialize>(items: &[T]) -> actix_web::HttpResponse {
-    actix_web::HttpResponse::Ok()
-        .insert_header(actix_web::http::header::ContentType::json())
-        .body(list_body(items))
-}
-
 /// Registers every route and the extractor settings that turn bad input into contract errors.
 /// Each path is one [`resource`] with its methods: any other method on it answers 405 with
 /// `Allow`; a path that is not here answers 404.

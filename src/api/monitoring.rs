@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::guard::platform_access;
 use super::principal::Principal;
 use crate::audit::monitor::SUMMARY_WINDOW_SECS;
-use crate::audit::query::{self, ActorMatch, Filter};
+use crate::audit::query::{self, ActorMatch, Filter, SearchError};
 use crate::audit::{Kind, Severity};
 use crate::error::ApiError;
 use crate::ids::{TenantId, UserId};
@@ -31,7 +31,10 @@ pub struct AuditQuery {
     since: Option<String>,
     /// RFC 3339.
     until: Option<String>,
+    /// Items per page (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// The `next_cursor` of the page before.
     cursor: Option<String>,
 }
 
@@ -109,9 +112,20 @@ pub async fn audit(
     let page = Page::parse(query::LIST, q.limit, q.cursor.as_deref())?;
     platform_access(&state, &p, &req, None).await?;
     let log_id = state.audit.log_id().unwrap_or_default();
-    let paged = query::search(&state.config.audit_log, &log_id, filter, page).await?;
+    let paged = query::search(&state.config.audit_log, &log_id, filter, page)
+        .await
+        .map_err(|e| match e {
+            SearchError::Page(e) => ApiError::from(e),
+            SearchError::Unreadable(why) => {
+                slog::warn!(state.log, "cannot search the audit log"; "error" => why);
+                ApiError::AuditUnavailable
+            }
+        })?;
     Ok(HttpResponse::Ok().json(paged))
 }
+
+/// How many bans the summary shows at most (the soonest ending).
+pub const SUMMARY_BANS: usize = 50;
 
 /// The last hour at a glance.
 #[derive(Serialize, ToSchema)]
@@ -120,7 +134,11 @@ pub struct Summary {
     /// Events of the window by audit kind.
     #[schema(value_type = std::collections::BTreeMap<String, u64>)]
     counts: std::collections::BTreeMap<&'static str, u64>,
+    /// The [`SUMMARY_BANS`] soonest-ending bans in force (the whole list: `GET
+    /// /api/v1/platform/bans`, paged).
     active_bans: Vec<crate::rate_limit::BanInfo>,
+    /// More bans are in force than `active_bans` shows.
+    active_bans_more: bool,
     /// The alerts raised, newest first (audit lines).
     alerts: Vec<serde_json::Value>,
     /// `connected`, `fallback` or `disabled`.
@@ -139,10 +157,14 @@ pub async fn summary(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     platform_access(&state, &p, &req, None).await?;
+    let mut active_bans = state.limiter.bans_page(None, SUMMARY_BANS + 1).await;
+    let active_bans_more = active_bans.len() > SUMMARY_BANS;
+    active_bans.truncate(SUMMARY_BANS);
     Ok(HttpResponse::Ok().json(Summary {
         window_secs: SUMMARY_WINDOW_SECS,
         counts: state.audit.counts(),
-        active_bans: state.limiter.active_bans().await,
+        active_bans,
+        active_bans_more,
         alerts: state.audit.alerts(),
         redis: state.store.status().as_str(),
         audit_gap: state.audit.redis_gap(),

@@ -78,7 +78,8 @@ struct Generated;
 /// What the whole document says before its paths.
 const OVERVIEW: &str = "\
 JSON in and out; timestamps are RFC 3339 UTC, ids UUIDs, money integer cents. Lists answer \
-`{items, next_cursor}` one page at a time (`limit` 1–100, `cursor` from the previous page).
+`{items, next_cursor}` one page at a time (`limit` 1–200, default 50; `cursor` the \
+`next_cursor` of the previous page, `null` on the last).
 
 Authentication: `Authorization: Bearer <token>`, or the `rampart_session` cookie set at \
 sign-in (the Bearer header wins). A cookie-authenticated request that changes state needs an \

@@ -22,7 +22,10 @@ pub struct ListQuery {
     /// Only orders of this status.
     #[param(value_type = Option<Status>)]
     status: Option<String>,
+    /// Items per page (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// The `next_cursor` of the page before.
     cursor: Option<String>,
 }
 

@@ -5,7 +5,6 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::guard::platform_access;
-use super::list_response;
 use super::principal::Principal;
 use super::users::{accounts, acting, close_sockets, DisabledBody};
 use crate::audit::{Event, Kind};
@@ -14,6 +13,7 @@ use crate::error::ApiError;
 use crate::ids::{TenantId, UserId};
 use crate::net::client_ip;
 use crate::page::{Page, Paged};
+use crate::rate_limit::{BanInfo, BAN_LIST};
 use crate::state::AppState;
 use crate::tenants::suspension::{self, Acting};
 use crate::tenants::{self, NewTenant};
@@ -25,7 +25,10 @@ use crate::users::{self, NewUser};
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Items per page (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// The `next_cursor` of the page before.
     cursor: Option<String>,
 }
 
@@ -155,24 +158,23 @@ pub async fn create_user(
     Ok(HttpResponse::Created().json(created))
 }
 
-/// The body of the bans list, `{items}` (every active ban; not paged).
-#[derive(ToSchema)]
-#[allow(dead_code)] // the schema of what `list_response` writes
-pub struct BanList {
-    items: Vec<crate::rate_limit::BanInfo>,
-}
-
-/// The IP bans in force.
-#[utoipa::path(get, path = "/api/v1/platform/bans", tag = "platform",
-    responses((status = 200, description = "`{items}`: every active ban", body = BanList)))]
+/// The IP bans in force, soonest ending first, paged (see `rate_limit::BanPosition`).
+#[utoipa::path(get, path = "/api/v1/platform/bans", tag = "platform", params(PageQuery),
+    responses((status = 200, description = "A page of active bans, soonest ending first",
+        body = Paged<BanInfo>)))]
 pub async fn list_bans(
     req: HttpRequest,
     p: Principal,
+    q: web::Query<PageQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let page = Page::parse(BAN_LIST, q.limit, q.cursor.as_deref())?;
     platform_access(&state, &p, &req, None).await?;
-    let items = state.limiter.active_bans().await;
-    Ok(list_response(&items))
+    let rows = state
+        .limiter
+        .bans_page(page.after, page.fetch() as usize)
+        .await;
+    Ok(HttpResponse::Ok().json(page.finish(BAN_LIST, rows, BanInfo::position)))
 }
 
 /// Lifts the ban of one IP on every instance (and this instance's own copy); audited.
@@ -216,7 +218,7 @@ pub async fn list_owners(
     q: web::Query<PageQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = Page::parse(users::admin::LIST, q.limit, q.cursor.as_deref())?;
+    let page = Page::parse(users::admin::OWNERS_LIST, q.limit, q.cursor.as_deref())?;
     let scope = AdminScope::from(platform_access(&state, &p, &req, None).await?);
     let paged = users::admin::list_owners(&state.db, &scope, &page).await?;
     Ok(HttpResponse::Ok().json(paged))

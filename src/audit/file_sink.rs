@@ -36,7 +36,13 @@ pub trait Sink: Send + 'static {
 pub struct FileSink {
     path: PathBuf,
     file: Option<File>,
+    /// The durable length of the open file.
     durable_len: u64,
+    /// A failed write may have left a partial line in the open file: cut it (through the same
+    /// descriptor) before writing on. A partial line is only ever cut from the file it was
+    /// written to, never from whatever is at the path later (a re-created log, or one an
+    /// operator put back after it was removed).
+    cut_pending: bool,
 }
 
 impl FileSink {
@@ -48,6 +54,7 @@ impl FileSink {
             path: path.to_path_buf(),
             file: Some(file),
             durable_len,
+            cut_pending: false,
         })
     }
 
@@ -57,7 +64,8 @@ impl FileSink {
         FileSink {
             path: path.to_path_buf(),
             file: None,
-            durable_len: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+            durable_len: 0,
+            cut_pending: false,
         }
     }
 }
@@ -79,9 +87,10 @@ impl FileSink {
         f.metadata().is_ok_and(|m| m.nlink() > 0)
     }
 
+    /// Stops writing the open file; the next append opens whatever is at the path.
     fn forget_file(&mut self) {
         self.file = None;
-        self.durable_len = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        self.cut_pending = false;
     }
 }
 
@@ -92,13 +101,16 @@ impl Sink for FileSink {
         }
         if self.file.is_none() {
             let f = open_append(&self.path)?;
-            // Drop any partial line a failed write left behind.
-            if f.metadata()?.len() > self.durable_len {
-                f.set_len(self.durable_len)?;
-            }
+            // Nothing of this file was written by this sink yet: all of it counts as durable.
+            self.durable_len = f.metadata()?.len();
             self.file = Some(f);
         }
         let f = self.file.as_mut().expect("opened above");
+        if self.cut_pending {
+            // Drop the partial line a failed write left behind in this same file.
+            f.set_len(self.durable_len)?;
+            self.cut_pending = false;
+        }
         f.write_all(bytes)
     }
 
@@ -113,7 +125,7 @@ impl Sink for FileSink {
     }
 
     fn reset(&mut self) {
-        self.file = None;
+        self.cut_pending = self.file.is_some();
     }
 
     fn reopen(&mut self) {
@@ -370,6 +382,50 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"{\"a\":1}\n{\"b\":2}\n");
         let again = recover_tail(&path).unwrap();
         assert!(again.torn.is_none());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn scratch(name: &str) -> (PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("rampart-{name}-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("audit.log");
+        (dir, path)
+    }
+
+    #[test]
+    fn a_retry_cuts_the_partial_line_off_the_file_it_was_written_to() {
+        let (dir, path) = scratch("retry");
+        let mut sink = FileSink::open(&path).unwrap();
+        sink.append(b"{\"a\":1}\n").unwrap();
+        sink.sync().unwrap();
+        sink.append(b"{\"b\":").unwrap();
+        sink.reset();
+        sink.append(b"{\"b\":2}\n").unwrap();
+        sink.sync().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"{\"a\":1}\n{\"b\":2}\n");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_log_put_back_after_its_removal_is_never_cut() {
+        let (dir, path) = scratch("restore");
+        let mut sink = FileSink::open(&path).unwrap();
+        sink.append(b"{\"a\":1}\n").unwrap();
+        sink.sync().unwrap();
+        // The log is removed while a write fails half-way, and the writer re-creates it.
+        std::fs::remove_file(&path).unwrap();
+        sink.append(b"{\"b\":").unwrap();
+        sink.reset();
+        assert_eq!(std::fs::read(&path).unwrap(), b"{\"b\":");
+        // An operator puts the old log back, longer than anything this sink made durable.
+        std::fs::remove_file(&path).unwrap();
+        let restored = b"{\"a\":1}\n{\"x\":9}\n".to_vec();
+        std::fs::write(&path, &restored).unwrap();
+        sink.append(b"{\"b\":2}\n").unwrap();
+        sink.sync().unwrap();
+        let mut expected = restored;
+        expected.extend_from_slice(b"{\"b\":2}\n");
+        assert_eq!(std::fs::read(&path).unwrap(), expected);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

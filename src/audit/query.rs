@@ -13,6 +13,8 @@
 //! events of lower `seq` end, and the file is read backwards from there in chunks. One request
 //! reads at most [`SCAN_LINES`] lines; a sparse filter may thus answer fewer events than the
 //! limit (even none) with a cursor to continue from — only `next_cursor: null` means the end.
+//! A file that cannot be read is an error ([`SearchError::Unreadable`]), never an empty page:
+//! an empty last page would say the trail holds nothing more.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -95,16 +97,29 @@ impl Filter {
     }
 }
 
+/// Why a search answered no page.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SearchError {
+    /// The cursor is not one of this log's (400 `bad_request`).
+    #[error(transparent)]
+    Page(#[from] PageError),
+    /// The log file could not be read (gone, replaced, unreadable): the search cannot say
+    /// what the trail holds, so it answers no page rather than a short or empty one (503
+    /// `audit_unavailable`).
+    #[error("the audit log cannot be read: {0}")]
+    Unreadable(String),
+}
+
 /// One page of the events of `file` (whose identity is `log_id`) that pass `filter`.
 pub async fn search(
     file: &Path,
     log_id: &str,
     filter: Filter,
     page: Page<Position>,
-) -> Result<Paged<Value>, PageError> {
+) -> Result<Paged<Value>, SearchError> {
     let log = log_id.chars().take(16).collect::<String>();
     let before = match &page.after {
-        Some(p) if p.log != log => return Err(PageError::Cursor),
+        Some(p) if p.log != log => return Err(PageError::Cursor.into()),
         Some(p) => p.seq,
         None => u64::MAX,
     };
@@ -112,9 +127,8 @@ pub async fn search(
     let limit = page.limit as usize;
     let found = tokio::task::spawn_blocking(move || scan(&file, &filter, before, limit))
         .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
+        .map_err(|e| SearchError::Unreadable(e.to_string()))?
+        .map_err(|e| SearchError::Unreadable(e.to_string()))?;
     let next_cursor = found.resume_after.map(|seq| {
         page::encode(
             LIST,
@@ -142,7 +156,11 @@ struct Found {
 /// that pass `filter`.
 fn scan(path: &Path, filter: &Filter, before: u64, limit: usize) -> std::io::Result<Found> {
     let mut file = File::open(path)?;
-    let len = file.metadata()?.len();
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let len = meta.len();
     let mut pos = end_before(&mut file, len, before)?;
     let mut carry: Vec<u8> = Vec::new();
     let mut found = Found::default();

@@ -146,6 +146,28 @@ async fn a_cursor_of_another_log_is_refused() {
     let page = Page::parse(LIST, Some(2), Some(&cursor)).unwrap();
     assert_eq!(
         search(&log.path, "012345", Filter::default(), page).await,
-        Err(PageError::Cursor)
+        Err(SearchError::Page(PageError::Cursor))
     );
+}
+
+#[actix_web::test]
+async fn a_log_that_cannot_be_read_is_an_error_not_an_empty_page() {
+    let log = Log::new(3, TenantId::random());
+    let search_at = async |path: &std::path::Path| {
+        let page = Page::parse(LIST, Some(2), None).unwrap();
+        search(path, "abcdef", Filter::default(), page).await
+    };
+    assert_eq!(seqs(&search_at(&log.path).await.unwrap().items), [3, 2]);
+    // Gone, then a directory where the file was.
+    let missing = log.dir.join("moved-away.log");
+    assert!(matches!(
+        search_at(&missing).await,
+        Err(SearchError::Unreadable(_))
+    ));
+    std::fs::remove_file(&log.path).unwrap();
+    std::fs::create_dir(&log.path).unwrap();
+    assert!(matches!(
+        search_at(&log.path).await,
+        Err(SearchError::Unreadable(_))
+    ));
 }

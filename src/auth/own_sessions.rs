@@ -6,6 +6,12 @@
 //! store key by another one-way hash, so it gives away nothing that reaches the session, and it
 //! is mapped back by looking through the user's own set of sessions — an id that is not one of
 //! the caller's live sessions is simply not found, whoever it belongs to.
+//!
+//! A user keeps at most [`MAX_SESSIONS_PER_USER`] sessions: a sign-in past it ends the oldest
+//! ([`end_oldest_beyond_cap`], audited `session.revoked` with `which: "oldest"`). So the list,
+//! and ending all others, read a bounded number of sessions, however often the password is
+//! used. A session ended this way is gone at once for HTTP; its sockets close with 1008 at
+//! their next heartbeat check, which looks the session up.
 
 use std::net::IpAddr;
 
@@ -17,12 +23,14 @@ use uuid::Uuid;
 
 use super::session::user_key;
 use super::{Session, SessionId, SessionStore};
-use crate::audit::{Audit, AuditError, Event, Kind};
-use crate::ids::UserId;
+use crate::audit::{Audit, AuditError, Event, EventActor, Kind};
+use crate::ids::{TenantId, UserId};
 use crate::page::{Page, Paged};
 
 /// The list's name in its cursors.
 pub const LIST: &str = "sessions";
+/// The most sessions one user keeps open; signing in past it ends the oldest.
+pub const MAX_SESSIONS_PER_USER: usize = 100;
 
 /// Where a page of sessions ends: `(created_at in µs, public id)`, newest first.
 pub type Position = (i64, Uuid);
@@ -131,12 +139,55 @@ impl SessionStore {
 
 /// `session.revoked` by the holder of `caller`, naming the ended sessions by public id.
 fn revoked(caller: &Session, ip: IpAddr, ended: &[SessionId], which: &str) -> Event {
+    revoked_by(caller.actor(), caller.tenant_id, ip, ended, which)
+}
+
+fn revoked_by(
+    actor: EventActor,
+    tenant: Option<TenantId>,
+    ip: IpAddr,
+    ended: &[SessionId],
+    which: &str,
+) -> Event {
     let ids: Vec<Uuid> = ended.iter().map(SessionId::public_id).collect();
     Event::new(Kind::SessionRevoked)
-        .actor(caller.actor())
+        .actor(actor)
         .ip(ip)
-        .tenant(caller.tenant_id)
+        .tenant(tenant)
         .details(json!({"which": which, "count": ids.len(), "sessions": ids}))
+}
+
+/// Ends the oldest sessions of `user` beyond [`MAX_SESSIONS_PER_USER`] (called once a sign-in
+/// has opened a new one, so the newest is kept), on every instance, and records
+/// `session.revoked` (`which: "oldest"`) by the user signing in. Below the cap this costs one
+/// read of the user's set of sessions.
+pub async fn end_oldest_beyond_cap(
+    sessions: &SessionStore,
+    audit: &Audit,
+    user: UserId,
+    actor: EventActor,
+    tenant: Option<TenantId>,
+    ip: IpAddr,
+) -> Result<Vec<SessionId>, AuditError> {
+    if sessions.store.set_members(&user_key(user)).await.len() <= MAX_SESSIONS_PER_USER {
+        return Ok(Vec::new());
+    }
+    let mut live = sessions.of_user(user).await;
+    if live.len() <= MAX_SESSIONS_PER_USER {
+        return Ok(Vec::new());
+    }
+    // Oldest first (a session stored before `created_at` was recorded counts as oldest).
+    live.sort_by_key(|(id, s)| (s.created_at, id.public_id()));
+    let excess = live.len() - MAX_SESSIONS_PER_USER;
+    let mut ended = Vec::with_capacity(excess);
+    for (id, _) in live.into_iter().take(excess) {
+        sessions.end(user, &id).await;
+        ended.push(id);
+    }
+    audit
+        .record(revoked_by(actor, tenant, ip, &ended, "oldest"))
+        .await?;
+    Ok(ended)
 }
 
 /// Ends the caller's session `public` (their current one included, if named), on every

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Login, LoginError};
 use crate::audit::{Event, EventActor, Kind};
+use crate::auth::own_sessions::end_oldest_beyond_cap;
 use crate::auth::password;
 use crate::auth::{NewSession, SecondFactor};
 use crate::db::LoginRecord;
@@ -152,6 +153,16 @@ impl Login {
             }
             Recheck::Changed(_) => return Err(LoginError::InvalidCredentials),
         }
+        let actor = EventActor::user(user.id, &user.email, role);
+        end_oldest_beyond_cap(
+            &self.sessions,
+            &self.audit,
+            user.id,
+            actor,
+            user.tenant_id,
+            ip,
+        )
+        .await?;
         Ok(LoginOutcome::Session(LoggedIn {
             token: issued.token,
             expires_at: issued.expires_at,

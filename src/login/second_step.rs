@@ -9,7 +9,8 @@ use serde_json::json;
 
 use super::password_step::{LoggedIn, Recheck, Seen};
 use super::{Login, LoginError};
-use crate::audit::Kind;
+use crate::audit::{EventActor, Kind};
+use crate::auth::own_sessions::end_oldest_beyond_cap;
 use crate::auth::{NewSession, SecondFactor};
 use crate::secret::Token;
 use crate::two_factor::{Account, Proof, TwoFactorError};
@@ -138,9 +139,20 @@ impl Login {
             .confirm_still_open(who.user_id, &who.email, &attempt.seen, &opened.token)
             .await?
         {
-            Recheck::Unchanged => Ok(opened),
-            Recheck::Changed(_) => Err(LoginError::ChallengeExpired),
+            Recheck::Unchanged => {}
+            Recheck::Changed(_) => return Err(LoginError::ChallengeExpired),
         }
+        let actor = EventActor::user(who.user_id, &who.email, who.role);
+        end_oldest_beyond_cap(
+            &self.sessions,
+            &self.audit,
+            who.user_id,
+            actor,
+            who.tenant_id,
+            ip,
+        )
+        .await?;
+        Ok(opened)
     }
 
     async fn open_verified_session(

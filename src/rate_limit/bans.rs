@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use super::{BanInfo, BanPolicy};
+use super::{BanInfo, BanPolicy, BanPosition};
 
 #[derive(Debug)]
 pub(crate) struct Bans {
@@ -37,11 +37,30 @@ impl Bans {
             .map(|(until, n)| BanInfo::from_millis(ip, *until, *n))
     }
 
-    pub(crate) fn all_active(&self, now: u64) -> Vec<BanInfo> {
-        self.bans
+    /// The first `fetch` active bans after `after` in the ban list's order (by end, then
+    /// address): one pass over the bans, without sorting those past the page.
+    pub(crate) fn page(&self, after: Option<BanPosition>, fetch: usize, now: u64) -> Vec<BanInfo> {
+        let mut found: Vec<(BanPosition, u32)> = self
+            .bans
             .iter()
             .filter(|(_, (until, _))| *until > now)
-            .map(|(ip, (until, n))| BanInfo::from_millis(*ip, *until, *n))
+            .map(|(ip, (until, n))| {
+                let at = BanPosition {
+                    until_ms: *until,
+                    ip: *ip,
+                };
+                (at, *n)
+            })
+            .filter(|(at, _)| after.is_none_or(|a| *at > a))
+            .collect();
+        if found.len() > fetch {
+            found.select_nth_unstable_by_key(fetch, |(at, _)| *at);
+            found.truncate(fetch);
+        }
+        found.sort_unstable_by_key(|(at, _)| *at);
+        found
+            .into_iter()
+            .map(|(at, n)| BanInfo::from_millis(at.ip, at.until_ms, n))
             .collect()
     }
 

@@ -18,7 +18,7 @@ use super::actor::{
 };
 use super::gate::MessageGate;
 use super::policies::Policies;
-use super::{Admission, BanInfo, ConnId, HitVerdict, Limited, ViolationOutcome};
+use super::{Admission, BanInfo, BanPosition, ConnId, HitVerdict, Limited, ViolationOutcome};
 use crate::config::Limits;
 use crate::ids::UserId;
 use crate::net::limit_key;
@@ -79,9 +79,16 @@ impl Limiter {
         }
     }
 
-    /// Every active ban (for the platform's ban list and security summary).
+    /// Every active ban, soonest ending first (reads them all: lists page with
+    /// [`Limiter::bans_page`]).
     pub async fn active_bans(&self) -> Vec<BanInfo> {
-        match self.addr.send(ListBans).await {
+        self.bans_page(None, usize::MAX).await
+    }
+
+    /// The first `fetch` active bans after `after`, by end then address (a page of the
+    /// platform's ban list, one more than it shows; the security summary's first bans).
+    pub async fn bans_page(&self, after: Option<BanPosition>, fetch: usize) -> Vec<BanInfo> {
+        match self.addr.send(ListBans { after, fetch }).await {
             Ok(bans) => bans.await.unwrap_or_default(),
             Err(_) => Vec::new(),
         }

@@ -15,7 +15,8 @@ use super::bans::Bans;
 use super::slots::Slots;
 use super::window::Windows;
 use super::{
-    keys, Admission, BanInfo, BanPolicy, ConnId, Counting, HitVerdict, Policy, ViolationOutcome,
+    keys, Admission, BanInfo, BanPolicy, BanPosition, ConnId, Counting, HitVerdict, Policy,
+    ViolationOutcome,
 };
 use crate::ids::UserId;
 
@@ -141,8 +142,9 @@ impl Memory {
         self.bans.active(ip, now)
     }
 
-    pub fn bans_at(&self, now: u64) -> Vec<BanInfo> {
-        self.bans.all_active(now)
+    /// The first `fetch` active bans after `after`, by end then address.
+    pub fn bans_page(&self, after: Option<BanPosition>, fetch: usize, now: u64) -> Vec<BanInfo> {
+        self.bans.page(after, fetch, now)
     }
 
     /// Lifts the ban of `ip` and forgets its pending violations; true if it was active.
@@ -286,10 +288,36 @@ mod tests {
             m.admit_at(ip, &policy(10, 60), t0 + 1),
             Admission::Banned(_)
         ));
-        assert_eq!(m.bans_at(t0 + 1).len(), 1);
+        assert_eq!(m.bans_page(None, 10, t0 + 1).len(), 1);
         assert!(m.lift_at(ip, t0 + 2));
         assert!(!m.lift_at(ip, t0 + 3), "lifted once");
         assert_eq!(m.admit_at(ip, &policy(10, 60), t0 + 4), Admission::Allowed);
+    }
+
+    #[test]
+    fn bans_page_by_end_then_address_from_a_position() {
+        let mut m = Memory::default();
+        let t0 = 30_000_000;
+        let ban = |ip: &str, until: u64| BanInfo::from_millis(ip.parse().unwrap(), until, 1);
+        // Two end at once (ordered by address, IPv4 first), one has ended already.
+        for b in [
+            ban("2001:db8::", t0 + 500),
+            ban("192.0.2.9", t0 + 500),
+            ban("192.0.2.1", t0 + 900),
+            ban("192.0.2.5", t0 + 100),
+            ban("192.0.2.200", t0 - 1),
+        ] {
+            m.remember_ban(&b, t0 - 10);
+        }
+        let all = m.bans_page(None, 10, t0);
+        let order: Vec<String> = all.iter().map(|b| b.ip.to_string()).collect();
+        assert_eq!(order, ["192.0.2.5", "192.0.2.9", "2001:db8::", "192.0.2.1"]);
+        // Each page is the first `fetch` after the position, in the same order.
+        let first = m.bans_page(None, 2, t0);
+        assert_eq!(first, all[..2]);
+        let rest = m.bans_page(Some(first[1].position()), 2, t0);
+        assert_eq!(rest, all[2..]);
+        assert_eq!(m.bans_page(Some(all[3].position()), 2, t0), []);
     }
 
     #[test]

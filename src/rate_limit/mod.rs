@@ -108,7 +108,28 @@ pub struct BanInfo {
     pub violations: u32,
 }
 
+/// The name cursors of the ban list carry.
+pub const BAN_LIST: &str = "bans";
+
+/// A ban's place in the ban list, which is ordered by end (Unix milliseconds), then address;
+/// where a page of it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BanPosition {
+    #[serde(rename = "t")]
+    pub until_ms: u64,
+    pub ip: IpAddr,
+}
+
 impl BanInfo {
+    /// Where this ban stands in the ban list.
+    pub fn position(&self) -> BanPosition {
+        BanPosition {
+            until_ms: self.until.timestamp_millis().max(0) as u64,
+            ip: self.ip,
+        }
+    }
+
     pub(crate) fn from_millis(ip: IpAddr, until_ms: u64, violations: u32) -> BanInfo {
         BanInfo {
             ip,

@@ -7,7 +7,6 @@
 //! Nothing here records an event or ends a session: callers do (the API through
 //! [`super::Accounts`]; the CLI queues its own record before it opens the door).
 
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
@@ -18,13 +17,17 @@ use crate::auth::password;
 use crate::db::schema::users;
 use crate::db::{AdminScope, DbError, DbPool, TenantConn};
 use crate::ids::{Role, UserId};
-use crate::page::{Page, Paged};
+use crate::page::{Created, Page, Paged};
 
-/// The name cursors of the user list carry.
+/// The name cursors of a tenant's user list carry.
 pub const LIST: &str = "users";
+/// The name cursors of the platform owners' list carry (its own: a cursor of one list never
+/// resumes the other).
+pub const OWNERS_LIST: &str = "owners";
 
-/// Where a page of the user list ends: the last user's creation time and id.
-pub type Position = (DateTime<Utc>, uuid::Uuid);
+/// Where a page of a user list ends: the last user's creation time and id (an instant outside
+/// the years 1970–9999 is refused before the database sees it).
+pub type Position = Created;
 
 /// One page of the users `scope` administers, oldest first.
 pub async fn list(
@@ -32,7 +35,7 @@ pub async fn list(
     scope: &AdminScope,
     page: &Page<Position>,
 ) -> Result<Paged<AdminUser>, UserError> {
-    list_where(db, scope, page, None).await
+    list_where(db, scope, page, LIST, None).await
 }
 
 /// One page of the platform owners, oldest first (the platform door with no target tenant
@@ -42,16 +45,18 @@ pub async fn list_owners(
     scope: &AdminScope,
     page: &Page<Position>,
 ) -> Result<Paged<AdminUser>, UserError> {
-    list_where(db, scope, page, Some(Role::PlatformOwner)).await
+    list_where(db, scope, page, OWNERS_LIST, Some(Role::PlatformOwner)).await
 }
 
 async fn list_where(
     db: &DbPool,
     scope: &AdminScope,
     page: &Page<Position>,
+    list: &str,
     role: Option<Role>,
 ) -> Result<Paged<AdminUser>, UserError> {
     let tenant = scope.tenant();
+    let after = page.after.map(|p| p.get()).transpose()?;
     let rows: Vec<AdminRow> = db
         .in_admin(scope, async |c| {
             let mut q = users::table
@@ -65,7 +70,7 @@ async fn list_where(
             if let Some(role) = role {
                 q = q.filter(users::role.eq(role.as_str()));
             }
-            if let Some((at, id)) = page.after {
+            if let Some((at, id)) = after {
                 q = q.filter(
                     users::created_at
                         .gt(at)
@@ -75,7 +80,7 @@ async fn list_where(
             Ok(q.load(c.pg()).await?)
         })
         .await?;
-    let paged = page.finish(LIST, rows, |r| (r.created_at, r.id));
+    let paged = page.finish(list, rows, |r| Created::new(r.created_at, r.id));
     let mut items = Vec::with_capacity(paged.items.len());
     for row in paged.items {
         items.push(row.into_user()?);

@@ -52,6 +52,9 @@ pub enum UserError {
     /// A change that must be on record could not be recorded (503 `audit_unavailable`).
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// A list's cursor is not valid (400 `bad_request`).
+    #[error(transparent)]
+    Page(#[from] crate::page::PageError),
     /// Includes an email already taken (`DbError::Conflict`, 409).
     #[error(transparent)]
     Db(DbError),

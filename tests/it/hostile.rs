@@ -280,10 +280,18 @@ async fn hostile_paths_queries_and_headers_never_produce_a_server_error() {
                  &until={value}&cursor={value}"
             ),
             format!("/api/v1/platform/tenants?limit={value}&cursor={value}"),
+            format!("/api/v1/platform/owners?limit={value}&cursor={value}"),
+            format!("/api/v1/platform/bans?limit={value}&cursor={value}"),
+            format!(
+                "/api/v1/tenants/{}/users?limit={value}&cursor={value}",
+                a.id
+            ),
             format!("/api/v1/platform/bans/{segment}"),
         ] {
             check(&owner.get(&path).await, &path);
         }
+        let sessions = format!("/api/v1/auth/sessions?limit={value}&cursor={value}");
+        check(&staff.get(&sessions).await, &sessions);
         let lift = format!("/api/v1/platform/bans/{segment}");
         check(&owner.send(Method::DELETE, &lift, None).await, &lift);
     }
@@ -301,5 +309,68 @@ async fn hostile_paths_queries_and_headers_never_produce_a_server_error() {
         check(&client.get("/api/v1/auth/me").await, &what);
         check(&client.post("/api/v1/auth/logout", &json!({})).await, &what);
         check(&client.get("/ws").await, &what);
+    }
+}
+
+/// Well-formed cursors of each list holding positions no row can have: instants far outside
+/// what the database stores (a year -5000 compared with `created_at` would fail in PostgreSQL),
+/// extreme numbers, the shapes of other lists' positions. Each is refused (400) or resumes an
+/// empty remainder (200), never a server error; the lists ordered by creation time refuse the
+/// out-of-range instants.
+#[actix_web::test]
+async fn cursors_with_impossible_positions_are_refused_not_errors() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let staff = app.login(&a.staff).await;
+    let owner = app.verified_owner().await;
+    let id = uuid::Uuid::new_v4();
+    let impossible = [
+        json!({"t": i64::MIN, "id": id}),
+        json!({"t": -157_000_000_000_000_000_i64, "id": id}),
+        json!({"t": -1, "id": id}),
+        json!({"t": i64::MAX, "id": id}),
+        json!(["-5000-01-01T00:00:00Z", id]),
+        json!(["+275760-09-13T00:00:00Z", id]),
+        json!(["1969-12-31T23:59:59Z", id]),
+    ];
+    let odd = [
+        json!([i64::MIN, id]),
+        json!([i64::MAX, id]),
+        json!({"t": u64::MAX, "ip": "255.255.255.255"}),
+        json!({"t": 0, "ip": "::"}),
+        json!({"seq": u64::MAX, "log": "x"}),
+        json!({"seq": 0, "log": ""}),
+    ];
+    let (users, orders) = (format!("/api/v1/tenants/{}/users", a.id), orders_path(a.id));
+    let by_creation = [
+        (&owner, users.as_str(), "users"),
+        (&owner, "/api/v1/platform/owners", "owners"),
+        (&owner, "/api/v1/platform/tenants", "tenants"),
+        (&staff, orders.as_str(), "orders"),
+    ];
+    for (client, path, list) in by_creation {
+        for p in &impossible {
+            let url = format!("{path}?cursor={}", rampart::page::encode(list, p));
+            let r = client.get(&url).await;
+            assert_eq!(
+                (r.status, r.code()),
+                (400, "bad_request"),
+                "{list} {p}: {:?}",
+                r.body
+            );
+        }
+    }
+    let every = by_creation.into_iter().chain([
+        (&staff, "/api/v1/auth/sessions", "sessions"),
+        (&owner, "/api/v1/platform/bans", "bans"),
+        (&owner, "/api/v1/platform/audit", "audit"),
+    ]);
+    for (client, path, list) in every {
+        for p in impossible.iter().chain(&odd) {
+            let url = format!("{path}?cursor={}", rampart::page::encode(list, p));
+            let r = client.get(&url).await;
+            check(&r, &format!("{list} {p}"));
+            assert!([200, 400].contains(&r.status), "{list} {p}: {:?}", r.body);
+        }
     }
 }

@@ -1,6 +1,10 @@
-//! Paging of the orders, tenants and audit lists: every item exactly once and in order across
-//! pages, `next_cursor` null on the last page, and every cursor that is not this list's own
-//! (another list's, damaged, over-long) refused with 400. Also the audit search's filters.
+//! Paging of every list (orders, tenants, audit, a tenant's users, platform owners, one's
+//! sessions, bans): every item exactly once and in order across pages, `next_cursor` null on
+//! the last page, every cursor that is not this list's own (another list's, damaged,
+//! over-long) and every `limit` outside 1–200 refused with 400. Also the audit search's
+//! filters, and its answer when the log cannot be read.
+
+use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
@@ -255,4 +259,256 @@ async fn the_audit_search_filters_by_actor_tenant_and_time() {
         let r = owner.get(&format!("/api/v1/platform/audit?{bad}")).await;
         assert!(bad_request(&r), "{bad}: {:?}", r.body);
     }
+}
+
+/// `limit` outside 1–200, or not a number, is refused.
+async fn refuses_bad_limits(client: &Client, path: &str) {
+    for bad in ["limit=0", "limit=201", "limit=-1", "limit=x"] {
+        let r = client.get(&format!("{path}?{bad}")).await;
+        assert!(bad_request(&r), "{path}?{bad}: {} {:?}", r.status, r.body);
+    }
+}
+
+#[actix_web::test]
+async fn user_owner_and_session_lists_refuse_each_others_cursors() {
+    let app = TestApp::spawn().await;
+    let (a, _) = (app.tenant("alpha").await, app.tenant("beta").await);
+    let owner = app.verified_owner().await;
+    app.platform_owner().await;
+    let admin = app.login(&a.admin).await;
+    let staff = app.login(&a.staff).await;
+    app.login(&a.staff).await;
+    let users = format!("/api/v1/tenants/{}/users", a.id);
+    let (owners, sessions) = ("/api/v1/platform/owners", "/api/v1/auth/sessions");
+
+    // Each list pages through its own items, one at a time.
+    let emails = |pages: &[Vec<Value>]| -> Vec<String> { ids(pages, "email") };
+    let tenant_users = walk(&admin, &users, 1).await;
+    assert_eq!(emails(&tenant_users).len(), 2, "{tenant_users:?}");
+    let platform_owners = walk(&owner, owners, 1).await;
+    assert_eq!(emails(&platform_owners).len(), 2, "{platform_owners:?}");
+    assert!(emails(&platform_owners)
+        .iter()
+        .all(|e| e.contains("@platform.example")));
+    assert_eq!(walk(&staff, sessions, 1).await.concat().len(), 2);
+
+    // Real cursors of the other lists.
+    let users_cursor = first_cursor(&admin, &users).await;
+    let owners_cursor = first_cursor(&owner, owners).await;
+    let tenants_cursor = first_cursor(&owner, "/api/v1/platform/tenants").await;
+    let sessions_cursor = first_cursor(&staff, sessions).await;
+    for foreign in [&owners_cursor, &tenants_cursor, &sessions_cursor] {
+        refuses_foreign_cursors(&admin, &users, foreign).await;
+        refuses_foreign_cursors(&owner, &users, foreign).await;
+    }
+    for foreign in [&users_cursor, &tenants_cursor, &sessions_cursor] {
+        refuses_foreign_cursors(&owner, owners, foreign).await;
+    }
+    for foreign in [&tenants_cursor, &users_cursor, &owners_cursor] {
+        refuses_foreign_cursors(&staff, sessions, foreign).await;
+    }
+    refuses_bad_limits(&admin, &users).await;
+    refuses_bad_limits(&owner, owners).await;
+    refuses_bad_limits(&staff, sessions).await;
+}
+
+/// A server behind a trusted proxy (so each test address is its own client) that bans an
+/// address at its first refused WebSocket attempt; `redis` false: no Redis at all.
+async fn banning_app(redis: bool) -> TestApp {
+    TestApp::spawn_with(|v: &mut HashMap<String, String>| {
+        v.insert("RAMPART_TRUST_FORWARDED".into(), "true".into());
+        v.insert("RAMPART_WS_CONNECT_LIMIT".into(), "1".into());
+        v.insert("RAMPART_BAN_AFTER_VIOLATIONS".into(), "1".into());
+        if !redis {
+            v.remove("REDIS_URL");
+        }
+    })
+    .await
+}
+
+/// Bans `n` addresses one after another (each ends later than the one before); returns them.
+async fn ban_addresses(app: &TestApp, n: u8) -> Vec<String> {
+    let mut banned = Vec::new();
+    for i in 1..=n {
+        let ip = format!("10.20.0.{i}");
+        let client = app.client().with_header("x-forwarded-for", &ip);
+        assert_eq!(client.get("/ws").await.code(), "unauthenticated", "{ip}");
+        client.get("/ws").await;
+        assert_eq!(client.get("/ws").await.code(), "ip_banned", "{ip}");
+        banned.push(ip);
+    }
+    banned
+}
+
+async fn bans_page_soonest_ending_first(redis: bool) {
+    let app = banning_app(redis).await;
+    let owner = app.verified_owner().await;
+    let banned = ban_addresses(&app, 51).await;
+
+    let pages = walk(&owner, "/api/v1/platform/bans", 20).await;
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [20, 20, 11]);
+    let listed: Vec<&str> = pages
+        .iter()
+        .flatten()
+        .map(|b| b["ip"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, banned, "each once, soonest ending first");
+    let ends: Vec<chrono::DateTime<chrono::Utc>> = pages
+        .iter()
+        .flatten()
+        .map(|b| b["until"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(ends.windows(2).all(|w| w[0] <= w[1]), "{ends:?}");
+
+    // The summary holds the 50 soonest-ending and says that more are in force.
+    let summary = owner.get("/api/v1/platform/security/summary").await.body;
+    assert_eq!(summary["active_bans"], json!(pages.concat()[..50]));
+    assert_eq!(summary["active_bans_more"], true);
+    // One fewer: all of them, and no more.
+    let lift = format!("/api/v1/platform/bans/{}", banned[50]);
+    assert_eq!(
+        owner
+            .send(awc::http::Method::DELETE, &lift, None)
+            .await
+            .status,
+        204
+    );
+    let summary = owner.get("/api/v1/platform/security/summary").await.body;
+    assert_eq!(summary["active_bans"].as_array().unwrap().len(), 50);
+    assert_eq!(summary["active_bans_more"], false);
+
+    let tenants = {
+        app.tenant("alpha").await;
+        app.tenant("beta").await;
+        first_cursor(&owner, "/api/v1/platform/tenants").await
+    };
+    refuses_foreign_cursors(&owner, "/api/v1/platform/bans", &tenants).await;
+    let bans_cursor = first_cursor(&owner, "/api/v1/platform/bans").await;
+    refuses_foreign_cursors(&owner, "/api/v1/platform/tenants", &bans_cursor).await;
+    refuses_bad_limits(&owner, "/api/v1/platform/bans").await;
+}
+
+#[actix_web::test]
+async fn bans_page_soonest_ending_first_with_redis() {
+    bans_page_soonest_ending_first(true).await;
+}
+
+#[actix_web::test]
+async fn bans_page_soonest_ending_first_without_redis() {
+    bans_page_soonest_ending_first(false).await;
+}
+
+/// A log that cannot be read is not an empty trail: the search answers 503
+/// `audit_unavailable` (the writer goes on through its open file meanwhile).
+#[actix_web::test]
+async fn an_audit_log_that_cannot_be_read_answers_503_not_an_empty_page() {
+    let app = TestApp::spawn().await;
+    let owner = app.verified_owner().await;
+    let first = owner.get("/api/v1/platform/audit?limit=1").await;
+    assert_eq!(first.status, 200);
+    assert!(!first.body["items"].as_array().unwrap().is_empty());
+
+    // A directory where the log was (the log itself moved aside, still written).
+    let (log, aside) = (app.dir.join("audit.log"), app.dir.join("audit.log.aside"));
+    std::fs::rename(&log, &aside).unwrap();
+    std::fs::create_dir(&log).unwrap();
+    let r = owner.get("/api/v1/platform/audit?limit=1").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (503, "audit_unavailable"),
+        "{:?}",
+        r.body
+    );
+    let cursor = first.body["next_cursor"].as_str().unwrap();
+    let r = owner
+        .get(&format!("/api/v1/platform/audit?limit=1&cursor={cursor}"))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (503, "audit_unavailable"),
+        "{:?}",
+        r.body
+    );
+
+    // Back in place, the search answers again, with what was written meanwhile.
+    std::fs::remove_dir(&log).unwrap();
+    std::fs::rename(&aside, &log).unwrap();
+    let again = owner.get("/api/v1/platform/audit?limit=1").await;
+    assert_eq!(again.status, 200);
+    assert!(again.body["items"][0]["seq"].as_u64() > first.body["items"][0]["seq"].as_u64());
+}
+
+/// The OpenAPI document states the bounds of every list's `limit`, and the overview the same.
+#[actix_web::test]
+async fn the_openapi_document_bounds_every_limit() {
+    let app = TestApp::spawn().await;
+    let doc = app.client().get("/api/v1/openapi.json").await.body;
+    let mut lists = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let Some(params) = item["get"]["parameters"].as_array() else {
+            continue;
+        };
+        for p in params.iter().filter(|p| p["name"] == "limit") {
+            let schema = &p["schema"];
+            assert_eq!(
+                (schema["minimum"].as_i64(), schema["maximum"].as_i64()),
+                (Some(1), Some(200)),
+                "{path}: {p}"
+            );
+            lists.push(path.as_str());
+        }
+    }
+    lists.sort_unstable();
+    assert_eq!(
+        lists,
+        [
+            "/api/v1/auth/sessions",
+            "/api/v1/platform/audit",
+            "/api/v1/platform/bans",
+            "/api/v1/platform/owners",
+            "/api/v1/platform/tenants",
+            "/api/v1/tenants/{tenant_id}/orders",
+            "/api/v1/tenants/{tenant_id}/users",
+        ]
+    );
+    let overview = doc["info"]["description"].as_str().unwrap();
+    assert!(overview.contains("`limit` 1–200"), "{overview}");
+}
+
+/// A user keeps at most 100 sessions: the sign-in past it ends the oldest (audited
+/// `session.revoked`, `which: "oldest"`), so the sessions list reads a bounded set.
+#[actix_web::test]
+async fn signing_in_past_the_session_cap_ends_the_oldest() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("alpha").await;
+    let oldest = app.login(&a.staff).await;
+    let mine = oldest.get("/api/v1/auth/sessions").await.body["items"][0].clone();
+    assert_eq!(mine["current"], true);
+    let mut newest = None;
+    for _ in 0..99 {
+        newest = Some(app.login(&a.staff).await);
+    }
+    let newest = newest.unwrap();
+    let all = walk(&newest, "/api/v1/auth/sessions", 200).await.concat();
+    assert_eq!(all.len(), 100);
+    assert_eq!(oldest.get("/api/v1/auth/me").await.status, 200);
+
+    // The 101st: the oldest ends, every other stays.
+    let latest = app.login(&a.staff).await;
+    assert_eq!(oldest.get("/api/v1/auth/me").await.status, 401);
+    assert_eq!(newest.get("/api/v1/auth/me").await.status, 200);
+    let all = walk(&latest, "/api/v1/auth/sessions", 200).await.concat();
+    assert_eq!(all.len(), 100);
+    assert!(!all.iter().any(|s| s["id"] == mine["id"]));
+
+    let owner = app.verified_owner().await;
+    let revoked = owner
+        .get("/api/v1/platform/audit?kind=session.revoked")
+        .await
+        .body;
+    let event = &revoked["items"][0];
+    assert_eq!(event["details"]["which"], "oldest", "{revoked:?}");
+    assert_eq!(event["details"]["sessions"], json!([mine["id"]]));
+    assert_eq!(event["actor"]["email"], a.staff.email);
+    assert_eq!(revoked["items"].as_array().unwrap().len(), 1);
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{boxed, ready, Decided, RateLimiter};
 use crate::net::limit_key;
-use crate::rate_limit::{now_ms, BanInfo};
+use crate::rate_limit::{now_ms, BanInfo, BanPosition};
 use crate::store::{Bus, RedisStatus, SharedStore};
 
 /// The bus channel bans travel on between instances.
@@ -86,10 +86,14 @@ pub struct AnnounceLift {
     pub ip: IpAddr,
 }
 
-/// Every active ban known here or in Redis.
+/// The first `fetch` active bans known here or in Redis after `after`, in the ban list's order
+/// (by end, then address).
 #[derive(Debug, Message)]
 #[rtype(result = "Decided<Vec<BanInfo>>")]
-pub struct ListBans;
+pub struct ListBans {
+    pub after: Option<BanPosition>,
+    pub fetch: usize,
+}
 
 /// Lifts a ban here and in Redis; true if there was one.
 #[derive(Debug, Message)]
@@ -184,27 +188,24 @@ impl Handler<BanNews> for RateLimiter {
 impl Handler<ListBans> for RateLimiter {
     type Result = MessageResult<ListBans>;
 
-    fn handle(&mut self, _: ListBans, _: &mut Context<Self>) -> Self::Result {
-        let local = self.memory.bans_at(now_ms());
+    /// This instance's bans and Redis's, each source read only as far as the page reaches:
+    /// merged, an address held in both is listed once, as Redis holds it.
+    fn handle(&mut self, msg: ListBans, _: &mut Context<Self>) -> Self::Result {
+        let ListBans { after, fetch } = msg;
+        let local = self.memory.bans_page(after, fetch, now_ms());
         let Some(redis) = self.active_redis() else {
-            return MessageResult(ready(sorted(local)));
+            return MessageResult(ready(local));
         };
-        let shared = redis.bans();
+        let shared = redis.bans(after, fetch);
         MessageResult(boxed(async move {
             let mut all = shared.await.unwrap_or_default();
-            for ban in local {
-                if !all.iter().any(|b| b.ip == ban.ip) {
-                    all.push(ban);
-                }
-            }
-            Ok(sorted(all))
+            let known: HashSet<IpAddr> = all.iter().map(|b| b.ip).collect();
+            all.extend(local.into_iter().filter(|b| !known.contains(&b.ip)));
+            all.sort_unstable_by_key(BanInfo::position);
+            all.truncate(fetch);
+            Ok(all)
         }))
     }
-}
-
-fn sorted(mut bans: Vec<BanInfo>) -> Vec<BanInfo> {
-    bans.sort_by(|a, b| a.until.cmp(&b.until).then(a.ip.cmp(&b.ip)));
-    bans
 }
 
 impl Handler<LiftBan> for RateLimiter {

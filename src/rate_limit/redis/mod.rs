@@ -17,7 +17,8 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 
 use super::{
-    keys, Admission, BanInfo, BanPolicy, ConnId, Counting, HitVerdict, Policy, ViolationOutcome,
+    keys, Admission, BanInfo, BanPolicy, BanPosition, ConnId, Counting, HitVerdict, Policy,
+    ViolationOutcome,
 };
 use crate::ids::UserId;
 use crate::store::{RedisConnection, SharedStore};
@@ -60,6 +61,49 @@ fn mode(record: Counting) -> &'static str {
         Counting::Always => "always",
         Counting::Never => "never",
     }
+}
+
+/// How many entries of the ban index one read of a listing takes at most.
+const BAN_BATCH: usize = 1_000;
+
+/// The bans of `candidates` whose own key still holds them, each with its violations.
+async fn confirmed(
+    store: &SharedStore,
+    conn: SharedStore,
+    candidates: Vec<BanPosition>,
+    now: u64,
+) -> Result<Vec<BanInfo>, BackendError> {
+    if candidates.is_empty() {
+        // An empty pipeline has no reply to decode.
+        return Ok(Vec::new());
+    }
+    let keys: Vec<String> = candidates
+        .iter()
+        .map(|at| store.key(&keys::ban(at.ip)))
+        .collect();
+    // One command per ban, sent together: each ban is a key of its own slot on a cluster, so
+    // they cannot share one pipeline there (on one connection they are pipelined all the same).
+    let found: Vec<(Option<u64>, Option<u32>)> = within(conn, |c| async move {
+        let lookups = keys.iter().map(|k| {
+            let mut c = c.clone();
+            let cmd = redis::cmd("HMGET")
+                .arg(k)
+                .arg("until")
+                .arg("violations")
+                .to_owned();
+            async move { cmd.query_async(&mut c).await }
+        });
+        futures_util::future::try_join_all(lookups).await
+    })
+    .await?;
+    Ok(candidates
+        .into_iter()
+        .zip(found)
+        .filter_map(|(at, (until, n))| {
+            until.filter(|u| *u > now)?;
+            Some(BanInfo::from_millis(at.ip, at.until_ms, n.unwrap_or(0)))
+        })
+        .collect())
 }
 
 /// Runs `f` on the active connection within the timeout.
@@ -206,63 +250,76 @@ impl RedisBackend {
         })
     }
 
-    /// Every active ban in the index.
-    pub fn bans(&self) -> Decision<Vec<BanInfo>> {
+    /// The first `fetch` active bans of the index after `after`, by end then address. The
+    /// index is read in batches from the page's start, and no further than the page reaches:
+    /// past the `fetch`-th ban found, only to the end of its millisecond (the index breaks
+    /// ties by the address's text, the list by the address). Each ban is confirmed by its own
+    /// key (the index is only a listing), so a stale entry never shows.
+    pub fn bans(&self, after: Option<BanPosition>, fetch: usize) -> Decision<Vec<BanInfo>> {
         let index = self.store.key(keys::BANS);
         let store = self.store.clone();
         let conn = self.conn();
         Box::pin(async move {
-            let now = super::now_ms();
-            let listed: Vec<(String, u64)> = within(conn.clone(), |mut c| async move {
-                redis::pipe()
-                    .cmd("ZREMRANGEBYSCORE")
-                    .arg(&index)
-                    .arg("-inf")
-                    .arg(now)
-                    .ignore()
-                    .cmd("ZRANGE")
-                    .arg(&index)
-                    .arg(0)
-                    .arg(-1)
-                    .arg("WITHSCORES")
-                    .query_async::<(Vec<(String, u64)>,)>(&mut c)
-                    .await
-                    .map(|(v,)| v)
-            })
-            .await?;
-            let ips: Vec<IpAddr> = listed
-                .iter()
-                .filter_map(|(ip, _)| ip.parse().ok())
-                .collect();
-            if ips.is_empty() {
-                // An empty pipeline has no reply to decode; nothing is banned.
+            if fetch == 0 {
                 return Ok(Vec::new());
             }
-            let keys: Vec<String> = ips.iter().map(|ip| store.key(&keys::ban(*ip))).collect();
-            // One command per ban, sent together: each ban is a key of its own slot on a
-            // cluster, so they cannot share one pipeline there (on one connection they are
-            // pipelined all the same).
-            let found: Vec<(Option<u64>, Option<u32>)> = within(conn, |c| async move {
-                let lookups = keys.iter().map(|k| {
-                    let mut c = c.clone();
-                    let cmd = redis::cmd("HMGET")
-                        .arg(k)
-                        .arg("until")
-                        .arg("violations")
-                        .to_owned();
-                    async move { cmd.query_async(&mut c).await }
-                });
-                futures_util::future::try_join_all(lookups).await
-            })
-            .await?;
-            Ok(ips
-                .into_iter()
-                .zip(found)
-                .filter_map(|(ip, (until, n))| {
-                    let until = until.filter(|u| *u > now)?;
-                    Some(BanInfo::from_millis(ip, until, n.unwrap_or(0)))
+            let now = super::now_ms();
+            let min = after.map_or(now + 1, |a| a.until_ms.max(now + 1));
+            let batch = fetch.clamp(1, BAN_BATCH);
+            let mut found: Vec<BanInfo> = Vec::new();
+            let mut offset = 0;
+            loop {
+                let (index, first) = (index.clone(), offset == 0);
+                let listed: Vec<(String, u64)> = within(conn.clone(), |mut c| async move {
+                    let mut pipe = redis::pipe();
+                    if first {
+                        pipe.cmd("ZREMRANGEBYSCORE")
+                            .arg(&index)
+                            .arg("-inf")
+                            .arg(now)
+                            .ignore();
+                    }
+                    pipe.cmd("ZRANGEBYSCORE")
+                        .arg(&index)
+                        .arg(min)
+                        .arg("+inf")
+                        .arg("WITHSCORES")
+                        .arg("LIMIT")
+                        .arg(offset)
+                        .arg(batch);
+                    pipe.query_async::<(Vec<(String, u64)>,)>(&mut c)
+                        .await
+                        .map(|(v,)| v)
                 })
-                .collect())
+                .await?;
+                offset += listed.len();
+                let more = listed.len() == batch;
+                let last = listed.last().map(|(_, until)| *until);
+                let candidates: Vec<BanPosition> = listed
+                    .iter()
+                    .filter_map(|(ip, until)| {
+                        let at = BanPosition {
+                            until_ms: *until,
+                            ip: ip.parse().ok()?,
+                        };
+                        after.is_none_or(|a| at > a).then_some(at)
+                    })
+                    .collect();
+                found.extend(confirmed(&store, conn.clone(), candidates, now).await?);
+                if !more {
+                    break;
+                }
+                if found.len() >= fetch {
+                    found.sort_unstable_by_key(BanInfo::position);
+                    let edge = found[fetch - 1].position().until_ms;
+                    if last.is_some_and(|l| l > edge) {
+                        break;
+                    }
+                }
+            }
+            found.sort_unstable_by_key(BanInfo::position);
+            found.truncate(fetch);
+            Ok(found)
         })
     }
 
