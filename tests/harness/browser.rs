@@ -74,6 +74,14 @@ impl Browser {
         }
     }
 
+    /// A new browser that signed in at `/` with a password and now shows the second step.
+    pub async fn at_second_step(base: &str, email: &str, password: &str) -> Browser {
+        let browser = Browser::start().await;
+        browser.sign_in(base, email, password).await;
+        browser.wait_for_text("#verify h2", "Enter your code").await;
+        browser
+    }
+
     /// Waits (bounded) until `css` matches an element whose text contains `text`.
     pub async fn wait_for_text(&self, css: &str, text: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -88,6 +96,13 @@ impl Browser {
             assert!(Instant::now() < deadline, "no {css} containing {text:?}");
             actix_web::rt::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Waits (bounded) until the one-time secret box names `what`; returns the secret shown.
+    pub async fn shown_secret(&self, what: &str) -> String {
+        self.wait_for_text("#secret-what", what).await;
+        let value = self.client.find(Locator::Css("#secret-value")).await;
+        value.unwrap().text().await.unwrap()
     }
 
     /// Waits (bounded) until the table `css` shows exactly `count` body rows.
@@ -190,6 +205,14 @@ impl Browser {
             assert!(Instant::now() < deadline, "{css} never shown");
             actix_web::rt::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// A new browser holding the session of `token`, opened at `path` of `base`.
+    pub async fn open_as(base: &str, token: &str, path: &str) -> Browser {
+        let browser = Browser::start().await;
+        browser.use_session(base, token).await;
+        browser.client.goto(&format!("{base}{path}")).await.unwrap();
+        browser
     }
 
     /// Gives the browser the session of `token` (as if it had signed in at `/`).

@@ -103,6 +103,24 @@ async fn ended(app: &TestApp, round: u32, reply: &Reply, what: &str) {
     );
 }
 
+/// Judges one round: a sign-in that won the race (200) must have lost its session since; one
+/// that lost it must be refused with `refused`. True when it won.
+async fn won_or_refused(
+    app: &TestApp,
+    round: u32,
+    reply: Reply,
+    what: &str,
+    refused: (u16, &str),
+) -> bool {
+    if reply.status == 200 {
+        ended(app, round, &reply, what).await;
+        return true;
+    }
+    let got = (reply.status, reply.code());
+    assert_eq!(got, refused, "round {round}: {:?}", reply.body);
+    false
+}
+
 #[actix_web::test]
 async fn a_sign_in_racing_a_disable_keeps_no_session() {
     let app = TestApp::spawn().await;
@@ -120,20 +138,8 @@ async fn a_sign_in_racing_a_disable_keeps_no_session() {
             let disabled = admin.patch(&path, &json!({"disabled": true})).await;
             assert_eq!(disabled.status, 200, "{:?}", disabled.body);
         },
-        async |round, reply| match reply.status {
-            200 => {
-                ended(&app, round, &reply, "disable").await;
-                true
-            }
-            _ => {
-                assert_eq!(
-                    (reply.status, reply.code()),
-                    (403, "account_disabled"),
-                    "round {round}: {:?}",
-                    reply.body
-                );
-                false
-            }
+        async |round, reply| {
+            won_or_refused(&app, round, reply, "disable", (403, "account_disabled")).await
         },
     )
     .await;
@@ -167,20 +173,8 @@ async fn a_sign_in_racing_a_password_reset_keeps_no_session() {
             let set = reset.body["temporary_password"].as_str().expect("password");
             *after.borrow_mut() = Some(set.to_string());
         },
-        async |round, reply| match reply.status {
-            200 => {
-                ended(&app, round, &reply, "reset").await;
-                true
-            }
-            _ => {
-                assert_eq!(
-                    (reply.status, reply.code()),
-                    (401, "invalid_credentials"),
-                    "round {round}: {:?}",
-                    reply.body
-                );
-                false
-            }
+        async |round, reply| {
+            won_or_refused(&app, round, reply, "reset", (401, "invalid_credentials")).await
         },
     )
     .await;
@@ -224,20 +218,15 @@ async fn a_sign_in_racing_an_own_password_change_keeps_no_session() {
             assert_eq!(changed.status, 204, "{:?}", changed.body);
             *round.borrow_mut() = next;
         },
-        async |n, reply| match reply.status {
-            200 => {
-                ended(&app, n, &reply, "password change").await;
-                true
-            }
-            _ => {
-                assert_eq!(
-                    (reply.status, reply.code()),
-                    (401, "invalid_credentials"),
-                    "round {n}: {:?}",
-                    reply.body
-                );
-                false
-            }
+        async |round, reply| {
+            won_or_refused(
+                &app,
+                round,
+                reply,
+                "password change",
+                (401, "invalid_credentials"),
+            )
+            .await
         },
     )
     .await;

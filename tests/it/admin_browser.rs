@@ -44,17 +44,7 @@ async fn an_admin_adds_disables_enables_and_resets_people_of_the_restaurant() {
     // Add a person: the generated password is shown once, and works.
     browser.fill("#new-email", "new.cook@alpha.example").await;
     browser.click("#create-submit").await;
-    browser
-        .wait_for_text("#secret-what", "new.cook@alpha.example")
-        .await;
-    let password = browser
-        .client
-        .find(fantoccini::Locator::Css("#secret-value"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let password = browser.shown_secret("new.cook@alpha.example").await;
     let cook = Account {
         email: "new.cook@alpha.example".into(),
         password,
@@ -95,20 +85,9 @@ async fn an_admin_adds_disables_enables_and_resets_people_of_the_restaurant() {
     browser
         .click(&format!("{cook_row} button[data-action=password]"))
         .await;
-    browser
-        .wait_for_text(
-            "#secret-what",
-            "Temporary password of new.cook@alpha.example",
-        )
-        .await;
     let temporary = browser
-        .client
-        .find(fantoccini::Locator::Css("#secret-value"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .shown_secret("Temporary password of new.cook@alpha.example")
+        .await;
     assert_eq!(
         login_answer(&app, &cook).await.status,
         401,
@@ -214,17 +193,7 @@ async fn an_admin_adds_a_restaurant_admin_and_pages_through_the_people() {
         .await
         .unwrap();
     browser.click("#create-submit").await;
-    browser
-        .wait_for_text("#secret-what", "second.admin@alpha.example")
-        .await;
-    let password = browser
-        .client
-        .find(fantoccini::Locator::Css("#secret-value"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let password = browser.shown_secret("second.admin@alpha.example").await;
     let second = Account {
         email: "second.admin@alpha.example".into(),
         password,

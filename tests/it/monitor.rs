@@ -17,16 +17,9 @@ async fn owners_watch_the_live_feed_counts_and_lift_a_ban() {
     })
     .await;
     let owner = app.verified_owner().await;
-    let browser = Browser::start().await;
     // Sign the browser in with the owner's session cookie.
-    browser
-        .use_session(&app.base, owner.token.as_deref().unwrap())
-        .await;
-    browser
-        .client
-        .goto(&app.url("/monitor.html"))
-        .await
-        .unwrap();
+    let token = owner.token.as_deref().unwrap();
+    let browser = Browser::open_as(&app.base, token, "/monitor.html").await;
     browser.wait_for_text("#status", "Live").await;
 
     let bad = json!({"email": "intruder@nowhere.example", "password": "guess"});

@@ -9,25 +9,14 @@ use serde_json::json;
 
 use crate::harness::browser::Browser;
 use crate::harness::{Client, TestApp};
+use crate::tenant_admin::id_of;
 
 /// A browser on the monitor with `owner`'s session.
-async fn monitor_as(app: &TestApp, owner: &Client) -> Browser {
-    let browser = Browser::start().await;
-    browser
-        .use_session(&app.base, owner.token.as_deref().unwrap())
-        .await;
-    browser
-        .client
-        .goto(&app.url("/monitor.html"))
-        .await
-        .unwrap();
+pub(crate) async fn monitor_as(app: &TestApp, owner: &Client) -> Browser {
+    let token = owner.token.as_deref().unwrap();
+    let browser = Browser::open_as(&app.base, token, "/monitor.html").await;
     browser.wait_for_shown("#owner-tools").await;
     browser
-}
-
-async fn id_of(client: &Client) -> String {
-    let me = client.get("/api/v1/auth/me").await;
-    me.body["id"].as_str().unwrap().to_string()
 }
 
 #[actix_web::test]

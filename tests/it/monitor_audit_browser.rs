@@ -11,21 +11,7 @@ use serde_json::json;
 
 use crate::harness::browser::{Browser, Intercept};
 use crate::harness::{Client, TestApp};
-
-/// A browser on the monitor with `owner`'s session, its owner tools shown.
-async fn monitor_as(app: &TestApp, owner: &Client) -> Browser {
-    let browser = Browser::start().await;
-    browser
-        .use_session(&app.base, owner.token.as_deref().unwrap())
-        .await;
-    browser
-        .client
-        .goto(&app.url("/monitor.html"))
-        .await
-        .unwrap();
-    browser.wait_for_shown("#owner-tools").await;
-    browser
-}
+use crate::monitor_admin_browser::monitor_as;
 
 /// Waits (bounded) until the trail has `count` events of `query` for `owner`.
 async fn wait_for_events(owner: &Client, query: &str, count: usize) {

@@ -11,25 +11,8 @@ use serde_json::json;
 
 use crate::harness::browser::{Browser, Intercept};
 use crate::harness::{Account, Client, TestApp};
-
-async fn monitor_as(app: &TestApp, owner: &Client) -> Browser {
-    let browser = Browser::start().await;
-    browser
-        .use_session(&app.base, owner.token.as_deref().unwrap())
-        .await;
-    browser
-        .client
-        .goto(&app.url("/monitor.html"))
-        .await
-        .unwrap();
-    browser.wait_for_shown("#owner-tools").await;
-    browser
-}
-
-async fn id_of(client: &Client) -> String {
-    let me = client.get("/api/v1/auth/me").await;
-    me.body["id"].as_str().unwrap().to_string()
-}
+use crate::monitor_admin_browser::monitor_as;
+use crate::tenant_admin::id_of;
 
 async fn sign_in(app: &TestApp, account: &Account) -> crate::harness::client::Reply {
     let body = json!({"email": account.email, "password": account.password});
@@ -48,15 +31,7 @@ async fn rows(browser: &Browser, css: &str) -> usize {
 
 /// The text of the one-time secret shown.
 async fn secret(browser: &Browser, what: &str) -> String {
-    browser.wait_for_text("#secret-what", what).await;
-    let value = browser
-        .client
-        .find(Locator::Css("#secret-value"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let value = browser.shown_secret(what).await;
     browser.click("#secret-done").await;
     value
 }

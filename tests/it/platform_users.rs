@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use crate::audit::{audit_path, events, eventually};
-use crate::harness::{Account, TestApp};
+use crate::harness::{Account, Client, Enrolled, TestApp};
 use crate::tenant_admin::{account_id, delete, event_about, id_of, login_reply};
 
 fn platform_user(id: &str) -> String {
@@ -100,19 +100,55 @@ async fn owners_reset_a_tenant_users_second_factor_at_once() {
     assert!(again.body["token"].is_string(), "{:?}", again.body);
 }
 
+/// One platform owner asked to reset another's second factor; a third may approve.
+struct Requested {
+    app: TestApp,
+    requester: Client,
+    requester_id: String,
+    approver: Client,
+    target: Account,
+    enrolled: Enrolled,
+    target_id: String,
+    approval_id: String,
+}
+
+impl Requested {
+    async fn new() -> Requested {
+        let app = TestApp::spawn().await;
+        let requester = app.verified_owner().await;
+        let requester_id = id_of(&requester).await;
+        let approver = app.verified_owner().await;
+        let target = app.platform_owner().await;
+        let enrolled = app.enroll(&target).await;
+        let target_id = id_of(&enrolled.client).await;
+        let asked = delete(&requester, &format!("{}/2fa", platform_user(&target_id))).await;
+        assert_eq!(asked.status, 202, "{:?}", asked.body);
+        let approval_id = asked.body["approval_id"].as_str().unwrap().to_string();
+        Requested {
+            app,
+            requester,
+            requester_id,
+            approver,
+            target,
+            enrolled,
+            target_id,
+            approval_id,
+        }
+    }
+}
+
 #[actix_web::test]
 async fn another_owners_reset_needs_a_second_owners_approval() {
-    let app = TestApp::spawn().await;
-    let requester = app.verified_owner().await;
-    let requester_id = id_of(&requester).await;
-    let approver = app.verified_owner().await;
-    let target = app.platform_owner().await;
-    let enrolled = app.enroll(&target).await;
-    let target_id = id_of(&enrolled.client).await;
-
-    let asked = delete(&requester, &format!("{}/2fa", platform_user(&target_id))).await;
-    assert_eq!(asked.status, 202, "{:?}", asked.body);
-    let approval_id = asked.body["approval_id"].as_str().unwrap().to_string();
+    let Requested {
+        app,
+        requester,
+        requester_id,
+        approver,
+        target,
+        enrolled,
+        target_id,
+        approval_id,
+    } = Requested::new().await;
     let event = event_about(&app, "twofa.reset_requested", &target_id).await;
     assert_eq!(event["severity"], "critical");
     assert_eq!(event["actor"]["user_id"], requester_id);
@@ -212,17 +248,16 @@ async fn owners_list_the_platform_owners_and_nobody_else() {
 
 #[actix_web::test]
 async fn neither_the_target_nor_anyone_on_a_disabled_requesters_request_confirms() {
-    let app = TestApp::spawn().await;
-    let requester = app.verified_owner().await;
-    let requester_id = id_of(&requester).await;
-    let approver = app.verified_owner().await;
-    let target = app.platform_owner().await;
-    let enrolled = app.enroll(&target).await;
-    let target_id = id_of(&enrolled.client).await;
-
-    let asked = delete(&requester, &format!("{}/2fa", platform_user(&target_id))).await;
-    assert_eq!(asked.status, 202, "{:?}", asked.body);
-    let approval_id = asked.body["approval_id"].as_str().unwrap().to_string();
+    let Requested {
+        app,
+        requester_id,
+        approver,
+        target,
+        enrolled,
+        target_id,
+        approval_id,
+        ..
+    } = Requested::new().await;
     // The owner whose factor it resets: as forbidden as the requester.
     let by_target = enrolled
         .client

@@ -25,11 +25,7 @@ async fn staff_with_a_second_factor_sign_in_at_the_root_and_reach_the_live_dashb
     let app = TestApp::spawn().await;
     let a = app.tenant("alpha").await;
     let enrolled = app.enroll(&a.staff).await;
-    let browser = Browser::start().await;
-    browser
-        .sign_in(&app.base, &a.staff.email, &a.staff.password)
-        .await;
-    browser.wait_for_text("#verify h2", "Enter your code").await;
+    let browser = Browser::at_second_step(&app.base, &a.staff.email, &a.staff.password).await;
     // The challenge is held by the page only.
     browser.assert_no_web_storage().await;
     // Enrollment used this step's code: the next one (one step of skew is accepted).
@@ -134,11 +130,7 @@ async fn an_expired_second_step_restarts_and_the_code_form_comes_back_from_the_b
     let app = TestApp::spawn().await;
     let a = app.tenant("alpha").await;
     let enrolled = app.enroll(&a.staff).await;
-    let browser = Browser::start().await;
-    browser
-        .sign_in(&app.base, &a.staff.email, &a.staff.password)
-        .await;
-    browser.wait_for_text("#verify h2", "Enter your code").await;
+    let browser = Browser::at_second_step(&app.base, &a.staff.email, &a.staff.password).await;
     // To the backup form and back to the app's code.
     browser.click("#use-backup").await;
     browser.wait_for_shown("#backup-form").await;

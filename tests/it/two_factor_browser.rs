@@ -134,11 +134,7 @@ async fn a_backup_code_signs_in_through_the_page() {
     let app = TestApp::spawn().await;
     let a = app.tenant("alpha").await;
     let enrolled = app.enroll(&a.staff).await;
-    let browser = Browser::start().await;
-    browser
-        .sign_in(&app.base, &a.staff.email, &a.staff.password)
-        .await;
-    browser.wait_for_text("#verify h2", "Enter your code").await;
+    let browser = Browser::at_second_step(&app.base, &a.staff.email, &a.staff.password).await;
     browser.click("#use-backup").await;
     browser
         .wait_for_text("#backup-form h2", "backup code")
@@ -207,15 +203,8 @@ async fn staff_turn_two_factor_on_from_the_page_then_see_it_managed_from_the_acc
 async fn the_account_page_tells_owners_they_keep_two_factor_on() {
     let app = TestApp::spawn().await;
     let owner = app.verified_owner().await;
-    let browser = Browser::start().await;
-    browser
-        .use_session(&app.base, owner.token.as_deref().unwrap())
-        .await;
-    browser
-        .client
-        .goto(&app.url("/account.html"))
-        .await
-        .unwrap();
+    let token = owner.token.as_deref().unwrap();
+    let browser = Browser::open_as(&app.base, token, "/account.html").await;
     browser.wait_for_shown("#owner-keeps").await;
     browser
         .wait_for_text("#owner-keeps", "must keep two-factor authentication on")
