@@ -62,7 +62,10 @@ pub async fn login(
     let ip = client_ip(&req, state.config.trust_forwarded);
     let ua = user_agent(&req);
     match state.login.login(body.into_inner(), ip, ua).await? {
-        LoginOutcome::Session(out) => {
+        LoginOutcome::Session(mut out) => {
+            for session in std::mem::take(&mut out.ended) {
+                state.hub.do_send(EndSession { session });
+            }
             let ttl = state.login.session_ttl().as_secs() as i64;
             Ok(HttpResponse::Ok()
                 .cookie(session_cookie(&req, out.token.expose().to_string(), ttl))

@@ -158,7 +158,7 @@ pub async fn verify(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let ip = client_ip(&req, state.config.trust_forwarded);
-    let out = state
+    let mut out = state
         .login
         .verify_second_factor(
             body.into_inner(),
@@ -167,6 +167,9 @@ pub async fn verify(
             crate::timestamp::now(),
         )
         .await?;
+    for session in std::mem::take(&mut out.ended) {
+        state.hub.do_send(EndSession { session });
+    }
     let ttl = state.login.session_ttl().as_secs() as i64;
     Ok(HttpResponse::Ok()
         .cookie(session_cookie(&req, out.token.expose().to_string(), ttl))

@@ -10,8 +10,8 @@
 //! A user keeps at most [`MAX_SESSIONS_PER_USER`] sessions: a sign-in past it ends the oldest
 //! ([`end_oldest_beyond_cap`], audited `session.revoked` with `which: "oldest"`). So the list,
 //! and ending all others, read a bounded number of sessions, however often the password is
-//! used. A session ended this way is gone at once for HTTP; its sockets close with 1008 at
-//! their next heartbeat check, which looks the session up.
+//! used. A session ended this way is gone at once for HTTP; the sign-in hands its id back so
+//! the HTTP layer closes its sockets (1008) on every instance, as for any ended session.
 
 use std::net::IpAddr;
 

@@ -11,7 +11,7 @@ use super::{Login, LoginError};
 use crate::audit::{Event, EventActor, Kind};
 use crate::auth::own_sessions::end_oldest_beyond_cap;
 use crate::auth::password;
-use crate::auth::{NewSession, SecondFactor};
+use crate::auth::{NewSession, SecondFactor, SessionId};
 use crate::db::LoginRecord;
 use crate::ids::{Role, TenantId, UserId};
 use crate::secret::Token;
@@ -42,6 +42,10 @@ pub struct LoggedIn {
     /// `POST /api/v1/auth/password` sets a new one. Sent only when true.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub password_change_required: bool,
+    /// The user's oldest sessions this sign-in ended, being past the cap per user: their
+    /// sockets are for the caller to close. Never sent.
+    #[serde(skip)]
+    pub ended: Vec<SessionId>,
 }
 
 /// The password was right and the user has a second factor: the login continues at
@@ -154,7 +158,7 @@ impl Login {
             Recheck::Changed(_) => return Err(LoginError::InvalidCredentials),
         }
         let actor = EventActor::user(user.id, &user.email, role);
-        end_oldest_beyond_cap(
+        let ended = end_oldest_beyond_cap(
             &self.sessions,
             &self.audit,
             user.id,
@@ -169,6 +173,7 @@ impl Login {
             user,
             enrollment_required,
             password_change_required: record.password_change_required,
+            ended,
         }))
     }
 

@@ -131,7 +131,7 @@ impl Login {
         if !self.suspensions.admits(who.tenant_id) {
             return Err(LoginError::TenantSuspended);
         }
-        let opened = self
+        let mut opened = self
             .open_verified_session(who, ip, user_agent, current.password_change_required)
             .await;
         // A change made while the code was checked: see `confirm_still_open`.
@@ -143,7 +143,7 @@ impl Login {
             Recheck::Changed(_) => return Err(LoginError::ChallengeExpired),
         }
         let actor = EventActor::user(who.user_id, &who.email, who.role);
-        end_oldest_beyond_cap(
+        opened.ended = end_oldest_beyond_cap(
             &self.sessions,
             &self.audit,
             who.user_id,
@@ -186,6 +186,7 @@ impl Login {
             },
             enrollment_required: false,
             password_change_required,
+            ended: Vec::new(),
         }
     }
 }

@@ -5,10 +5,12 @@
 //! filters, and its answer when the log cannot be read.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::harness::client::Reply;
+use crate::harness::ws::open_with_ticket;
 use crate::harness::{Client, TestApp};
 use crate::{order_body, orders_path};
 
@@ -479,7 +481,12 @@ async fn the_openapi_document_bounds_every_limit() {
 /// `session.revoked`, `which: "oldest"`), so the sessions list reads a bounded set.
 #[actix_web::test]
 async fn signing_in_past_the_session_cap_ends_the_oldest() {
-    let app = TestApp::spawn().await;
+    // Heartbeats far apart: a socket that closes within seconds was closed by the sign-in.
+    let app = TestApp::spawn_with(|v| {
+        v.insert("RAMPART_WS_HEARTBEAT_SECS".into(), "120".into());
+        v.insert("RAMPART_WS_CLIENT_TIMEOUT_SECS".into(), "360".into());
+    })
+    .await;
     let a = app.tenant("alpha").await;
     let oldest = app.login(&a.staff).await;
     let mine = oldest.get("/api/v1/auth/sessions").await.body["items"][0].clone();
@@ -493,9 +500,13 @@ async fn signing_in_past_the_session_cap_ends_the_oldest() {
     assert_eq!(all.len(), 100);
     assert_eq!(oldest.get("/api/v1/auth/me").await.status, 200);
 
-    // The 101st: the oldest ends, every other stays.
+    let (mut socket, _) = open_with_ticket(&app, &oldest).await;
+
+    // The 101st: the oldest ends with its socket, every other stays.
     let latest = app.login(&a.staff).await;
     assert_eq!(oldest.get("/api/v1/auth/me").await.status, 401);
+    let closed = actix_web::rt::time::timeout(Duration::from_secs(10), socket.close_code());
+    assert_eq!(closed.await.expect("closed by the sign-in"), 1008);
     assert_eq!(newest.get("/api/v1/auth/me").await.status, 200);
     let all = walk(&latest, "/api/v1/auth/sessions", 200).await.concat();
     assert_eq!(all.len(), 100);
