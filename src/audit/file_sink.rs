@@ -124,8 +124,15 @@ impl Sink for FileSink {
         Ok(())
     }
 
+    /// Cuts the partial line at once through its own descriptor and lets the next append
+    /// reopen the path (so a descriptor that went bad is not kept); if the cut fails, keeps
+    /// the descriptor and cuts before the next write.
     fn reset(&mut self) {
-        self.cut_pending = self.file.is_some();
+        match &self.file {
+            Some(f) if f.set_len(self.durable_len).is_ok() => self.forget_file(),
+            Some(_) => self.cut_pending = true,
+            None => {}
+        }
     }
 
     fn reopen(&mut self) {
@@ -416,7 +423,11 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         sink.append(b"{\"b\":").unwrap();
         sink.reset();
-        assert_eq!(std::fs::read(&path).unwrap(), b"{\"b\":");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"",
+            "cut from the file it was written to"
+        );
         // An operator puts the old log back, longer than anything this sink made durable.
         std::fs::remove_file(&path).unwrap();
         let restored = b"{\"a\":1}\n{\"x\":9}\n".to_vec();
