@@ -247,15 +247,22 @@ async fn a_restart_continues_the_chain_and_a_torn_tail_is_set_aside() {
     assert!(ok, "{out}");
 }
 
-#[actix_web::test]
-async fn an_unwritable_log_fails_platform_requests_closed_and_recovers() {
-    let dir = std::env::temp_dir().join(format!("rampart-audit-dir-{}", uuid::Uuid::new_v4()));
+/// A server whose audit log is alone in a directory of its own (removing the directory takes
+/// the log's path away): the server, the directory and the log's path.
+pub(crate) async fn spawn_with_log_in_own_dir(name: &str) -> (TestApp, PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("rampart-{name}-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("audit.log");
     let app = TestApp::spawn_with(|v| {
         v.insert("RAMPART_AUDIT_LOG".into(), log.display().to_string());
     })
     .await;
+    (app, dir, log)
+}
+
+#[actix_web::test]
+async fn an_unwritable_log_fails_platform_requests_closed_and_recovers() {
+    let (app, dir, log) = spawn_with_log_in_own_dir("audit-dir").await;
     let a = app.tenant("alpha").await;
     let owner = app.verified_owner().await;
     let staff = app.login(&a.staff).await;

@@ -263,13 +263,7 @@ async fn with_no_server_a_disable_stands_and_its_follow_up_waits_for_the_next_se
 async fn a_disable_while_the_audit_log_is_down_takes_effect_and_is_recorded_once_it_is_back() {
     use std::io::Read;
 
-    let logs = std::env::temp_dir().join(format!("rampart-cli-outage-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&logs).unwrap();
-    let log = logs.join("audit.log");
-    let app = TestApp::spawn_with(|v| {
-        v.insert("RAMPART_AUDIT_LOG".into(), log.display().to_string());
-    })
-    .await;
+    let (app, logs, log) = crate::audit::spawn_with_log_in_own_dir("cli-outage").await;
     let a = app.tenant("alpha").await;
     let owner = app.verified_owner().await;
     let staff = app.login(&a.staff).await;
