@@ -234,14 +234,17 @@ fn raw_connection(
     (script, conn)
 }
 
-/// One admission of address `n`, sent straight to Redis.
+/// One admission of address `n`, sent straight to Redis. Its member is drawn as the limiter
+/// draws one, so each decision adds an entry to the address's log as the limiter's decisions
+/// do (a member repeated across samples would only move an entry's score, a cheaper `ZADD` on
+/// a log that never grows).
 async fn raw_admit(script: &redis::Script, conn: &mut redis::aio::MultiplexedConnection, n: u64) {
     let _: (i64, i64, i64) = script
         .key(format!("raw:rl:{{ip:{n}}}:ban"))
         .key(format!("raw:rl:{{ip:{n}}}:connect"))
         .arg(1_000_000)
         .arg(60_000)
-        .arg(n)
+        .arg(rampart::rate_limit::redis::member())
         .invoke_async(conn)
         .await
         .expect("redis answers");
