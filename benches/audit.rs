@@ -21,6 +21,10 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rampart::audit::monitor::Thresholds;
 use rampart::audit::{Audit, AuditConfig, Event, EventActor, Kind};
 
+/// The server's allocator (src/main.rs), so the code is measured as the server runs it.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const BATCH: u64 = 100_000;
 
 fn temp_log(name: &str) -> PathBuf {

@@ -18,6 +18,10 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rampart::ids::{OrderId, TenantId, UserId};
 use rampart::orders::{Order, Status, StoredItems};
 
+/// The server's allocator (src/main.rs), so the code is measured as the server runs it.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn orders(n: usize) -> Vec<Order> {
     let tenant = TenantId::random();
     let user = UserId::random();

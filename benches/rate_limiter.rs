@@ -20,6 +20,10 @@ use rampart::config::Config;
 use rampart::rate_limit::Limiter;
 use rampart::store::SharedStore;
 
+/// The server's allocator (src/main.rs), so the code is measured as the server runs it.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// A private Redis for the benchmark; killed on drop.
 struct Redis(Child, u16);
 

@@ -24,6 +24,10 @@ use rampart::orders::{self, NewOrder, OrderItem};
 use rampart::tenants::{self, NewTenant};
 use rampart::users::{self, NewUser};
 
+/// The server's allocator (src/main.rs), so the code is measured as the server runs it.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const ORDERS: usize = 50;
 
 /// The operator's door, as the CLI opens it (queued for the audit trail), for seeding.

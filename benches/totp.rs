@@ -18,6 +18,10 @@ use rampart::secret::decode_master_key;
 use rampart::two_factor::secret_box::SecretBox;
 use rampart::two_factor::totp::{self, TotpCode, TotpSecret, STEP_SECS};
 
+/// The server's allocator (src/main.rs), so the code is measured as the server runs it.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -1,7 +1,8 @@
 //! The WebSocket baseline of the benchmarks: a minimal echo server on the same stack as Rampart
-//! (actix-web, one `actix-web-actors` actor per connection, the same worker count) with no
-//! security logic: no authentication, no limits, no JSON parsing. Every text frame comes back
-//! unchanged, so the load generator's ping `{"type":"ping","id":N}` returns as its own "pong".
+//! (actix-web, one `actix-web-actors` actor per connection, the same worker count, the same
+//! allocator) with no security logic: no authentication, no limits, no JSON parsing. Every text
+//! frame comes back unchanged, so the load generator's ping `{"type":"ping","id":N}` returns as
+//! its own "pong".
 //! Like Rampart it raises its open-file limit and takes the same per-worker connection cap and
 //! accept queue, so the two hold the same number of connections.
 //!
@@ -12,6 +13,11 @@ use actix::{Actor, StreamHandler};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use actix_web_actors::ws;
 use clap::Parser;
+
+/// Rampart's allocator (src/main.rs): the baseline runs on the same stack, allocator included,
+/// so a ratio shows Rampart's own work rather than the allocator's.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Parser)]
 #[command(about = "Minimal actix WebSocket echo server (benchmark baseline)")]
