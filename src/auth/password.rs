@@ -120,12 +120,18 @@ impl Gate {
     }
 }
 
-/// Makes the allocator map every block of a mebibyte or more on its own and unmap it when it
-/// is freed. glibc otherwise raises its mapping threshold after the first such free, and the
+/// Makes glibc's allocator map every block of a mebibyte or more on its own and unmap it when
+/// it is freed. glibc otherwise raises its mapping threshold after the first such free, and the
 /// 19 MiB blocks of later argon2 computations are then carved from per-thread arenas and kept
 /// there: 200 sign-ins left the process 1.3 GB larger although at most four hashes ran at a
 /// time. With the threshold fixed, hashing memory is returned as soon as a hash ends, so the
 /// process holds at most [`Gate::permits`] blocks.
+///
+/// This matters wherever the library runs on glibc's allocator (its tests, for one). The
+/// `rampart` binary allocates with jemalloc (`src/main.rs`), which gives each such block an
+/// extent of its own and reuses freed extents for the next hashes; there the call changes
+/// nothing Rust allocates, and the bound holds as well (`tests/it/hashing_memory.rs` measures it
+/// on a `rampart serve` process).
 fn map_large_allocations() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
