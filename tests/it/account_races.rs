@@ -306,21 +306,24 @@ async fn a_challenge_from_before_a_password_change_or_reset_opens_nothing() {
     let app = TestApp::spawn().await;
     let a = app.tenant("alpha").await;
     let enrolled = app.enroll(&a.staff).await;
-    let challenge = |reply: &Reply| {
-        reply.body["challenge"]
-            .as_str()
-            .expect("a challenge")
-            .to_string()
-    };
-    // A code of the next step: enrolling used the current one.
-    let verify = async |challenge: String| {
+    // The second step of the password step `before`, with a right code (of the next step:
+    // enrolling used the current one), answers that its challenge has expired.
+    let expired = async |before: &Reply| {
+        let challenge = before.body["challenge"].as_str().expect("a challenge");
         let code = totp::code(&enrolled.secret, totp::now() + 30);
-        app.client()
+        let late = app
+            .client()
             .post(
                 "/api/v1/auth/2fa/verify",
                 &json!({"challenge": challenge, "code": code}),
             )
-            .await
+            .await;
+        assert_eq!(
+            (late.status, late.code()),
+            (401, "challenge_expired"),
+            "{:?}",
+            late.body
+        );
     };
 
     let before = login_reply(&app, &a.staff.email, &a.staff.password).await;
@@ -333,13 +336,7 @@ async fn a_challenge_from_before_a_password_change_or_reset_opens_nothing() {
         )
         .await;
     assert_eq!(changed.status, 204, "{:?}", changed.body);
-    let late = verify(challenge(&before)).await;
-    assert_eq!(
-        (late.status, late.code()),
-        (401, "challenge_expired"),
-        "{:?}",
-        late.body
-    );
+    expired(&before).await;
 
     // An administrator's reset, the same.
     let before = login_reply(&app, &a.staff.email, &new_password).await;
@@ -358,11 +355,5 @@ async fn a_challenge_from_before_a_password_change_or_reset_opens_nothing() {
         )
         .await;
     assert_eq!(reset.status, 200, "{:?}", reset.body);
-    let late = verify(challenge(&before)).await;
-    assert_eq!(
-        (late.status, late.code()),
-        (401, "challenge_expired"),
-        "{:?}",
-        late.body
-    );
+    expired(&before).await;
 }
