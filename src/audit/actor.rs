@@ -13,10 +13,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::{Actor, Context, Handler, Message};
+use prometheus::IntCounter;
 use tokio::sync::oneshot;
 
 use super::chain::{Head, Prepared};
-use super::event::Event;
+use super::event::{Event, Kind, Severity};
 use super::file_sink::Pending;
 use super::{AuditError, Shared};
 
@@ -36,17 +37,50 @@ pub struct Record {
 
 pub struct Auditor {
     /// The last sealed line's head; shared with the writer, which reports the last durable one.
-    pub(super) head: Arc<Head>,
-    pub(super) instance: Arc<str>,
-    pub(super) writer: Sender<Pending>,
-    pub(super) shared: Arc<Shared>,
+    head: Arc<Head>,
+    instance: Arc<str>,
+    writer: Sender<Pending>,
+    shared: Arc<Shared>,
+    /// The `audit_events_total` counter of each kind and severity met so far, indexed by
+    /// kind, then severity.
+    counters: Box<[Option<IntCounter>]>,
 }
+
+/// Number of severities (`info` to `critical`).
+const SEVERITIES: usize = Severity::ALL.len();
 
 impl Actor for Auditor {
     type Context = Context<Self>;
 }
 
 impl Auditor {
+    /// Starts after `head`, handing sealed lines to `writer`.
+    pub(super) fn new(
+        head: Head,
+        instance: Arc<str>,
+        writer: Sender<Pending>,
+        shared: Arc<Shared>,
+    ) -> Auditor {
+        Auditor {
+            head: Arc::new(head),
+            instance,
+            writer,
+            shared,
+            counters: vec![None; Kind::ALL.len() * SEVERITIES].into_boxed_slice(),
+        }
+    }
+
+    /// The metrics' counter for `event`'s kind and severity, looked up once per pair.
+    fn counter(&mut self, event: &Event) -> &IntCounter {
+        let severity = event.severity();
+        let slot = &mut self.counters[event.kind.index() * SEVERITIES + severity.index()];
+        slot.get_or_insert_with(|| {
+            self.shared
+                .metrics
+                .audit_events(event.kind.as_str(), severity.as_str())
+        })
+    }
+
     fn seal_and_send(
         &mut self,
         event: &Event,
@@ -66,9 +100,8 @@ impl Auditor {
         reopen: bool,
     ) {
         let (line, head) = prepared.seal(&self.head);
-        let metrics = &self.shared.metrics;
-        metrics.audit_event(event.kind.as_str(), event.severity().as_str());
-        if event.kind.severity() == super::Severity::Critical {
+        self.counter(event).inc();
+        if event.kind.severity() == Severity::Critical {
             let text = String::from_utf8_lossy(&line);
             self.shared.monitor().remember_alert(text.trim_end());
         }

@@ -35,15 +35,21 @@ impl Severity {
         }
     }
 
+    /// Every severity, in order.
+    pub const ALL: [Severity; 4] = [
+        Severity::Info,
+        Severity::Warning,
+        Severity::High,
+        Severity::Critical,
+    ];
+
     pub fn parse(s: &str) -> Option<Severity> {
-        [
-            Severity::Info,
-            Severity::Warning,
-            Severity::High,
-            Severity::Critical,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == s)
+        Severity::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// The severity's place in the order `info` < `warning` < `high` < `critical`.
+    pub fn index(self) -> usize {
+        self as usize
     }
 
     /// Events at or above this are awaited until durable.
@@ -61,6 +67,11 @@ macro_rules! kinds {
 
         impl Kind {
             pub const ALL: &'static [Kind] = &[$(Kind::$variant,)*];
+
+            /// The kind's place in [`Kind::ALL`], for tables indexed by kind.
+            pub fn index(self) -> usize {
+                self as usize
+            }
 
             pub fn as_str(self) -> &'static str {
                 match self { $(Kind::$variant => $name,)* }
@@ -176,12 +187,18 @@ pub enum ActorRole {
     Cli,
 }
 
-impl Serialize for ActorRole {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(match self {
+impl ActorRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
             ActorRole::User(role) => role.as_str(),
             ActorRole::Cli => "cli",
-        })
+        }
+    }
+}
+
+impl Serialize for ActorRole {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 

@@ -123,3 +123,13 @@ async fn events_built_while_serving_a_request_carry_its_id() {
     let outside = Event::new(Kind::AuthLoginFailed).capped();
     assert!(outside.details.get("request_id").is_none());
 }
+
+#[test]
+fn a_kind_s_index_is_its_place_among_all_kinds() {
+    for (i, k) in Kind::ALL.iter().enumerate() {
+        assert_eq!(k.index(), i, "{}", k.as_str());
+    }
+    for (i, s) in Severity::ALL.iter().enumerate() {
+        assert_eq!(s.index(), i);
+    }
+}

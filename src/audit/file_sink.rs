@@ -144,7 +144,7 @@ impl Sink for FileSink {
 pub struct Pending {
     /// The event's kind, for the live feed (which then never parses the line).
     pub kind: super::Kind,
-    pub line: Vec<u8>,
+    pub line: super::chain::Line,
     pub head: Arc<Head>,
     pub ack: Option<oneshot::Sender<Result<(), AuditError>>>,
     /// Write this line as the first of a reopened file (see [`Sink::reopen`]).

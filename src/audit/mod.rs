@@ -275,11 +275,8 @@ impl Audit {
             .spawn(move || file_sink::run_writer(sink, rx, writer_shared))
             .expect("spawn audit writer");
         let actor_shared = shared.clone();
-        let addr = Auditor::start_in_arbiter(&Arbiter::new().handle(), move |_| Auditor {
-            head: Arc::new(head),
-            instance,
-            writer: tx,
-            shared: actor_shared,
+        let addr = Auditor::start_in_arbiter(&Arbiter::new().handle(), move |_| {
+            Auditor::new(head, instance, tx, actor_shared)
         });
         let audit = Audit { addr, shared };
         if let Some(event) = first {

@@ -24,9 +24,12 @@ pub struct Thresholds {
     pub window: Duration,
 }
 
+/// Counts of one minute, by kind (indexed as [`Kind::ALL`]).
+type Bucket = Box<[u64; Kind::ALL.len()]>;
+
 pub struct Monitor {
     started: Instant,
-    buckets: VecDeque<(u64, HashMap<Kind, u64>)>,
+    buckets: VecDeque<(u64, Bucket)>,
     login_failures: HashMap<IpAddr, VecDeque<Instant>>,
     cross_denials: HashMap<String, VecDeque<Instant>>,
     alerted: HashMap<(Kind, String), Instant>,
@@ -74,14 +77,15 @@ impl Monitor {
     pub fn observe(&mut self, event: &Event, now: Instant) -> Option<Event> {
         let minute = self.minute(now);
         if self.buckets.back().is_none_or(|(m, _)| *m != minute) {
-            self.buckets.push_back((minute, HashMap::new()));
+            self.buckets
+                .push_back((minute, Box::new([0; Kind::ALL.len()])));
         }
         let keep_from = minute.saturating_sub(SUMMARY_WINDOW_SECS / BUCKET_SECS);
         while self.buckets.front().is_some_and(|(m, _)| *m < keep_from) {
             self.buckets.pop_front();
         }
         let bucket = &mut self.buckets.back_mut().expect("just pushed").1;
-        *bucket.entry(event.kind).or_default() += 1;
+        bucket[event.kind.index()] += 1;
         self.observed += 1;
         if self.observed.is_multiple_of(SWEEP_EVERY) {
             self.sweep(now);
@@ -160,8 +164,10 @@ impl Monitor {
         let mut out = BTreeMap::new();
         for (m, bucket) in &self.buckets {
             if *m >= keep_from {
-                for (k, n) in bucket {
-                    *out.entry(k.as_str()).or_default() += n;
+                for (k, n) in Kind::ALL.iter().zip(bucket.iter()) {
+                    if *n > 0 {
+                        *out.entry(k.as_str()).or_default() += n;
+                    }
                 }
             }
         }

@@ -432,12 +432,10 @@ impl Metrics {
         }
     }
 
-    /// One audit event sealed.
-    pub fn audit_event(&self, kind: &'static str, severity: &'static str) {
-        self.inner
-            .audit_events
-            .with_label_values(&[kind, severity])
-            .inc();
+    /// The counter of audit events sealed with this kind and severity, for a caller that
+    /// keeps it rather than look its labels up per event.
+    pub fn audit_events(&self, kind: &'static str, severity: &'static str) -> IntCounter {
+        self.inner.audit_events.with_label_values(&[kind, severity])
     }
 
     /// One group commit of the audit writer took `took` (write and fsync).
