@@ -27,12 +27,27 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const BATCH: u64 = 100_000;
 
-fn temp_log(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rampart-bench-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("audit.log");
-    let _ = std::fs::remove_file(&path);
-    path
+/// A log file in a directory of its own, removed with it when dropped: a run writes hundreds of
+/// megabytes, which must not pile up in the temporary directory run after run.
+struct TempLog {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl TempLog {
+    fn new(name: &str) -> TempLog {
+        let dir = std::env::temp_dir().join(format!("rampart-bench-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("audit.log");
+        TempLog { dir, path }
+    }
+}
+
+impl Drop for TempLog {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 fn start(path: &std::path::Path) -> Audit {
@@ -68,8 +83,8 @@ fn sustained(c: &mut Criterion) {
     group.bench_function("sustained", |b| {
         b.iter_custom(|iters| {
             actix_rt::System::new().block_on(async move {
-                let path = temp_log("sustained");
-                let audit = start(&path);
+                let log = TempLog::new("sustained");
+                let audit = start(&log.path);
                 let mut total = Duration::ZERO;
                 for round in 0..iters {
                     let base = audit.written();
@@ -93,7 +108,8 @@ fn sustained(c: &mut Criterion) {
     group.bench_function("high_event_latency", |b| {
         b.iter_custom(|iters| {
             actix_rt::System::new().block_on(async move {
-                let audit = start(&temp_log("latency"));
+                let log = TempLog::new("latency");
+                let audit = start(&log.path);
                 let started = Instant::now();
                 for _ in 0..iters {
                     audit
@@ -120,11 +136,11 @@ fn raw_baseline(c: &mut Criterion) {
     group.bench_function("append_fdatasync", |b| {
         let per_fsync = LINES_PER_FSYNC.load(Ordering::Relaxed) as usize;
         b.iter_custom(|iters| {
-            let path = temp_log("raw");
+            let log = TempLog::new("raw");
             let mut f = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(&path)
+                .open(&log.path)
                 .unwrap();
             let chunk: Vec<u8> = line.repeat(per_fsync);
             let started = Instant::now();
@@ -160,7 +176,8 @@ fn durable_latency(_: &mut Criterion) {
     let run = Duration::from_secs(2);
     let total = rate * run.as_secs();
     let (latencies, fsyncs) = actix_rt::System::new().block_on(async move {
-        let audit = start(&temp_log("durable"));
+        let log = TempLog::new("durable");
+        let audit = start(&log.path);
         let base = audit.written();
         let fsyncs_before = audit.fsyncs();
         let sampler = {

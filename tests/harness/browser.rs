@@ -35,8 +35,13 @@ impl Browser {
     /// browser is not installed (`scripts/test.sh` installs it).
     pub async fn start() -> Browser {
         let port = free_port();
+        let profile = std::env::temp_dir().join(format!("rampart-chrome-{}", uuid::Uuid::new_v4()));
+        // Chromium's own temporary files go inside the profile, which is removed with the
+        // session: a browser killed at the end never cleans up after itself.
+        let scratch = profile.join("tmp");
+        std::fs::create_dir_all(&scratch).expect("create the browser's profile directory");
         let mut cmd = Command::new("chromedriver");
-        cmd.arg(format!("--port={port}"));
+        cmd.arg(format!("--port={port}")).env("TMPDIR", &scratch);
         // Its own process group, so the browsers it starts can be killed with it even when a
         // test panics before closing the session.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
@@ -47,7 +52,6 @@ impl Browser {
             assert!(Instant::now() < deadline, "chromedriver did not start");
             actix_web::rt::time::sleep(Duration::from_millis(50)).await;
         }
-        let profile = std::env::temp_dir().join(format!("rampart-chrome-{}", uuid::Uuid::new_v4()));
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
