@@ -7,6 +7,9 @@
 //! - `audit/high_event_latency`: one `high` event awaited until it is on disk.
 //! - `raw/append_fdatasync`: the same number of 300-byte lines written and fdatasynced with the
 //!   batching the Auditor achieved (events per fsync measured in the sustained run).
+//! - Both print the CPU time the whole process (every thread) spent per event over all their
+//!   runs, for benches/run.sh: `cpu audit_sustained: us_per_event=C` and
+//!   `cpu raw_append_fdatasync: us_per_event=C`.
 //! - Then, outside criterion, the time from submitting an event to its `fdatasync` returning,
 //!   under a steady load (`AUDIT_RATE` events per second, default 20,000, for two seconds),
 //!   printed for benches/run.sh as
@@ -76,6 +79,45 @@ fn event(i: u64) -> Event {
 /// Events per fsync seen in the sustained run, for the baseline's batching.
 static LINES_PER_FSYNC: AtomicU64 = AtomicU64::new(1);
 
+/// CPU time of the whole process, every thread (recording, Auditor, writer) included.
+fn process_cpu() -> Duration {
+    use nix::sys::resource::{getrusage, UsageWho};
+    use nix::sys::time::TimeValLike;
+    let usage = getrusage(UsageWho::RUSAGE_SELF).expect("getrusage");
+    let micros = usage.user_time().num_microseconds() + usage.system_time().num_microseconds();
+    Duration::from_micros(micros as u64)
+}
+
+/// CPU time and events over every run of one bench function.
+struct CpuTally {
+    nanos: AtomicU64,
+    events: AtomicU64,
+}
+
+impl CpuTally {
+    const fn new() -> CpuTally {
+        CpuTally {
+            nanos: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+        }
+    }
+
+    fn add(&self, cpu: Duration, events: u64) {
+        self.nanos
+            .fetch_add(cpu.as_nanos() as u64, Ordering::Relaxed);
+        self.events.fetch_add(events, Ordering::Relaxed);
+    }
+
+    fn print(&self, name: &str) {
+        let events = self.events.load(Ordering::Relaxed).max(1);
+        let us = self.nanos.load(Ordering::Relaxed) as f64 / 1e3 / events as f64;
+        println!("cpu {name}: us_per_event={us:.2}");
+    }
+}
+
+static SUSTAINED_CPU: CpuTally = CpuTally::new();
+static RAW_CPU: CpuTally = CpuTally::new();
+
 fn sustained(c: &mut Criterion) {
     let mut group = c.benchmark_group("audit");
     group.throughput(Throughput::Elements(BATCH));
@@ -86,6 +128,7 @@ fn sustained(c: &mut Criterion) {
                 let log = TempLog::new("sustained");
                 let audit = start(&log.path);
                 let mut total = Duration::ZERO;
+                let cpu = process_cpu();
                 for round in 0..iters {
                     let base = audit.written();
                     let started = Instant::now();
@@ -97,6 +140,7 @@ fn sustained(c: &mut Criterion) {
                     }
                     total += started.elapsed();
                 }
+                SUSTAINED_CPU.add(process_cpu() - cpu, iters * BATCH);
                 let per_fsync = audit.written() / audit.fsyncs().max(1);
                 LINES_PER_FSYNC.store(per_fsync.max(1), Ordering::Relaxed);
                 total
@@ -143,7 +187,7 @@ fn raw_baseline(c: &mut Criterion) {
                 .open(&log.path)
                 .unwrap();
             let chunk: Vec<u8> = line.repeat(per_fsync);
-            let started = Instant::now();
+            let (started, cpu) = (Instant::now(), process_cpu());
             for _ in 0..iters {
                 let mut left = BATCH as usize;
                 while left > 0 {
@@ -153,6 +197,7 @@ fn raw_baseline(c: &mut Criterion) {
                     left -= n;
                 }
             }
+            RAW_CPU.add(process_cpu() - cpu, iters * BATCH);
             started.elapsed()
         })
     });
@@ -161,6 +206,8 @@ fn raw_baseline(c: &mut Criterion) {
         "baseline batching: {} lines per fdatasync",
         LINES_PER_FSYNC.load(Ordering::Relaxed)
     );
+    SUSTAINED_CPU.print("audit_sustained");
+    RAW_CPU.print("raw_append_fdatasync");
 }
 
 /// Submit-to-durable latency under a steady load: one thread submits `rate` events per second
