@@ -71,6 +71,7 @@ where
         gate: services.limiter.message_gate(),
         services,
         last_heard: Instant::now(),
+        next_beat: Instant::now() + settings.heartbeat,
         oversize,
     };
     let body = ws::WebsocketContext::with_codec(actor, stream, codec);
@@ -96,6 +97,8 @@ pub struct WsSession {
     services: Arc<Services>,
     gate: MessageGate,
     last_heard: Instant,
+    /// When the next heartbeat is due (see [`WsSession::tick`]).
+    next_beat: Instant,
     /// Set when the frame guard stopped the stream for an oversized message.
     oversize: OversizeSignal,
 }
@@ -126,14 +129,7 @@ impl Actor for WsSession {
         };
         outbox::post(&self.services.hub, Change::Join(join));
         ctx.text(self.welcome());
-        let beat = self.services.settings.heartbeat;
-        ctx.run_interval(beat, |act, ctx| act.heartbeat(ctx));
-        let left = (self.session.expires_at - crate::timestamp::now())
-            .to_std()
-            .unwrap_or_default();
-        ctx.run_later(left, |act, ctx| {
-            act.close(ctx, close::POLICY, "session expired")
-        });
+        self.schedule(ctx);
     }
 
     /// The connection slot is not released here but when the socket's body is dropped: an
@@ -174,6 +170,34 @@ impl WsSession {
             .actor(s.actor())
             .ip(self.ip)
             .tenant(s.tenant_id)
+    }
+
+    /// Sets the connection's one timer for the next heartbeat or the session's expiry,
+    /// whichever comes first. One timer rather than two: actix polls every timer an actor holds
+    /// each time the actor wakes, which is on every message.
+    fn schedule(&self, ctx: &mut ws::WebsocketContext<Self>) {
+        let left = (self.session.expires_at - crate::timestamp::now())
+            .to_std()
+            .unwrap_or_default();
+        let now = Instant::now();
+        let at = self.next_beat.min(now + left);
+        ctx.run_later(at.saturating_duration_since(now), |act, ctx| act.tick(ctx));
+    }
+
+    /// The timer: closes the connection once its session has expired, beats when a
+    /// heartbeat is due, and sets the timer again.
+    fn tick(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if crate::timestamp::now() >= self.session.expires_at {
+            return self.close(ctx, close::POLICY, "session expired");
+        }
+        let now = Instant::now();
+        if now >= self.next_beat {
+            self.next_beat = now + self.services.settings.heartbeat;
+            self.heartbeat(ctx);
+        }
+        if ctx.state().alive() {
+            self.schedule(ctx);
+        }
     }
 
     /// Pings, closes a silent connection and re-checks the session (a logout this instance did
