@@ -180,7 +180,10 @@ impl WsSession {
             .to_std()
             .unwrap_or_default();
         let now = Instant::now();
-        let at = self.next_beat.min(now + left);
+        // A session lifetime too far off for the clock to hold is no earlier than the beat.
+        let at = now
+            .checked_add(left)
+            .map_or(self.next_beat, |end| end.min(self.next_beat));
         ctx.run_later(at.saturating_duration_since(now), |act, ctx| act.tick(ctx));
     }
 
