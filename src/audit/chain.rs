@@ -10,10 +10,6 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::event::Event;
-#[cfg(test)]
-use super::event::{Actor, ActorRole, Kind, Severity};
-#[cfg(test)]
-use crate::ids::TenantId;
 
 /// `prev` of the first line.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -271,6 +267,8 @@ pub fn claimed_seq(line: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::event::{Actor, ActorRole, Kind, Severity};
+    use crate::ids::TenantId;
     use chrono::{DateTime, Utc};
 
     /// Every member in the contract's order, serialized in one go: what a sealed line must be.
